@@ -1,0 +1,27 @@
+# The two commands of the README:
+#   make demo   run talky (starts PostgreSQL and Redis first)
+#   make test   fmt check, clippy -D warnings, every test
+SHELL := /bin/bash
+CARGO ?= cargo
+export DATABASE_URL ?= postgres://talky:talky@127.0.0.1:5432/talky
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: test demo services fmt lint fuzz
+
+services:
+	@bash scripts/services.sh
+
+test: services
+	@$(CARGO) fmt --all --check
+	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	@$(CARGO) test --workspace --quiet
+
+demo: services
+	@bash scripts/demo.sh
+
+fmt:
+	@$(CARGO) fmt --all
+
+# Property-based API fuzzing against the live OpenAPI document (schemathesis).
+fuzz: services
+	@bash scripts/fuzz.sh

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Brings this machine to the state talky's tests and demo need, and does
+# nothing (silently) when it is already there:
+#   - Debian packages: libopus-dev, pkg-config, postgresql, redis-server
+#   - PostgreSQL running on loopback, with a `talky` role (CREATEDB, for the
+#     per-test databases) and a `talky` database
+#   - Redis running on loopback
+# Used by `make test`, `make demo` and `.ci/run`.
+set -euo pipefail
+
+PG_USER=${TALKY_PG_USER:-talky}
+PG_PASSWORD=${TALKY_PG_PASSWORD:-talky}
+PG_DB=${TALKY_PG_DB:-talky}
+PG_PORT=${TALKY_PG_PORT:-5432}
+REDIS_PORT=${TALKY_REDIS_PORT:-6379}
+
+say() { echo "services: $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- packages ----------------------------------------------------------------
+missing=()
+for pkg in libopus-dev pkg-config postgresql redis-server; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq >/dev/null
+  # policy-rc.d keeps apt from trying to start services through an init
+  # system this machine may not have; we start them ourselves below.
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- PostgreSQL --------------------------------------------------------------
+pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$pg_version/main"; then
+  say "creating PostgreSQL $pg_version cluster"
+  as_root pg_createcluster "$pg_version" main --port "$PG_PORT" >/dev/null
+fi
+if ! pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="main" {print $4}' | grep -q online; then
+  say "starting PostgreSQL $pg_version"
+  as_root pg_ctlcluster "$pg_version" main start
+fi
+for _ in $(seq 1 50); do
+  pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break
+  sleep 0.2
+done
+pg_isready -q -h 127.0.0.1 -p "$PG_PORT" || { say "PostgreSQL did not come up on 127.0.0.1:$PG_PORT"; exit 1; }
+
+psql_admin() { as_root runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA "$@"; }
+if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'")" != "1" ]; then
+  say "creating role $PG_USER"
+  psql_admin -c "CREATE ROLE \"$PG_USER\" LOGIN CREATEDB PASSWORD '$PG_PASSWORD'" >/dev/null
+fi
+if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname='$PG_DB'")" != "1" ]; then
+  say "creating database $PG_DB"
+  psql_admin -c "CREATE DATABASE \"$PG_DB\" OWNER \"$PG_USER\"" >/dev/null
+fi
+
+# --- Redis -------------------------------------------------------------------
+if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+  say "starting Redis on 127.0.0.1:$REDIS_PORT"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root chown redis:redis /var/lib/redis /var/log/redis 2>/dev/null || true
+  as_root runuser -u redis -- redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --dir /var/lib/redis --logfile /var/log/redis/talky-redis.log >/dev/null
+  for _ in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 || { say "Redis did not come up"; exit 1; }
+fi

@@ -1,0 +1,1 @@
+//! Contact list import (CSV and JSON): see the helper's work.

@@ -1,0 +1,1 @@
+//! Phone numbers and the time zones they imply.
