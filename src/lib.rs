@@ -4,5 +4,11 @@
 //! around the actor tree of `talky-actors`: configuration, the PostgreSQL
 //! and Redis stores, the warp HTTP layer and the start-up wiring.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
 pub mod import;
 pub mod phone;
+pub mod redis;

@@ -1,1 +1,7 @@
+//! talky-actors: the actor tree, its messages, the port traits it talks
+//! through, turn-taking and pacing. No I/O crates live here (no warp, no
+//! diesel, no redis, no HTTP client): the application wires real adapters
+//! into the ports, tests wire fakes.
+
 pub mod campaign;
+pub mod ids;

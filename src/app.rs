@@ -1,0 +1,79 @@
+//! Start-up wiring: configuration in, a running server out. Shared by
+//! `talky serve` and the integration tests, so the tests run the real
+//! thing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{AppState, Ctx};
+use crate::import::ImportOptions;
+use crate::{db, http, redis};
+
+/// Builds the shared state (pools connect lazily).
+pub fn state(config: Config) -> anyhow::Result<Ctx> {
+    let db = db::pool(config.database.url.expose(), &config.database);
+    let redis = redis::pool(config.redis.url.expose(), &config.redis)?;
+    let import = ImportOptions {
+        default_region: config.default_region(),
+        max_rows: config.contacts.max_rows,
+        max_field_len: config.contacts.max_field_len,
+        max_columns: config.contacts.max_columns,
+    };
+    Ok(Arc::new(AppState {
+        db,
+        redis,
+        config: Arc::new(config),
+        import,
+    }))
+}
+
+/// A server running in the background.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub ctx: Ctx,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Applies migrations, binds `config.server.listen` and serves.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let addr = config.listen_addr()?;
+        let applied = db::migrate(config.database.url.expose()).await?;
+        for version in &applied {
+            tracing::info!(%version, "migration applied");
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let addr = listener.local_addr()?;
+        let ctx = state(config)?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(listener, ctx.clone(), async {
+            let _ = rx.await;
+        }));
+        tracing::info!(%addr, "talky listening");
+        Ok(Server {
+            addr,
+            ctx,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

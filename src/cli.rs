@@ -1,0 +1,48 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// talky: actor-based telephony runtime for AI outbound calling.
+#[derive(Debug, Parser)]
+#[command(name = "talky", version, about)]
+pub struct Cli {
+    /// Config file (default: config/talky.toml when present).
+    #[arg(long, global = true, env = "TALKY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve the API.
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Tenants.
+    Tenant {
+        /// What to do with tenants.
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+/// Tenant subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API key (shown once).
+    Create {
+        /// Display name.
+        name: String,
+        /// Print {tenant_id, api_key} as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Reuse the tenant of this name if it exists (a new key is made).
+        #[arg(long)]
+        reuse: bool,
+    },
+}

@@ -1,0 +1,297 @@
+//! Calls, their raw provider events and their turns.
+//!
+//! A call row is first a dial intent: written before the provider is asked
+//! to call, unique on (campaign, contact, attempt), so whatever crashes in
+//! between, one attempt is dialled at most once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
+use uuid::Uuid;
+
+use super::schema::{call_events, call_turns, calls};
+use super::{DbError, Page};
+
+/// A stored call.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = calls)]
+pub struct Call {
+    /// Primary key.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant_id: Uuid,
+    /// Campaign that placed it.
+    pub campaign_id: Uuid,
+    /// Contact called.
+    pub contact_id: Uuid,
+    /// Which attempt of the contact this is (1-based).
+    pub attempt: i32,
+    /// Number dialled (E.164), as it was at dial time.
+    pub phone: String,
+    /// Telephony provider.
+    pub provider: String,
+    /// The provider's id, once it accepted the call.
+    pub provider_call_id: Option<String>,
+    /// Where the call is in its state machine.
+    pub status: String,
+    /// How it ended.
+    pub outcome: Option<String>,
+    /// Why it was hung up, in words.
+    pub hangup_reason: Option<String>,
+    /// Intent written.
+    pub created_at: DateTime<Utc>,
+    /// Provider asked to dial.
+    pub dialed_at: Option<DateTime<Utc>>,
+    /// Answered.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Answered-to-end, seconds.
+    pub duration_secs: Option<i32>,
+}
+
+/// A raw provider event.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = call_events)]
+pub struct CallEvent {
+    /// Primary key.
+    pub id: i64,
+    /// Owner, once the call is known.
+    pub tenant_id: Option<Uuid>,
+    /// The call, once known.
+    pub call_id: Option<Uuid>,
+    /// Provider that sent it.
+    pub provider: String,
+    /// Provider's call id.
+    pub provider_call_id: String,
+    /// Provider's status name, kept as sent.
+    pub status: String,
+    /// Provider's timestamp.
+    pub provider_timestamp: DateTime<Utc>,
+    /// The event as received.
+    pub payload: serde_json::Value,
+    /// When we stored it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// One turn of a conversation.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = call_turns)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct CallTurn {
+    /// Owner.
+    pub tenant_id: Uuid,
+    /// The call.
+    pub call_id: Uuid,
+    /// Order within the call, from 0.
+    pub seq: i32,
+    /// `agent` or `user`.
+    pub speaker: String,
+    /// What was said or generated.
+    pub text: String,
+    /// Agent turns: only what the callee heard.
+    pub heard_text: Option<String>,
+    /// Cut short by a barge-in or hang-up.
+    pub interrupted: bool,
+    /// Turn start.
+    pub started_at: DateTime<Utc>,
+    /// Turn end.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// End of user speech -> STT final (ms).
+    pub stt_ms: Option<i32>,
+    /// STT final -> LLM first token (ms).
+    pub llm_first_token_ms: Option<i32>,
+    /// LLM first token -> first TTS audio (ms).
+    pub tts_first_audio_ms: Option<i32>,
+    /// First TTS audio -> first frame sent (ms).
+    pub first_frame_ms: Option<i32>,
+    /// End of user speech -> first frame sent (ms).
+    pub voice_to_voice_ms: Option<i32>,
+}
+
+/// Filters for listing calls.
+#[derive(Clone, Debug, Default)]
+pub struct CallFilter {
+    /// Only this campaign's calls.
+    pub campaign: Option<CampaignId>,
+    /// Only calls in this status.
+    pub status: Option<String>,
+    /// Only calls with this outcome.
+    pub outcome: Option<String>,
+}
+
+/// Writes a dial intent. A second intent for the same (campaign, contact,
+/// attempt) fails with a unique violation (`DbError::is_unique_violation`).
+pub async fn create_intent(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+    attempt: i32,
+    phone: &str,
+) -> Result<Call, DbError> {
+    let call = Call {
+        id: CallId::new().0,
+        tenant_id: tenant.0,
+        campaign_id: campaign.0,
+        contact_id: contact.0,
+        attempt,
+        phone: phone.to_string(),
+        provider: "vonage".into(),
+        provider_call_id: None,
+        status: "queued".into(),
+        outcome: None,
+        hangup_reason: None,
+        created_at: Utc::now(),
+        dialed_at: None,
+        answered_at: None,
+        ended_at: None,
+        duration_secs: None,
+    };
+    Ok(diesel::insert_into(calls::table)
+        .values(&call)
+        .returning(Call::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Records how a call ended.
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    outcome: &str,
+    hangup_reason: Option<&str>,
+) -> Result<Option<Call>, DbError> {
+    let now = Utc::now();
+    Ok(diesel::update(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(id.0)),
+    )
+    .set((
+        calls::status.eq("finished"),
+        calls::outcome.eq(outcome),
+        calls::hangup_reason.eq(hangup_reason),
+        calls::ended_at.eq(now),
+    ))
+    .returning(Call::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// Stores a raw provider event once: a repeat of the same (provider call
+/// id, status, timestamp) is ignored. Returns whether it was new.
+pub async fn record_event(
+    conn: &mut AsyncPgConnection,
+    tenant: Option<TenantId>,
+    call: Option<CallId>,
+    provider_call_id: &str,
+    status: &str,
+    provider_timestamp: DateTime<Utc>,
+    payload: &serde_json::Value,
+) -> Result<bool, DbError> {
+    let n = diesel::insert_into(call_events::table)
+        .values((
+            call_events::tenant_id.eq(tenant.map(|t| t.0)),
+            call_events::call_id.eq(call.map(|c| c.0)),
+            call_events::provider_call_id.eq(provider_call_id),
+            call_events::status.eq(status),
+            call_events::provider_timestamp.eq(provider_timestamp),
+            call_events::payload.eq(payload),
+        ))
+        .on_conflict((
+            call_events::provider,
+            call_events::provider_call_id,
+            call_events::status,
+            call_events::provider_timestamp,
+        ))
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Appends a turn.
+pub async fn insert_turn(conn: &mut AsyncPgConnection, turn: &CallTurn) -> Result<(), DbError> {
+    diesel::insert_into(call_turns::table)
+        .values(turn)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A page of a tenant's calls.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    filter: &CallFilter,
+    page: Page,
+) -> Result<Vec<Call>, DbError> {
+    let mut query = calls::table
+        .filter(calls::tenant_id.eq(tenant.0))
+        .select(Call::as_select())
+        .order(calls::id)
+        .limit(page.limit)
+        .into_boxed();
+    if let Some(campaign) = filter.campaign {
+        query = query.filter(calls::campaign_id.eq(campaign.0));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(calls::status.eq(status.clone()));
+    }
+    if let Some(outcome) = &filter.outcome {
+        query = query.filter(calls::outcome.eq(outcome.clone()));
+    }
+    if let Some(after) = page.after {
+        query = query.filter(calls::id.gt(after));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// One call of a tenant.
+pub async fn get(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+) -> Result<Option<Call>, DbError> {
+    Ok(calls::table
+        .filter(calls::tenant_id.eq(tenant.0))
+        .filter(calls::id.eq(id.0))
+        .select(Call::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A call's turns in order.
+pub async fn turns(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+) -> Result<Vec<CallTurn>, DbError> {
+    Ok(call_turns::table
+        .filter(call_turns::tenant_id.eq(tenant.0))
+        .filter(call_turns::call_id.eq(id.0))
+        .order(call_turns::seq)
+        .select(CallTurn::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A call's raw events in provider time order.
+pub async fn events(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+) -> Result<Vec<CallEvent>, DbError> {
+    Ok(call_events::table
+        .filter(call_events::tenant_id.eq(tenant.0))
+        .filter(call_events::call_id.eq(id.0))
+        .order((call_events::provider_timestamp, call_events::id))
+        .select(CallEvent::as_select())
+        .load(conn)
+        .await?)
+}

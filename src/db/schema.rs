@@ -1,0 +1,144 @@
+//! Diesel table definitions, kept by hand in step with `migrations/`.
+//! (The schema test in tests/it checks every column here against the
+//! migrated database, so the two cannot drift apart unnoticed.)
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    campaigns (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        state -> Text,
+        system_prompt -> Text,
+        greeting -> Text,
+        voicemail_message -> Nullable<Text>,
+        voicemail_action -> Text,
+        voice -> Text,
+        language -> Text,
+        llm_model -> Text,
+        caller_id -> Text,
+        window_start -> Time,
+        window_end -> Time,
+        window_days -> Int2,
+        max_concurrent_calls -> Int4,
+        max_attempts -> Int4,
+        retry_backoff_secs -> Int4,
+        max_call_duration_secs -> Int4,
+        recording_enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        campaign_id -> Uuid,
+        phone -> Text,
+        name -> Nullable<Text>,
+        timezone -> Nullable<Text>,
+        metadata -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        last_outcome -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    dnc_numbers (tenant_id, phone) {
+        tenant_id -> Uuid,
+        phone -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    calls (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        campaign_id -> Uuid,
+        contact_id -> Uuid,
+        attempt -> Int4,
+        phone -> Text,
+        provider -> Text,
+        provider_call_id -> Nullable<Text>,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        hangup_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        dialed_at -> Nullable<Timestamptz>,
+        answered_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        duration_secs -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    call_events (id) {
+        id -> Int8,
+        tenant_id -> Nullable<Uuid>,
+        call_id -> Nullable<Uuid>,
+        provider -> Text,
+        provider_call_id -> Text,
+        status -> Text,
+        provider_timestamp -> Timestamptz,
+        payload -> Jsonb,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    call_turns (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        call_id -> Uuid,
+        seq -> Int4,
+        speaker -> Text,
+        text -> Text,
+        heard_text -> Nullable<Text>,
+        interrupted -> Bool,
+        started_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        stt_ms -> Nullable<Int4>,
+        llm_first_token_ms -> Nullable<Int4>,
+        tts_first_audio_ms -> Nullable<Int4>,
+        first_frame_ms -> Nullable<Int4>,
+        voice_to_voice_ms -> Nullable<Int4>,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(campaigns -> tenants (tenant_id));
+diesel::joinable!(contacts -> campaigns (campaign_id));
+diesel::joinable!(calls -> campaigns (campaign_id));
+diesel::joinable!(calls -> contacts (contact_id));
+diesel::joinable!(call_turns -> calls (call_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants, api_keys, campaigns, contacts, dnc_numbers, calls, call_events, call_turns,
+);

@@ -1,0 +1,66 @@
+//! `/openapi.json`: the API description, generated from the handlers'
+//! annotations and the DTO types, so it says what the server does.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use super::problem::json_response;
+use super::{admin, api_keys, calls, campaigns, contacts, dnc, health};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |desc: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(desc.to_string()))
+                    .build(),
+            )
+        };
+        components.add_security_scheme("bearer", bearer("A tenant's API key (tk_...)"));
+        components.add_security_scheme("admin", bearer("The admin token (TALKY_ADMIN_TOKEN)"));
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "talky", description = "Actor-based telephony runtime for AI outbound calling: operators' API."),
+    modifiers(&Security),
+    paths(
+        admin::create_tenant,
+        api_keys::list_keys, api_keys::create_key, api_keys::revoke_key,
+        campaigns::list_campaigns, campaigns::create_campaign, campaigns::get_campaign,
+        campaigns::update_campaign, campaigns::delete_campaign, campaigns::command_campaign,
+        contacts::upload_contacts, contacts::list_contacts,
+        dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
+        calls::list_calls, calls::get_call,
+        health::health, health::ready,
+    ),
+    tags(
+        (name = "admin", description = "Tenants (admin token)"),
+        (name = "api-keys", description = "Operator API keys"),
+        (name = "campaigns", description = "Campaigns and their lifecycle"),
+        (name = "contacts", description = "Contact lists"),
+        (name = "dnc", description = "Do-not-call list"),
+        (name = "calls", description = "Call records, turns, events"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The route.
+pub fn routes() -> BoxedFilter<(Response,)> {
+    let doc = ApiDoc::openapi();
+    warp::path!("openapi.json")
+        .and(warp::get())
+        .map(move || json_response(StatusCode::OK, &doc))
+        .boxed()
+}

@@ -1,1 +1,0 @@
-//! Contact list import (CSV and JSON): see the helper's work.
