@@ -1,1 +1,16 @@
+//! talky's integration tests: the real server on 127.0.0.1:0, real
+//! PostgreSQL (a fresh database per test) and real Redis. One test binary
+//! with modules, so the world is linked once.
 
+mod support;
+
+mod api_keys;
+mod calls;
+mod campaigns;
+mod contacts;
+mod dnc;
+mod errors;
+mod health;
+mod isolation;
+mod openapi;
+mod schema;

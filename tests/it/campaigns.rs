@@ -1,0 +1,201 @@
+use serde_json::json;
+
+use crate::support::{TestApp, campaign_body};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_patch_delete() {
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let mut body = campaign_body("spring");
+    body["calling_window"] = json!({ "start": "10:30", "end": "19:00", "days": ["sat", "mon"] });
+    body["agent"]["voicemail_message"] = json!("Call us back.");
+    body["voicemail_action"] = json!("leave_message");
+    body["max_attempts"] = json!(5);
+    let (status, c) = app.post("/api/v1/campaigns", &key, &body).await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["state"], "draft");
+    assert_eq!(c["calling_window"], json!({ "start": "10:30", "end": "19:00", "days": ["mon", "sat"] }));
+    assert_eq!(c["max_attempts"], 5);
+    assert_eq!(c["max_concurrent_calls"], 10);
+    assert_eq!(c["agent"]["language"], "en-US");
+    let id = c["id"].as_str().expect("id");
+
+    let (status, got) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, c);
+
+    let (status, patched) = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "name": "summer", "agent": { "greeting": "Hi there" }, "max_concurrent_calls": 50 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["name"], "summer");
+    assert_eq!(patched["agent"]["greeting"], "Hi there");
+    assert_eq!(patched["agent"]["system_prompt"], c["agent"]["system_prompt"]);
+    assert_eq!(patched["max_concurrent_calls"], 50);
+
+    // Clearing the voicemail message while the action needs it is refused
+    // and changes nothing.
+    let (status, problem) = app
+        .patch(&format!("/api/v1/campaigns/{id}"), &key, &json!({ "agent": { "voicemail_message": null } }))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "agent.voicemail_message");
+    let (_, still) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(still["agent"]["voicemail_message"], "Call us back.");
+
+    let (status, _) = app.delete(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_names_every_bad_field() {
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let (status, problem) = app
+        .post(
+            "/api/v1/campaigns",
+            &key,
+            &json!({
+                "name": "",
+                "caller_id": "12",
+                "agent": { "greeting": "Hi", "language": "english!" },
+                "calling_window": { "start": "25:00", "end": "08:00", "days": [] },
+                "max_concurrent_calls": 0,
+                "max_attempts": 1000,
+                "retry_backoff_secs": -1,
+                "max_call_duration_secs": 5
+            }),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    for f in [
+        "name",
+        "caller_id",
+        "agent.language",
+        "agent.system_prompt",
+        "calling_window.start",
+        "calling_window.days",
+        "max_concurrent_calls",
+        "max_attempts",
+        "retry_backoff_secs",
+        "max_call_duration_secs",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    // Unknown fields and wrong types are 422 too; broken JSON is 400.
+    let (status, _) = app.post("/api/v1/campaigns", &key, &json!({ "nmae": "x" })).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.post("/api/v1/campaigns", &key, &json!({ "name": 5 })).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.upload("/api/v1/campaigns", &key, "application/json", "{\"name\":").await;
+    assert_eq!(status, 400);
+    let (_, list) = app.get("/api/v1/campaigns", &key).await;
+    assert_eq!(list["items"].as_array().expect("items").len(), 0, "nothing stored");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_transitions_follow_the_state_machine() {
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let id = app.campaign(&key, "c").await;
+    let cmd = |c: &str| format!("/api/v1/campaigns/{id}/{c}");
+
+    let (status, p) = app.post_empty(&cmd("pause"), &key).await;
+    assert_eq!(status, 409, "{p}");
+    assert_eq!(p["detail"], "cannot pause a campaign that is draft");
+    let (status, c) = app.post_empty(&cmd("start"), &key).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("running")));
+    let (status, _) = app.post_empty(&cmd("start"), &key).await;
+    assert_eq!(status, 409);
+    let (status, p) = app.delete(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(status, 409, "a running campaign cannot be deleted: {p}");
+    let (status, c) = app.post_empty(&cmd("pause"), &key).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("paused")));
+    let (status, c) = app.post_empty(&cmd("resume"), &key).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("running")));
+    // No live calls: stop is immediate.
+    let (status, c) = app.post_empty(&cmd("stop"), &key).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("cancelled")));
+    let (status, _) = app.post_empty(&cmd("resume"), &key).await;
+    assert_eq!(status, 409);
+    let (status, _) = app.patch(&format!("/api/v1/campaigns/{id}"), &key, &json!({ "name": "n" })).await;
+    assert_eq!(status, 409, "a cancelled campaign is not editable");
+    let (status, _) = app.post_empty(&cmd("explode"), &key).await;
+    assert_eq!(status, 404, "unknown command");
+    let (status, _) = app.delete(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(status, 204);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_with_live_calls_drains() {
+    let app = TestApp::start().await;
+    let (tenant, key) = app.tenant("acme").await;
+    let id = app.campaign(&key, "c").await;
+    let (status, _) = app
+        .upload(&format!("/api/v1/campaigns/{id}/contacts"), &key, "text/csv", "phone\n+14155550123\n")
+        .await;
+    assert_eq!(status, 200);
+    app.post_empty(&format!("/api/v1/campaigns/{id}/start"), &key).await;
+    crate::calls::live_call(&app, &tenant, &id).await;
+    let (status, c) = app.post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key).await;
+    assert_eq!((status, c["state"].as_str()), (200, Some("stopping")));
+    let (status, _) = app.post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key).await;
+    assert_eq!(status, 409);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_paginates_and_filters() {
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.campaign(&key, &format!("c{i}")).await);
+    }
+    app.post_empty(&format!("/api/v1/campaigns/{}/start", ids[1]), &key).await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = app
+            .get(&format!("/api/v1/campaigns?limit=2&cursor={cursor}"), &key)
+            .await;
+        assert_eq!(status, 200);
+        for c in page["items"].as_array().expect("items") {
+            seen.push(c["id"].as_str().expect("id").to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every campaign once, in creation order");
+    let (_, running) = app.get("/api/v1/campaigns?state=running", &key).await;
+    assert_eq!(running["items"].as_array().expect("items").len(), 1);
+    assert_eq!(running["items"][0]["id"], ids[1].as_str());
+    let (status, _) = app.get("/api/v1/campaigns?state=sleeping", &key).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.get("/api/v1/campaigns?limit=0", &key).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.get("/api/v1/campaigns?limit=abc", &key).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.get("/api/v1/campaigns?cursor=xyz", &key).await;
+    assert_eq!(status, 422);
+    let (status, _) = app.get("/api/v1/campaigns?bogus=1", &key).await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}
