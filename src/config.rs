@@ -334,9 +334,17 @@ impl Config {
     }
 
     fn read_secret_files(&mut self) -> Result<(), ConfigError> {
-        read_secret_file(&mut self.database.url, &self.database.url_file, "database.url_file")?;
+        read_secret_file(
+            &mut self.database.url,
+            &self.database.url_file,
+            "database.url_file",
+        )?;
         read_secret_file(&mut self.redis.url, &self.redis.url_file, "redis.url_file")?;
-        read_secret_file(&mut self.admin.token, &self.admin.token_file, "admin.token_file")?;
+        read_secret_file(
+            &mut self.admin.token,
+            &self.admin.token_file,
+            "admin.token_file",
+        )?;
         Ok(())
     }
 
@@ -365,11 +373,20 @@ impl Config {
             ));
         }
         positive("database.pool_size", self.database.pool_size as u64)?;
-        positive("database.connect_timeout_ms", self.database.connect_timeout_ms)?;
-        positive("database.statement_timeout_ms", self.database.statement_timeout_ms)?;
+        positive(
+            "database.connect_timeout_ms",
+            self.database.connect_timeout_ms,
+        )?;
+        positive(
+            "database.statement_timeout_ms",
+            self.database.statement_timeout_ms,
+        )?;
         positive("redis.pool_size", self.redis.pool_size as u64)?;
         positive("redis.timeout_ms", self.redis.timeout_ms)?;
-        positive("server.max_json_body_bytes", self.server.max_json_body_bytes)?;
+        positive(
+            "server.max_json_body_bytes",
+            self.server.max_json_body_bytes,
+        )?;
         positive("server.request_timeout_ms", self.server.request_timeout_ms)?;
         positive("contacts.max_upload_bytes", self.contacts.max_upload_bytes)?;
         positive("contacts.max_rows", self.contacts.max_rows as u64)?;
@@ -436,7 +453,10 @@ fn read_secret_file(
 ) -> Result<(), ConfigError> {
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(key_label(key), format!("cannot read {}: {e}", path.display()))
+            ConfigError::new(
+                key_label(key),
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
         *target = Secret::new(text.trim());
     }
@@ -509,11 +529,19 @@ mod tests {
         config.validate().expect("defaults are valid");
         config.server.listen = "nope".into();
         let err = config.validate().expect_err("bad listen");
-        assert!(err.to_string().starts_with("config: server.listen (TALKY_LISTEN):"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("config: server.listen (TALKY_LISTEN):"),
+            "{err}"
+        );
         config.server.listen = DEFAULT_LISTEN.into();
         config.contacts.default_region = "XX1".into();
         let err = config.validate().expect_err("bad region");
-        assert!(err.to_string().contains("contacts.default_region (TALKY_CONTACTS__DEFAULT_REGION)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("contacts.default_region (TALKY_CONTACTS__DEFAULT_REGION)"),
+            "{err}"
+        );
         config.contacts.default_region = "GB".into();
         config.database.url = Secret::new("mysql://x");
         let err = config.validate().expect_err("bad db url");

@@ -6,8 +6,8 @@ use talky::config::Config;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -63,7 +63,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn tenant_create(config: Config, name: &str, json: bool, reuse: bool) -> anyhow::Result<()> {
     use diesel_async::{AsyncConnection, AsyncPgConnection};
-    let name = talky::http::api_keys::valid_name("name", name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name =
+        talky::http::api_keys::valid_name("name", name).map_err(|e| anyhow::anyhow!("{e}"))?;
     talky::db::migrate(config.database.url.expose()).await?;
     let mut conn = AsyncPgConnection::establish(config.database.url.expose()).await?;
     let existing = if reuse {
@@ -82,7 +83,10 @@ async fn tenant_create(config: Config, name: &str, json: bool, reuse: bool) -> a
         }
     };
     if json {
-        println!("{}", serde_json::json!({ "tenant_id": tenant_id, "api_key": secret }));
+        println!(
+            "{}",
+            serde_json::json!({ "tenant_id": tenant_id, "api_key": secret })
+        );
     } else {
         println!("tenant  {tenant_id}  {name}");
         println!("api key {secret}");

@@ -169,20 +169,29 @@ fn check_input_length(input: &str) -> Result<(), PhoneError> {
 /// Runs the `phonenumber` parser. The crate has had panics on odd inputs
 /// (rust-phonenumber issues #32, #43), so a panic is caught and reported as
 /// "not a phone number" instead of taking the request down.
+///
+/// Numbers written with a leading `+` are parsed without the default
+/// region: the crate strips the default region's national prefix even after
+/// an explicit country code (with `US`, `+33 1 42 68 53 00` loses its `1`).
 fn parse_number(input: &str, default_region: Id) -> Result<PhoneNumber, PhoneError> {
-    catch_unwind(|| phonenumber::parse(Some(default_region), input))
+    let region = (!is_international(input)).then_some(default_region);
+    catch_unwind(|| phonenumber::parse(region, input))
         .unwrap_or(Err(ParseError::NoNumber))
         .map_err(map_parse_error)
+}
+
+/// Whether the first sign or digit of `input` is a plus (ASCII or
+/// full-width), as in `+44 …`, `(+44) …` or `tel:+44…`.
+fn is_international(input: &str) -> bool {
+    let first = input
+        .chars()
+        .find(|c| c.is_ascii_digit() || matches!(c, '+' | '＋'));
+    matches!(first, Some('+' | '＋'))
 }
 
 /// Validity check, guarded like [`parse_number`].
 fn is_valid(number: &PhoneNumber) -> bool {
     catch_unwind(AssertUnwindSafe(|| number.is_valid())).unwrap_or(false)
-}
-
-/// The number's region, guarded like [`parse_number`].
-fn region_of(number: &PhoneNumber) -> Option<Id> {
-    catch_unwind(AssertUnwindSafe(|| number.country().id())).unwrap_or(None)
 }
 
 /// Formats a parsed number as E.164 without going through the crate's
@@ -209,6 +218,32 @@ fn map_parse_error(error: ParseError) -> PhoneError {
         ParseError::TooLong => PhoneError::TooManyDigits,
         ParseError::NoNumber | ParseError::MalformedInteger(_) => PhoneError::NotANumber,
     }
+}
+
+/// The region of a parsed number. The crate's own lookup drops leading
+/// zeros of the national number and so finds no region for Italian numbers
+/// (`+39 06 …`); then the region whose leading digits match is taken, else
+/// the main country of the calling code.
+fn region_of(number: &PhoneNumber) -> Option<Id> {
+    catch_unwind(AssertUnwindSafe(|| {
+        number.country().id().or_else(|| region_by_code(number))
+    }))
+    .unwrap_or(None)
+}
+
+/// Fallback of [`region_of`] from the metadata of the calling code.
+fn region_by_code(number: &PhoneNumber) -> Option<Id> {
+    let database = &*phonenumber::metadata::DATABASE;
+    let national = number.national().to_string();
+    let regions = database.region(&number.code().value())?;
+    let metadata: Vec<_> = regions.iter().filter_map(|r| database.by_id(*r)).collect();
+    let by_digits = metadata.iter().find(|meta| {
+        meta.leading_digits()
+            .and_then(|digits| digits.find(&national))
+            .is_some_and(|found| found.start() == 0)
+    });
+    let chosen = by_digits.or_else(|| metadata.iter().find(|m| m.is_main_country_for_code()))?;
+    Id::from_str(chosen.id()).ok()
 }
 
 /// The region of a number given in international form, if it parses.
@@ -278,8 +313,25 @@ mod tests {
     }
 
     #[test]
+    fn explicit_country_code_overrides_the_default_region() {
+        // US national prefix "1" must not be stripped from a French number.
+        assert_eq!(normalize("+33 1 42 68 53 00", US).unwrap(), "+33142685300");
+        assert_eq!(
+            normalize("(+33) 1 42 68 53 00", US).unwrap(),
+            "+33142685300"
+        );
+        assert_eq!(normalize("＋33 1 42 68 53 00", US).unwrap(), "+33142685300");
+        // The Russian national prefix "8" likewise.
+        assert_eq!(
+            normalize("+33 8 92 68 53 00", Id::RU).unwrap(),
+            "+33892685300"
+        );
+    }
+
+    #[test]
     fn keeps_italian_leading_zero() {
-        assert_eq!(normalize("+39 06 6982 0000", US).unwrap(), "+390669820000");
+        assert_eq!(normalize("+39 06 4567 8901", US).unwrap(), "+390645678901");
+        assert_eq!(normalize("06 4567 8901", Id::IT).unwrap(), "+390645678901");
     }
 
     #[test]
@@ -296,18 +348,24 @@ mod tests {
     #[test]
     fn rejects_non_numbers() {
         assert_eq!(normalize("hello", US), Err(PhoneError::NotANumber));
-        assert_eq!(normalize("12", US), Err(PhoneError::NotANumber));
+        assert_eq!(normalize("12", US), Err(PhoneError::TooShort));
     }
 
     #[test]
     fn rejects_invalid_numbers_naming_the_region() {
         let err = normalize("(212) 555-012", US).unwrap_err();
-        assert!(matches!(err, PhoneError::InvalidForRegion { .. }), "{err:?}");
+        assert!(
+            matches!(err, PhoneError::InvalidForRegion { .. }),
+            "{err:?}"
+        );
         assert_eq!(err.to_string(), "not a valid phone number for US (+1)");
         let err = normalize("+44 20 7946", US).unwrap_err();
         assert_eq!(err.to_string(), "not a valid phone number for GB (+44)");
         let err = normalize("+1 999 555 0123", US).unwrap_err();
-        assert!(matches!(err, PhoneError::InvalidForRegion { .. }), "{err:?}");
+        assert!(
+            matches!(err, PhoneError::InvalidForRegion { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -349,7 +407,10 @@ mod tests {
         assert_eq!(parse_timezone("Europe/London"), Ok(Tz::Europe__London));
         let tz = parse_timezone("america/new_york").unwrap();
         assert_eq!(tz.name(), "America/New_York");
-        assert_eq!(parse_timezone(" EUROPE/PARIS ").unwrap().name(), "Europe/Paris");
+        assert_eq!(
+            parse_timezone(" EUROPE/PARIS ").unwrap().name(),
+            "Europe/Paris"
+        );
         assert_eq!(parse_timezone("utc").unwrap().name(), "UTC");
         assert_eq!(parse_timezone("us/eastern").unwrap().name(), "US/Eastern");
     }
@@ -363,7 +424,10 @@ mod tests {
         assert!(parse_timezone("").is_err());
         let long = "x".repeat(100);
         let message = parse_timezone(&long).unwrap_err().to_string();
-        assert!(message.contains(&format!("{}…", "x".repeat(32))), "{message}");
+        assert!(
+            message.contains(&format!("{}…", "x".repeat(32))),
+            "{message}"
+        );
         assert!(!message.contains(&"x".repeat(33)), "{message}");
     }
 
@@ -371,13 +435,19 @@ mod tests {
     fn single_zone_countries_derive_their_zone() {
         assert_eq!(derive_timezone("+442079460958"), Some(Tz::Europe__London));
         assert_eq!(derive_timezone("+33142685300"), Some(Tz::Europe__Paris));
-        assert_eq!(derive_timezone("+390669820000"), Some(Tz::Europe__Rome));
+        assert_eq!(derive_timezone("+390645678901"), Some(Tz::Europe__Rome));
+        assert_eq!(derive_timezone("+390669812345"), Some(Tz::Europe__Vatican));
         assert_eq!(derive_timezone("+81312345678"), Some(Tz::Asia__Tokyo));
     }
 
     #[test]
     fn multi_zone_countries_are_ambiguous() {
-        for number in ["+12125550123", "+14165550123", "+61212345678", "+4930901820"] {
+        for number in [
+            "+12125550123",
+            "+14165550123",
+            "+61212345678",
+            "+4930901820",
+        ] {
             assert_eq!(derive_timezone(number), None, "{number}");
             assert!(candidate_zones(number).len() > 1, "{number}");
         }
@@ -415,5 +485,24 @@ mod tests {
         assert_eq!(truncate_echo("short"), "short");
         let cut = truncate_echo(&"é".repeat(40));
         assert_eq!(cut, format!("{}…", "é".repeat(32)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(input in "\\PC{0,80}") {
+            let _ = normalize(&input, US);
+            let _ = candidate_zones(&input);
+            let _ = parse_region(&input);
+            let _ = parse_timezone(&input);
+        }
+
+        #[test]
+        fn never_panics_on_phone_like_text(input in "[-+0-9 ()#*x.,;:=tel]{0,40}", region in 0usize..4) {
+            let region = [US, GB, FR, Id::CH][region];
+            if let Ok(e164) = normalize(&input, region) {
+                proptest::prop_assert!(e164.starts_with('+'));
+                proptest::prop_assert_eq!(normalize(&e164, US), Ok(e164.clone()));
+            }
+        }
     }
 }

@@ -166,7 +166,6 @@ impl std::fmt::Display for CampaignCommand {
 mod tests {
     use super::CampaignCommand as C;
     use super::CampaignState as S;
-    use super::*;
 
     #[test]
     fn lifecycle_happy_path() {
@@ -200,7 +199,10 @@ mod tests {
                     "{state} + {command}"
                 );
                 if let Err(e) = result {
-                    assert_eq!(e.to_string(), format!("cannot {command} a campaign that is {state}"));
+                    assert_eq!(
+                        e.to_string(),
+                        format!("cannot {command} a campaign that is {state}")
+                    );
                 }
             }
         }

@@ -19,7 +19,7 @@ CREATE TABLE api_keys (
     last_used_at timestamptz,
     revoked_at   timestamptz
 );
-CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id, created_at);
+CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id, id);
 
 CREATE TABLE campaigns (
     id                     uuid PRIMARY KEY,
@@ -51,7 +51,7 @@ CREATE TABLE campaigns (
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX campaigns_tenant_idx ON campaigns (tenant_id, created_at, id);
+CREATE INDEX campaigns_tenant_idx ON campaigns (tenant_id, id);
 CREATE INDEX campaigns_tenant_state_idx ON campaigns (tenant_id, state);
 
 CREATE TABLE contacts (
@@ -70,9 +70,10 @@ CREATE TABLE contacts (
     last_outcome    text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (campaign_id, phone)
+    -- One contact per number per campaign (a campaign has one tenant).
+    UNIQUE (tenant_id, campaign_id, phone)
 );
-CREATE INDEX contacts_tenant_campaign_idx ON contacts (tenant_id, campaign_id, created_at, id);
+CREATE INDEX contacts_tenant_campaign_idx ON contacts (tenant_id, campaign_id, id);
 CREATE INDEX contacts_tenant_due_idx ON contacts (tenant_id, campaign_id, status, next_attempt_at);
 CREATE INDEX contacts_tenant_phone_idx ON contacts (tenant_id, phone);
 
@@ -105,11 +106,11 @@ CREATE TABLE calls (
     answered_at      timestamptz,
     ended_at         timestamptz,
     duration_secs    integer CHECK (duration_secs >= 0),
-    UNIQUE (campaign_id, contact_id, attempt)
+    UNIQUE (tenant_id, campaign_id, contact_id, attempt)
 );
 CREATE UNIQUE INDEX calls_provider_call_idx ON calls (provider, provider_call_id) WHERE provider_call_id IS NOT NULL;
-CREATE INDEX calls_tenant_idx ON calls (tenant_id, created_at, id);
-CREATE INDEX calls_tenant_campaign_idx ON calls (tenant_id, campaign_id, created_at);
+CREATE INDEX calls_tenant_idx ON calls (tenant_id, id);
+CREATE INDEX calls_tenant_campaign_idx ON calls (tenant_id, campaign_id, id);
 
 CREATE TABLE call_events (
     id                 bigserial PRIMARY KEY,
@@ -146,6 +147,5 @@ CREATE TABLE call_turns (
     tts_first_audio_ms integer,
     first_frame_ms     integer,
     voice_to_voice_ms  integer,
-    UNIQUE (call_id, seq)
+    UNIQUE (tenant_id, call_id, seq)
 );
-CREATE INDEX call_turns_tenant_call_idx ON call_turns (tenant_id, call_id, seq);

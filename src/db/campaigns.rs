@@ -88,7 +88,10 @@ impl From<diesel::result::Error> for TransitionError {
 }
 
 /// Stores a new campaign.
-pub async fn insert(conn: &mut AsyncPgConnection, campaign: &Campaign) -> Result<Campaign, DbError> {
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    campaign: &Campaign,
+) -> Result<Campaign, DbError> {
     Ok(diesel::insert_into(campaigns::table)
         .values(campaign)
         .returning(Campaign::as_returning())
@@ -135,7 +138,10 @@ pub async fn list(
 
 /// Writes a campaign's settings back (state and timestamps excepted);
 /// `None` when there is no such campaign.
-pub async fn save(conn: &mut AsyncPgConnection, campaign: &Campaign) -> Result<Option<Campaign>, DbError> {
+pub async fn save(
+    conn: &mut AsyncPgConnection,
+    campaign: &Campaign,
+) -> Result<Option<Campaign>, DbError> {
     Ok(diesel::update(
         campaigns::table
             .filter(campaigns::tenant_id.eq(campaign.tenant_id))
@@ -224,19 +230,21 @@ pub async fn transition(
     command: CampaignCommand,
 ) -> Result<Campaign, TransitionError> {
     conn.transaction::<_, TransitionError, _>(async move |conn| {
-        {
-            let campaign = lock(conn, tenant, id).await?.ok_or(TransitionError::NotFound)?;
-            let live = has_live_calls(conn, tenant, id).await?;
-            let next = campaign.state().apply(command, live)?;
-            Ok(diesel::update(campaigns::table.filter(campaigns::id.eq(id.0)))
+        let campaign = lock(conn, tenant, id)
+            .await?
+            .ok_or(TransitionError::NotFound)?;
+        let live = has_live_calls(conn, tenant, id).await?;
+        let next = campaign.state().apply(command, live)?;
+        Ok(
+            diesel::update(campaigns::table.filter(campaigns::id.eq(id.0)))
                 .set((
                     campaigns::state.eq(next.as_str()),
                     campaigns::updated_at.eq(Utc::now()),
                 ))
                 .returning(Campaign::as_returning())
                 .get_result(conn)
-                .await?)
-        }
+                .await?,
+        )
     })
     .await
 }

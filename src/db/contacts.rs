@@ -11,7 +11,14 @@ use super::schema::{contacts, dnc_numbers};
 use super::{DbError, Page};
 
 /// Contact statuses, as stored.
-pub const STATUSES: [&str; 6] = ["pending", "in_progress", "retry", "completed", "failed", "dnc"];
+pub const STATUSES: [&str; 6] = [
+    "pending",
+    "in_progress",
+    "retry",
+    "completed",
+    "failed",
+    "dnc",
+];
 
 /// A stored contact.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -47,13 +54,16 @@ pub struct Contact {
 
 /// Inserts contacts, skipping numbers the campaign already has; returns
 /// how many were inserted. Call inside the import's transaction.
-pub async fn insert_batch(conn: &mut AsyncPgConnection, rows: &[Contact]) -> Result<usize, DbError> {
+pub async fn insert_batch(
+    conn: &mut AsyncPgConnection,
+    rows: &[Contact],
+) -> Result<usize, DbError> {
     if rows.is_empty() {
         return Ok(0);
     }
     Ok(diesel::insert_into(contacts::table)
         .values(rows)
-        .on_conflict((contacts::campaign_id, contacts::phone))
+        .on_conflict((contacts::tenant_id, contacts::campaign_id, contacts::phone))
         .do_nothing()
         .execute(conn)
         .await?)
@@ -76,7 +86,10 @@ pub async fn mark_dnc_in_campaign(
             .filter(contacts::status.eq_any(["pending", "retry"]))
             .filter(contacts::phone.eq_any(listed)),
     )
-    .set((contacts::status.eq("dnc"), contacts::updated_at.eq(Utc::now())))
+    .set((
+        contacts::status.eq("dnc"),
+        contacts::updated_at.eq(Utc::now()),
+    ))
     .execute(conn)
     .await?)
 }
@@ -93,7 +106,10 @@ pub async fn mark_dnc_number(
             .filter(contacts::phone.eq(phone))
             .filter(contacts::status.eq_any(["pending", "retry"])),
     )
-    .set((contacts::status.eq("dnc"), contacts::updated_at.eq(Utc::now())))
+    .set((
+        contacts::status.eq("dnc"),
+        contacts::updated_at.eq(Utc::now()),
+    ))
     .execute(conn)
     .await?)
 }

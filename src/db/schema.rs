@@ -140,5 +140,12 @@ diesel::joinable!(calls -> contacts (contact_id));
 diesel::joinable!(call_turns -> calls (call_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    tenants, api_keys, campaigns, contacts, dnc_numbers, calls, call_events, call_turns,
+    tenants,
+    api_keys,
+    campaigns,
+    contacts,
+    dnc_numbers,
+    calls,
+    call_events,
+    call_turns,
 );

@@ -88,7 +88,10 @@ pub fn valid_name(field: &str, name: &str) -> Result<String, ApiError> {
         return Err(ApiError::invalid(field, "must be at most 200 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(field, "must not contain control characters"));
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -144,7 +147,11 @@ pub async fn list_keys(ctx: Ctx, tenant: TenantId) -> Result<Response, ApiError>
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn create_key(ctx: Ctx, tenant: TenantId, body: CreateApiKey) -> Result<Response, ApiError> {
+pub async fn create_key(
+    ctx: Ctx,
+    tenant: TenantId,
+    body: CreateApiKey,
+) -> Result<Response, ApiError> {
     let name = valid_name("name", &body.name)?;
     let mut conn = ctx.conn().await?;
     let key = db::api_keys::create(&mut conn, tenant, &name).await?;

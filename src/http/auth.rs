@@ -66,7 +66,10 @@ pub fn admin(ctx: Ctx) -> impl Filter<Extract = (), Error = warp::Rejection> + C
 fn constant_time_eq(a: &str, b: &str) -> bool {
     let da = Sha256::digest(a.as_bytes());
     let db = Sha256::digest(b.as_bytes());
-    da.iter().zip(db.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    da.iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]

@@ -221,7 +221,11 @@ fn non_empty(v: Option<String>) -> Option<String> {
         (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad filter or page", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_calls(ctx: Ctx, tenant: TenantId, q: CallListParams) -> Result<Response, ApiError> {
+pub async fn list_calls(
+    ctx: Ctx,
+    tenant: TenantId,
+    q: CallListParams,
+) -> Result<Response, ApiError> {
     let campaign = match non_empty(q.campaign_id) {
         None => None,
         Some(c) => Some(
@@ -242,7 +246,10 @@ pub async fn list_calls(ctx: Ctx, tenant: TenantId, q: CallListParams) -> Result
     let mut conn = ctx.conn().await?;
     let rows = db::calls::list(&mut conn, tenant, &filter, page).await?;
     let views: Vec<CallView> = rows.into_iter().map(Into::into).collect();
-    ok(StatusCode::OK, &PageOf::new(views, page.limit, |c| c.id.to_string()))
+    ok(
+        StatusCode::OK,
+        &PageOf::new(views, page.limit, |c| c.id.to_string()),
+    )
 }
 
 /// Get a call with its turns (text, text as heard, latency split) and

@@ -399,10 +399,16 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         }
     }
     if let Some(window) = input.calling_window {
-        if let Some(t) = window.start.and_then(|s| check.time("calling_window.start", &s)) {
+        if let Some(t) = window
+            .start
+            .and_then(|s| check.time("calling_window.start", &s))
+        {
             c.window_start = t;
         }
-        if let Some(t) = window.end.and_then(|s| check.time("calling_window.end", &s)) {
+        if let Some(t) = window
+            .end
+            .and_then(|s| check.time("calling_window.end", &s))
+        {
             c.window_end = t;
         }
         if let Some(days) = window.days {
@@ -431,7 +437,12 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         c.recording_enabled = v;
     }
     // Whole-campaign rules.
-    if c.system_prompt.is_empty() && !check.errors.iter().any(|e| e.field == "agent.system_prompt") {
+    if c.system_prompt.is_empty()
+        && !check
+            .errors
+            .iter()
+            .any(|e| e.field == "agent.system_prompt")
+    {
         check.fail("agent.system_prompt", "is required");
     }
     if c.greeting.is_empty() && !check.errors.iter().any(|e| e.field == "agent.greeting") {
@@ -444,7 +455,10 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         check.fail("name", "is required");
     }
     if c.window_start >= c.window_end {
-        check.fail("calling_window", "end must be after start (windows cannot span midnight)");
+        check.fail(
+            "calling_window",
+            "end must be after start (windows cannot span midnight)",
+        );
     }
     if c.voicemail_action == "leave_message" && c.voicemail_message.is_none() {
         check.fail(
@@ -498,7 +512,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
         .and(json_body::<CampaignInput>(limit))
-        .and_then(|tenant, ctx: Ctx, body| respond(ctx.clone(), create_campaign(ctx, tenant, body)));
+        .and_then(|tenant, ctx: Ctx, body| {
+            respond(ctx.clone(), create_campaign(ctx, tenant, body))
+        });
     let get = warp::path!("api" / "v1" / "campaigns" / CampaignId)
         .and(warp::get())
         .and(auth::tenant(ctx.clone()))
@@ -554,7 +570,10 @@ pub async fn list_campaigns(
 ) -> Result<Response, ApiError> {
     let state = match q.state.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<CampaignState>().map_err(|e| ApiError::invalid("state", e))?),
+        Some(s) => Some(
+            s.parse::<CampaignState>()
+                .map_err(|e| ApiError::invalid("state", e))?,
+        ),
     };
     let page = PageParams {
         limit: q.limit,
@@ -564,7 +583,10 @@ pub async fn list_campaigns(
     let mut conn = ctx.conn().await?;
     let rows = db::campaigns::list(&mut conn, tenant, state, db_page).await?;
     let views: Vec<CampaignView> = rows.into_iter().map(Into::into).collect();
-    ok(StatusCode::OK, &PageOf::new(views, db_page.limit, |c| c.id.to_string()))
+    ok(
+        StatusCode::OK,
+        &PageOf::new(views, db_page.limit, |c| c.id.to_string()),
+    )
 }
 
 /// Create a campaign (in `draft`).
@@ -604,7 +626,11 @@ fn not_found(id: CampaignId) -> ApiError {
         (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_campaign(ctx: Ctx, tenant: TenantId, id: CampaignId) -> Result<Response, ApiError> {
+pub async fn get_campaign(
+    ctx: Ctx,
+    tenant: TenantId,
+    id: CampaignId,
+) -> Result<Response, ApiError> {
     let mut conn = ctx.conn().await?;
     let campaign = db::campaigns::get(&mut conn, tenant, id)
         .await?
@@ -666,7 +692,11 @@ pub async fn update_campaign(
         (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Still live", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn delete_campaign(ctx: Ctx, tenant: TenantId, id: CampaignId) -> Result<Response, ApiError> {
+pub async fn delete_campaign(
+    ctx: Ctx,
+    tenant: TenantId,
+    id: CampaignId,
+) -> Result<Response, ApiError> {
     let mut conn = ctx.conn().await?;
     conn.transaction::<_, ApiError, _>(async move |conn| {
         let campaign = db::campaigns::lock(conn, tenant, id)

@@ -157,7 +157,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx))
         .and(query::<ContactListParams>())
-        .and_then(|id, tenant, ctx: Ctx, q| respond(ctx.clone(), list_contacts(ctx, tenant, id, q)));
+        .and_then(|id, tenant, ctx: Ctx, q| {
+            respond(ctx.clone(), list_contacts(ctx, tenant, id, q))
+        });
     upload.or(list).unify().boxed()
 }
 
@@ -195,14 +197,22 @@ enum Format {
 
 fn format_of(content_type: Option<&str>) -> Result<Format, ApiError> {
     let essence = content_type
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     match essence.as_str() {
         "text/csv" | "application/csv" => Ok(Format::Csv),
         "application/json" => Ok(Format::Json),
         _ => Err(ApiError::UnsupportedMediaType(format!(
             "contacts are uploaded as text/csv or application/json, not {}",
-            content_type.map_or("a body without Content-Type".to_string(), |c| format!("{c:?}"))
+            content_type.map_or("a body without Content-Type".to_string(), |c| format!(
+                "{c:?}"
+            ))
         ))),
     }
 }
@@ -311,7 +321,7 @@ pub async fn upload_contacts(
     }
     let exceeded = Arc::new(AtomicBool::new(false));
     let body = limited(body, limit, exceeded.clone());
-    let opts = ctx.import.clone();
+    let opts = ctx.import;
     let mut conn = ctx.conn().await?;
     let report = conn
         .transaction::<_, ApiError, _>(async move |conn| {
@@ -395,5 +405,8 @@ pub async fn list_contacts(
     }
     let rows = db::contacts::list(&mut conn, tenant, id, status, page).await?;
     let views: Vec<ContactView> = rows.into_iter().map(Into::into).collect();
-    ok(StatusCode::OK, &PageOf::new(views, page.limit, |c| c.id.to_string()))
+    ok(
+        StatusCode::OK,
+        &PageOf::new(views, page.limit, |c| c.id.to_string()),
+    )
 }

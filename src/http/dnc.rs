@@ -98,7 +98,10 @@ pub async fn list_dnc(ctx: Ctx, tenant: TenantId, q: PageParams) -> Result<Respo
     let mut conn = ctx.conn().await?;
     let rows = db::dnc::list(&mut conn, tenant, limit, q.cursor.as_deref()).await?;
     let views: Vec<DncView> = rows.into_iter().map(Into::into).collect();
-    ok(StatusCode::OK, &PageOf::new(views, limit, |d| d.phone.clone()))
+    ok(
+        StatusCode::OK,
+        &PageOf::new(views, limit, |d| d.phone.clone()),
+    )
 }
 
 /// Put a number on the list; the tenant's undialled contacts with it are
@@ -116,13 +119,23 @@ pub async fn list_dnc(ctx: Ctx, tenant: TenantId, q: PageParams) -> Result<Respo
     ))]
 pub async fn add_dnc(ctx: Ctx, tenant: TenantId, body: AddDnc) -> Result<Response, ApiError> {
     let phone = normalize(&ctx, &body.phone)?;
-    let reason = body.reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::invalid("reason", "must be at most 500 characters"));
+        return Err(ApiError::invalid(
+            "reason",
+            "must be at most 500 characters",
+        ));
     }
     let mut conn = ctx.conn().await?;
     let (entry, new) = db::dnc::add(&mut conn, tenant, &phone, reason.as_deref()).await?;
-    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     ok(status, &DncView::from(entry))
 }
 
@@ -143,7 +156,9 @@ pub async fn remove_dnc(ctx: Ctx, tenant: TenantId, phone: String) -> Result<Res
     if db::dnc::remove(&mut conn, tenant, &phone).await? {
         no_content()
     } else {
-        Err(ApiError::NotFound(format!("{phone} is not on the do-not-call list")))
+        Err(ApiError::NotFound(format!(
+            "{phone} is not on the do-not-call list"
+        )))
     }
 }
 

@@ -58,7 +58,9 @@ impl AppState {
 }
 
 /// Passes the shared state into a route.
-pub fn with_ctx(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
+pub fn with_ctx(
+    ctx: Ctx,
+) -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || ctx.clone())
 }
 
@@ -106,7 +108,13 @@ pub fn json_body<T: DeserializeOwned + Send + 'static>(
 /// Checks that a body is declared as JSON.
 pub fn check_json_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
     let essence = content_type
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     if essence == "application/json" || essence.ends_with("+json") {
         Ok(())
@@ -139,8 +147,9 @@ pub fn query<T: DeserializeOwned + Send + 'static>()
         .or(warp::any().map(String::new))
         .unify()
         .and_then(|raw: String| async move {
-            serde_urlencoded::from_str::<T>(&raw)
-                .map_err(|e| warp::Rejection::from(ApiError::BadRequest(format!("invalid query string: {e}"))))
+            serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
+                warp::Rejection::from(ApiError::BadRequest(format!("invalid query string: {e}")))
+            })
         })
 }
 
@@ -174,14 +183,14 @@ impl PageParams {
 
     /// A page keyed by id (all ids are UUIDv7).
     pub fn id_page(&self) -> Result<db::Page, ApiError> {
-        let after = match &self.cursor {
-            None => None,
-            Some(c) if c.is_empty() => None,
-            Some(c) => Some(
-                uuid::Uuid::parse_str(c)
-                    .map_err(|_| ApiError::invalid("cursor", "not a cursor from a previous page"))?,
-            ),
-        };
+        let after =
+            match &self.cursor {
+                None => None,
+                Some(c) if c.is_empty() => None,
+                Some(c) => Some(uuid::Uuid::parse_str(c).map_err(|_| {
+                    ApiError::invalid("cursor", "not a cursor from a previous page")
+                })?),
+            };
         Ok(db::Page {
             limit: self.limit()?,
             after,

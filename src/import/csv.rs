@@ -258,7 +258,9 @@ async fn skip_bom<R: AsyncRead + Unpin>(mut reader: R) -> Result<Body<R>, Import
 /// escaped quote, plus the parser's read buffer.
 fn record_budget(opts: &ImportOptions) -> u64 {
     let columns = opts.max_columns as u64 + 1;
-    let field = (opts.max_field_len as u64).saturating_mul(2).saturating_add(3);
+    let field = (opts.max_field_len as u64)
+        .saturating_mul(2)
+        .saturating_add(3);
     columns
         .saturating_mul(field)
         .saturating_add(2 * BUFFER_CAPACITY as u64)

@@ -181,8 +181,11 @@ impl ImportError {
     }
 }
 
-/// `"a", "b"` for error messages.
+/// `"a", "b"` for error messages, each name cut to 32 characters.
 fn quoted_list(names: &[String]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| format!("{:?}", crate::phone::truncate_echo(n)))
+        .collect();
     quoted.join(", ")
 }

@@ -46,7 +46,7 @@ pub(super) enum ScanFailure {
 /// for the default dialect (`,` delimiter, `"` quote, doubled quotes, any of
 /// CR, LF, CRLF as terminator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
+enum QuoteState {
     /// At the start of a field (or record).
     FieldStart,
     /// Inside an unquoted field.
@@ -55,7 +55,7 @@ enum Quote {
     Quoted,
     /// Just after a quote inside a quoted field: either the closing quote
     /// or the first half of an escaped `""`.
-    QuoteInQuoted,
+    AfterQuote,
 }
 
 /// See the module documentation.
@@ -71,7 +71,7 @@ pub(super) struct ScanReader<R> {
     /// The next byte is the first of a physical line.
     at_line_start: bool,
     /// Quoting state after the last byte.
-    quote: Quote,
+    quote: QuoteState,
     /// Line of the quote that opened the current quoted field.
     quote_line: u64,
     /// (offset, line) of each content byte that begins a physical line, for
@@ -95,7 +95,7 @@ impl<R> ScanReader<R> {
             line: 1,
             prev_cr: false,
             at_line_start: true,
-            quote: Quote::FieldStart,
+            quote: QuoteState::FieldStart,
             quote_line: 1,
             line_starts: VecDeque::new(),
             floor: 0,
@@ -165,21 +165,21 @@ impl<R> ScanReader<R> {
     fn track_quote(&mut self, byte: u8) {
         let is_end = matches!(byte, b',' | b'\r' | b'\n');
         self.quote = match (self.quote, byte) {
-            (Quote::FieldStart, b'"') => {
+            (QuoteState::FieldStart, b'"') => {
                 self.quote_line = self.line;
-                Quote::Quoted
+                QuoteState::Quoted
             }
-            (Quote::Quoted, b'"') => Quote::QuoteInQuoted,
-            (Quote::Quoted, _) => Quote::Quoted,
-            (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
-            (_, _) if is_end => Quote::FieldStart,
-            (_, _) => Quote::Unquoted,
+            (QuoteState::Quoted, b'"') => QuoteState::AfterQuote,
+            (QuoteState::Quoted, _) => QuoteState::Quoted,
+            (QuoteState::AfterQuote, b'"') => QuoteState::Quoted,
+            (_, _) if is_end => QuoteState::FieldStart,
+            (_, _) => QuoteState::Unquoted,
         };
     }
 
     /// Checks the state after a read of `n` bytes (0 at end of input).
     fn check(&mut self, n: usize) -> Option<ScanFailure> {
-        let open_quote = (self.quote == Quote::Quoted).then_some(self.quote_line);
+        let open_quote = (self.quote == QuoteState::Quoted).then_some(self.quote_line);
         if n == 0 {
             return open_quote.map(|line| ScanFailure::UnclosedQuote { line });
         }
@@ -197,7 +197,10 @@ impl<R> ScanReader<R> {
 /// The error handed to the CSV parser when the scanner stops the input;
 /// the importer reads [`ScanReader::failure`] for the details.
 fn stopped() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "CSV input stopped by the scanner")
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "CSV input stopped by the scanner",
+    )
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for ScanReader<R> {
@@ -216,6 +219,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for ScanReader<R> {
         self.scan(new_bytes);
         if let Some(failure) = self.check(n) {
             self.failure = Some(failure);
+            buf.set_filled(before);
             return Poll::Ready(Err(stopped()));
         }
         Poll::Ready(Ok(()))
@@ -230,7 +234,7 @@ mod tests {
     async fn drain(data: &[u8], budget: u64) -> (ScanReader<&[u8]>, io::Result<usize>) {
         let mut reader = ScanReader::new(data, budget);
         let mut out = Vec::new();
-        let result = (&mut reader).read_to_end(&mut out).await;
+        let result = reader.read_to_end(&mut out).await;
         (reader, result)
     }
 
@@ -255,7 +259,10 @@ mod tests {
     async fn unclosed_quote_fails_at_end_of_input() {
         let (reader, result) = drain(b"a,b\nc,\"d\n\ne", 1000).await;
         assert!(result.is_err());
-        assert_eq!(reader.failure(), Some(ScanFailure::UnclosedQuote { line: 2 }));
+        assert_eq!(
+            reader.failure(),
+            Some(ScanFailure::UnclosedQuote { line: 2 })
+        );
     }
 
     #[tokio::test]
@@ -265,7 +272,11 @@ mod tests {
         assert!(result.is_err());
         assert!(matches!(
             reader.failure(),
-            Some(ScanFailure::RecordTooLarge { line: 1, limit: 10, open_quote: None })
+            Some(ScanFailure::RecordTooLarge {
+                line: 1,
+                limit: 10,
+                open_quote: None
+            })
         ));
     }
 }

@@ -101,7 +101,10 @@ async fn header_is_trimmed_and_case_insensitive() {
     let zoe = valid(&rows[0]);
     assert_eq!(zoe.name.as_deref(), Some("Zoe"));
     assert_eq!(zoe.timezone.as_deref(), Some("Europe/Paris"));
-    assert_eq!(Value::Object(zoe.metadata.clone()), json!({"Account ID": "42"}));
+    assert_eq!(
+        Value::Object(zoe.metadata.clone()),
+        json!({"Account ID": "42"})
+    );
 }
 
 #[tokio::test]
@@ -165,7 +168,8 @@ async fn empty_lines_are_skipped_with_correct_line_numbers() {
 
 #[tokio::test]
 async fn line_numbers_survive_any_chunking() {
-    let data = b"phone,name\r\n\r\n+12125550123,\"A\r\nB\"\n\n+12125550124,\"C\"\"\"\r\n,,\r\nbad,x\n";
+    let data =
+        b"phone,name\r\n\r\n+12125550123,\"A\r\nB\"\n\n+12125550124,\"C\"\"\"\r\n,,\r\nbad,x\n";
     let whole = import(data, &opts()).await.unwrap();
     assert_eq!(lines(&whole), [3, 6, 8]);
     for size in [1, 2, 3, 7, 64] {
@@ -193,7 +197,10 @@ async fn missing_phone_column_names_the_header_found() {
 
 #[tokio::test]
 async fn duplicate_columns_are_rejected() {
-    let err = import(b"phone,Email,name,EMAIL\n", &opts()).await.err().unwrap();
+    let err = import(b"phone,Email,name,EMAIL\n", &opts())
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(&err, ImportError::DuplicateColumn { column } if column == "EMAIL"));
     assert_eq!(err.status(), 422);
     let err = import(b"Phone, phone\n", &opts()).await.err().unwrap();
@@ -210,6 +217,18 @@ async fn empty_bodies_are_rejected() {
 }
 
 #[tokio::test]
+async fn import_futures_are_send() {
+    fn assert_send<T: Send>(value: T) -> T {
+        value
+    }
+    let reader = chunked(b"phone\n+12125550123\n", 4);
+    let import = assert_send(CsvImport::new(reader, &opts())).await.unwrap();
+    let mut import = assert_send(import);
+    let batch = assert_send(import.next_batch(5)).await.unwrap();
+    assert_eq!(batch.map(|b| b.len()), Some(1));
+}
+
+#[tokio::test]
 async fn header_only_yields_no_rows() {
     let mut import = CsvImport::new(&b"phone,name\n"[..], &opts()).await.unwrap();
     assert_eq!(import.next_batch(10).await.unwrap(), None);
@@ -220,8 +239,14 @@ async fn header_only_yields_no_rows() {
 async fn batches_respect_their_size() {
     let data = b"phone\n+12125550123\n+12125550124\n+12125550125\n";
     let mut import = CsvImport::new(&data[..], &opts()).await.unwrap();
-    assert_eq!(import.next_batch(0).await.unwrap().map(|b| b.len()), Some(1));
-    assert_eq!(import.next_batch(5).await.unwrap().map(|b| b.len()), Some(2));
+    assert_eq!(
+        import.next_batch(0).await.unwrap().map(|b| b.len()),
+        Some(1)
+    );
+    assert_eq!(
+        import.next_batch(5).await.unwrap().map(|b| b.len()),
+        Some(2)
+    );
     assert_eq!(import.next_batch(5).await.unwrap(), None);
 }
 
@@ -232,7 +257,10 @@ async fn rows_with_extra_or_missing_fields_are_row_errors() {
     let extra = invalid(&rows[0]);
     assert_eq!(extra.line, 2);
     assert_eq!(extra.message, "expected 2 fields as in the header, found 3");
-    assert_eq!(invalid(&rows[1]).message, "expected 2 fields as in the header, found 1");
+    assert_eq!(
+        invalid(&rows[1]).message,
+        "expected 2 fields as in the header, found 1"
+    );
     assert_eq!(valid(&rows[2]).line, 4);
 }
 
@@ -263,7 +291,11 @@ async fn invalid_zone_is_a_row_error() {
     let rows = import(data, &opts()).await.unwrap();
     let error = invalid(&rows[0]);
     assert_eq!(error.field.as_deref(), Some("timezone"));
-    assert!(error.message.contains("America/Nowhere"), "{}", error.message);
+    assert!(
+        error.message.contains("America/Nowhere"),
+        "{}",
+        error.message
+    );
     assert_eq!(valid(&rows[1]).timezone, None, "blank zone means absent");
 }
 
@@ -271,11 +303,11 @@ async fn invalid_zone_is_a_row_error() {
 async fn zone_is_derived_only_when_unambiguous() {
     let data = b"phone\n+442079460958\n+12125550123\n+61 2 1234 5678\n+81 3 1234 5678\n";
     let rows = import(data, &opts()).await.unwrap();
-    let zones: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| valid(r).timezone.as_deref())
-        .collect();
-    assert_eq!(zones, [Some("Europe/London"), None, None, Some("Asia/Tokyo")]);
+    let zones: Vec<Option<&str>> = rows.iter().map(|r| valid(r).timezone.as_deref()).collect();
+    assert_eq!(
+        zones,
+        [Some("Europe/London"), None, None, Some("Asia/Tokyo")]
+    );
 }
 
 #[tokio::test]
@@ -297,17 +329,24 @@ async fn unnamed_columns_must_stay_empty() {
 #[tokio::test]
 async fn field_too_long_is_fatal() {
     let mut o = opts();
-    o.max_field_len = 10;
-    let data = b"phone,notes\n+12125550123,short\n+12125550123,0123456789x\n";
+    o.max_field_len = 12;
+    let data = b"phone,notes\n+12125550123,short\n+12125550123,0123456789abc\n";
     let err = import(data, &o).await.err().unwrap();
     assert_eq!(err.status(), 422);
-    let ImportError::FieldTooLong { line, column, limit } = err else {
+    let ImportError::FieldTooLong {
+        line,
+        column,
+        limit,
+    } = err
+    else {
         panic!("{err:?}")
     };
-    assert_eq!((line, column.as_str(), limit), (3, "notes", 10));
+    assert_eq!((line, column.as_str(), limit), (3, "notes", 12));
 
-    let err = import(b"phone,0123456789x\n", &o).await.err().unwrap();
-    assert!(matches!(err, ImportError::FieldTooLong { line: 1, ref column, .. } if column == "column 2"));
+    let err = import(b"phone,0123456789abc\n", &o).await.err().unwrap();
+    assert!(
+        matches!(err, ImportError::FieldTooLong { line: 1, ref column, .. } if column == "column 2")
+    );
 }
 
 #[tokio::test]
@@ -387,7 +426,10 @@ async fn invalid_utf8_is_malformed() {
     assert_eq!(err.status(), 422);
 
     let err = import(b"ph\xC3one\n", &opts()).await.err().unwrap();
-    assert!(matches!(err, ImportError::Malformed { line: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, ImportError::Malformed { line: 1, .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -435,4 +477,37 @@ async fn hundred_thousand_rows_stream_through() {
         }
     }
     assert_eq!(count, 100_000);
+}
+
+/// Imports `data` whole and in 1-byte chunks; both must agree.
+fn import_both_ways(data: &[u8]) -> (String, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let whole = runtime.block_on(import(data, &opts()));
+    let chunked = runtime.block_on(import_chunked(data, 1));
+    (format!("{whole:?}"), format!("{chunked:?}"))
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_bytes_are_handled_the_same_in_any_chunking(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        let (whole, chunked) = import_both_ways(&data);
+        proptest::prop_assert_eq!(whole, chunked);
+    }
+
+    #[test]
+    fn csv_like_bytes_are_handled_the_same_in_any_chunking(
+        body in proptest::collection::vec(
+            proptest::sample::select(&b"ab1+ ,\"\r\n\xFF"[..]),
+            0..300,
+        ),
+    ) {
+        let mut data = b"phone,name,x\n".to_vec();
+        data.extend(body);
+        let (whole, chunked) = import_both_ways(&data);
+        proptest::prop_assert_eq!(whole, chunked);
+    }
 }

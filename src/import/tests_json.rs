@@ -77,8 +77,14 @@ fn non_objects_are_row_errors() {
         errors.iter().map(|e| e.line).collect::<Vec<_>>(),
         [2, 3, 4, 5]
     );
-    assert_eq!(errors[0].message, "expected a contact object, found a string");
-    assert_eq!(errors[3].message, "expected a contact object, found an array");
+    assert_eq!(
+        errors[0].message,
+        "expected a contact object, found a string"
+    );
+    assert_eq!(
+        errors[3].message,
+        "expected a contact object, found an array"
+    );
 }
 
 #[test]
@@ -94,9 +100,18 @@ fn wrong_types_are_row_errors() {
     let fields: Vec<Option<&str>> = rows.iter().map(|r| invalid(r).field.as_deref()).collect();
     assert_eq!(
         fields,
-        [Some("phone"), Some("name"), Some("timezone"), Some("metadata"), Some("metadata")]
+        [
+            Some("phone"),
+            Some("name"),
+            Some("timezone"),
+            Some("metadata"),
+            Some("metadata")
+        ]
     );
-    assert_eq!(invalid(&rows[0]).message, "phone must be a string, found a number");
+    assert_eq!(
+        invalid(&rows[0]).message,
+        "phone must be a string, found a number"
+    );
 }
 
 #[test]
@@ -123,19 +138,33 @@ fn duplicates_are_kept() {
 
 #[test]
 fn top_level_must_be_an_array() {
-    for body in [&b"{\"phone\": \"+12125550123\"}"[..], b"\"x\"", b"42", b"null"] {
+    for body in [
+        &b"{\"phone\": \"+12125550123\"}"[..],
+        b"\"x\"",
+        b"42",
+        b"null",
+    ] {
         let err = parse_json(body, &opts()).err().unwrap();
-        assert!(matches!(err, ImportError::Malformed { line: 1, .. }), "{err:?}");
+        assert!(
+            matches!(err, ImportError::Malformed { line: 1, .. }),
+            "{err:?}"
+        );
         assert_eq!(err.status(), 422);
     }
 }
 
 #[test]
 fn syntax_errors_are_malformed_with_their_line() {
-    let err = parse_json(b"[\n{\"phone\": \"+12125550123\"},\n{\"phone\": }\n]", &opts())
-        .err()
-        .unwrap();
-    assert!(matches!(err, ImportError::Malformed { line: 3, .. }), "{err:?}");
+    let err = parse_json(
+        b"[\n{\"phone\": \"+12125550123\"},\n{\"phone\": }\n]",
+        &opts(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(err, ImportError::Malformed { line: 3, .. }),
+        "{err:?}"
+    );
     let err = parse_json(b"[{\"phone\": \"+12125550123\"}] trailing", &opts())
         .err()
         .unwrap();
@@ -162,7 +191,10 @@ fn too_many_rows_is_fatal() {
     assert_eq!(parse_json(body.as_bytes(), &o).unwrap().len(), 2);
     let body = json!([{"phone": "+12125550123"}, 7, {"phone": "+12125550124"}]).to_string();
     let err = parse_json(body.as_bytes(), &o).err().unwrap();
-    assert!(matches!(err, ImportError::TooManyRows { limit: 2 }), "{err:?}");
+    assert!(
+        matches!(err, ImportError::TooManyRows { limit: 2 }),
+        "{err:?}"
+    );
     assert_eq!(err.status(), 413);
 }
 
@@ -172,21 +204,49 @@ fn long_strings_are_fatal() {
     o.max_field_len = 12;
     let long = "x".repeat(13);
     let cases = [
-        (json!([{"phone": "+12125550123"}, {"phone": long}]), 2, "phone"),
+        (
+            json!([{"phone": "+12125550123"}, {"phone": long}]),
+            2,
+            "phone",
+        ),
         (json!([{"phone": "+12125550123", "name": long}]), 1, "name"),
         (
             json!([{"phone": "+12125550123", "metadata": {"a": {"notes": [long]}}}]),
             1,
             "metadata.a.notes",
         ),
-        (json!([{"phone": "+12125550123", "metadata": {long.clone(): 1}}]), 1, "metadata.xxxxxxxxxxxxx"),
+        (
+            json!([{"phone": "+12125550123", "metadata": {long.clone(): 1}}]),
+            1,
+            "metadata.xxxxxxxxxxxxx",
+        ),
     ];
     for (value, expected_line, expected_column) in cases {
         let err = parse_json(value.to_string().as_bytes(), &o).err().unwrap();
-        let ImportError::FieldTooLong { line, column, limit } = &err else {
+        let ImportError::FieldTooLong {
+            line,
+            column,
+            limit,
+        } = &err
+        else {
             panic!("{err:?}")
         };
-        assert_eq!((*line, column.as_str(), *limit), (expected_line, expected_column, 12));
+        assert_eq!(
+            (*line, column.as_str(), *limit),
+            (expected_line, expected_column, 12)
+        );
         assert_eq!(err.status(), 422);
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let _ = parse_json(&data, &opts());
+    }
+
+    #[test]
+    fn json_like_text_never_panics(text in "[\\[\\]{}:,\" a-z0-9+.nul\\\\]{0,200}") {
+        let _ = parse_json(text.as_bytes(), &opts());
     }
 }

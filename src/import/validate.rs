@@ -128,7 +128,9 @@ mod tests {
     #[test]
     fn given_zone_wins_and_is_canonical() {
         let row = validate(raw("+442079460958", Some(" "), Some("asia/tokyo")), &opts());
-        let Row::Valid(c) = row else { panic!("{row:?}") };
+        let Row::Valid(c) = row else {
+            panic!("{row:?}")
+        };
         assert_eq!(c.timezone.as_deref(), Some("Asia/Tokyo"));
         assert_eq!(c.name, None);
     }
@@ -158,7 +160,7 @@ mod tests {
         o.max_field_len = 3;
         assert!(check_len("abc", 1, || "x".into(), &o).is_ok());
         assert!(matches!(
-            check_len("éa", 1, || "x".into(), &o),
+            check_len("éé", 1, || "x".into(), &o),
             Err(ImportError::FieldTooLong { limit: 3, .. })
         ));
     }

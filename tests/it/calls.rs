@@ -11,13 +11,29 @@ pub async fn live_call(app: &TestApp, tenant: &str, campaign: &str) -> CallId {
     let mut conn = app.db.conn().await;
     let tenant: TenantId = tenant.parse().expect("tenant id");
     let campaign: CampaignId = campaign.parse().expect("campaign id");
-    let contacts = db::contacts::list(&mut conn, tenant, campaign, None, db::Page { limit: 1, after: None })
-        .await
-        .expect("contacts");
+    let contacts = db::contacts::list(
+        &mut conn,
+        tenant,
+        campaign,
+        None,
+        db::Page {
+            limit: 1,
+            after: None,
+        },
+    )
+    .await
+    .expect("contacts");
     let contact = &contacts[0];
-    let call = db::calls::create_intent(&mut conn, tenant, campaign, ContactId(contact.id), 1, &contact.phone)
-        .await
-        .expect("intent");
+    let call = db::calls::create_intent(
+        &mut conn,
+        tenant,
+        campaign,
+        ContactId(contact.id),
+        1,
+        &contact.phone,
+    )
+    .await
+    .expect("intent");
     CallId(call.id)
 }
 
@@ -38,7 +54,10 @@ async fn calls_with_turns_and_events() {
     let mut conn = app.db.conn().await;
 
     // A second intent for the same attempt is refused by the database.
-    let first = db::calls::get(&mut conn, tenant_id, call).await.expect("get").expect("call");
+    let first = db::calls::get(&mut conn, tenant_id, call)
+        .await
+        .expect("get")
+        .expect("call");
     let dup = db::calls::create_intent(
         &mut conn,
         tenant_id,
@@ -55,15 +74,33 @@ async fn calls_with_turns_and_events() {
     let at = Utc::now();
     let event = json!({ "status": "answered", "uuid": "u-1" });
     for expected_new in [true, false] {
-        let new = db::calls::record_event(&mut conn, Some(tenant_id), Some(call), "u-1", "answered", at, &event)
-            .await
-            .expect("event");
+        let new = db::calls::record_event(
+            &mut conn,
+            Some(tenant_id),
+            Some(call),
+            "u-1",
+            "answered",
+            at,
+            &event,
+        )
+        .await
+        .expect("event");
         assert_eq!(new, expected_new);
     }
     for (seq, speaker, text, heard) in [
-        (0, "agent", "Hello, this is Ada.", Some("Hello, this is Ada.")),
+        (
+            0,
+            "agent",
+            "Hello, this is Ada.",
+            Some("Hello, this is Ada."),
+        ),
         (1, "user", "Who is this?", None),
-        (2, "agent", "Ada from Acme, about your order.", Some("Ada from Acme")),
+        (
+            2,
+            "agent",
+            "Ada from Acme, about your order.",
+            Some("Ada from Acme"),
+        ),
     ] {
         db::calls::insert_turn(
             &mut conn,
@@ -88,7 +125,12 @@ async fn calls_with_turns_and_events() {
         .expect("turn");
     }
 
-    let (status, list) = app.get(&format!("/api/v1/calls?campaign_id={campaign}&status=queued"), &key).await;
+    let (status, list) = app
+        .get(
+            &format!("/api/v1/calls?campaign_id={campaign}&status=queued"),
+            &key,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(list["items"].as_array().expect("items").len(), 1);
     let (_, none) = app.get("/api/v1/calls?outcome=completed", &key).await;
@@ -109,9 +151,13 @@ async fn calls_with_turns_and_events() {
     db::calls::finish(&mut conn, tenant_id, call, "completed", Some("agent ended"))
         .await
         .expect("finish");
-    let (_, done) = app.get("/api/v1/calls?outcome=completed&status=finished", &key).await;
+    let (_, done) = app
+        .get("/api/v1/calls?outcome=completed&status=finished", &key)
+        .await;
     assert_eq!(done["items"][0]["hangup_reason"], "agent ended");
-    let (status, _) = app.get(&format!("/api/v1/calls/{}", CallId::new()), &key).await;
+    let (status, _) = app
+        .get(&format!("/api/v1/calls/{}", CallId::new()), &key)
+        .await;
     assert_eq!(status, 404);
     app.stop().await;
 }

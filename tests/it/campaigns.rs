@@ -14,7 +14,10 @@ async fn create_get_patch_delete() {
     let (status, c) = app.post("/api/v1/campaigns", &key, &body).await;
     assert_eq!(status, 201, "{c}");
     assert_eq!(c["state"], "draft");
-    assert_eq!(c["calling_window"], json!({ "start": "10:30", "end": "19:00", "days": ["mon", "sat"] }));
+    assert_eq!(
+        c["calling_window"],
+        json!({ "start": "10:30", "end": "19:00", "days": ["mon", "sat"] })
+    );
     assert_eq!(c["max_attempts"], 5);
     assert_eq!(c["max_concurrent_calls"], 10);
     assert_eq!(c["agent"]["language"], "en-US");
@@ -34,13 +37,20 @@ async fn create_get_patch_delete() {
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["name"], "summer");
     assert_eq!(patched["agent"]["greeting"], "Hi there");
-    assert_eq!(patched["agent"]["system_prompt"], c["agent"]["system_prompt"]);
+    assert_eq!(
+        patched["agent"]["system_prompt"],
+        c["agent"]["system_prompt"]
+    );
     assert_eq!(patched["max_concurrent_calls"], 50);
 
     // Clearing the voicemail message while the action needs it is refused
     // and changes nothing.
     let (status, problem) = app
-        .patch(&format!("/api/v1/campaigns/{id}"), &key, &json!({ "agent": { "voicemail_message": null } }))
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "agent": { "voicemail_message": null } }),
+        )
         .await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "agent.voicemail_message");
@@ -96,14 +106,24 @@ async fn validation_names_every_bad_field() {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
     // Unknown fields and wrong types are 422 too; broken JSON is 400.
-    let (status, _) = app.post("/api/v1/campaigns", &key, &json!({ "nmae": "x" })).await;
+    let (status, _) = app
+        .post("/api/v1/campaigns", &key, &json!({ "nmae": "x" }))
+        .await;
     assert_eq!(status, 422);
-    let (status, _) = app.post("/api/v1/campaigns", &key, &json!({ "name": 5 })).await;
+    let (status, _) = app
+        .post("/api/v1/campaigns", &key, &json!({ "name": 5 }))
+        .await;
     assert_eq!(status, 422);
-    let (status, _) = app.upload("/api/v1/campaigns", &key, "application/json", "{\"name\":").await;
+    let (status, _) = app
+        .upload("/api/v1/campaigns", &key, "application/json", "{\"name\":")
+        .await;
     assert_eq!(status, 400);
     let (_, list) = app.get("/api/v1/campaigns", &key).await;
-    assert_eq!(list["items"].as_array().expect("items").len(), 0, "nothing stored");
+    assert_eq!(
+        list["items"].as_array().expect("items").len(),
+        0,
+        "nothing stored"
+    );
     app.stop().await;
 }
 
@@ -132,7 +152,13 @@ async fn lifecycle_transitions_follow_the_state_machine() {
     assert_eq!((status, c["state"].as_str()), (200, Some("cancelled")));
     let (status, _) = app.post_empty(&cmd("resume"), &key).await;
     assert_eq!(status, 409);
-    let (status, _) = app.patch(&format!("/api/v1/campaigns/{id}"), &key, &json!({ "name": "n" })).await;
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "name": "n" }),
+        )
+        .await;
     assert_eq!(status, 409, "a cancelled campaign is not editable");
     let (status, _) = app.post_empty(&cmd("explode"), &key).await;
     assert_eq!(status, 404, "unknown command");
@@ -147,14 +173,24 @@ async fn stop_with_live_calls_drains() {
     let (tenant, key) = app.tenant("acme").await;
     let id = app.campaign(&key, "c").await;
     let (status, _) = app
-        .upload(&format!("/api/v1/campaigns/{id}/contacts"), &key, "text/csv", "phone\n+14155550123\n")
+        .upload(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            &key,
+            "text/csv",
+            "phone\n+14155550123\n",
+        )
         .await;
     assert_eq!(status, 200);
-    app.post_empty(&format!("/api/v1/campaigns/{id}/start"), &key).await;
+    app.post_empty(&format!("/api/v1/campaigns/{id}/start"), &key)
+        .await;
     crate::calls::live_call(&app, &tenant, &id).await;
-    let (status, c) = app.post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key).await;
+    let (status, c) = app
+        .post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key)
+        .await;
     assert_eq!((status, c["state"].as_str()), (200, Some("stopping")));
-    let (status, _) = app.post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key).await;
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key)
+        .await;
     assert_eq!(status, 409);
     app.stop().await;
 }
@@ -167,7 +203,8 @@ async fn list_paginates_and_filters() {
     for i in 0..5 {
         ids.push(app.campaign(&key, &format!("c{i}")).await);
     }
-    app.post_empty(&format!("/api/v1/campaigns/{}/start", ids[1]), &key).await;
+    app.post_empty(&format!("/api/v1/campaigns/{}/start", ids[1]), &key)
+        .await;
     let mut seen = Vec::new();
     let mut cursor = String::new();
     loop {

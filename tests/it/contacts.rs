@@ -14,7 +14,10 @@ async fn all_contacts(app: &TestApp, key: &str, id: &str) -> Vec<Value> {
     let mut cursor = String::new();
     loop {
         let (status, page) = app
-            .get(&format!("/api/v1/campaigns/{id}/contacts?limit=1000&cursor={cursor}"), key)
+            .get(
+                &format!("/api/v1/campaigns/{id}/contacts?limit=1000&cursor={cursor}"),
+                key,
+            )
             .await;
         assert_eq!(status, 200, "{page}");
         out.extend(page["items"].as_array().expect("items").iter().cloned());
@@ -39,7 +42,9 @@ async fn csv_edge_cases() {
                +33 1 42 68 53 00,\"Dee\nSecond line\",,silver\r\n\
                +14155550124,Eve\r\n\
                \r\n";
-    let (status, report) = app.upload(&path, &key, "text/csv; charset=utf-8", csv).await;
+    let (status, report) = app
+        .upload(&path, &key, "text/csv; charset=utf-8", csv)
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["accepted"], 3, "{report}");
     assert_eq!(report["invalid"], 2, "{report}");
@@ -47,7 +52,10 @@ async fn csv_edge_cases() {
     let errors = report["errors"].as_array().expect("errors");
     assert_eq!(errors[0]["line"], 5, "{report}");
     assert_eq!(errors[0]["field"], "phone");
-    assert_eq!(errors[1]["line"], 8, "line counts the quoted newline: {report}");
+    assert_eq!(
+        errors[1]["line"], 8,
+        "line counts the quoted newline: {report}"
+    );
 
     let contacts = all_contacts(&app, &key, &id).await;
     assert_eq!(contacts.len(), 3);
@@ -59,12 +67,19 @@ async fn csv_edge_cases() {
     assert_eq!(contacts[1]["timezone"], "America/Los_Angeles");
     assert_eq!(contacts[2]["name"], "Dee\nSecond line");
     assert_eq!(contacts[2]["timezone"], "Europe/Paris");
-    assert!(contacts.iter().all(|c| c["status"] == "pending" && c["attempts"] == 0));
+    assert!(
+        contacts
+            .iter()
+            .all(|c| c["status"] == "pending" && c["attempts"] == 0)
+    );
 
     // Uploading again skips every number as a duplicate.
     let (status, report) = app.upload(&path, &key, "text/csv", csv).await;
     assert_eq!(status, 200);
-    assert_eq!((report["accepted"].as_u64(), report["duplicates"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (report["accepted"].as_u64(), report["duplicates"].as_u64()),
+        (Some(0), Some(3))
+    );
     app.stop().await;
 }
 
@@ -82,12 +97,18 @@ async fn csv_fatal_problems_store_nothing() {
     ] {
         let (got, problem) = app.upload(&path, &key, "text/csv", csv.to_string()).await;
         assert_eq!(got, status, "{csv:.40?}: {problem}");
-        assert!(problem["detail"].as_str().expect("detail").contains(needle), "{problem}");
+        assert!(
+            problem["detail"].as_str().expect("detail").contains(needle),
+            "{problem}"
+        );
     }
     let invalid_utf8: Vec<u8> = b"phone,name\n+14155550123,\xff\xfe\n".to_vec();
     let (got, _) = app.upload(&path, &key, "text/csv", invalid_utf8).await;
     assert_eq!(got, 422);
-    assert!(all_contacts(&app, &key, &id).await.is_empty(), "a rejected upload stores nothing");
+    assert!(
+        all_contacts(&app, &key, &id).await.is_empty(),
+        "a rejected upload stores nothing"
+    );
     app.stop().await;
 }
 
@@ -108,14 +129,19 @@ async fn upload_limits() {
     let (status, problem) = app.upload(&path, &key, "text/csv", big.clone()).await;
     assert_eq!(status, 413, "{problem}");
     // The same without Content-Length (chunked) is cut off while streaming.
-    let chunks: Vec<Result<String, std::io::Error>> =
-        big.as_bytes().chunks(100).map(|c| Ok(String::from_utf8_lossy(c).into_owned())).collect();
+    let chunks: Vec<Result<String, std::io::Error>> = big
+        .as_bytes()
+        .chunks(100)
+        .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+        .collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
     let (status, problem) = app.upload(&path, &key, "text/csv", body).await;
     assert_eq!(status, 413, "{problem}");
     let (status, _) = app.upload(&path, &key, "application/xml", "<a/>").await;
     assert_eq!(status, 415);
-    let (_, page) = app.get(&format!("/api/v1/campaigns/{id}/contacts"), &key).await;
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{id}/contacts"), &key)
+        .await;
     assert_eq!(page["items"].as_array().expect("items").len(), 0);
     app.stop().await;
 }
@@ -125,10 +151,19 @@ async fn hundred_thousand_rows() {
     let (app, key, id) = setup().await;
     let mut csv = String::from("phone,name,account\n");
     for i in 0..100_000u32 {
-        csv.push_str(&format!("+1212{:03}{:04},Person {i},A{i}\n", 200 + i / 10_000, i % 10_000));
+        csv.push_str(&format!(
+            "+1212{:03}{:04},Person {i},A{i}\n",
+            200 + i / 10_000,
+            i % 10_000
+        ));
     }
     let (status, report) = app
-        .upload(&format!("/api/v1/campaigns/{id}/contacts"), &key, "text/csv", csv)
+        .upload(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            &key,
+            "text/csv",
+            csv,
+        )
         .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["accepted"], 100_000, "{report}");
@@ -165,13 +200,18 @@ async fn json_upload_and_status_filter() {
     assert_eq!(lines, vec![4, 5, 6]);
     let contacts = all_contacts(&app, &key, &id).await;
     assert_eq!(contacts[0]["metadata"], json!({ "tier": 2 }));
-    assert_eq!(contacts[0]["timezone"], Value::Null, "US spans several zones");
+    assert_eq!(
+        contacts[0]["timezone"],
+        Value::Null,
+        "US spans several zones"
+    );
     assert_eq!(contacts[1]["timezone"], "America/Chicago");
     let (status, _) = app.post(&path, &key, &json!({ "phone": "+1" })).await;
     assert_eq!(status, 422, "top level must be an array");
 
     // DNC marks; the status filter finds it.
-    app.post("/api/v1/dnc", &key, &json!({ "phone": "+14155550124" })).await;
+    app.post("/api/v1/dnc", &key, &json!({ "phone": "+14155550124" }))
+        .await;
     let (_, dnc) = app.get(&format!("{path}?status=dnc"), &key).await;
     assert_eq!(dnc["items"].as_array().expect("items").len(), 1);
     assert_eq!(dnc["items"][0]["phone"], "+14155550124");
@@ -185,9 +225,15 @@ async fn json_upload_and_status_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_of_an_ended_campaign_are_refused() {
     let (app, key, id) = setup().await;
-    app.post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key).await;
+    app.post_empty(&format!("/api/v1/campaigns/{id}/stop"), &key)
+        .await;
     let (status, _) = app
-        .upload(&format!("/api/v1/campaigns/{id}/contacts"), &key, "text/csv", "phone\n+14155550123\n")
+        .upload(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            &key,
+            "text/csv",
+            "phone\n+14155550123\n",
+        )
         .await;
     assert_eq!(status, 409);
     let (status, _) = app

@@ -7,11 +7,25 @@ use crate::support::{TestApp, TestDb, decode, test_config};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_when_both_answer() {
     let app = TestApp::start().await;
-    let (status, body) = decode(app.client.get(app.url("/health/ready")).send().await.expect("send")).await;
+    let (status, body) = decode(
+        app.client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["postgres"], "ok");
     assert_eq!(body["redis"], "ok");
-    let (status, body) = decode(app.client.get(app.url("/health")).send().await.expect("send")).await;
+    let (status, body) = decode(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     app.stop().await;
 }
@@ -24,13 +38,17 @@ async fn ready_with(adjust: impl FnOnce(&mut talky::config::Config)) -> (u16, se
     config.redis.timeout_ms = 500;
     adjust(&mut config);
     let ctx = talky::app::state(config).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(talky::http::serve(listener, Arc::clone(&ctx), async {
         let _ = rx.await;
     }));
-    let res = reqwest::get(format!("http://{addr}/health/ready")).await.expect("send");
+    let res = reqwest::get(format!("http://{addr}/health/ready"))
+        .await
+        .expect("send");
     let out = decode(res).await;
     let _ = tx.send(());
     let _ = server.await;
@@ -43,10 +61,14 @@ async fn not_ready_names_the_dependency_that_is_down() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let (status, problem) = ready_with(|c| c.redis.url = Secret::new(format!("redis://127.0.0.1:{closed}/0"))).await;
+    let (status, problem) =
+        ready_with(|c| c.redis.url = Secret::new(format!("redis://127.0.0.1:{closed}/0"))).await;
     assert_eq!(status, 503, "{problem}");
     let detail = problem["detail"].as_str().expect("detail");
-    assert!(detail.contains("Redis") && !detail.contains("PostgreSQL"), "{detail}");
+    assert!(
+        detail.contains("Redis") && !detail.contains("PostgreSQL"),
+        "{detail}"
+    );
 
     let (status, problem) = ready_with(|c| {
         c.database.url = Secret::new(format!("postgres://talky:talky@127.0.0.1:{closed}/talky"))
@@ -54,5 +76,8 @@ async fn not_ready_names_the_dependency_that_is_down() {
     .await;
     assert_eq!(status, 503, "{problem}");
     let detail = problem["detail"].as_str().expect("detail");
-    assert!(detail.contains("PostgreSQL") && !detail.contains("Redis"), "{detail}");
+    assert!(
+        detail.contains("PostgreSQL") && !detail.contains("Redis"),
+        "{detail}"
+    );
 }

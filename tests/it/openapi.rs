@@ -3,7 +3,14 @@ use crate::support::{TestApp, decode};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_lists_every_route() {
     let app = TestApp::start().await;
-    let (status, doc) = decode(app.client.get(app.url("/openapi.json")).send().await.expect("send")).await;
+    let (status, doc) = decode(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
     let expected = [

@@ -20,7 +20,11 @@ fn diesel_columns(sql: String, table: &str) -> Vec<String> {
     let mut cols: Vec<String> = select
         .trim_start_matches("SELECT ")
         .split(", ")
-        .map(|c| c.replace(&format!("\"{table}\"."), "").trim_matches('"').to_string())
+        .map(|c| {
+            c.replace(&format!("\"{table}\"."), "")
+                .trim_matches('"')
+                .to_string()
+        })
         .collect();
     cols.sort();
     cols
@@ -53,5 +57,14 @@ async fn diesel_schema_matches_the_migrations() {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         })*};
     }
-    check!(tenants, api_keys, campaigns, contacts, dnc_numbers, calls, call_events, call_turns);
+    check!(
+        tenants,
+        api_keys,
+        campaigns,
+        contacts,
+        dnc_numbers,
+        calls,
+        call_events,
+        call_turns
+    );
 }

@@ -48,7 +48,9 @@ pub fn url_for(db: &str) -> String {
         Some((m, q)) => (m.to_string(), format!("?{q}")),
         None => (base.clone(), String::new()),
     };
-    let (server, _) = main.rsplit_once('/').expect("DATABASE_URL has a database name");
+    let (server, _) = main
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database name");
     format!("{server}/{db}{query}")
 }
 
@@ -162,7 +164,12 @@ impl TestDb {
         );
         let mut conn = admin_conn().await;
         for attempt in 0.. {
-            match exec(&mut conn, &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")).await {
+            match exec(
+                &mut conn,
+                &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+            )
+            .await
+            {
                 Ok(_) => break,
                 // "source database is being accessed by other users":
                 // another test's CREATE holds it for a moment.
@@ -180,7 +187,9 @@ impl TestDb {
 
     /// A connection to this test's database.
     pub async fn conn(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url).await.expect("connect test db")
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect test db")
     }
 }
 
@@ -196,7 +205,11 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) = AsyncPgConnection::establish(&base_url()).await {
-                    let _ = exec(&mut conn, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                    let _ = exec(
+                        &mut conn,
+                        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    )
+                    .await;
                 }
             });
         })
@@ -258,12 +271,21 @@ impl TestApp {
         let body: Value = res.json().await.expect("json");
         (
             body["tenant"]["id"].as_str().expect("id").to_string(),
-            body["api_key"]["secret"].as_str().expect("secret").to_string(),
+            body["api_key"]["secret"]
+                .as_str()
+                .expect("secret")
+                .to_string(),
         )
     }
 
     pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
-        let res = self.client.get(self.url(path)).bearer_auth(key).send().await.expect("request");
+        let res = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
         decode(res).await
     }
 
@@ -280,7 +302,13 @@ impl TestApp {
     }
 
     pub async fn post_empty(&self, path: &str, key: &str) -> (u16, Value) {
-        let res = self.client.post(self.url(path)).bearer_auth(key).send().await.expect("request");
+        let res = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
         decode(res).await
     }
 
@@ -297,11 +325,23 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, key: &str) -> (u16, Value) {
-        let res = self.client.delete(self.url(path)).bearer_auth(key).send().await.expect("request");
+        let res = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
         decode(res).await
     }
 
-    pub async fn upload(&self, path: &str, key: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn upload(
+        &self,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let res = self
             .client
             .post(self.url(path))
@@ -316,7 +356,9 @@ impl TestApp {
 
     /// A valid campaign; returns its id.
     pub async fn campaign(&self, key: &str, name: &str) -> String {
-        let (status, body) = self.post("/api/v1/campaigns", key, &campaign_body(name)).await;
+        let (status, body) = self
+            .post("/api/v1/campaigns", key, &campaign_body(name))
+            .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_string()
     }
@@ -347,10 +389,18 @@ pub async fn decode(res: reqwest::Response) -> (u16, Value) {
         .to_string();
     let bytes = res.bytes().await.expect("body");
     if status >= 400 {
-        assert_eq!(content_type, "application/problem+json", "status {status}: {:?}", String::from_utf8_lossy(&bytes));
+        assert_eq!(
+            content_type,
+            "application/problem+json",
+            "status {status}: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         let problem: Value = serde_json::from_slice(&bytes).expect("problem json");
         assert_eq!(problem["status"], status, "{problem}");
-        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{problem}"
+        );
         assert!(problem["type"].as_str().is_some(), "{problem}");
         return (status, problem);
     }
