@@ -12,9 +12,7 @@ services:
 	@bash scripts/services.sh
 
 test: services
-	@$(CARGO) fmt --all --check
-	@$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
-	@$(CARGO) test --workspace --quiet
+	@bash scripts/test.sh
 
 demo: services
 	@bash scripts/demo.sh
