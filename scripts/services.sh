@@ -38,11 +38,11 @@ fi
 pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
 if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$pg_version/main"; then
   say "creating PostgreSQL $pg_version cluster"
-  as_root pg_createcluster "$pg_version" main --port "$PG_PORT" >/dev/null
+  (cd / && as_root pg_createcluster "$pg_version" main --port "$PG_PORT" >/dev/null)
 fi
 if ! pg_lsclusters -h | awk -v v="$pg_version" '$1==v && $2=="main" {print $4}' | grep -q online; then
   say "starting PostgreSQL $pg_version"
-  as_root pg_ctlcluster "$pg_version" main start
+  (cd / && as_root pg_ctlcluster "$pg_version" main start)
 fi
 for _ in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break
@@ -50,7 +50,9 @@ for _ in $(seq 1 50); do
 done
 pg_isready -q -h 127.0.0.1 -p "$PG_PORT" || { say "PostgreSQL did not come up on 127.0.0.1:$PG_PORT"; exit 1; }
 
-psql_admin() { as_root runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA "$@"; }
+# From / so that psql, running as postgres, does not warn about a cwd it
+# may not enter.
+psql_admin() { (cd / && as_root runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qtA "$@"); }
 if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'")" != "1" ]; then
   say "creating role $PG_USER"
   psql_admin -c "CREATE ROLE \"$PG_USER\" LOGIN CREATEDB PASSWORD '$PG_PASSWORD'" >/dev/null
@@ -65,8 +67,8 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   say "starting Redis on 127.0.0.1:$REDIS_PORT"
   as_root mkdir -p /var/lib/redis /var/log/redis
   as_root chown redis:redis /var/lib/redis /var/log/redis 2>/dev/null || true
-  as_root runuser -u redis -- redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
-    --dir /var/lib/redis --logfile /var/log/redis/talky-redis.log >/dev/null
+  (cd / && as_root runuser -u redis -- redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --dir /var/lib/redis --logfile /var/log/redis/talky-redis.log >/dev/null)
   for _ in $(seq 1 50); do
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
     sleep 0.1
