@@ -5,3 +5,5 @@
 
 pub mod campaign;
 pub mod ids;
+pub mod ports;
+pub mod supervision;
