@@ -3,6 +3,7 @@
 //! diesel, no redis, no HTTP client): the application wires real adapters
 //! into the ports, tests wire fakes.
 
+pub mod call;
 pub mod campaign;
 pub mod ids;
 pub mod ports;
