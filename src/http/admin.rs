@@ -18,6 +18,7 @@ use crate::db;
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     /// Display name, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

@@ -67,6 +67,7 @@ impl From<db::api_keys::NewKey> for NewApiKeyView {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// Label, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

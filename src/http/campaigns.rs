@@ -110,8 +110,10 @@ impl VoicemailAction {
 #[serde(deny_unknown_fields)]
 pub struct AgentInput {
     /// Instructions for the LLM (required on create), at most 20,000 characters.
+    #[schema(min_length = 1, max_length = 20000)]
     pub system_prompt: Option<String>,
     /// First words of every answered call (required on create), at most 1,000.
+    #[schema(min_length = 1, max_length = 1000)]
     pub greeting: Option<String>,
     /// Message for voicemail; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -130,8 +132,10 @@ pub struct AgentInput {
 #[serde(deny_unknown_fields)]
 pub struct WindowInput {
     /// Local start time, `HH:MM` (default 09:00).
+    #[schema(example = "09:00", pattern = "^[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?$")]
     pub start: Option<String>,
     /// Local end time, `HH:MM`, after `start` (default 18:00).
+    #[schema(example = "18:00", pattern = "^[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?$")]
     pub end: Option<String>,
     /// Days the window is open (default Monday to Friday).
     pub days: Option<Vec<Weekday>>,
@@ -144,20 +148,26 @@ pub struct WindowInput {
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     /// Label, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Number shown to the callee (E.164, or national in the default region).
+    #[schema(example = "+14155550100")]
     pub caller_id: Option<String>,
     /// The agent.
     pub agent: Option<AgentInput>,
     /// When contacts may be called, in their own time zone.
     pub calling_window: Option<WindowInput>,
     /// Live calls at once, 1 to 10,000 (default 10).
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_concurrent_calls: Option<i32>,
     /// Attempts per contact, 1 to 100 (default 3).
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i32>,
     /// Base retry delay in seconds, 0 to 2,592,000 (default 3600); doubles per attempt, jittered.
+    #[schema(minimum = 0, maximum = 2592000)]
     pub retry_backoff_secs: Option<i32>,
     /// Longest call in seconds, 10 to 7200 (default 600).
+    #[schema(minimum = 10, maximum = 7200)]
     pub max_call_duration_secs: Option<i32>,
     /// On a machine: leave a message or hang up (default `hangup`).
     pub voicemail_action: Option<VoicemailAction>,

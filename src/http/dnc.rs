@@ -48,8 +48,10 @@ pub struct DncPage {
 #[serde(deny_unknown_fields)]
 pub struct AddDnc {
     /// The number (E.164, or national in the default region).
+    #[schema(min_length = 1, max_length = 64, example = "+14155550123")]
     pub phone: String,
     /// Why, at most 500 characters.
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
