@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod campaign;
+pub mod dialer;
 pub mod ids;
 pub mod ports;
 pub mod supervision;
