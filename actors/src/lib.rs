@@ -7,5 +7,6 @@ pub mod call;
 pub mod campaign;
 pub mod dialer;
 pub mod ids;
+pub mod media;
 pub mod ports;
 pub mod supervision;
