@@ -9,4 +9,5 @@ pub mod dialer;
 pub mod ids;
 pub mod media;
 pub mod ports;
+pub mod schedule;
 pub mod supervision;
