@@ -136,6 +136,16 @@ impl<P: Clone> ProviderChain<P> {
         })
     }
 
+    /// A chain of one provider.
+    pub fn single(provider: P) -> Self {
+        Self {
+            providers: vec![provider],
+            current: 0,
+            failures: 0,
+            switch_after: 1,
+        }
+    }
+
     /// The provider to use now.
     pub fn current(&self) -> P {
         self.providers[self.current].clone()

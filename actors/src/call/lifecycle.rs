@@ -69,6 +69,8 @@ pub enum EndCause {
     ProviderError(String),
     /// The call hit its maximum duration.
     Timeout,
+    /// The callee stayed silent through the reprompts.
+    NoInput,
 }
 
 impl EndCause {
@@ -84,6 +86,7 @@ impl EndCause {
             EndCause::Cancelled => "cancelled",
             EndCause::ProviderError(_) => "provider_error",
             EndCause::Timeout => "timeout",
+            EndCause::NoInput => "no_input",
         }
     }
 }

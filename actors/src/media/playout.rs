@@ -136,6 +136,18 @@ impl Playout {
         Ok(())
     }
 
+    /// Gives up on a segment whose synthesis failed part-way: no more
+    /// audio comes, and none of its words count as heard (what did play
+    /// was a fragment; the sentence is said again as a new segment).
+    /// Unknown ids are ignored.
+    pub fn abandon_segment(&mut self, id: SegmentId) {
+        if let Some(seg) = self.find_mut(id) {
+            seg.text.clear();
+            seg.alignment.clear();
+        }
+        self.end_segment(id);
+    }
+
     /// Marks a segment's audio complete (TTS finished, or failed: a segment
     /// never ended holds back the ones after it). Unknown ids are ignored.
     pub fn end_segment(&mut self, id: SegmentId) {

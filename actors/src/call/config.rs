@@ -1,0 +1,120 @@
+//! What a call needs to know, fixed when it is spawned.
+
+use std::time::Duration;
+
+use crate::supervision::RestartPolicy;
+
+/// Default: give up ringing after this.
+pub const DEFAULT_RINGING_TIMEOUT: Duration = Duration::from_secs(45);
+/// Default: reprompt after this much silence from the callee.
+pub const DEFAULT_NO_INPUT_TIMEOUT: Duration = Duration::from_secs(8);
+/// Default: reprompts before a polite hang-up.
+pub const DEFAULT_MAX_REPROMPTS: u32 = 2;
+/// Default: caller speech shorter than this while the agent talks is a
+/// backchannel ("mm-hm"), not a barge-in.
+pub const DEFAULT_BARGE_IN_MIN_SPEECH: Duration = Duration::from_millis(300);
+/// Default: a final transcript of at most this many words, heard while the
+/// agent talks without a barge-in, is a backchannel.
+pub const DEFAULT_BACKCHANNEL_MAX_WORDS: usize = 2;
+/// Default: failures of a provider in use before its fallback takes over.
+pub const DEFAULT_SWITCH_AFTER: u32 = 2;
+/// Default: timeout of one port call (open a session, start a stream).
+pub const DEFAULT_PORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default: how long the apology may play before the hang-up.
+pub const DEFAULT_APOLOGY_GRACE: Duration = Duration::from_secs(4);
+
+/// What to do when a machine answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineAction {
+    /// Speak the voicemail message, then hang up.
+    LeaveMessage,
+    /// Hang up at once.
+    Hangup,
+}
+
+/// The fixed settings of one call.
+#[derive(Clone, Debug)]
+pub struct CallConfig {
+    /// Number to call (E.164).
+    pub to: String,
+    /// Caller id (E.164).
+    pub from: String,
+    /// Instructions for the LLM.
+    pub system_prompt: String,
+    /// First words once media is up.
+    pub greeting: String,
+    /// Spoken on a machine when `machine_action` is `LeaveMessage`.
+    pub voicemail_message: Option<String>,
+    /// What to do on a machine.
+    pub machine_action: MachineAction,
+    /// Ask the provider to detect machines.
+    pub machine_detection: bool,
+    /// TTS voice.
+    pub voice: String,
+    /// BCP 47 language.
+    pub language: String,
+    /// LLM model.
+    pub llm_model: String,
+    /// PCM sample rate of the media path.
+    pub sample_rate: u32,
+    /// Hard limit on talk time (also sent to the provider).
+    pub max_duration: Duration,
+    /// Give up ringing after this.
+    pub ringing_timeout: Duration,
+    /// Silence from the callee before a reprompt.
+    pub no_input_timeout: Duration,
+    /// Reprompts before hanging up.
+    pub max_reprompts: u32,
+    /// Said on silence.
+    pub reprompt_text: String,
+    /// Said before hanging up on silence or at max duration.
+    pub goodbye_text: String,
+    /// Said when a provider fails beyond its restarts.
+    pub apology_text: String,
+    /// Minimum caller speech that cuts the agent.
+    pub barge_in_min_speech: Duration,
+    /// Longest final transcript treated as a backchannel.
+    pub backchannel_max_words: usize,
+    /// Restart intensity of each child.
+    pub restart: RestartPolicy,
+    /// Failures of a provider before its fallback.
+    pub switch_after: u32,
+    /// Timeout of one port call.
+    pub port_timeout: Duration,
+    /// Single-use token of the media socket URL.
+    pub media_token: String,
+}
+
+impl CallConfig {
+    /// Settings with the defaults for everything but the numbers and the agent.
+    pub fn new(to: &str, from: &str, system_prompt: &str, greeting: &str) -> Self {
+        Self {
+            to: to.into(),
+            from: from.into(),
+            system_prompt: system_prompt.into(),
+            greeting: greeting.into(),
+            voicemail_message: None,
+            machine_action: MachineAction::Hangup,
+            machine_detection: true,
+            voice: "rachel".into(),
+            language: "en-US".into(),
+            llm_model: "llama-3.3-70b-versatile".into(),
+            sample_rate: 16_000,
+            max_duration: Duration::from_secs(600),
+            ringing_timeout: DEFAULT_RINGING_TIMEOUT,
+            no_input_timeout: DEFAULT_NO_INPUT_TIMEOUT,
+            max_reprompts: DEFAULT_MAX_REPROMPTS,
+            reprompt_text: "Are you still there?".into(),
+            goodbye_text: "Thank you for your time. Goodbye.".into(),
+            apology_text:
+                "I'm sorry, we're having technical difficulties. We'll call you back. Goodbye."
+                    .into(),
+            barge_in_min_speech: DEFAULT_BARGE_IN_MIN_SPEECH,
+            backchannel_max_words: DEFAULT_BACKCHANNEL_MAX_WORDS,
+            restart: RestartPolicy::default(),
+            switch_after: DEFAULT_SWITCH_AFTER,
+            port_timeout: DEFAULT_PORT_TIMEOUT,
+            media_token: String::new(),
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Whole calls on paused time: every timing below is exact.
+
+use std::time::Duration;
+
+use super::fakes::*;
+use crate::call::{CallMsg, MachineAction};
+use crate::ports::{FinishReason, LlmEvent, Role, SttEvent, TelephonyEvent, ToolCall};
+
+const GREETING: &str = "Hello, this is Ada from Acme.";
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+async fn wait(s: f64) {
+    tokio::time::sleep(secs(s)).await;
+}
+
+/// Answer and let the greeting play out.
+async fn greeted() -> Harness {
+    let mut h = Harness::start(config()).await;
+    h.answer().await;
+    wait(speech_duration(GREETING).as_secs_f64() + 1.0).await;
+    h
+}
+
+#[tokio::test(start_paused = true)]
+async fn greeting_plays_paced_as_soon_as_media_is_up() {
+    let h = greeted().await;
+    let turns = h.turns();
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    assert_eq!(turns[0].speaker, Role::Assistant);
+    assert_eq!(turns[0].heard_text.as_deref(), Some(GREETING));
+    assert!(!turns[0].interrupted);
+    let heard = lock(&h.heard);
+    let expected = speech_duration(GREETING).as_millis() as usize / 20;
+    assert!(
+        heard.frames.len().abs_diff(expected) <= 1,
+        "{} frames, expected {expected}",
+        heard.frames.len()
+    );
+    assert!(heard.frames.iter().all(|(_, f)| f.len() == 640));
+    // Never more than 200 ms ahead of real time.
+    let t0 = heard.frames[0].0;
+    for (i, (at, _)) in heard.frames.iter().enumerate() {
+        let due = t0 + Duration::from_millis(20 * i as u64);
+        assert!(
+            *at + Duration::from_millis(200) >= due,
+            "frame {i} sent {:?} early",
+            due - *at
+        );
+    }
+    assert_eq!(lock(&h.telephony.log).placed.len(), 1);
+    let statuses = lock(&h.store.log).statuses.clone();
+    assert_eq!(statuses, ["dialing", "answered", "conversation"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn multi_turn_conversation_keeps_history_and_latency() {
+    let h = greeted().await;
+    h.llm[0].reply("Great to hear. I can send you the details today.");
+    h.speak(secs(0.8)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("I am interested").await;
+    wait(6.0).await;
+    h.llm[0].reply("Perfect, talk soon.");
+    h.speak(secs(0.6)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Yes please").await;
+    wait(4.0).await;
+
+    let turns = h.turns();
+    let said: Vec<(Role, &str)> = turns
+        .iter()
+        .map(|t| (t.speaker, t.heard_text.as_deref().unwrap_or(&t.text)))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (Role::Assistant, GREETING),
+            (Role::User, "I am interested"),
+            (
+                Role::Assistant,
+                "Great to hear. I can send you the details today."
+            ),
+            (Role::User, "Yes please"),
+            (Role::Assistant, "Perfect, talk soon."),
+        ]
+    );
+    assert_eq!(
+        turns.iter().map(|t| t.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    // The second request carries the whole history, agent turns as heard.
+    let requests = lock(&h.llm_requests);
+    let last = &requests.last().expect("requests").1.messages;
+    let roles: Vec<Role> = last.iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::System,
+            Role::Assistant,
+            Role::User,
+            Role::Assistant,
+            Role::User
+        ]
+    );
+    assert_eq!(last[1].content, GREETING);
+    // Latency: LLM first token 200 ms after the final; the first sentence
+    // is complete two deltas (50 ms) later, and TTS answers 120 ms after.
+    let split = turns[2].latency;
+    assert_eq!(split.llm_first_token_ms, Some(200), "{split:?}");
+    assert_eq!(split.tts_first_audio_ms, Some(170), "{split:?}");
+    assert!(split.first_frame_ms.is_some_and(|ms| ms <= 1), "{split:?}");
+    assert!(
+        split
+            .voice_to_voice_ms
+            .is_some_and(|ms| (320..1200).contains(&ms)),
+        "{split:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn barge_in_cuts_within_a_frame_and_keeps_only_what_was_heard() {
+    let h = greeted().await;
+    let long = "Let me tell you about our plans. The basic plan costs ten dollars a month. \
+                The premium plan costs twenty dollars and includes support.";
+    h.llm[0].reply(long);
+    // A slow LLM: the last sentence is still streaming when the callee cuts in.
+    *lock(&h.llm[0].token_gap) = Duration::from_millis(150);
+    h.speak(secs(0.6)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Tell me more").await;
+    // Let the agent talk for about two seconds, then the callee cuts in.
+    wait(2.5).await;
+    let frames_before = h.frames_heard();
+    assert!(frames_before > 100, "the agent is talking");
+    let barge_start = tokio::time::Instant::now();
+    h.speak(secs(0.5)).await;
+    wait(1.0).await;
+
+    let heard = lock(&h.heard);
+    assert_eq!(heard.clears.len(), 1, "one clear");
+    let clear_at = heard.clears[0];
+    // The VAD needs 300 ms of speech: the 15th frame (sent 280 ms after
+    // the first); the clear follows within one frame of that.
+    let reaction = clear_at - barge_start;
+    assert!(
+        reaction >= secs(0.28) && reaction <= secs(0.28 + 0.02),
+        "{reaction:?}"
+    );
+    assert!(
+        heard.frames.iter().all(|(at, _)| *at <= clear_at),
+        "no agent audio after the clear"
+    );
+    drop(heard);
+    let turns = h.turns();
+    let agent = &turns[2];
+    assert_eq!(agent.speaker, Role::Assistant);
+    assert!(agent.interrupted);
+    let heard_text = agent.heard_text.clone().expect("heard");
+    assert!(
+        !heard_text.is_empty() && heard_text.len() < long.len(),
+        "{heard_text}"
+    );
+    assert!(
+        long.starts_with(&heard_text),
+        "a prefix on a word boundary: {heard_text}"
+    );
+    // Roughly what had played: 15 chars/s over the time it talked.
+    assert!(heard_text.len() <= 45, "{heard_text}");
+    // The LLM stream was cancelled: its last sentence never reached TTS.
+    let tts = lock(&h.tts_requests);
+    assert!(!tts.iter().any(|(_, t)| t.contains("premium")), "{tts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backchannel_does_not_cut() {
+    let h = greeted().await;
+    let reply = "Our plan costs ten dollars a month and you can cancel at any time.";
+    h.llm[0].reply(reply);
+    h.speak(secs(0.6)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Go on").await;
+    wait(1.5).await;
+    // "mm-hm": 200 ms of speech, below the 300 ms barge-in minimum.
+    h.speak(secs(0.2)).await;
+    h.transcript("mm-hm").await;
+    wait(6.0).await;
+    assert!(lock(&h.heard).clears.is_empty());
+    let turns = h.turns();
+    assert_eq!(
+        turns.len(),
+        3,
+        "no user turn for the backchannel: {turns:?}"
+    );
+    assert_eq!(turns[2].heard_text.as_deref(), Some(reply));
+    assert!(!turns[2].interrupted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stt_restart_loses_no_audio_and_the_conversation_goes_on() {
+    let h = greeted().await;
+    assert_eq!(lock(&h.stt_sessions).len(), 1);
+    // The STT session dies; the callee keeps talking meanwhile.
+    let events = lock(&h.stt_sessions)[0].events.clone();
+    events
+        .send(SttEvent::Error(crate::ports::PortError::Unavailable(
+            "socket dropped".into(),
+        )))
+        .await
+        .expect("event");
+    h.speak(secs(1.0)).await;
+    wait(0.2).await;
+    {
+        let mut sessions = lock(&h.stt_sessions);
+        assert_eq!(sessions.len(), 2, "restarted");
+        assert_eq!(
+            sessions[1].provider, "primary",
+            "one failure does not switch"
+        );
+        let mut received = 0;
+        while sessions[1].audio.try_recv().is_ok() {
+            received += 1;
+        }
+        assert_eq!(
+            received, 50,
+            "every frame spoken during the restart reached the new session"
+        );
+    }
+    h.llm[0].reply("Sure.");
+    h.transcript("Can you repeat that").await;
+    wait(3.0).await;
+    let turns = h.turns();
+    assert_eq!(turns[1].text, "Can you repeat that");
+    assert_eq!(turns[2].heard_text.as_deref(), Some("Sure."));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fallback_takes_over_after_k_failures() {
+    let mut cfg = config();
+    cfg.switch_after = 2;
+    let mut h = Harness::start(cfg).await;
+    *lock(&h.stt[0].fail_opens) = 2;
+    h.answer().await;
+    wait(3.0).await;
+    let sessions = lock(&h.stt_sessions);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].provider, "fallback");
+    drop(sessions);
+    let turns = h.turns();
+    assert_eq!(
+        turns[0].heard_text.as_deref(),
+        Some(GREETING),
+        "the call went on"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn llm_failure_before_any_words_retries_on_the_fallback() {
+    let mut cfg = config();
+    cfg.switch_after = 1;
+    let h = greeted().await;
+    drop(cfg);
+    *lock(&h.llm[0].fail_streams) = 1;
+    h.llm[1].reply("Fallback here.");
+    h.speak(secs(0.4)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Hello?").await;
+    wait(4.0).await;
+    let requests = lock(&h.llm_requests);
+    let names: Vec<&str> = requests.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["primary", "primary"],
+        "default switch_after is 2: retried on the primary"
+    );
+    drop(requests);
+    let turns = h.turns();
+    assert_eq!(
+        turns.last().and_then(|t| t.heard_text.clone()).as_deref(),
+        Some("Okay.")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn intensity_exceeded_ends_the_call_politely() {
+    let h = greeted().await;
+    // Four STT failures within ten seconds.
+    for _ in 0..4 {
+        let events = lock(&h.stt_sessions)
+            .last()
+            .expect("session")
+            .events
+            .clone();
+        let _ = events
+            .send(SttEvent::Error(crate::ports::PortError::Unavailable(
+                "dead".into(),
+            )))
+            .await;
+        wait(0.5).await;
+    }
+    wait(6.0).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .ok();
+    wait(1.0).await;
+    let finished = lock(&h.store.log).finished.clone();
+    assert_eq!(
+        finished.as_ref().map(|f| f.0.as_str()),
+        Some("provider_error"),
+        "{finished:?}"
+    );
+    let turns = h.turns();
+    let apology = turns.last().expect("apology turn");
+    assert!(apology.text.starts_with("I'm sorry"), "{apology:?}");
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    let reports = lock(&h.reports);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].cause.outcome(), "provider_error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn callee_hanging_up_mid_sentence_finalises_the_call() {
+    let h = greeted().await;
+    h.llm[0].reply("Let me explain everything about our offer in great detail now.");
+    h.speak(secs(0.4)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("What is it").await;
+    wait(1.5).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    assert!(h.handle.is_finished(), "the actor stopped");
+    let turns = h.turns();
+    let last = turns.last().expect("turn");
+    assert!(last.interrupted);
+    assert!(
+        last.heard_text
+            .as_deref()
+            .is_some_and(|t| t.len() < last.text.len())
+    );
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("completed")
+    );
+    assert_eq!(lock(&h.reports).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_gets_reprompts_then_a_polite_hang_up() {
+    let h = greeted().await;
+    // 8 s silence -> reprompt, twice; then goodbye and hang-up.
+    wait(8.0 * 3.0 + 10.0).await;
+    let turns = h.turns();
+    let texts: Vec<&str> = turns.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            GREETING,
+            "Are you still there?",
+            "Are you still there?",
+            "Thank you for your time. Goodbye."
+        ]
+    );
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    wait(11.0).await;
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("no_input")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_duration_says_goodbye_and_hangs_up() {
+    let mut cfg = config();
+    cfg.max_duration = secs(10.0);
+    cfg.no_input_timeout = secs(100.0);
+    let mut h = Harness::start(cfg).await;
+    h.answer().await;
+    wait(11.0).await;
+    assert!(
+        lock(&h.telephony.log).hung_up.is_empty(),
+        "the goodbye plays first"
+    );
+    wait(3.0).await;
+    assert_eq!(
+        lock(&h.telephony.log).hung_up.len(),
+        1,
+        "hung up after the goodbye"
+    );
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("timeout")
+    );
+    let turns = h.turns();
+    assert_eq!(
+        turns.last().map(|t| t.text.as_str()),
+        Some("Thank you for your time. Goodbye.")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_machine_gets_the_voicemail_message() {
+    let mut cfg = config();
+    cfg.machine_action = MachineAction::LeaveMessage;
+    cfg.voicemail_message = Some("Hi, this is Ada from Acme. Please call us back.".into());
+    let mut h = Harness::start(cfg).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Answered))
+        .expect("cast");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Machine))
+        .expect("cast");
+    h.answer_media_only().await;
+    wait(6.0).await;
+    let turns = h.turns();
+    assert_eq!(turns.len(), 1, "no greeting, only the message: {turns:?}");
+    assert_eq!(
+        turns[0].heard_text.as_deref(),
+        Some("Hi, this is Ada from Acme. Please call us back.")
+    );
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("machine")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn end_call_tool_says_goodbye_then_hangs_up() {
+    let h = greeted().await;
+    h.llm[0].reply_events(vec![
+        LlmEvent::Text("Understood, I will not call again. ".into()),
+        LlmEvent::Text("Goodbye.".into()),
+        LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: "mark_do_not_call".into(),
+            arguments: "{}".into(),
+        }),
+        LlmEvent::Finish(FinishReason::ToolCalls),
+    ]);
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Please remove me from your list").await;
+    wait(5.0).await;
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    let turns = h.turns();
+    assert_eq!(
+        turns.last().and_then(|t| t.heard_text.clone()).as_deref(),
+        Some("Understood, I will not call again. Goodbye.")
+    );
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    let reports = lock(&h.reports);
+    assert!(reports[0].do_not_call);
+    assert_eq!(reports[0].cause.outcome(), "completed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_ends_before_any_media() {
+    let h = Harness::start(config()).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Ringing))
+        .expect("cast");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Busy))
+        .expect("cast");
+    wait(0.1).await;
+    assert!(h.handle.is_finished());
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("busy")
+    );
+    assert_eq!(
+        lock(&h.store.log).statuses,
+        ["dialing", "ringing", "finished"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn ringing_too_long_is_no_answer() {
+    let mut cfg = config();
+    cfg.ringing_timeout = secs(30.0);
+    let h = Harness::start(cfg).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Ringing))
+        .expect("cast");
+    wait(31.0).await;
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.1).await;
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("no_answer")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn tts_failure_mid_sentence_says_the_sentence_again() {
+    let mut h = Harness::start(config()).await;
+    *lock(&h.tts[0].fail_after_one_chunk) = 1;
+    h.answer().await;
+    wait(speech_duration(GREETING).as_secs_f64() + 2.0).await;
+    let requests = lock(&h.tts_requests).clone();
+    assert_eq!(
+        requests,
+        [
+            ("primary", GREETING.to_string()),
+            ("primary", GREETING.to_string())
+        ],
+        "restarted on the primary and re-sent"
+    );
+    let turns = h.turns();
+    assert_eq!(turns.len(), 1);
+    assert_eq!(
+        turns[0].heard_text.as_deref(),
+        Some(GREETING),
+        "the fragment is not counted twice"
+    );
+    assert!(!turns[0].interrupted);
+}
