@@ -87,6 +87,16 @@ impl<M: ractor::Message> Child<M> {
     }
 }
 
+/// Aborts a task when dropped, so a call that stops (or crashes) never
+/// leaves its audio router behind holding the media socket.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Everything one call owns.
 pub struct CallState<P: CallPorts> {
     pub(crate) key: CallKey,
@@ -101,7 +111,7 @@ pub struct CallState<P: CallPorts> {
     pub(crate) turns: u32,
     pub(crate) store: mpsc::UnboundedSender<StoreOp>,
     pub(crate) media_out: Option<mpsc::Sender<MediaOut>>,
-    router: Option<JoinHandle<()>>,
+    router: Option<AbortOnDrop>,
     slot: Arc<AudioSlot>,
     pub(crate) stt: Child<SttChildMsg>,
     pub(crate) llm: Child<LlmChildMsg>,
@@ -488,12 +498,12 @@ async fn attach_media<P: CallPorts>(
         },
         state.cfg.sample_rate,
     );
-    state.router = Some(router::spawn(
+    state.router = Some(AbortOnDrop(router::spawn(
         session.inbound,
         state.slot.subscribe(),
         myself.clone(),
         vad,
-    ));
+    )));
     for kind in [ChildKind::Stt, ChildKind::Llm, ChildKind::Tts] {
         start_child(myself, state, kind).await;
     }
@@ -722,9 +732,7 @@ pub(crate) async fn finish<P: CallPorts>(
         .cause()
         .cloned()
         .unwrap_or(EndCause::Completed);
-    if let Some(router) = state.router.take() {
-        router.abort();
-    }
+    state.router = None;
     myself.stop_children(Some("call finished".into()));
     state.media_out = None;
     let at = state.utc();

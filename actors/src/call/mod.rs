@@ -11,7 +11,7 @@ mod router;
 mod store_writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use actor::{CallActor, CallState};
 pub use agent::tools;

@@ -1,4 +1,4 @@
 //! CallActor tests: fake ports, tokio's paused clock, a scripted callee.
 
-mod fakes;
+pub(crate) mod fakes;
 mod scenarios;
