@@ -9,5 +9,6 @@ pub mod dialer;
 pub mod ids;
 pub mod media;
 pub mod ports;
+pub mod root;
 pub mod schedule;
 pub mod supervision;

@@ -12,6 +12,7 @@ use crate::ports::{
     CallKey, CallStore, Clock, LlmEvent, LlmPort, MediaSession, PortError, ProviderCallId,
     SttEvent, SttPort, TelephonyEvent, TelephonyPort, TtsPort,
 };
+use crate::schedule::retry::CallOutcome;
 
 /// The port implementations a call uses, as one type parameter.
 pub trait CallPorts: Send + Sync + 'static {
@@ -72,6 +73,32 @@ pub struct CallReport {
     pub do_not_call: bool,
     /// Turns recorded.
     pub turns: u32,
+}
+
+impl CallReport {
+    /// What the call means for its contact (the campaign's retry input).
+    /// The callee's own wishes win: do-not-call, then a callback time.
+    /// A call we cancelled before it was answered counts as a technical
+    /// failure (it is retried); a call that ran to its time limit, or
+    /// whose callee stayed silent, counts as completed or unanswered.
+    pub fn outcome(&self) -> CallOutcome {
+        if self.do_not_call {
+            return CallOutcome::DoNotCall;
+        }
+        if let Some(at) = self.callback_at {
+            return CallOutcome::CallbackRequested(at);
+        }
+        match &self.cause {
+            EndCause::Completed | EndCause::Timeout => CallOutcome::Completed,
+            EndCause::Busy => CallOutcome::Busy,
+            EndCause::NoAnswer | EndCause::NoInput => CallOutcome::NoAnswer,
+            EndCause::Rejected => CallOutcome::Rejected,
+            EndCause::Machine => CallOutcome::Machine,
+            EndCause::Failed(_) | EndCause::ProviderError(_) | EndCause::Cancelled => {
+                CallOutcome::Failed
+            }
+        }
+    }
 }
 
 /// Receives the report when a call is over.
@@ -205,4 +232,42 @@ pub enum CallMsg {
     Tick,
     /// A timer fired.
     Timer(TimerKind, u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{CallId, CampaignId, ContactId, TenantId};
+
+    fn report(cause: EndCause) -> CallReport {
+        CallReport {
+            key: CallKey {
+                tenant: TenantId::new(),
+                campaign: CampaignId::new(),
+                contact: ContactId::new(),
+                call: CallId::new(),
+            },
+            cause,
+            callback_at: None,
+            do_not_call: false,
+            turns: 0,
+        }
+    }
+
+    #[test]
+    fn outcomes_for_the_campaign() {
+        assert_eq!(report(EndCause::Busy).outcome(), CallOutcome::Busy);
+        assert_eq!(report(EndCause::NoInput).outcome(), CallOutcome::NoAnswer);
+        assert_eq!(report(EndCause::Timeout).outcome(), CallOutcome::Completed);
+        assert_eq!(
+            report(EndCause::ProviderError("x".into())).outcome(),
+            CallOutcome::Failed
+        );
+        let mut r = report(EndCause::Completed);
+        let at = Utc::now();
+        r.callback_at = Some(at);
+        assert_eq!(r.outcome(), CallOutcome::CallbackRequested(at));
+        r.do_not_call = true;
+        assert_eq!(r.outcome(), CallOutcome::DoNotCall, "do-not-call wins");
+    }
 }
