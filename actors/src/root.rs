@@ -302,7 +302,7 @@ mod tests {
     }
 
     fn send(name: &str, fail: bool) {
-        if let Some(cell) = ractor::registry::where_is(name.to_string()) {
+        if let Some(cell) = ractor::registry::where_is(name) {
             let _ = cell.send_message(fail);
         }
     }
