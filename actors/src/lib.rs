@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod campaign;
+pub mod campaign_actor;
 pub mod dialer;
 pub mod ids;
 pub mod media;

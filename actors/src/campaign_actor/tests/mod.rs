@@ -1,0 +1,10 @@
+//! Tests of the CampaignActor over fake ports on tokio's paused clock.
+
+mod fakes;
+
+mod dialling;
+mod failures;
+mod lifecycle;
+mod refusals;
+mod retry;
+mod window;
