@@ -13,3 +13,4 @@ pub mod ports;
 pub mod root;
 pub mod schedule;
 pub mod supervision;
+pub mod tree;

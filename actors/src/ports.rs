@@ -382,6 +382,8 @@ pub struct CallKey {
     pub contact: ContactId,
     /// The call.
     pub call: CallId,
+    /// Which attempt of the contact it is (from 1).
+    pub attempt: u32,
 }
 
 /// Persistence of a call's life.

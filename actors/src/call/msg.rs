@@ -246,6 +246,7 @@ mod tests {
                 campaign: CampaignId::new(),
                 contact: ContactId::new(),
                 call: CallId::new(),
+                attempt: 1,
             },
             cause,
             callback_at: None,

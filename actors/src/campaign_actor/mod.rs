@@ -107,7 +107,7 @@ pub mod ports;
 mod state;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use actor::{
     CampaignActor, CampaignActorError, CampaignArgs, CampaignConfig, DEFAULT_BATCHES_PER_TICK,

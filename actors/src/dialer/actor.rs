@@ -241,6 +241,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
             campaign: request.campaign,
             contact: request.contact,
             call: intent.call,
+            attempt: request.attempt,
         };
         let Some(campaign) = self.campaigns.get(&request.campaign) else {
             self.admission.release(permit);
@@ -522,19 +523,23 @@ pub fn call_name(call: CallId) -> String {
     format!("call-{call}")
 }
 
-/// A [`DialSink`] over the dialer's mailbox, with a timeout.
-#[derive(Clone)]
+/// A [`DialSink`] over the dialer's mailbox, found by its registry name
+/// at every call (so it survives a restart of the dialer), with a timeout.
+#[derive(Clone, Debug)]
 pub struct DialerHandle {
-    /// The dialer.
-    pub actor: ActorRef<DialerMsg>,
+    /// The dialer's registry name.
+    pub name: String,
     /// RPC timeout.
     pub timeout: Duration,
 }
 
 impl DialSink for DialerHandle {
     async fn dial(&self, request: DialRequest) -> Result<(), DialRefused> {
-        match self
-            .actor
+        let Some(cell) = ractor::registry::where_is(self.name.clone()) else {
+            return Err(DialRefused::Unavailable("the dialer is not running".into()));
+        };
+        let actor: ActorRef<DialerMsg> = cell.into();
+        match actor
             .call(
                 |reply| DialerMsg::Dial { request, reply },
                 Some(self.timeout),

@@ -170,8 +170,9 @@ async fn rig(config_: DialerConfig, talk: Duration) -> Rig {
         store: Arc::new(FakeStore::default()),
         clock: clock.clone(),
     };
+    let name = format!("dialer-{}", uuid::Uuid::new_v4());
     let (dialer, _) = Actor::spawn(
-        None,
+        Some(name.clone()),
         DialerActor::<WorldPorts, Intents>::new(),
         DialerArgs {
             config: config_,
@@ -183,7 +184,7 @@ async fn rig(config_: DialerConfig, talk: Duration) -> Rig {
     .expect("dialer starts");
     Rig {
         handle: DialerHandle {
-            actor: dialer.clone(),
+            name,
             timeout: Duration::from_secs(5),
         },
         dialer,

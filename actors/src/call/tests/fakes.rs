@@ -304,6 +304,7 @@ pub fn key() -> CallKey {
         campaign: CampaignId::new(),
         contact: ContactId::new(),
         call: CallId::new(),
+        attempt: 1,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Tests of the CampaignActor over fake ports on tokio's paused clock.
 
-mod fakes;
+pub(crate) mod fakes;
 
 mod dialling;
 mod failures;
