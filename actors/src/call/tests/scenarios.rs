@@ -18,7 +18,12 @@ async fn wait(s: f64) {
 
 /// Answer and let the greeting play out.
 async fn greeted() -> Harness {
-    let mut h = Harness::start(config()).await;
+    greeted_with(config()).await
+}
+
+/// The same with other settings.
+async fn greeted_with(cfg: crate::call::CallConfig) -> Harness {
+    let mut h = Harness::start(cfg).await;
     h.answer().await;
     wait(speech_duration(GREETING).as_secs_f64() + 1.0).await;
     h
@@ -257,30 +262,43 @@ async fn the_fallback_takes_over_after_k_failures() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn llm_failure_before_any_words_retries_on_the_fallback() {
+async fn llm_failure_before_any_words_retries_and_then_falls_back() {
+    // Default switch_after (2): one failure is retried on the primary.
+    let h = greeted().await;
+    *lock(&h.llm[0].fail_streams) = 1;
+    h.llm[0].reply("Primary again.");
+    h.speak(secs(0.4)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Hello?").await;
+    wait(4.0).await;
+    let names: Vec<&str> = lock(&h.llm_requests).iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["primary", "primary"]);
+    assert_eq!(
+        h.turns()
+            .last()
+            .and_then(|t| t.heard_text.clone())
+            .as_deref(),
+        Some("Primary again.")
+    );
+
+    // switch_after = 1: the first failure moves the call to the fallback.
     let mut cfg = config();
     cfg.switch_after = 1;
-    let h = greeted().await;
-    drop(cfg);
+    let h = greeted_with(cfg).await;
     *lock(&h.llm[0].fail_streams) = 1;
     h.llm[1].reply("Fallback here.");
     h.speak(secs(0.4)).await;
     h.silence(secs(0.4)).await;
     h.transcript("Hello?").await;
     wait(4.0).await;
-    let requests = lock(&h.llm_requests);
-    let names: Vec<&str> = requests.iter().map(|(n, _)| *n).collect();
-    assert_eq!(
-        names,
-        ["primary", "primary"],
-        "default switch_after is 2: retried on the primary"
-    );
-    drop(requests);
+    let names: Vec<&str> = lock(&h.llm_requests).iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["primary", "fallback"]);
     let turns = h.turns();
     assert_eq!(
         turns.last().and_then(|t| t.heard_text.clone()).as_deref(),
-        Some("Okay.")
+        Some("Fallback here.")
     );
+    assert!(!turns.last().is_some_and(|t| t.interrupted));
 }
 
 #[tokio::test(start_paused = true)]
@@ -562,4 +580,69 @@ async fn tts_failure_mid_sentence_says_the_sentence_again() {
         "the fragment is not counted twice"
     );
     assert!(!turns[0].interrupted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_machine_is_hung_up_on_when_the_campaign_says_so() {
+    let mut cfg = config();
+    cfg.machine_action = MachineAction::Hangup;
+    let h = Harness::start(cfg).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Answered))
+        .expect("cast");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Machine))
+        .expect("cast");
+    wait(0.1).await;
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    assert!(h.turns().is_empty(), "nothing was said");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.1).await;
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("machine")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_request_is_reported() {
+    let h = greeted().await;
+    h.llm[0].reply_events(vec![
+        LlmEvent::ToolCall(ToolCall {
+            id: "cb".into(),
+            name: "schedule_callback".into(),
+            arguments: r#"{"at":"2026-12-01T15:00:00Z"}"#.into(),
+        }),
+        LlmEvent::Text("Sure, I will call you on Tuesday. ".into()),
+        LlmEvent::Text("Goodbye.".into()),
+        LlmEvent::ToolCall(ToolCall {
+            id: "end".into(),
+            name: "end_call".into(),
+            arguments: r#"{"outcome":"completed"}"#.into(),
+        }),
+        LlmEvent::Finish(FinishReason::ToolCalls),
+    ]);
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Call me back on Tuesday at three").await;
+    wait(5.0).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    let reports = lock(&h.reports);
+    let expected: chrono::DateTime<chrono::Utc> = "2026-12-01T15:00:00Z".parse().expect("time");
+    assert_eq!(reports[0].callback_at, Some(expected));
+    assert_eq!(
+        reports[0].outcome(),
+        crate::schedule::retry::CallOutcome::CallbackRequested(expected)
+    );
 }
