@@ -56,7 +56,7 @@ fn tts_chunk_to_frames(c: &mut Criterion) {
                 sent += playout.poll(now).len();
                 now += Duration::from_millis(20);
             }
-            if segment % 100 == 0 {
+            if segment.is_multiple_of(100) {
                 // Close the turn now and then so the record stays small.
                 black_box(playout.clear(now));
             }
