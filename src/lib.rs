@@ -11,4 +11,7 @@ pub mod db;
 pub mod http;
 pub mod import;
 pub mod phone;
+pub mod providers;
 pub mod redis;
+pub mod sim;
+pub mod store;

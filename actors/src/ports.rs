@@ -386,6 +386,16 @@ pub struct CallKey {
     pub attempt: u32,
 }
 
+/// Something the callee asked for during the call; stored at once, so it
+/// survives whatever happens before the campaign records the outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalleeRequest {
+    /// Never call this number again (goes on the tenant's list at once).
+    DoNotCall,
+    /// Call back at this time.
+    Callback(DateTime<Utc>),
+}
+
 /// Persistence of a call's life.
 pub trait CallStore: Send + Sync + 'static {
     /// A status transition (`dialing`, `ringing`, `answered`, ...).
@@ -403,6 +413,12 @@ pub trait CallStore: Send + Sync + 'static {
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// A finished turn.
     fn turn(&self, key: CallKey, turn: TurnRecord) -> impl Future<Output = PortResult<()>> + Send;
+    /// The callee asked for something.
+    fn requested(
+        &self,
+        key: CallKey,
+        request: CalleeRequest,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// The outcome; the call is over.
     fn finish(
         &self,

@@ -49,6 +49,14 @@ pub struct Call {
     pub ended_at: Option<DateTime<Utc>>,
     /// Answered-to-end, seconds.
     pub duration_secs: Option<i32>,
+    /// SHA-256 of the single-use media socket token.
+    pub media_token_hash: Option<Vec<u8>>,
+    /// When the media token was spent.
+    pub media_token_used_at: Option<DateTime<Utc>>,
+    /// The callee asked to be called back then.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// The callee asked never to be called again.
+    pub do_not_call: bool,
 }
 
 /// A raw provider event.
@@ -130,6 +138,7 @@ pub async fn create_intent(
     contact: ContactId,
     attempt: i32,
     phone: &str,
+    media_token_hash: Option<Vec<u8>>,
 ) -> Result<Call, DbError> {
     let call = Call {
         id: CallId::new().0,
@@ -148,6 +157,10 @@ pub async fn create_intent(
         answered_at: None,
         ended_at: None,
         duration_secs: None,
+        media_token_hash,
+        media_token_used_at: None,
+        callback_at: None,
+        do_not_call: false,
     };
     Ok(diesel::insert_into(calls::table)
         .values(&call)
@@ -156,7 +169,7 @@ pub async fn create_intent(
         .await?)
 }
 
-/// Records how a call ended.
+/// Records how a call ended, with its talk time when it was answered.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -164,7 +177,24 @@ pub async fn finish(
     outcome: &str,
     hangup_reason: Option<&str>,
 ) -> Result<Option<Call>, DbError> {
-    let now = Utc::now();
+    finish_at(conn, tenant, id, outcome, hangup_reason, Utc::now()).await
+}
+
+/// [`finish`] at a given time.
+pub async fn finish_at(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    outcome: &str,
+    hangup_reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Option<Call>, DbError> {
+    let Some(call) = get(conn, tenant, id).await? else {
+        return Ok(None);
+    };
+    let duration = call
+        .answered_at
+        .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
     Ok(diesel::update(
         calls::table
             .filter(calls::tenant_id.eq(tenant.0))
@@ -174,12 +204,123 @@ pub async fn finish(
         calls::status.eq("finished"),
         calls::outcome.eq(outcome),
         calls::hangup_reason.eq(hangup_reason),
-        calls::ended_at.eq(now),
+        calls::ended_at.eq(at),
+        calls::duration_secs.eq(duration),
     ))
     .returning(Call::as_returning())
     .get_result(conn)
     .await
     .optional()?)
+}
+
+/// A status transition; the first `dialing` and `answered` set their
+/// timestamps. Never moves a finished call.
+pub async fn set_status(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    status: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let target = calls::table
+        .filter(calls::tenant_id.eq(tenant.0))
+        .filter(calls::id.eq(id.0))
+        .filter(calls::status.ne("finished"));
+    match status {
+        "dialing" => {
+            diesel::update(target)
+                .set((calls::status.eq(status), calls::dialed_at.eq(at)))
+                .execute(conn)
+                .await?
+        }
+        "answered" => {
+            diesel::update(target.filter(calls::answered_at.is_null()))
+                .set((calls::status.eq(status), calls::answered_at.eq(at)))
+                .execute(conn)
+                .await?
+        }
+        _ => {
+            diesel::update(target)
+                .set(calls::status.eq(status))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// The provider's id of the call.
+pub async fn set_provider_id(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    provider_call_id: &str,
+) -> Result<(), DbError> {
+    diesel::update(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(id.0)),
+    )
+    .set(calls::provider_call_id.eq(provider_call_id))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The callee asked to be called back.
+pub async fn set_callback(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    diesel::update(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(id.0)),
+    )
+    .set(calls::callback_at.eq(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The callee asked never to be called again: flag the call and put the
+/// number on the tenant's do-not-call list (which marks its contacts).
+pub async fn set_do_not_call(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+) -> Result<(), DbError> {
+    let Some(call) = get(conn, tenant, id).await? else {
+        return Ok(());
+    };
+    diesel::update(calls::table.filter(calls::id.eq(id.0)))
+        .set(calls::do_not_call.eq(true))
+        .execute(conn)
+        .await?;
+    let reason = format!("asked during call {id}");
+    super::dnc::add(conn, tenant, &call.phone, Some(&reason)).await?;
+    Ok(())
+}
+
+/// The call of one attempt, if its intent was written.
+pub async fn for_attempt(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+    attempt: i32,
+) -> Result<Option<Call>, DbError> {
+    Ok(calls::table
+        .filter(calls::tenant_id.eq(tenant.0))
+        .filter(calls::campaign_id.eq(campaign.0))
+        .filter(calls::contact_id.eq(contact.0))
+        .filter(calls::attempt.eq(attempt))
+        .select(Call::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Stores a raw provider event once: a repeat of the same (provider call

@@ -248,3 +248,24 @@ pub async fn transition(
     })
     .await
 }
+
+/// Stores a lifecycle state chosen by the CampaignActor.
+pub async fn set_state(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CampaignId,
+    state: CampaignState,
+) -> Result<(), DbError> {
+    diesel::update(
+        campaigns::table
+            .filter(campaigns::tenant_id.eq(tenant.0))
+            .filter(campaigns::id.eq(id.0)),
+    )
+    .set((
+        campaigns::state.eq(state.as_str()),
+        campaigns::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use talky_actors::ids::{CampaignId, TenantId};
+use talky_actors::ids::{CampaignId, ContactId, TenantId};
 use uuid::Uuid;
 
 use super::schema::{contacts, dnc_numbers};
@@ -161,4 +161,212 @@ pub async fn list(
         query = query.filter(contacts::id.gt(after));
     }
     Ok(query.load(conn).await?)
+}
+
+/// Statuses a contact can be dialled from.
+const DIALABLE: [&str; 2] = ["pending", "retry"];
+
+fn in_campaign(
+    tenant: TenantId,
+    campaign: CampaignId,
+) -> diesel::dsl::And<
+    diesel::dsl::Eq<contacts::tenant_id, uuid::Uuid>,
+    diesel::dsl::Eq<contacts::campaign_id, uuid::Uuid>,
+> {
+    contacts::tenant_id
+        .eq(tenant.0)
+        .and(contacts::campaign_id.eq(campaign.0))
+}
+
+/// Up to `limit` contacts due at `now`, oldest due first (see the
+/// CampaignStore contract): dialable, due, attempts below `max_attempts`
+/// unless a callback is due, and not on the tenant's do-not-call list.
+pub async fn due(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    now: DateTime<Utc>,
+    max_attempts: i32,
+    limit: i64,
+) -> Result<Vec<Contact>, DbError> {
+    let listed = dnc_numbers::table
+        .filter(dnc_numbers::tenant_id.eq(tenant.0))
+        .select(dnc_numbers::phone);
+    Ok(contacts::table
+        .filter(in_campaign(tenant, campaign))
+        .filter(contacts::status.eq_any(DIALABLE))
+        .filter(
+            contacts::next_attempt_at
+                .is_null()
+                .or(contacts::next_attempt_at.le(now)),
+        )
+        .filter(
+            contacts::attempts
+                .lt(max_attempts)
+                .or(contacts::last_outcome.eq("callback_requested")),
+        )
+        .filter(diesel::dsl::not(contacts::phone.eq_any(listed)))
+        .order((contacts::next_attempt_at.asc().nulls_first(), contacts::id))
+        .limit(limit)
+        .select(Contact::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Moves a dialable contact to `in_progress`; false if it was not dialable.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        contacts::table
+            .filter(in_campaign(tenant, campaign))
+            .filter(contacts::id.eq(contact.0))
+            .filter(contacts::status.eq_any(DIALABLE)),
+    )
+    .set((
+        contacts::status.eq("in_progress"),
+        contacts::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Gives back a claim that did not become a call.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+    until: DateTime<Utc>,
+) -> Result<(), DbError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Text;
+    diesel::update(
+        contacts::table
+            .filter(in_campaign(tenant, campaign))
+            .filter(contacts::id.eq(contact.0))
+            .filter(contacts::status.eq("in_progress")),
+    )
+    .set((
+        contacts::status.eq(sql::<Text>(
+            "CASE WHEN attempts > 0 THEN 'retry' ELSE 'pending' END",
+        )),
+        contacts::next_attempt_at.eq(until),
+        contacts::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Outside its window: try again at `until`.
+pub async fn defer(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+    until: DateTime<Utc>,
+) -> Result<(), DbError> {
+    diesel::update(
+        contacts::table
+            .filter(in_campaign(tenant, campaign))
+            .filter(contacts::id.eq(contact.0))
+            .filter(contacts::status.eq_any(DIALABLE)),
+    )
+    .set((
+        contacts::next_attempt_at.eq(until),
+        contacts::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends a dialable contact as failed without a call.
+pub async fn give_up(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+    reason: &str,
+) -> Result<(), DbError> {
+    diesel::update(
+        contacts::table
+            .filter(in_campaign(tenant, campaign))
+            .filter(contacts::id.eq(contact.0))
+            .filter(contacts::status.eq_any(DIALABLE)),
+    )
+    .set((
+        contacts::status.eq("failed"),
+        contacts::last_outcome.eq(reason),
+        contacts::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The outcome of attempt `attempts`; a repeat (attempts not above the
+/// stored count) changes nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_outcome(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+    outcome: &str,
+    status: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+    attempts: i32,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        contacts::table
+            .filter(in_campaign(tenant, campaign))
+            .filter(contacts::id.eq(contact.0))
+            .filter(contacts::attempts.lt(attempts)),
+    )
+    .set((
+        contacts::attempts.eq(attempts),
+        contacts::last_outcome.eq(outcome),
+        contacts::status.eq(status),
+        contacts::next_attempt_at.eq(next_attempt_at),
+        contacts::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Contacts of a campaign in a status.
+pub async fn with_status(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+    status: &str,
+) -> Result<Vec<Contact>, DbError> {
+    Ok(contacts::table
+        .filter(in_campaign(tenant, campaign))
+        .filter(contacts::status.eq(status.to_string()))
+        .order(contacts::id)
+        .select(Contact::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Contacts not in a final status.
+pub async fn remaining(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+) -> Result<i64, DbError> {
+    Ok(contacts::table
+        .filter(in_campaign(tenant, campaign))
+        .filter(contacts::status.eq_any(["pending", "retry", "in_progress"]))
+        .count()
+        .get_result(conn)
+        .await?)
 }

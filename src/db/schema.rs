@@ -95,6 +95,10 @@ diesel::table! {
         answered_at -> Nullable<Timestamptz>,
         ended_at -> Nullable<Timestamptz>,
         duration_secs -> Nullable<Int4>,
+        media_token_hash -> Nullable<Bytea>,
+        media_token_used_at -> Nullable<Timestamptz>,
+        callback_at -> Nullable<Timestamptz>,
+        do_not_call -> Bool,
     }
 }
 

@@ -31,6 +31,7 @@ pub async fn live_call(app: &TestApp, tenant: &str, campaign: &str) -> CallId {
         ContactId(contact.id),
         1,
         &contact.phone,
+        None,
     )
     .await
     .expect("intent");
@@ -65,6 +66,7 @@ async fn calls_with_turns_and_events() {
         ContactId(first.contact_id),
         1,
         &first.phone,
+        None,
     )
     .await
     .expect_err("duplicate intent");

@@ -14,3 +14,4 @@ mod health;
 mod isolation;
 mod openapi;
 mod schema;
+mod store;

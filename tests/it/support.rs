@@ -253,6 +253,11 @@ impl TestApp {
         }
     }
 
+    /// The server's PostgreSQL pool.
+    pub fn pool(&self) -> talky::db::Pool {
+        self.server.as_ref().expect("running").ctx.db.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

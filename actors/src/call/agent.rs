@@ -15,8 +15,8 @@ use super::msg::{CallMsg, CallPorts, ChildKind, TimerKind};
 use super::store_writer::StoreOp;
 use crate::media::{SegmentId, SentenceChunker};
 use crate::ports::{
-    ChatMessage, ChatRequest, LatencySplit, LlmEvent, MediaOut, Role, SttEvent, ToolCall, ToolSpec,
-    TurnRecord,
+    CalleeRequest, ChatMessage, ChatRequest, LatencySplit, LlmEvent, MediaOut, Role, SttEvent,
+    ToolCall, ToolSpec, TurnRecord,
 };
 
 /// Tools offered to the LLM.
@@ -451,6 +451,7 @@ impl<P: CallPorts> CallState<P> {
             "mark_do_not_call" => {
                 self.do_not_call = true;
                 turn.then = Some(EndCause::Completed);
+                self.record(StoreOp::Request(CalleeRequest::DoNotCall));
             }
             "schedule_callback" => {
                 self.callback_at = args
@@ -458,6 +459,9 @@ impl<P: CallPorts> CallState<P> {
                     .and_then(|v| v.as_str())
                     .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                     .map(|t| t.with_timezone(&Utc));
+                if let Some(at) = self.callback_at {
+                    self.record(StoreOp::Request(CalleeRequest::Callback(at)));
+                }
             }
             other => tracing::debug!(tool = other, "unknown tool call ignored"),
         }

@@ -74,6 +74,24 @@ pub enum EndCause {
 }
 
 impl EndCause {
+    /// Reads a stored outcome name back (`reason` fills the causes that
+    /// carry one); an unknown name is a failure with the name as reason.
+    pub fn from_stored(name: &str, reason: &str) -> EndCause {
+        match name {
+            "completed" => EndCause::Completed,
+            "busy" => EndCause::Busy,
+            "no_answer" => EndCause::NoAnswer,
+            "rejected" => EndCause::Rejected,
+            "machine" => EndCause::Machine,
+            "cancelled" => EndCause::Cancelled,
+            "timeout" => EndCause::Timeout,
+            "no_input" => EndCause::NoInput,
+            "provider_error" => EndCause::ProviderError(reason.into()),
+            "failed" => EndCause::Failed(reason.into()),
+            other => EndCause::Failed(format!("unknown outcome {other:?}: {reason}")),
+        }
+    }
+
     /// The stored outcome name.
     pub fn outcome(&self) -> &'static str {
         match self {

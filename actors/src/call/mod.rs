@@ -18,5 +18,5 @@ pub use agent::tools;
 pub use config::{CallConfig, MachineAction};
 pub use msg::{
     CallArgs, CallMsg, CallPorts, CallReport, CallSnapshot, ChildKind, ChildSnapshot, Ports,
-    ReportSink, TimerKind,
+    ReportSink, TimerKind, campaign_outcome,
 };

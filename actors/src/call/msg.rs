@@ -82,21 +82,32 @@ impl CallReport {
     /// failure (it is retried); a call that ran to its time limit, or
     /// whose callee stayed silent, counts as completed or unanswered.
     pub fn outcome(&self) -> CallOutcome {
-        if self.do_not_call {
-            return CallOutcome::DoNotCall;
-        }
-        if let Some(at) = self.callback_at {
-            return CallOutcome::CallbackRequested(at);
-        }
-        match &self.cause {
-            EndCause::Completed | EndCause::Timeout => CallOutcome::Completed,
-            EndCause::Busy => CallOutcome::Busy,
-            EndCause::NoAnswer | EndCause::NoInput => CallOutcome::NoAnswer,
-            EndCause::Rejected => CallOutcome::Rejected,
-            EndCause::Machine => CallOutcome::Machine,
-            EndCause::Failed(_) | EndCause::ProviderError(_) | EndCause::Cancelled => {
-                CallOutcome::Failed
-            }
+        campaign_outcome(&self.cause, self.do_not_call, self.callback_at)
+    }
+}
+
+/// What a call that ended with `cause` means for its contact, given what
+/// the callee asked for (see [`CallReport::outcome`]). Also used to read a
+/// finished call back from the store.
+pub fn campaign_outcome(
+    cause: &EndCause,
+    do_not_call: bool,
+    callback_at: Option<DateTime<Utc>>,
+) -> CallOutcome {
+    if do_not_call {
+        return CallOutcome::DoNotCall;
+    }
+    if let Some(at) = callback_at {
+        return CallOutcome::CallbackRequested(at);
+    }
+    match cause {
+        EndCause::Completed | EndCause::Timeout => CallOutcome::Completed,
+        EndCause::Busy => CallOutcome::Busy,
+        EndCause::NoAnswer | EndCause::NoInput => CallOutcome::NoAnswer,
+        EndCause::Rejected => CallOutcome::Rejected,
+        EndCause::Machine => CallOutcome::Machine,
+        EndCause::Failed(_) | EndCause::ProviderError(_) | EndCause::Cancelled => {
+            CallOutcome::Failed
         }
     }
 }

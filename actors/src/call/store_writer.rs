@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::children::timed;
-use crate::ports::{CallKey, CallStore, ProviderCallId, TurnRecord};
+use crate::ports::{CallKey, CallStore, CalleeRequest, ProviderCallId, TurnRecord};
 
 /// One write.
 pub(crate) enum StoreOp {
@@ -19,6 +19,8 @@ pub(crate) enum StoreOp {
     ProviderId(ProviderCallId),
     /// A finished turn.
     Turn(TurnRecord),
+    /// The callee asked for something.
+    Request(CalleeRequest),
     /// The outcome; `done` is told once everything before it is written.
     Finish {
         outcome: String,
@@ -51,6 +53,9 @@ pub(crate) fn spawn<S: CallStore>(
                 }
                 StoreOp::Turn(turn) => {
                     timed(timeout, "storing a turn", store.turn(key, turn)).await
+                }
+                StoreOp::Request(request) => {
+                    timed(timeout, "storing a request", store.requested(key, request)).await
                 }
                 StoreOp::Finish {
                     outcome,

@@ -225,6 +225,7 @@ pub struct StoreLog {
     pub statuses: Vec<&'static str>,
     pub turns: Vec<TurnRecord>,
     pub finished: Option<(String, String)>,
+    pub requests: Vec<CalleeRequest>,
     pub provider_id: Option<ProviderCallId>,
 }
 
@@ -249,6 +250,10 @@ impl CallStore for FakeStore {
     }
     async fn turn(&self, _key: CallKey, turn: TurnRecord) -> PortResult<()> {
         lock(&self.log).turns.push(turn);
+        Ok(())
+    }
+    async fn requested(&self, _key: CallKey, request: CalleeRequest) -> PortResult<()> {
+        lock(&self.log).requests.push(request);
         Ok(())
     }
     async fn finish(

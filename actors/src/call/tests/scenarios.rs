@@ -499,6 +499,11 @@ async fn end_call_tool_says_goodbye_then_hangs_up() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.5).await;
+    assert_eq!(
+        lock(&h.store.log).requests,
+        [crate::ports::CalleeRequest::DoNotCall],
+        "stored the moment it was asked"
+    );
     let reports = lock(&h.reports);
     assert!(reports[0].do_not_call);
     assert_eq!(reports[0].cause.outcome(), "completed");
@@ -638,8 +643,12 @@ async fn a_callback_request_is_reported() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.5).await;
-    let reports = lock(&h.reports);
     let expected: chrono::DateTime<chrono::Utc> = "2026-12-01T15:00:00Z".parse().expect("time");
+    assert_eq!(
+        lock(&h.store.log).requests,
+        [crate::ports::CalleeRequest::Callback(expected)]
+    );
+    let reports = lock(&h.reports);
     assert_eq!(reports[0].callback_at, Some(expected));
     assert_eq!(
         reports[0].outcome(),

@@ -1,0 +1,221 @@
+//! One circuit breaker per provider, shared (through `Arc`) by every call
+//! to it. It is told the time, so tests drive it without sleeping.
+//!
+//! Closed: every call goes through; `failure_threshold` consecutive
+//! failures open it. Open: calls are refused until `open_for` has passed,
+//! then it is half-open: exactly one probe at a time goes through; the
+//! probe's success closes it, its failure opens it again for `open_for`.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What the breaker currently does with calls (for metrics and logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused.
+    Open,
+    /// One probe at a time goes through.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: BreakerState,
+    consecutive_failures: u32,
+    opened_at: Option<Instant>,
+    probe_in_flight: bool,
+}
+
+/// A thread-safe circuit breaker.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    name: String,
+    failure_threshold: u32,
+    open_for: Duration,
+    inner: Mutex<Inner>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker that opens after `failure_threshold` (at least 1)
+    /// consecutive failures and stays open for `open_for`.
+    pub fn new(name: impl Into<String>, failure_threshold: u32, open_for: Duration) -> Self {
+        Self {
+            name: name.into(),
+            failure_threshold: failure_threshold.max(1),
+            open_for,
+            inner: Mutex::new(Inner {
+                state: BreakerState::Closed,
+                consecutive_failures: 0,
+                opened_at: None,
+                probe_in_flight: false,
+            }),
+        }
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the state invalid.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a call may go out now. In half-open state a `true` makes
+    /// the caller the probe: it must report `on_success` or `on_failure`.
+    pub fn allow(&self, now: Instant) -> bool {
+        let mut g = self.lock();
+        match g.state {
+            BreakerState::Closed => true,
+            BreakerState::Open => {
+                let opened = g.opened_at.unwrap_or(now);
+                if now.saturating_duration_since(opened) >= self.open_for {
+                    g.state = BreakerState::HalfOpen;
+                    g.probe_in_flight = true;
+                    true
+                } else {
+                    false
+                }
+            }
+            BreakerState::HalfOpen => {
+                if g.probe_in_flight {
+                    false
+                } else {
+                    g.probe_in_flight = true;
+                    true
+                }
+            }
+        }
+    }
+
+    /// A call succeeded: the breaker closes.
+    pub fn on_success(&self, _now: Instant) {
+        let mut g = self.lock();
+        g.state = BreakerState::Closed;
+        g.consecutive_failures = 0;
+        g.opened_at = None;
+        g.probe_in_flight = false;
+    }
+
+    /// A call failed: counts towards opening; a failed probe reopens.
+    pub fn on_failure(&self, now: Instant) {
+        let mut g = self.lock();
+        match g.state {
+            BreakerState::Closed => {
+                g.consecutive_failures = g.consecutive_failures.saturating_add(1);
+                if g.consecutive_failures >= self.failure_threshold {
+                    g.state = BreakerState::Open;
+                    g.opened_at = Some(now);
+                }
+            }
+            BreakerState::HalfOpen => {
+                g.state = BreakerState::Open;
+                g.opened_at = Some(now);
+                g.probe_in_flight = false;
+            }
+            // A late failure of a call let through before the breaker
+            // opened: the breaker is already open, keep its timer.
+            BreakerState::Open => {}
+        }
+    }
+
+    /// The current state (as of the last `allow`/`on_*`).
+    pub fn state(&self) -> BreakerState {
+        self.lock().state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const OPEN_FOR: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn closed_allows_and_success_resets_the_count() {
+        let b = CircuitBreaker::new("groq", 3, OPEN_FOR);
+        let t = Instant::now();
+        assert!(b.allow(t));
+        b.on_failure(t);
+        b.on_failure(t);
+        b.on_success(t);
+        b.on_failure(t);
+        b.on_failure(t);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.allow(t));
+        assert_eq!(b.name(), "groq");
+    }
+
+    #[test]
+    fn opens_after_threshold_and_refuses_until_open_for() {
+        let b = CircuitBreaker::new("groq", 3, OPEN_FOR);
+        let t = Instant::now();
+        for _ in 0..3 {
+            b.on_failure(t);
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(!b.allow(t));
+        assert!(!b.allow(t + Duration::from_secs(9)));
+        assert!(b.allow(t + OPEN_FOR));
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn half_open_allows_one_probe_and_success_closes() {
+        let b = CircuitBreaker::new("x", 1, OPEN_FOR);
+        let t = Instant::now();
+        b.on_failure(t);
+        let t2 = t + OPEN_FOR;
+        assert!(b.allow(t2));
+        assert!(!b.allow(t2), "second probe while one is in flight");
+        b.on_success(t2);
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.allow(t2));
+        assert!(b.allow(t2));
+    }
+
+    #[test]
+    fn failed_probe_reopens_for_another_period() {
+        let b = CircuitBreaker::new("x", 2, OPEN_FOR);
+        let t = Instant::now();
+        b.on_failure(t);
+        b.on_failure(t);
+        let t2 = t + OPEN_FOR;
+        assert!(b.allow(t2));
+        b.on_failure(t2);
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(!b.allow(t2 + Duration::from_secs(5)));
+        assert!(b.allow(t2 + OPEN_FOR));
+    }
+
+    #[test]
+    fn threshold_zero_behaves_as_one_and_late_failures_keep_timer() {
+        let b = CircuitBreaker::new("x", 0, OPEN_FOR);
+        let t = Instant::now();
+        b.on_failure(t);
+        assert_eq!(b.state(), BreakerState::Open);
+        b.on_failure(t + Duration::from_secs(5));
+        assert!(b.allow(t + OPEN_FOR));
+    }
+
+    #[test]
+    fn shared_across_threads_only_one_probe() {
+        let b = Arc::new(CircuitBreaker::new("x", 1, Duration::ZERO));
+        let t = Instant::now();
+        b.on_failure(t);
+        let allowed: usize = (0..8)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || b.allow(t) as usize)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(allowed, 1);
+    }
+}

@@ -1,0 +1,6 @@
+//! Real provider clients. Each implements a port of `talky-actors` and is
+//! proven against its wire-exact emulator in `crate::sim` on loopback.
+
+pub mod breaker;
+pub mod openai;
+pub mod vonage;

@@ -1,0 +1,522 @@
+//! The OpenAI-compatible chat completions client (providers.md §7): Groq,
+//! OpenAI, or any compatible server, chosen by base URL.
+//!
+//! One call = `POST {base_url}/chat/completions` with `stream: true`; the
+//! SSE body becomes [`LlmEvent`]s on a bounded channel. Until the first
+//! event is ready the call may be retried (429, 5xx, timeouts, a broken
+//! connection), honouring `Retry-After` up to a cap, else exponential
+//! backoff with jitter; once an event has been handed over, a failure is an
+//! [`LlmEvent::Error`] and never a retry. Every attempt asks the provider's
+//! [`CircuitBreaker`] first and reports its outcome to it.
+
+mod sse;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use talky_actors::ports::{
+    ChatRequest, LlmEvent, LlmPort, PROVIDER_EVENT_CAPACITY, PortError, PortResult,
+};
+use tokio::sync::mpsc;
+
+use crate::config::Secret;
+use crate::providers::breaker::CircuitBreaker;
+pub use sse::{SseParser, SseTooLong};
+use wire::{BodySettings, StreamState};
+
+/// Groq's OpenAI-compatible base URL.
+pub const GROQ_BASE_URL: &str = "https://api.groq.com/openai/v1";
+/// OpenAI's base URL.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// TCP + TLS connect budget.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// From sending the request to the first body bytes.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Longest silence between two body chunks.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retries before the first event (the official SDKs retry twice).
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// First backoff step; doubled per retry, with jitter.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// Longest wait before a retry, whatever Retry-After says; a longer
+/// Retry-After ends the retries with `RateLimited`.
+pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// Sampling temperature.
+pub const DEFAULT_TEMPERATURE: f32 = 0.4;
+/// Output token cap of one reply.
+pub const DEFAULT_MAX_TOKENS: u32 = 256;
+/// Longest SSE line (or event) accepted.
+pub const MAX_SSE_LINE: usize = 1 << 20;
+/// Longest error (or non-streamed) body read.
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// Configuration of one provider.
+#[derive(Clone, Debug)]
+pub struct OpenAiConfig {
+    /// Provider name for logs and metrics: "groq", "openai", ...
+    pub name: String,
+    /// Scheme + host + API prefix, e.g. [`GROQ_BASE_URL`]; no trailing `/`
+    /// needed.
+    pub base_url: String,
+    /// Bearer key.
+    pub api_key: Secret,
+    /// Model to use instead of the request's.
+    pub model_override: Option<String>,
+    /// TCP (+TLS) connect budget.
+    pub connect_timeout: Duration,
+    /// From sending the request to the first body bytes.
+    pub first_byte_timeout: Duration,
+    /// Longest silence between body chunks.
+    pub idle_timeout: Duration,
+    /// Retries before the first event.
+    pub max_retries: u32,
+    /// First backoff step.
+    pub backoff_base: Duration,
+    /// Cap on any wait before a retry.
+    pub max_retry_wait: Duration,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Output token cap.
+    pub max_tokens: u32,
+    /// Send `max_completion_tokens` (OpenAI) instead of `max_tokens`.
+    pub use_max_completion_tokens: bool,
+}
+
+impl OpenAiConfig {
+    /// Defaults for a provider at `base_url`.
+    pub fn new(name: impl Into<String>, base_url: impl Into<String>, api_key: Secret) -> Self {
+        Self {
+            name: name.into(),
+            base_url: base_url.into(),
+            api_key,
+            model_override: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_FIRST_BYTE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
+            temperature: DEFAULT_TEMPERATURE,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            use_max_completion_tokens: false,
+        }
+    }
+
+    /// Groq defaults.
+    pub fn groq(api_key: Secret) -> Self {
+        Self::new("groq", GROQ_BASE_URL, api_key)
+    }
+
+    /// OpenAI defaults (`max_completion_tokens`).
+    pub fn openai(api_key: Secret) -> Self {
+        Self {
+            use_max_completion_tokens: true,
+            ..Self::new("openai", OPENAI_BASE_URL, api_key)
+        }
+    }
+}
+
+/// The client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenAiBuildError {
+    /// The key cannot be a header value.
+    #[error("{0}: API key is not a valid header value")]
+    BadKey(String),
+    /// The base URL is not http(s).
+    #[error("{0}: base URL {1:?} is not http(s)")]
+    BadUrl(String, String),
+    /// reqwest refused the settings.
+    #[error("{0}: HTTP client: {1}")]
+    Http(String, reqwest::Error),
+}
+
+/// A chat completions client; cheap to clone, shares its connection pool
+/// and breaker.
+#[derive(Clone, Debug)]
+pub struct OpenAiClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: OpenAiConfig,
+    url: String,
+    auth: HeaderValue,
+    http: reqwest::Client,
+    breaker: Arc<CircuitBreaker>,
+}
+
+impl OpenAiClient {
+    /// A client for `cfg`, reporting to `breaker`.
+    pub fn new(cfg: OpenAiConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, OpenAiBuildError> {
+        let base = cfg.base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(OpenAiBuildError::BadUrl(
+                cfg.name.clone(),
+                cfg.base_url.clone(),
+            ));
+        }
+        let url = format!("{base}/chat/completions");
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key.expose()))
+            .map_err(|_| OpenAiBuildError::BadKey(cfg.name.clone()))?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| OpenAiBuildError::Http(cfg.name.clone(), e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                url,
+                auth,
+                http,
+                breaker,
+            }),
+        })
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.inner.cfg.name
+    }
+
+    /// The breaker this client reports to.
+    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
+        &self.inner.breaker
+    }
+}
+
+impl LlmPort for OpenAiClient {
+    fn stream(
+        &self,
+        req: ChatRequest,
+    ) -> impl Future<Output = PortResult<mpsc::Receiver<LlmEvent>>> + Send {
+        let inner = self.inner.clone();
+        async move { inner.stream(req).await }
+    }
+}
+
+/// A response whose first events are ready.
+struct Started {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: SseParser,
+    state: StreamState,
+    events: Vec<LlmEvent>,
+}
+
+/// Reports an attempt's outcome to the breaker exactly once; dropped
+/// unresolved (the caller gave up), it reports success if output was
+/// produced, else failure, so a half-open probe is never left dangling.
+struct BreakerGuard {
+    breaker: Arc<CircuitBreaker>,
+    resolved: bool,
+    produced_output: bool,
+}
+
+impl BreakerGuard {
+    fn success(mut self) {
+        self.resolved = true;
+        self.breaker.on_success(Instant::now());
+    }
+
+    fn failure(mut self) {
+        self.resolved = true;
+        self.breaker.on_failure(Instant::now());
+    }
+}
+
+impl Drop for BreakerGuard {
+    fn drop(&mut self) {
+        if !self.resolved {
+            if self.produced_output {
+                self.breaker.on_success(Instant::now());
+            } else {
+                self.breaker.on_failure(Instant::now());
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn stream(self: Arc<Self>, req: ChatRequest) -> PortResult<mpsc::Receiver<LlmEvent>> {
+        let settings = BodySettings {
+            model_override: self.cfg.model_override.as_deref(),
+            temperature: self.cfg.temperature,
+            max_tokens: self.cfg.max_tokens,
+            use_max_completion_tokens: self.cfg.use_max_completion_tokens,
+        };
+        let body = wire::request_body(&req, &settings)?;
+        let body =
+            Bytes::from(serde_json::to_vec(&body).map_err(|e| PortError::Protocol(e.to_string()))?);
+        let mut retry = 0u32;
+        let mut last_err: Option<PortError> = None;
+        loop {
+            if !self.breaker.allow(Instant::now()) {
+                // A retry the breaker refuses ends with the real failure.
+                return Err(last_err.unwrap_or_else(|| {
+                    PortError::Unavailable(format!("{}: circuit open", self.cfg.name))
+                }));
+            }
+            let guard = BreakerGuard {
+                breaker: self.breaker.clone(),
+                resolved: false,
+                produced_output: false,
+            };
+            let err = match self.attempt(body.clone()).await {
+                Ok(started) => {
+                    let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
+                    tokio::spawn(self.clone().pump(started, tx, guard));
+                    return Ok(rx);
+                }
+                Err(e) => e,
+            };
+            let retryable = matches!(
+                err,
+                PortError::RateLimited { .. } | PortError::Unavailable(_) | PortError::Timeout(_)
+            );
+            if retryable {
+                guard.failure();
+            } else {
+                // The provider answered (a 4xx, or nonsense): it is up.
+                guard.success();
+            }
+            if !retryable || retry >= self.cfg.max_retries {
+                return Err(err);
+            }
+            let wait = match &err {
+                PortError::RateLimited {
+                    retry_after: Some(d),
+                } => {
+                    if *d > self.cfg.max_retry_wait {
+                        return Err(err);
+                    }
+                    *d
+                }
+                _ => backoff(self.cfg.backoff_base, retry).min(self.cfg.max_retry_wait),
+            };
+            tracing::debug!(provider = %self.cfg.name, error = %err, ?wait, retry, "LLM retry");
+            tokio::time::sleep(wait).await;
+            retry += 1;
+            last_err = Some(err);
+        }
+    }
+
+    /// One request, up to its first events (or its end).
+    async fn attempt(&self, body: Bytes) -> PortResult<Started> {
+        let deadline = tokio::time::Instant::now() + self.cfg.first_byte_timeout;
+        let send = self
+            .http
+            .post(&self.url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("accept", HeaderValue::from_static("text/event-stream"))
+            .body(body)
+            .send();
+        let resp = match tokio::time::timeout_at(deadline, send).await {
+            Err(_) => return Err(PortError::Timeout("first byte".into())),
+            Ok(Err(e)) => return Err(self.transport_error(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let headers = resp.headers().clone();
+            let body = self.read_body_capped(resp).await;
+            return Err(wire::status_error(
+                status.as_u16(),
+                &headers,
+                &body,
+                SystemTime::now(),
+            ));
+        }
+        let is_json = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if is_json {
+            // A server that ignored `stream: true`: take the whole answer.
+            let body = self.read_body_capped(resp).await;
+            let events = wire::completion_events(&body)?;
+            let mut state = StreamState::default();
+            state.on_data("[DONE]", &mut Vec::new())?;
+            return Ok(Started {
+                body: futures_util::stream::empty().boxed(),
+                parser: SseParser::new(MAX_SSE_LINE),
+                state,
+                events,
+            });
+        }
+        let mut started = Started {
+            body: resp.bytes_stream().boxed(),
+            parser: SseParser::new(MAX_SSE_LINE),
+            state: StreamState::default(),
+            events: Vec::new(),
+        };
+        let mut first = true;
+        while started.events.is_empty() && !started.state.is_done() {
+            let next = if first {
+                tokio::time::timeout_at(deadline, started.body.next()).await
+            } else {
+                tokio::time::timeout(self.cfg.idle_timeout, started.body.next()).await
+            };
+            first = false;
+            let Some(chunk) = self.read_step(next, "first byte")? else {
+                let mut events = Vec::new();
+                finish_body(&mut started.parser, &mut started.state, &mut events)?;
+                started.events = events;
+                break;
+            };
+            feed(
+                &mut started.parser,
+                &mut started.state,
+                &chunk,
+                &mut started.events,
+            )?;
+        }
+        Ok(started)
+    }
+
+    /// Interprets one read of the body: `None` at its end.
+    fn read_step(
+        &self,
+        next: Result<Option<reqwest::Result<Bytes>>, tokio::time::error::Elapsed>,
+        what: &str,
+    ) -> PortResult<Option<Bytes>> {
+        match next {
+            Err(_) => Err(PortError::Timeout(what.into())),
+            Ok(None) => Ok(None),
+            Ok(Some(Err(e))) => Err(self.transport_error(&e)),
+            Ok(Some(Ok(b))) => Ok(Some(b)),
+        }
+    }
+
+    /// Hands the first events over, then streams the rest.
+    async fn pump(
+        self: Arc<Self>,
+        started: Started,
+        tx: mpsc::Sender<LlmEvent>,
+        mut guard: BreakerGuard,
+    ) {
+        let Started {
+            mut body,
+            mut parser,
+            mut state,
+            events,
+        } = started;
+        let mut events = events;
+        loop {
+            for ev in events.drain(..) {
+                guard.produced_output = true;
+                if tx.send(ev).await.is_err() {
+                    // The receiver is gone: the caller cancelled.
+                    return;
+                }
+            }
+            if state.is_done() {
+                guard.success();
+                return;
+            }
+            let next = tokio::time::timeout(self.cfg.idle_timeout, body.next()).await;
+            let step = self
+                .read_step(next, "idle between chunks")
+                .and_then(|chunk| match chunk {
+                    Some(chunk) => feed(&mut parser, &mut state, &chunk, &mut events),
+                    None => finish_body(&mut parser, &mut state, &mut events),
+                });
+            if let Err(e) = step {
+                // Events parsed before the failure still go out first.
+                for ev in events.drain(..) {
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                tracing::debug!(provider = %self.cfg.name, error = %e, "LLM stream failed");
+                match e {
+                    PortError::Protocol(_) | PortError::Rejected(_) => guard.success(),
+                    _ => guard.failure(),
+                }
+                let _ = tx.send(LlmEvent::Error(e)).await;
+                return;
+            }
+        }
+    }
+
+    async fn read_body_capped(&self, resp: reqwest::Response) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut body = resp.bytes_stream();
+        while out.len() < MAX_ERROR_BODY {
+            match tokio::time::timeout(self.cfg.idle_timeout, body.next()).await {
+                Ok(Some(Ok(b))) => {
+                    let take = b.len().min(MAX_ERROR_BODY - out.len());
+                    out.extend_from_slice(&b[..take]);
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> PortError {
+        let name = &self.cfg.name;
+        if e.is_timeout() {
+            PortError::Timeout(format!("{name}: connect"))
+        } else if e.is_connect() {
+            PortError::Unavailable(format!("{name}: connect: {e}"))
+        } else {
+            PortError::Unavailable(format!("{name}: connection broken: {e}"))
+        }
+    }
+}
+
+fn feed(
+    parser: &mut SseParser,
+    state: &mut StreamState,
+    chunk: &[u8],
+    out: &mut Vec<LlmEvent>,
+) -> PortResult<()> {
+    let datas = parser
+        .push(chunk)
+        .map_err(|e| PortError::Protocol(e.to_string()))?;
+    for d in datas {
+        state.on_data(&d, out)?;
+        if state.is_done() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The body ended: without `[DONE]` the stream failed.
+fn finish_body(
+    parser: &mut SseParser,
+    state: &mut StreamState,
+    out: &mut Vec<LlmEvent>,
+) -> PortResult<()> {
+    if let Some(d) = parser
+        .finish()
+        .map_err(|e| PortError::Protocol(e.to_string()))?
+    {
+        state.on_data(&d, out)?;
+    }
+    if state.is_done() {
+        Ok(())
+    } else {
+        Err(PortError::Unavailable("stream ended without [DONE]".into()))
+    }
+}
+
+/// `base * 2^retry`, with +-25 % jitter.
+fn backoff(base: Duration, retry: u32) -> Duration {
+    let d = base.saturating_mul(1u32 << retry.min(16));
+    let jitter: f64 = rand::random_range(0.75..1.25);
+    d.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,610 @@
+//! [`VonageClient`]: the [`TelephonyPort`] over the Vonage Voice REST API
+//! (spec §1.2, §1.3, §1.11).
+//!
+//! - `place_call`: `POST /v1/calls` with the application JWT, an inline
+//!   NCCO to our media socket; the `uuid` of the `201` is the
+//!   [`ProviderCallId`].
+//! - `hang_up`: `PUT /v1/calls/{uuid}` `{"action":"hangup"}`; `404` (the
+//!   call is already gone) counts as success.
+//! - Errors (RFC 7807 bodies): 401/403 and other 4xx -> `Rejected`,
+//!   429 -> `RateLimited` (with `Retry-After`), 5xx -> `Unavailable`,
+//!   time-outs -> `Timeout`, connection failures -> `Unavailable`, a 2xx we
+//!   cannot read -> `Protocol`.
+//!
+//! Every request has a connect and a total time-out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use percent_encoding::utf8_percent_encode;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use talky_actors::ports::{PlaceCall, PortError, PortResult, ProviderCallId, TelephonyPort};
+
+use super::jwt::{AppJwt, JwtError};
+use super::ncco::{self, CreateCallResponse, DEFAULT_SAMPLE_RATE, MachineDetection, UNRESERVED};
+use crate::config::Secret;
+
+/// Vonage's REST base (regional hosts: `https://api-us.vonage.com`, ...).
+pub const DEFAULT_API_BASE_URL: &str = "https://api.nexmo.com";
+/// TCP + TLS connect time-out of every request.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Whole-request time-out (connect to last body byte).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings of the Vonage client.
+#[derive(Clone, Debug)]
+pub struct VonageConfig {
+    /// REST scheme + host, e.g. [`DEFAULT_API_BASE_URL`] or an emulator's
+    /// `http://127.0.0.1:<port>`.
+    pub api_base_url: String,
+    /// The Vonage application id.
+    pub application_id: String,
+    /// The application's private key, PEM inline (wins over the file).
+    pub private_key: Secret,
+    /// Or a file holding it.
+    pub private_key_file: Option<PathBuf>,
+    /// Our public base URL (`TALKY_PUBLIC_URL`): events and media URLs.
+    pub public_url: String,
+    /// Connect time-out of every request.
+    pub connect_timeout: Duration,
+    /// Total time-out of every request.
+    pub request_timeout: Duration,
+    /// Machine detection to ask for when a call wants it.
+    pub machine_detection: MachineDetection,
+    /// PCM rate on the media socket (8000, 16000 or 24000).
+    pub sample_rate: u32,
+}
+
+impl Default for VonageConfig {
+    fn default() -> Self {
+        Self {
+            api_base_url: DEFAULT_API_BASE_URL.to_owned(),
+            application_id: String::new(),
+            private_key: Secret::default(),
+            private_key_file: None,
+            public_url: String::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            machine_detection: MachineDetection::default(),
+            sample_rate: DEFAULT_SAMPLE_RATE,
+        }
+    }
+}
+
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum VonageError {
+    /// The key or application id.
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    /// No key configured at all.
+    #[error("vonage: no private key (private_key or private_key_file)")]
+    NoKey,
+    /// A URL setting is not http(s).
+    #[error("vonage: {0} must start with http:// or https://: {1:?}")]
+    Url(&'static str, String),
+    /// The HTTP client.
+    #[error("vonage: http client: {0}")]
+    Http(String),
+}
+
+/// An RFC 7807 problem body.
+#[derive(Debug, Default, Deserialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    title: Option<String>,
+    detail: Option<String>,
+}
+
+impl Problem {
+    fn describe(status: StatusCode, body: &[u8]) -> String {
+        let p: Problem = serde_json::from_slice(body).unwrap_or_default();
+        let code = p
+            .kind
+            .as_deref()
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned());
+        let mut s = status.as_u16().to_string();
+        for part in [code, p.title, p.detail].into_iter().flatten() {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
+        s
+    }
+}
+
+/// `Retry-After`: delta seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The port error of a non-2xx answer.
+fn status_error(status: StatusCode, retry_after: Option<&str>, body: &[u8]) -> PortError {
+    let msg = Problem::describe(status, body);
+    match status.as_u16() {
+        429 => PortError::RateLimited {
+            retry_after: retry_after.and_then(|v| parse_retry_after(v, Utc::now())),
+        },
+        400..=499 => PortError::Rejected(msg),
+        500..=599 => PortError::Unavailable(msg),
+        _ => PortError::Protocol(format!("unexpected status {msg}")),
+    }
+}
+
+fn transport_error(what: &str, e: &reqwest::Error) -> PortError {
+    if e.is_timeout() {
+        PortError::Timeout(format!("vonage {what}: {e}"))
+    } else if e.is_decode() || e.is_body() {
+        PortError::Protocol(format!("vonage {what}: {e}"))
+    } else {
+        PortError::Unavailable(format!("vonage {what}: {e}"))
+    }
+}
+
+/// The Vonage telephony client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct VonageClient {
+    http: reqwest::Client,
+    base: Arc<str>,
+    public_url: Arc<str>,
+    jwt: Arc<AppJwt>,
+    machine_detection: MachineDetection,
+    sample_rate: u32,
+}
+
+fn http_base(key: &'static str, url: &str) -> Result<String, VonageError> {
+    let b = url.trim().trim_end_matches('/');
+    if b.starts_with("http://") || b.starts_with("https://") {
+        Ok(b.to_owned())
+    } else {
+        Err(VonageError::Url(key, url.to_owned()))
+    }
+}
+
+impl VonageClient {
+    /// Builds the client: loads the key, checks the URLs.
+    pub fn new(cfg: VonageConfig) -> Result<Self, VonageError> {
+        let jwt = if !cfg.private_key.expose().trim().is_empty() {
+            AppJwt::from_pem(&cfg.application_id, &cfg.private_key)?
+        } else if let Some(path) = &cfg.private_key_file {
+            AppJwt::from_pem_file(&cfg.application_id, path)?
+        } else {
+            return Err(VonageError::NoKey);
+        };
+        let base = http_base("api_base_url", &cfg.api_base_url)?;
+        let public_url = http_base("public_url", &cfg.public_url)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .user_agent(concat!("talky/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| VonageError::Http(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.into(),
+            public_url: public_url.into(),
+            jwt: Arc::new(jwt),
+            machine_detection: cfg.machine_detection,
+            sample_rate: cfg.sample_rate,
+        })
+    }
+
+    /// The JWT minter (shared with other Vonage requests, e.g. recordings).
+    pub fn jwt(&self) -> &AppJwt {
+        &self.jwt
+    }
+
+    fn bearer(&self) -> PortResult<String> {
+        self.jwt
+            .token(Utc::now())
+            .map(|t| format!("Bearer {t}"))
+            .map_err(|e| PortError::Rejected(e.to_string()))
+    }
+
+    /// Sends a request, reads the whole answer: (status, Retry-After, body).
+    async fn send(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> PortResult<(StatusCode, Option<String>, bytes::Bytes)> {
+        let resp = req
+            .header(reqwest::header::AUTHORIZATION, self.bearer()?)
+            .send()
+            .await
+            .map_err(|e| transport_error(what, &e))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp.bytes().await.map_err(|e| transport_error(what, &e))?;
+        Ok((status, retry_after, body))
+    }
+
+    /// Creates the call (`POST /v1/calls`).
+    pub async fn create_call(&self, req: &PlaceCall) -> PortResult<CreateCallResponse> {
+        let body = ncco::create_call(
+            req,
+            &self.public_url,
+            self.machine_detection,
+            self.sample_rate,
+        )
+        .map_err(|e| PortError::Rejected(e.to_string()))?;
+        let url = format!("{}/v1/calls", self.base);
+        let (status, retry_after, bytes) = self
+            .send("create call", self.http.post(url).json(&body))
+            .await?;
+        if !status.is_success() {
+            return Err(status_error(status, retry_after.as_deref(), &bytes));
+        }
+        let created: CreateCallResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| PortError::Protocol(format!("vonage create call: {e}")))?;
+        if created.uuid.trim().is_empty() {
+            return Err(PortError::Protocol("vonage create call: empty uuid".into()));
+        }
+        Ok(created)
+    }
+
+    /// Hangs up at a given REST host (the call's `region_url`, when the
+    /// answer webhook named one); 404 counts as success.
+    pub async fn hang_up_at(&self, base_url: &str, id: &ProviderCallId) -> PortResult<()> {
+        let base = base_url.trim().trim_end_matches('/');
+        let url = format!("{base}/v1/calls/{}", utf8_percent_encode(&id.0, UNRESERVED));
+        let body = serde_json::json!({"action": "hangup"});
+        let (status, retry_after, bytes) =
+            self.send("hang up", self.http.put(url).json(&body)).await?;
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(status_error(status, retry_after.as_deref(), &bytes))
+        }
+    }
+}
+
+impl TelephonyPort for VonageClient {
+    async fn place_call(&self, req: PlaceCall) -> PortResult<ProviderCallId> {
+        self.create_call(&req)
+            .await
+            .map(|created| ProviderCallId(created.uuid))
+    }
+
+    async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
+        let base = Arc::clone(&self.base);
+        self.hang_up_at(&base, &id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::vonage::jwt::tests::{APP_ID, TEST_PRIVATE_PEM, decode};
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+    use talky_actors::ids::CallId;
+    use warp::Filter;
+
+    #[derive(Clone, Debug)]
+    struct Seen {
+        method: String,
+        path: String,
+        auth: Option<String>,
+        content_type: Option<String>,
+        body: serde_json::Value,
+    }
+
+    struct Canned {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+        delay: Duration,
+    }
+
+    fn canned(status: u16, body: &str) -> Canned {
+        Canned {
+            status,
+            headers: vec![],
+            body: body.to_owned(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    type Handler = Arc<dyn Fn(&Seen) -> Canned + Send + Sync>;
+
+    /// A tiny stand-in for the Vonage REST API on 127.0.0.1:0: records
+    /// every request and answers with what the test's handler says.
+    async fn server(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = Arc::clone(&seen);
+        let route = warp::method()
+            .and(warp::path::full())
+            .and(warp::header::optional::<String>("authorization"))
+            .and(warp::header::optional::<String>("content-type"))
+            .and(warp::body::bytes())
+            .and_then(
+                move |m: warp::http::Method,
+                      p: warp::path::FullPath,
+                      auth: Option<String>,
+                      ct: Option<String>,
+                      body: bytes::Bytes| {
+                    let log = Arc::clone(&log);
+                    let handler = Arc::clone(&handler);
+                    async move {
+                        let s = Seen {
+                            method: m.to_string(),
+                            path: p.as_str().to_owned(),
+                            auth,
+                            content_type: ct,
+                            body: serde_json::from_slice(&body).unwrap_or_default(),
+                        };
+                        let c = handler(&s);
+                        log.lock().expect("log").push(s);
+                        tokio::time::sleep(c.delay).await;
+                        let mut r = warp::http::Response::builder().status(c.status);
+                        for (k, v) in c.headers {
+                            r = r.header(k, v);
+                        }
+                        Ok::<_, Infallible>(r.body(c.body).expect("response"))
+                    }
+                },
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        (format!("http://{addr}"), seen)
+    }
+
+    fn config(base: &str) -> VonageConfig {
+        VonageConfig {
+            api_base_url: base.to_owned(),
+            application_id: APP_ID.to_owned(),
+            private_key: Secret::new(TEST_PRIVATE_PEM),
+            public_url: "https://dialer.example.com".to_owned(),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_millis(500),
+            ..VonageConfig::default()
+        }
+    }
+
+    fn place() -> PlaceCall {
+        PlaceCall {
+            call: CallId::new(),
+            to: "+447700900000".into(),
+            from: "+447700900001".into(),
+            ringing_timeout: Duration::from_secs(30),
+            max_duration: Duration::from_secs(900),
+            machine_detection: true,
+            media_token: "tok".into(),
+        }
+    }
+
+    const CREATED: &str = r#"{"uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356",
+ "status":"started","direction":"outbound",
+ "conversation_uuid":"CON-f972836a-550f-45fa-956c-12a2ab5b7d22"}"#;
+
+    fn problem(code: &str) -> String {
+        format!(
+            r#"{{"type":"https://developer.nexmo.com/api-errors#{code}","title":"{code} title","detail":"{code} detail","instance":"trace-1"}}"#
+        )
+    }
+
+    fn check_jwt(s: &Seen) {
+        let auth = s.auth.as_deref().expect("authorization header");
+        let token = auth.strip_prefix("Bearer ").expect("bearer");
+        let claims = decode(token);
+        assert_eq!(claims.application_id, APP_ID);
+        let now = Utc::now().timestamp();
+        assert!(claims.exp > now && claims.iat <= now + 1, "{claims:?}");
+        assert!(!claims.jti.is_empty());
+    }
+
+    #[tokio::test]
+    async fn place_call_posts_the_body_with_the_jwt_and_returns_the_uuid() {
+        let (base, seen) = server(Arc::new(|_| canned(201, CREATED))).await;
+        let client = VonageClient::new(config(&base)).expect("client");
+        let req = place();
+        let call = req.call;
+        let id = client.place_call(req).await.expect("placed");
+        assert_eq!(
+            id,
+            ProviderCallId("63f61863-4a51-4f6b-86e1-46edebcf9356".into())
+        );
+
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(seen.len(), 1);
+        let s = &seen[0];
+        assert_eq!((s.method.as_str(), s.path.as_str()), ("POST", "/v1/calls"));
+        assert!(
+            s.content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/json"))
+        );
+        check_jwt(s);
+        let b = &s.body;
+        assert_eq!(
+            b["to"],
+            serde_json::json!([{"type":"phone","number":"447700900000"}])
+        );
+        assert_eq!(
+            b["from"],
+            serde_json::json!({"type":"phone","number":"447700900001"})
+        );
+        assert_eq!(
+            b["event_url"],
+            serde_json::json!([format!("https://dialer.example.com/vonage/events/{call}")])
+        );
+        assert_eq!(b["ringing_timer"], 30);
+        assert_eq!(b["length_timer"], 900);
+        assert_eq!(b["advanced_machine_detection"]["behavior"], "continue");
+        let ep = &b["ncco"][0]["endpoint"][0];
+        assert_eq!(b["ncco"][0]["action"], "connect");
+        assert_eq!(ep["type"], "websocket");
+        assert_eq!(
+            ep["uri"],
+            format!("wss://dialer.example.com/vonage/media/{call}?token=tok")
+        );
+        assert_eq!(ep["content-type"], "audio/l16;rate=16000");
+        assert_eq!(ep["headers"]["call_id"], call.to_string());
+    }
+
+    #[tokio::test]
+    async fn the_jwt_is_reused_across_requests() {
+        let (base, seen) = server(Arc::new(|_| canned(201, CREATED))).await;
+        let client = VonageClient::new(config(&base)).expect("client");
+        client.place_call(place()).await.expect("1");
+        client.place_call(place()).await.expect("2");
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(seen[0].auth, seen[1].auth);
+    }
+
+    #[tokio::test]
+    async fn create_call_errors_map_to_port_errors() {
+        type Check = fn(&PortError) -> bool;
+        let cases: Vec<(Canned, Check)> = vec![
+            (
+                canned(401, &problem("unauthorized")),
+                |e| matches!(e, PortError::Rejected(m) if m.contains("401") && m.contains("unauthorized")),
+            ),
+            (
+                canned(403, &problem("forbidden")),
+                |e| matches!(e, PortError::Rejected(m) if m.contains("forbidden")),
+            ),
+            (canned(400, &problem("invalid-params")), |e| {
+                matches!(e, PortError::Rejected(_))
+            }),
+            (
+                Canned {
+                    headers: vec![("retry-after", "7".into())],
+                    ..canned(429, &problem("throttled"))
+                },
+                |e| {
+                    *e == PortError::RateLimited {
+                        retry_after: Some(Duration::from_secs(7)),
+                    }
+                },
+            ),
+            (canned(429, ""), |e| {
+                *e == PortError::RateLimited { retry_after: None }
+            }),
+            (
+                canned(500, "oops"),
+                |e| matches!(e, PortError::Unavailable(m) if m.contains("500")),
+            ),
+            (canned(503, &problem("unavailable")), |e| {
+                matches!(e, PortError::Unavailable(_))
+            }),
+            (canned(201, "not json"), |e| {
+                matches!(e, PortError::Protocol(_))
+            }),
+            (canned(201, r#"{"uuid":""}"#), |e| {
+                matches!(e, PortError::Protocol(_))
+            }),
+            (
+                Canned {
+                    delay: Duration::from_secs(3),
+                    ..canned(201, CREATED)
+                },
+                |e| matches!(e, PortError::Timeout(_)),
+            ),
+        ];
+        for (c, check) in cases {
+            let c = Arc::new(Mutex::new(Some(c)));
+            let (base, _) = server(Arc::new(move |_| {
+                c.lock().expect("c").take().expect("one request")
+            }))
+            .await;
+            let client = VonageClient::new(config(&base)).expect("client");
+            let err = client.place_call(place()).await.expect_err("fails");
+            assert!(check(&err), "{err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_host_is_unavailable_and_bad_numbers_rejected() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        drop(l);
+        let client = VonageClient::new(config(&format!("http://{addr}"))).expect("client");
+        let err = client.place_call(place()).await.expect_err("refused");
+        assert!(matches!(err, PortError::Unavailable(_)), "{err:?}");
+
+        let mut bad = place();
+        bad.to = "12".into();
+        let err = client.place_call(bad).await.expect_err("bad number");
+        assert!(matches!(err, PortError::Rejected(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn hang_up_puts_hangup_and_tolerates_404() {
+        for (status, ok) in [
+            (204, true),
+            (200, true),
+            (404, true),
+            (401, false),
+            (500, false),
+        ] {
+            let (base, seen) = server(Arc::new(move |_| canned(status, ""))).await;
+            let client = VonageClient::new(config(&base)).expect("client");
+            let res = client
+                .hang_up(ProviderCallId(
+                    "63f61863-4a51-4f6b-86e1-46edebcf9356".into(),
+                ))
+                .await;
+            assert_eq!(res.is_ok(), ok, "{status}: {res:?}");
+            let seen = seen.lock().expect("log").clone();
+            let s = &seen[0];
+            assert_eq!(s.method, "PUT");
+            assert_eq!(s.path, "/v1/calls/63f61863-4a51-4f6b-86e1-46edebcf9356");
+            assert_eq!(s.body, serde_json::json!({"action":"hangup"}));
+            check_jwt(s);
+        }
+    }
+
+    #[test]
+    fn config_errors_and_redaction() {
+        let mut c = config("http://127.0.0.1:1");
+        c.private_key = Secret::default();
+        assert!(matches!(VonageClient::new(c), Err(VonageError::NoKey)));
+        let mut c = config("ftp://x");
+        assert!(matches!(
+            VonageClient::new(c.clone()),
+            Err(VonageError::Url("api_base_url", _))
+        ));
+        c.api_base_url = DEFAULT_API_BASE_URL.into();
+        c.public_url = "dialer.example.com".into();
+        assert!(matches!(
+            VonageClient::new(c),
+            Err(VonageError::Url("public_url", _))
+        ));
+        let dbg = format!("{:?}", config("http://x"));
+        assert!(!dbg.contains("PRIVATE KEY"), "{dbg}");
+        let client = VonageClient::new(config("http://x")).expect("client");
+        assert!(!format!("{client:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,25 @@
+//! Vonage Voice API: the primary telephony provider (spec: providers.md §1).
+//!
+//! - [`jwt`]: the application JWT (RS256) every REST request carries, cached.
+//! - [`ncco`]: NCCO actions and the create-call body, built from a
+//!   [`PlaceCall`](talky_actors::ports::PlaceCall).
+//! - [`client`]: [`VonageClient`], the [`TelephonyPort`](talky_actors::ports::TelephonyPort)
+//!   over `POST /v1/calls` and `PUT /v1/calls/{uuid}`.
+//! - [`events`]: the event webhook parsed into [`VonageEvent`] and mapped to
+//!   [`TelephonyEvent`](talky_actors::ports::TelephonyEvent).
+//! - [`signature`]: verification of signed webhooks (HS256 + payload hash).
+//!
+//! The media WebSocket (§1.6) is served elsewhere; only its URI and
+//! headers are built here, for the NCCO.
+
+pub mod client;
+pub mod events;
+pub mod jwt;
+pub mod ncco;
+pub mod signature;
+
+pub use client::{DEFAULT_API_BASE_URL, VonageClient, VonageConfig};
+pub use events::{EventError, VonageEvent, VonageStatus};
+pub use jwt::{AppJwt, JwtError};
+pub use ncco::{CreateCall, MachineDetection, NccoAction};
+pub use signature::{SignatureError, SignatureVerifier};

@@ -1,0 +1,97 @@
+//! The CallActor's records in PostgreSQL.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use talky_actors::ports::{
+    CallKey, CallStore, CalleeRequest, PortResult, ProviderCallId, Role, TurnRecord,
+};
+
+use super::with_conn;
+use crate::db::{self, calls::CallTurn};
+
+/// The PostgreSQL call store.
+#[derive(Clone)]
+pub struct PgCallStore {
+    /// Pool.
+    pub pool: db::Pool,
+    /// Per-operation timeout.
+    pub timeout: Duration,
+}
+
+impl CallStore for PgCallStore {
+    async fn status(
+        &self,
+        key: CallKey,
+        status: &'static str,
+        at: DateTime<Utc>,
+    ) -> PortResult<()> {
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::calls::set_status(conn, key.tenant, key.call, status, at).await
+        })
+        .await
+    }
+
+    async fn provider_id(&self, key: CallKey, id: ProviderCallId) -> PortResult<()> {
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::calls::set_provider_id(conn, key.tenant, key.call, &id.0).await
+        })
+        .await
+    }
+
+    async fn turn(&self, key: CallKey, turn: TurnRecord) -> PortResult<()> {
+        let row = CallTurn {
+            tenant_id: key.tenant.0,
+            call_id: key.call.0,
+            seq: turn.seq,
+            speaker: match turn.speaker {
+                Role::User => "user",
+                _ => "agent",
+            }
+            .into(),
+            text: turn.text,
+            heard_text: turn.heard_text,
+            interrupted: turn.interrupted,
+            started_at: turn.started_at,
+            ended_at: Some(turn.ended_at),
+            stt_ms: turn.latency.stt_ms,
+            llm_first_token_ms: turn.latency.llm_first_token_ms,
+            tts_first_audio_ms: turn.latency.tts_first_audio_ms,
+            first_frame_ms: turn.latency.first_frame_ms,
+            voice_to_voice_ms: turn.latency.voice_to_voice_ms,
+        };
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::calls::insert_turn(conn, &row).await
+        })
+        .await
+    }
+
+    async fn requested(&self, key: CallKey, request: CalleeRequest) -> PortResult<()> {
+        with_conn(&self.pool, self.timeout, async move |conn| match request {
+            CalleeRequest::DoNotCall => {
+                db::calls::set_do_not_call(conn, key.tenant, key.call).await
+            }
+            CalleeRequest::Callback(at) => {
+                db::calls::set_callback(conn, key.tenant, key.call, at).await
+            }
+        })
+        .await
+    }
+
+    async fn finish(
+        &self,
+        key: CallKey,
+        outcome: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> PortResult<()> {
+        let outcome = outcome.to_string();
+        let reason = reason.to_string();
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::calls::finish_at(conn, key.tenant, key.call, &outcome, Some(&reason), at)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+}

@@ -1,0 +1,67 @@
+//! Dial intents: the call row, written before the provider is asked to
+//! dial, unique per (tenant, campaign, contact, attempt).
+
+use std::time::Duration;
+
+use rand::Rng;
+use talky_actors::dialer::{DialRequest, DialStore, Intent, IntentError};
+use talky_actors::ids::CallId;
+
+use super::with_conn;
+use crate::db::{self, DbError};
+
+/// Random characters of a media token (~238 bits).
+const MEDIA_TOKEN_LEN: usize = 40;
+
+/// The PostgreSQL dial intent store.
+#[derive(Clone)]
+pub struct PgDialStore {
+    /// Pool.
+    pub pool: db::Pool,
+    /// Per-operation timeout.
+    pub timeout: Duration,
+}
+
+fn media_token() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..MEDIA_TOKEN_LEN)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl DialStore for PgDialStore {
+    async fn create_intent(&self, req: &DialRequest) -> Result<Intent, IntentError> {
+        let token = media_token();
+        let hash = db::api_keys::hash(&token);
+        let req = req.clone();
+        let result =
+            with_conn(
+                &self.pool,
+                self.timeout,
+                async move |conn| match db::calls::create_intent(
+                    conn,
+                    req.tenant,
+                    req.campaign,
+                    req.contact,
+                    req.attempt as i32,
+                    &req.phone,
+                    Some(hash),
+                )
+                .await
+                {
+                    Ok(call) => Ok(Some(CallId(call.id))),
+                    Err(e) if e.is_unique_violation() => Ok(None),
+                    Err(e) => Err::<_, DbError>(e),
+                },
+            )
+            .await?;
+        match result {
+            Some(call) => Ok(Intent {
+                call,
+                media_token: token,
+            }),
+            None => Err(IntentError::Duplicate),
+        }
+    }
+}
