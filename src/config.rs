@@ -89,6 +89,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Contact import rules and limits.
     pub contacts: ContactsConfig,
+    /// Vonage webhooks.
+    pub vonage: VonageWebhookConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -205,6 +207,19 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
 }
 
+/// Vonage webhook settings (the API client's come with the dialer).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VonageWebhookConfig {
+    /// Secret Vonage signs webhooks with (`TALKY_VONAGE__SIGNATURE_SECRET`).
+    /// When set, a webhook with a signature that does not verify is refused.
+    pub signature_secret: Secret,
+    /// File holding the signature secret.
+    pub signature_secret_file: Option<PathBuf>,
+    /// Refuse webhooks that carry no signature at all.
+    pub require_signed_webhooks: bool,
+}
+
 /// Default region for numbers written without a country code.
 pub const DEFAULT_REGION: &str = "US";
 /// Default limit on an uploaded contact list (bytes).
@@ -276,7 +291,12 @@ const NAMED_VARS: [(&str, &str); 5] = [
 ];
 
 /// Keys that hold secrets and so may not come from the TOML file.
-const SECRET_KEYS: [&str; 3] = ["database.url", "redis.url", "admin.token"];
+const SECRET_KEYS: [&str; 4] = [
+    "database.url",
+    "redis.url",
+    "admin.token",
+    "vonage.signature_secret",
+];
 
 fn env_name(key: &str) -> String {
     NAMED_VARS
@@ -341,6 +361,11 @@ impl Config {
         )?;
         read_secret_file(&mut self.redis.url, &self.redis.url_file, "redis.url_file")?;
         read_secret_file(
+            &mut self.vonage.signature_secret,
+            &self.vonage.signature_secret_file,
+            "vonage.signature_secret_file",
+        )?;
+        read_secret_file(
             &mut self.admin.token,
             &self.admin.token_file,
             "admin.token_file",
@@ -394,6 +419,12 @@ impl Config {
         positive("contacts.max_columns", self.contacts.max_columns as u64)?;
         crate::phone::parse_region(&self.contacts.default_region)
             .map_err(|e| ConfigError::new(key_label("contacts.default_region"), e.to_string()))?;
+        if self.vonage.require_signed_webhooks && self.vonage.signature_secret.is_empty() {
+            return Err(ConfigError::new(
+                key_label("vonage.require_signed_webhooks"),
+                "is true but vonage.signature_secret (TALKY_VONAGE__SIGNATURE_SECRET) is not set",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| ConfigError::new(key_label("log.filter"), e.to_string()))?;
         Ok(())

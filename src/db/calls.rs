@@ -407,6 +407,19 @@ pub async fn get(
         .optional()?)
 }
 
+/// A call by id alone, for provider webhooks (which carry no tenant).
+pub async fn get_unscoped(
+    conn: &mut AsyncPgConnection,
+    id: CallId,
+) -> Result<Option<Call>, DbError> {
+    Ok(calls::table
+        .filter(calls::id.eq(id.0))
+        .select(Call::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// A call's turns in order.
 pub async fn turns(
     conn: &mut AsyncPgConnection,

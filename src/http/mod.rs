@@ -14,6 +14,7 @@ pub mod dnc;
 pub mod health;
 pub mod openapi;
 pub mod problem;
+pub mod vonage;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -236,6 +237,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(health::routes(ctx.clone()))
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(vonage::routes(ctx.clone()))
         .unify();
     api.recover(problem::recover).unify().boxed()
 }

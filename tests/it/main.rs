@@ -15,3 +15,4 @@ mod isolation;
 mod openapi;
 mod schema;
 mod store;
+mod vonage;
