@@ -3,8 +3,6 @@
 
 use serde_json::json;
 use talky::config::Secret;
-use talky::db;
-use talky_actors::ids::{CampaignId, ContactId, TenantId};
 
 use crate::support::{TestApp, decode};
 
@@ -18,33 +16,8 @@ async fn a_call(app: &TestApp) -> (String, String) {
         "phone\n+14155550123\n",
     )
     .await;
-    let mut conn = app.db.conn().await;
-    let tenant_id: TenantId = tenant.parse().expect("tenant");
-    let campaign_id: CampaignId = campaign.parse().expect("campaign");
-    let contacts = db::contacts::list(
-        &mut conn,
-        tenant_id,
-        campaign_id,
-        None,
-        db::Page {
-            limit: 1,
-            after: None,
-        },
-    )
-    .await
-    .expect("contacts");
-    let call = db::calls::create_intent(
-        &mut conn,
-        tenant_id,
-        campaign_id,
-        ContactId(contacts[0].id),
-        1,
-        &contacts[0].phone,
-        None,
-    )
-    .await
-    .expect("intent");
-    (call.id.to_string(), key)
+    let call = crate::calls::live_call(app, &tenant, &campaign).await;
+    (call.to_string(), key)
 }
 
 fn event(status: &str, at: &str) -> serde_json::Value {
