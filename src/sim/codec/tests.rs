@@ -331,3 +331,66 @@ proptest! {
         prop_assert!(d.text().chars().count() >= cut / e.symbol_samples());
     }
 }
+
+fn alphabet_text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(0usize..105, 1..40)
+        .prop_map(|v| v.into_iter().map(super::alphabet::char_of).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any text of the alphabet, starting at any sample offset (not aligned
+    /// to the decoder's blocks), through the whole telephone leg: 16 kHz
+    /// TTS, 8 kHz mu-law, 16 kHz again, white noise, 20 ms frames.
+    #[test]
+    fn any_text_at_any_offset_through_the_leg(
+        text in alphabet_text(),
+        offset in 0usize..1200,
+        leg in 0u8..3,
+    ) {
+        let mut e = Encoder::new(16_000);
+        let mut pcm = vec![0i16; offset];
+        pcm.extend(e.encode(&text));
+        pcm.extend(e.silence(400));
+        if leg >= 1 {
+            let n8 = resample::Downsampler::new().process(&pcm);
+            let law = mulaw::decode(&mulaw::encode(&n8));
+            pcm = resample::Upsampler::new().process(&law);
+        }
+        if leg >= 2 {
+            let n = noise(pcm.len(), -40.0, offset as u64);
+            pcm = pcm.iter().zip(&n).map(|(a, b)| a.saturating_add(*b)).collect();
+        }
+        let mut d = Decoder::new(16_000);
+        let mut ends = 0;
+        for frame in pcm.chunks(320) {
+            ends += d
+                .push(frame)
+                .iter()
+                .filter(|e| matches!(e, Decoded::UtteranceEnd { .. }))
+                .count();
+        }
+        prop_assert_eq!(d.text(), text.as_str());
+        prop_assert_eq!(ends, 1);
+    }
+
+    /// The same at a native 8 kHz mu-law leg, cut anywhere: a prefix.
+    #[test]
+    fn any_text_cut_anywhere_at_8k_mulaw(
+        text in alphabet_text(),
+        offset in 0usize..600,
+        frac in 0.0f64..1.0,
+    ) {
+        let mut e = Encoder::new(8_000);
+        let speech = e.encode(&text);
+        let cut = (frac * speech.len() as f64) as usize;
+        let mut pcm = vec![0i16; offset];
+        pcm.extend(&speech[..cut]);
+        pcm.extend(e.silence(400));
+        let law = mulaw::decode(&mulaw::encode(&pcm));
+        let (got, _) = decode_all(8_000, &law);
+        prop_assert!(text.starts_with(&got), "cut {} of {:?}: {:?}", cut, text, got);
+        prop_assert!(got.chars().count() >= cut / e.symbol_samples());
+    }
+}
