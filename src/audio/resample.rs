@@ -67,19 +67,68 @@ fn taps() -> &'static [f32; TAPS] {
     })
 }
 
+/// Rounds half away from zero and saturates (`as` saturates); cheaper
+/// than `f32::round`, which is a libm call without SSE4.1.
 fn to_i16(v: f32) -> i16 {
-    v.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
+    (v + 0.5f32.copysign(v)) as i16
+}
+
+/// Non-zero taps of the even phase: `h[0], h[2], ..., h[62]`.
+const PHASE: usize = TAPS.div_ceil(2);
+
+/// The even-phase taps reversed, scaled by `scale`, so a dot product with
+/// the oldest-first history window is one contiguous pass.
+fn phase_taps(scale: f32) -> [f32; PHASE] {
+    let h = taps();
+    let mut out = [0f32; PHASE];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = h[2 * (PHASE - 1 - i)] * scale;
+    }
+    out
+}
+
+fn down_taps() -> &'static [f32; PHASE] {
+    static CELL: OnceLock<[f32; PHASE]> = OnceLock::new();
+    CELL.get_or_init(|| phase_taps(1.0))
+}
+
+fn up_taps() -> &'static [f32; PHASE] {
+    static CELL: OnceLock<[f32; PHASE]> = OnceLock::new();
+    CELL.get_or_init(|| phase_taps(2.0))
+}
+
+/// Dot product in a fixed order with eight lanes (vectorisable, and the
+/// same result however the stream was chunked).
+fn dot(taps: &[f32; PHASE], win: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (t, w) in taps.chunks_exact(8).zip(win.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += t[l] * w[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// 16 kHz -> 8 kHz: low-pass, then keep every even-indexed sample of the
 /// stream (indices counted from the first sample ever pushed).
+///
+/// Polyphase: output `y[m] = sum_j h[2j] x[2m - 2j] + h[31] x[2m - 31]`,
+/// so the even-indexed inputs go through the 32 even taps and the
+/// odd-indexed ones only through the centre tap.
 #[derive(Debug, Clone)]
 pub struct Downsampler {
-    /// The last `TAPS - 1` input samples, then scratch space.
-    buf: Vec<f32>,
+    /// Even-indexed inputs, oldest first: the last `PHASE - 1`, then the
+    /// ones of the current call.
+    even: Vec<f32>,
+    /// Odd-indexed inputs, oldest first: the last `ODD_HIST`, then the
+    /// ones of the current call.
+    odd: Vec<f32>,
     /// Whether the next input sample has an even stream index.
     even_next: bool,
 }
+
+/// `x[2m - 31]` is the 16th odd-indexed sample back from `x[2m]`.
+const ODD_HIST: usize = CENTER.div_ceil(2);
 
 impl Default for Downsampler {
     fn default() -> Self {
@@ -90,7 +139,8 @@ impl Default for Downsampler {
 impl Downsampler {
     pub fn new() -> Self {
         Self {
-            buf: vec![0.0; TAPS - 1],
+            even: vec![0.0; PHASE - 1],
+            odd: vec![0.0; ODD_HIST],
             even_next: true,
         }
     }
@@ -110,37 +160,42 @@ impl Downsampler {
 
     /// Like [`Downsampler::process`], appending to `out`.
     pub fn process_into(&mut self, input: &[i16], out: &mut Vec<i16>) {
-        let h = taps();
-        self.buf.extend(input.iter().map(|&s| f32::from(s)));
-        for i in 0..input.len() {
+        let taps = down_taps();
+        let centre = taps_centre();
+        out.reserve(input.len() / 2 + 1);
+        for &s in input {
+            let x = f32::from(s);
             if self.even_next {
-                // Newest sample at buf[TAPS - 1 + i]; window buf[i..i + TAPS].
-                let win = &self.buf[i..i + TAPS];
-                let mut acc = h[CENTER] * win[TAPS - 1 - CENTER];
-                let mut k = 0;
-                while k < TAPS {
-                    acc += h[k] * win[TAPS - 1 - k];
-                    k += 2;
-                }
-                out.push(to_i16(acc));
+                self.even.push(x);
+                let win = &self.even[self.even.len() - PHASE..];
+                let y = dot(taps, win) + centre * self.odd[self.odd.len() - ODD_HIST];
+                out.push(to_i16(y));
+            } else {
+                self.odd.push(x);
             }
             self.even_next = !self.even_next;
         }
-        let keep_from = self.buf.len() - (TAPS - 1);
-        self.buf.drain(..keep_from);
+        let e = self.even.len() - (PHASE - 1);
+        self.even.drain(..e);
+        let o = self.odd.len() - ODD_HIST;
+        self.odd.drain(..o);
     }
 }
 
-/// 8 kHz -> 16 kHz: zero-stuffing interpolation by two through the same
-/// low-pass (polyphase), two output samples per input sample.
-#[derive(Debug, Clone)]
-pub struct Upsampler {
-    /// The last `HIST` input samples, then scratch space.
-    buf: Vec<f32>,
+fn taps_centre() -> f32 {
+    taps()[CENTER]
 }
 
-/// Input history of the upsampler: ceil(TAPS / 2) samples.
-const HIST: usize = TAPS.div_ceil(2);
+/// 8 kHz -> 16 kHz: zero-stuffing interpolation by two through the same
+/// low-pass (polyphase), two output samples per input sample:
+/// `y[2m] = 2 sum_j h[2j] x[m - j]` and `y[2m + 1] = 2 h[31] x[m - 15]`
+/// (the centre is the only non-zero odd tap).
+#[derive(Debug, Clone)]
+pub struct Upsampler {
+    /// The last `PHASE - 1` input samples, oldest first, then the ones of
+    /// the current call.
+    buf: Vec<f32>,
+}
 
 impl Default for Upsampler {
     fn default() -> Self {
@@ -151,7 +206,7 @@ impl Default for Upsampler {
 impl Upsampler {
     pub fn new() -> Self {
         Self {
-            buf: vec![0.0; HIST - 1],
+            buf: vec![0.0; PHASE - 1],
         }
     }
 
@@ -169,21 +224,17 @@ impl Upsampler {
 
     /// Like [`Upsampler::process`], appending to `out`.
     pub fn process_into(&mut self, input: &[i16], out: &mut Vec<i16>) {
-        let h = taps();
+        let taps = up_taps();
+        let centre = 2.0 * taps_centre();
         self.buf.extend(input.iter().map(|&s| f32::from(s)));
+        out.reserve(input.len() * 2);
         for i in 0..input.len() {
-            // Newest input at buf[HIST - 1 + i]; x[m - j] = win[HIST - 1 - j].
-            let win = &self.buf[i..i + HIST];
-            let mut even = 0.0f32;
-            for j in 0..HIST {
-                even += h[2 * j] * win[HIST - 1 - j];
-            }
-            // Odd phase: the only non-zero odd tap is the centre one.
-            let odd = h[CENTER] * win[HIST - 1 - CENTER / 2];
-            out.push(to_i16(2.0 * even));
-            out.push(to_i16(2.0 * odd));
+            // Newest input x[m] at win[PHASE - 1]; x[m - j] = win[PHASE - 1 - j].
+            let win = &self.buf[i..i + PHASE];
+            out.push(to_i16(dot(taps, win)));
+            out.push(to_i16(centre * win[PHASE - 1 - CENTER / 2]));
         }
-        let keep_from = self.buf.len() - (HIST - 1);
+        let keep_from = self.buf.len() - (PHASE - 1);
         self.buf.drain(..keep_from);
     }
 }
