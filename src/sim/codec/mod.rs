@@ -41,7 +41,8 @@
 //! The decoder cuts the stream into 5 ms blocks aligned to the stream's
 //! first sample (so chunking never matters), and per block computes the
 //! energy and 15 Goertzel powers (no FFT). A block is a symbol block when
-//! it is loud enough (RMS above about -36 dBFS), the two strongest tones
+//! it is loud enough (RMS above about -42 dBFS, 20 dB under the code's
+//! level), the two strongest tones
 //! hold most of its energy, the weaker of the two is within 6 dB of the
 //! stronger and the third is far below both; otherwise it is a non-symbol
 //! block. A run of consecutive blocks with the same symbol ending (at a

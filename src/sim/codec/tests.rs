@@ -224,7 +224,23 @@ fn survives_white_noise_at_minus_40_dbfs() {
 }
 
 #[test]
+fn survives_18_db_of_attenuation() {
+    for s in SENTENCES {
+        let quiet: Vec<i16> = utterance(8_000, s).iter().map(|&v| v / 8).collect();
+        let law = mulaw::decode(&mulaw::encode(&quiet));
+        let (text, _) = decode_all(8_000, &law);
+        assert_eq!(text, normalize(s));
+    }
+}
+
+#[test]
 fn noise_alone_decodes_nothing() {
+    for level in [-50.0, -40.0, -30.0, -20.0] {
+        let n = noise(16_000 * 3, level, 7);
+        let (text, ev) = decode_all(16_000, &n);
+        assert_eq!(text, "", "noise at {level} dBFS");
+        assert!(ev.is_empty());
+    }
     let n = noise(16_000 * 3, -40.0, 99);
     let (text, ev) = decode_all(16_000, &n);
     assert_eq!(text, "");
