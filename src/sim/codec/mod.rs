@@ -30,7 +30,8 @@
 //!   -21 dBFS RMS (peak 6000, -15 dBFS, far from clipping) and silence
 //!   is digital zero: an energy VAD (-45 dBFS, 60 ms onset, 300 ms
 //!   hangover) sees one talk spurt per utterance as long as utterances are
-//!   separated by more than 300 ms of [`Encoder::silence`].
+//!   separated by clearly more than 300 ms of [`Encoder::silence`] (say
+//!   500 ms); the 15 ms gaps inside an utterance are far below the hangover.
 //! - **Rates**: both ends work natively at any rate that is a multiple of
 //!   200 Hz from 8 kHz up (8, 16, 24, 48 kHz); talky's legs use 16 kHz
 //!   ([`SAMPLE_RATE`]) and 8 kHz. Audio encoded at one rate decodes at
@@ -42,19 +43,19 @@
 //! first sample (so chunking never matters), and per block computes the
 //! energy and 15 Goertzel powers (no FFT). A block is a symbol block when
 //! it is loud enough (RMS above about -42 dBFS, 20 dB under the code's
-//! level), the two strongest tones
-//! hold most of its energy, the weaker of the two is within 6 dB of the
-//! stronger and the third is far below both; otherwise it is a non-symbol
-//! block. A run of consecutive blocks with the same symbol ending (at a
-//! non-symbol or different block) emits the character if the run lasted at
-//! least 8 blocks (40 ms, most of the 55 ms tone). Hence a cut at any
-//! sample (barge-in) decodes to a prefix of the text: a character is
-//! emitted only once most of its tone was heard (more than 35 ms: seven
-//! full blocks and most of an eighth), every character whose tone was
-//! heard in full is emitted, and no character is ever emitted from a tone
-//! that was not played. Edge blocks (partly tone, or
-//! smeared by resampling filters) are at worst non-symbol or a one-block
-//! run, which never reaches 8.
+//! level), the two strongest tones hold most of its energy, the weaker of
+//! the two is within 6 dB of the stronger and the third is far below both;
+//! otherwise it is a non-symbol block. When a run of consecutive blocks of
+//! one symbol ends (at a non-symbol or different block, or at
+//! [`Decoder::flush`]), the character is emitted if the run lasted at least
+//! 8 blocks (40 ms, most of the 55 ms tone). Hence a cut at any sample
+//! (barge-in) decodes to a prefix of the text: a character is emitted only
+//! once most of its tone was heard (more than 35 ms: seven full blocks and
+//! most of an eighth), every character whose tone was heard in full is
+//! emitted (as soon as the following block, or a flush, shows the tone has
+//! ended), and no character is ever emitted from a tone that was not
+//! played. Edge blocks (partly tone, or smeared by resampling filters) are
+//! at worst non-symbol blocks or a one-block run, which never reaches 8.
 //!
 //! Events: [`Decoded::SpeechStart`] when a symbol run reaches 2 blocks
 //! outside speech, [`Decoded::Char`] per character, and
