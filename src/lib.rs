@@ -5,6 +5,7 @@
 //! and Redis stores, the warp HTTP layer and the start-up wiring.
 
 pub mod app;
+pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod db;

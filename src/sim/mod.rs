@@ -1,4 +1,5 @@
-//! Wire-exact emulators of the providers, on loopback, for tests, the demo
-//! and the load benchmark.
+//! The simulated world: wire-exact emulators of the providers on loopback,
+//! and the in-band audio code ([`codec`]) through which their text travels.
 
+pub mod codec;
 pub mod llm;
