@@ -407,6 +407,27 @@ pub async fn get(
         .optional()?)
 }
 
+/// Spends a call's single-use media token: the call when the token is its
+/// own and unused (now marked used), `None` otherwise (unknown call,
+/// wrong token, or used before).
+pub async fn spend_media_token(
+    conn: &mut AsyncPgConnection,
+    id: CallId,
+    token_hash: &[u8],
+) -> Result<Option<Call>, DbError> {
+    Ok(diesel::update(
+        calls::table
+            .filter(calls::id.eq(id.0))
+            .filter(calls::media_token_hash.eq(token_hash))
+            .filter(calls::media_token_used_at.is_null()),
+    )
+    .set(calls::media_token_used_at.eq(Utc::now()))
+    .returning(Call::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
 /// A call by id alone, for provider webhooks (which carry no tenant).
 pub async fn get_unscoped(
     conn: &mut AsyncPgConnection,

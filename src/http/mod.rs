@@ -12,6 +12,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod dnc;
 pub mod health;
+pub mod media;
 pub mod openapi;
 pub mod problem;
 pub mod vonage;
@@ -239,6 +240,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(openapi::routes())
         .unify()
         .or(vonage::routes(ctx.clone()))
+        .unify()
+        .or(media::routes(ctx.clone()))
         .unify();
     api.recover(problem::recover).unify().boxed()
 }

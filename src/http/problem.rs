@@ -3,7 +3,8 @@
 //! Every error the API returns, its own and warp's rejections alike, is an
 //! RFC 7807 `application/problem+json` document with a `detail` that says
 //! what to fix. A client's mistake is a 4xx, never a 5xx: 400 for a
-//! malformed request, 401 for missing or bad credentials, 404 for anything
+//! malformed request, 401 for missing or bad credentials (403 for a media
+//! socket token that is wrong or spent), 404 for anything
 //! the caller cannot see (another tenant's id is a 404, never a 403), 405,
 //! 409 for a state conflict, 411, 413 for a body or upload past its limit,
 //! 415 for a wrong content type, 422 for well-formed input that fails
@@ -59,6 +60,9 @@ pub enum ApiError {
     /// No or bad credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// Credentials were given but do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing the caller may see is there.
     #[error("{0}")]
     NotFound(String),
@@ -126,6 +130,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -142,6 +147,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
@@ -231,6 +237,11 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         ApiError::BadRequest(format!("invalid header {}", e.name()))
     } else if let Some(e) = rejection.find::<reject::MissingHeader>() {
         ApiError::BadRequest(format!("missing header {}", e.name()))
+    } else if rejection
+        .find::<warp::filters::ws::MissingConnectionUpgrade>()
+        .is_some()
+    {
+        ApiError::BadRequest("this route is a WebSocket: send an upgrade request".into())
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::BadRequest(format!("invalid body: {e}"))
     } else if rejection.find::<reject::MethodNotAllowed>().is_some() {

@@ -12,6 +12,7 @@ mod dnc;
 mod errors;
 mod health;
 mod isolation;
+mod media;
 mod openapi;
 mod schema;
 mod store;

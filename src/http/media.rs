@@ -1,0 +1,200 @@
+//! Vonage's media socket: `GET /vonage/media/{call_id}?token=…` (upgrade).
+//!
+//! The token is the call's single-use secret (only its hash is stored): a
+//! missing token is 401, a wrong or already spent one 403, both before the
+//! upgrade. After it, the socket is bound to the call's actor through a
+//! bounded [`MediaSession`]: 20 ms PCM frames in and out, `clear` and
+//! `notify` as Vonage's JSON commands, DTMF and notify echoes in. No audio
+//! passes through an actor mailbox; a full inbound channel drops the frame
+//! (the caller's audio is real time: late audio is worth nothing).
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use talky_actors::call::CallMsg;
+use talky_actors::dialer::call_name;
+use talky_actors::ids::CallId;
+use talky_actors::ports::{MEDIA_IN_CAPACITY, MEDIA_OUT_CAPACITY, MediaIn, MediaOut, MediaSession};
+use tokio::sync::mpsc;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::reply::{Reply, Response};
+
+use super::problem::ApiError;
+use super::{Ctx, query, with_ctx};
+use crate::db;
+
+/// Bytes of one 20 ms frame at 16 kHz, the rate our NCCO asks for.
+pub const FRAME_BYTES: usize = 640;
+/// Largest WebSocket message accepted (a frame is 640 bytes; JSON events
+/// are small).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The query of the socket URL.
+#[derive(Debug, Default, Deserialize)]
+pub struct MediaQuery {
+    /// The call's media token.
+    pub token: Option<String>,
+}
+
+/// The route.
+pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
+    warp::path!("vonage" / "media" / CallId)
+        .and(warp::get())
+        .and(with_ctx(ctx))
+        .and(query::<MediaQuery>())
+        .and(warp::ws())
+        .and_then(|call: CallId, ctx: Ctx, q: MediaQuery, ws: Ws| async move {
+            match admit(&ctx, call, q.token.as_deref()).await {
+                Ok(()) => Ok::<Response, warp::Rejection>(
+                    ws.max_message_size(MAX_MESSAGE_BYTES)
+                        .on_upgrade(move |socket| session(call, socket))
+                        .into_response(),
+                ),
+                Err(e) => Ok(e.into_response()),
+            }
+        })
+        .boxed()
+}
+
+async fn admit(ctx: &Ctx, call: CallId, token: Option<&str>) -> Result<(), ApiError> {
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("the media socket needs its token".into()))?;
+    let mut conn = ctx.conn().await?;
+    let hash = db::api_keys::hash(token);
+    match db::calls::spend_media_token(&mut conn, call, &hash).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::Forbidden(
+            "unknown call, wrong token, or a token already used".into(),
+        )),
+    }
+}
+
+/// Parses one of Vonage's JSON events on the socket.
+fn event(text: &str) -> Option<MediaIn> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    match value.get("event").and_then(|e| e.as_str())? {
+        "websocket:dtmf" => value
+            .get("digit")
+            .or_else(|| value.get("dtmf").and_then(|d| d.get("digit")))
+            .and_then(|d| d.as_str())
+            .and_then(|d| d.chars().next())
+            .map(MediaIn::Dtmf),
+        "websocket:notify" => value
+            .get("payload")
+            .and_then(|p| p.get("mark"))
+            .and_then(|m| m.as_str())
+            .map(|m| MediaIn::Mark(m.to_string())),
+        _ => None,
+    }
+}
+
+fn outbound(item: MediaOut) -> Message {
+    match item {
+        MediaOut::Audio(mut bytes) => {
+            // Vonage takes exactly one 20 ms frame per message.
+            bytes.resize(FRAME_BYTES, 0);
+            Message::binary(bytes)
+        }
+        MediaOut::Clear => Message::text(r#"{"action":"clear"}"#),
+        MediaOut::Mark(mark) => Message::text(
+            serde_json::json!({ "action": "notify", "payload": { "mark": mark } }).to_string(),
+        ),
+    }
+}
+
+async fn session(call: CallId, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(actor) = ractor::registry::where_is(call_name(call)) else {
+        tracing::warn!(call.id = %call, "media socket for a call not live on this node");
+        let _ = sink
+            .send(Message::close_with(1011u16, "call not here"))
+            .await;
+        return;
+    };
+    let (in_tx, in_rx) = mpsc::channel(MEDIA_IN_CAPACITY);
+    let (out_tx, mut out_rx) = mpsc::channel(MEDIA_OUT_CAPACITY);
+    if actor
+        .send_message(CallMsg::AttachMedia(MediaSession {
+            inbound: in_rx,
+            outbound: out_tx,
+        }))
+        .is_err()
+    {
+        let _ = sink.send(Message::close_with(1011u16, "call ended")).await;
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(item) = out_rx.recv().await {
+            if sink.send(outbound(item)).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Message::close()).await;
+    });
+    let mut dropped = 0u64;
+    while let Some(Ok(message)) = stream.next().await {
+        if message.is_binary() {
+            let bytes = message.into_bytes();
+            if bytes.len() != FRAME_BYTES {
+                tracing::debug!(call.id = %call, len = bytes.len(), "media frame of unexpected size");
+            }
+            if in_tx.try_send(MediaIn::Audio(bytes.to_vec())).is_err() {
+                dropped += 1;
+            }
+        } else if let Ok(text) = message.to_str() {
+            if let Some(item) = event(text) {
+                let _ = in_tx.try_send(item);
+            }
+        } else if message.is_close() {
+            break;
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(call.id = %call, dropped, "caller frames dropped (call too slow)");
+    }
+    drop(in_tx);
+    writer.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vonage_events_on_the_socket() {
+        assert_eq!(
+            event(r#"{"event":"websocket:dtmf","digit":"5","duration":260}"#),
+            Some(MediaIn::Dtmf('5'))
+        );
+        assert_eq!(
+            event(r##"{"event":"websocket:dtmf","dtmf":{"digit":"#"}}"##),
+            Some(MediaIn::Dtmf('#'))
+        );
+        assert_eq!(
+            event(r#"{"event":"websocket:notify","payload":{"mark":"seg-3"}}"#),
+            Some(MediaIn::Mark("seg-3".into()))
+        );
+        assert_eq!(
+            event(r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000"}"#),
+            None
+        );
+        assert_eq!(event("not json"), None);
+    }
+
+    #[test]
+    fn outbound_frames_are_exact() {
+        let m = outbound(MediaOut::Audio(vec![1; 100]));
+        assert_eq!(m.as_bytes().len(), FRAME_BYTES);
+        assert_eq!(
+            outbound(MediaOut::Clear).to_str(),
+            Ok(r#"{"action":"clear"}"#)
+        );
+        let mark = outbound(MediaOut::Mark("m1".into()));
+        assert_eq!(
+            mark.to_str(),
+            Ok(r#"{"action":"notify","payload":{"mark":"m1"}}"#)
+        );
+    }
+}

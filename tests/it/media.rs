@@ -1,0 +1,211 @@
+//! The media socket: token checked and spent before the upgrade, then
+//! frames and commands between Vonage and the call's actor.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use talky::store::PgDialStore;
+use talky_actors::call::CallMsg;
+use talky_actors::dialer::{DialRequest, DialStore, call_name};
+use talky_actors::ids::{CampaignId, ContactId, TenantId};
+use talky_actors::ports::{MediaIn, MediaOut};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::TestApp;
+
+/// Stands in for a CallActor: echoes each caller frame back, sends a
+/// `clear` after the third, and reports DTMF as a mark.
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = CallMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<CallMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<CallMsg>,
+        msg: CallMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        if let CallMsg::AttachMedia(mut session) = msg {
+            tokio::spawn(async move {
+                let mut n = 0;
+                while let Some(item) = session.inbound.recv().await {
+                    match item {
+                        MediaIn::Audio(frame) => {
+                            n += 1;
+                            let _ = session.outbound.send(MediaOut::Audio(frame)).await;
+                            if n == 3 {
+                                let _ = session.outbound.send(MediaOut::Clear).await;
+                            }
+                        }
+                        MediaIn::Dtmf(d) => {
+                            let _ = session
+                                .outbound
+                                .send(MediaOut::Mark(format!("dtmf-{d}")))
+                                .await;
+                        }
+                        MediaIn::Mark(_) => {}
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn intent(app: &TestApp) -> (String, String) {
+    let (tenant, key) = app.tenant("acme").await;
+    let campaign = app.campaign(&key, "c").await;
+    let (_, report) = app
+        .upload(
+            &format!("/api/v1/campaigns/{campaign}/contacts"),
+            &key,
+            "text/csv",
+            "phone\n+14155550123\n",
+        )
+        .await;
+    assert_eq!(report["accepted"], 1);
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{campaign}/contacts"), &key)
+        .await;
+    let contact: ContactId = page["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("contact");
+    let store = PgDialStore {
+        pool: app.pool(),
+        timeout: Duration::from_secs(5),
+    };
+    let tenant: TenantId = tenant.parse().expect("tenant");
+    let campaign: CampaignId = campaign.parse().expect("campaign");
+    let intent = store
+        .create_intent(&DialRequest {
+            tenant,
+            campaign,
+            contact,
+            phone: "+14155550123".into(),
+            attempt: 1,
+        })
+        .await
+        .expect("intent");
+    (intent.call.to_string(), intent.media_token)
+}
+
+fn ws_url(app: &TestApp, call: &str, token: Option<&str>) -> String {
+    let base = app.base.replace("http://", "ws://");
+    match token {
+        Some(t) => format!("{base}/vonage/media/{call}?token={t}"),
+        None => format!("{base}/vonage/media/{call}"),
+    }
+}
+
+fn refused_status(err: tokio_tungstenite::tungstenite::Error) -> u16 {
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status().as_u16(),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_and_single_use() {
+    let app = TestApp::start().await;
+    let (call, token) = intent(&app).await;
+    let missing = tokio_tungstenite::connect_async(ws_url(&app, &call, None))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused_status(missing), 401);
+    let wrong = tokio_tungstenite::connect_async(ws_url(&app, &call, Some("tk_wrong")))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused_status(wrong), 403);
+    let other = uuid::Uuid::now_v7().to_string();
+    let unknown = tokio_tungstenite::connect_async(ws_url(&app, &other, Some(&token)))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused_status(unknown), 403);
+    // The right token opens once (the call is not live here: closed at once).
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(&app, &call, Some(&token)))
+        .await
+        .expect("upgrade");
+    let closed = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("closes");
+    assert!(
+        matches!(closed, Some(Ok(Message::Close(_))) | None),
+        "{closed:?}"
+    );
+    let reused = tokio_tungstenite::connect_async(ws_url(&app, &call, Some(&token)))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused_status(reused), 403);
+    // A plain GET is a client mistake, not a 5xx.
+    let res = app
+        .client
+        .get(app.url(&format!("/vonage/media/{call}?token=x")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 400);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_and_commands_flow_between_vonage_and_the_call() {
+    let app = TestApp::start().await;
+    let (call, token) = intent(&app).await;
+    let (echo, _) = Actor::spawn(Some(call_name(call.parse().expect("call id"))), Echo, ())
+        .await
+        .expect("echo");
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(&app, &call, Some(&token)))
+        .await
+        .expect("upgrade");
+    socket
+        .send(Message::text(r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000","call_id":"x"}"#))
+        .await
+        .expect("connected");
+    for i in 0..3u8 {
+        socket
+            .send(Message::binary(vec![i; 640]))
+            .await
+            .expect("frame");
+    }
+    socket
+        .send(Message::text(
+            r#"{"event":"websocket:dtmf","digit":"7","duration":200}"#,
+        ))
+        .await
+        .expect("dtmf");
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("message")
+        {
+            Some(Ok(m)) => got.push(m),
+            other => panic!("{other:?}"),
+        }
+    }
+    for (i, m) in got.iter().take(3).enumerate() {
+        assert_eq!(
+            m,
+            &Message::binary(vec![i as u8; 640]),
+            "echoed in order, 640 bytes"
+        );
+    }
+    assert_eq!(got[3], Message::text(r#"{"action":"clear"}"#));
+    assert_eq!(
+        got[4],
+        Message::text(r#"{"action":"notify","payload":{"mark":"dtmf-7"}}"#)
+    );
+    let _ = socket.close(None).await;
+    echo.stop(None);
+    app.stop().await;
+}
