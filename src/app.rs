@@ -54,6 +54,7 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr()?;
         let ctx = state(config)?;
+        crate::metrics::handle();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, ctx.clone(), async {
             let _ = rx.await;

@@ -123,6 +123,8 @@ impl<C: Clock> RootState<C> {
         entry.cell = None;
         match entry.tracker.on_failure(now) {
             RestartDecision::Restart { after } => {
+                metrics::counter!("talky_actor_restarts_total", "actor" => actor_kind(name))
+                    .increment(1);
                 tracing::warn!(child = name, error = why, ?after, "restarting failed child");
                 let name = name.to_string();
                 myself.send_after(after, move || RootMsg::Respawn(name));
@@ -136,6 +138,18 @@ impl<C: Clock> RootState<C> {
                 );
             }
         }
+    }
+}
+
+/// The kind of a root child from its name (`dialer…`, `campaign-…`), a
+/// metrics label of bounded cardinality.
+fn actor_kind(name: &str) -> &'static str {
+    if name.starts_with("campaign") {
+        "campaign"
+    } else if name.starts_with("dialer") {
+        "dialer"
+    } else {
+        "other"
     }
 }
 

@@ -15,6 +15,7 @@ pub mod health;
 pub mod media;
 pub mod openapi;
 pub mod problem;
+pub mod supervisor;
 pub mod vonage;
 
 use std::future::Future;
@@ -242,6 +243,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(vonage::routes(ctx.clone()))
         .unify()
         .or(media::routes(ctx.clone()))
+        .unify()
+        .or(supervisor::routes(ctx.clone()))
         .unify();
     api.recover(problem::recover).unify().boxed()
 }

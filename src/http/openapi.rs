@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::problem::json_response;
-use super::{admin, api_keys, calls, campaigns, contacts, dnc, health};
+use super::{admin, api_keys, calls, campaigns, contacts, dnc, health, supervisor};
 
 struct Security;
 
@@ -42,7 +42,7 @@ impl Modify for Security {
         contacts::upload_contacts, contacts::list_contacts,
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
         calls::list_calls, calls::get_call,
-        health::health, health::ready,
+        health::health, health::ready, supervisor::metrics,
     ),
     tags(
         (name = "admin", description = "Tenants (admin token)"),

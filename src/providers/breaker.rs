@@ -94,6 +94,10 @@ impl CircuitBreaker {
     /// A call succeeded: the breaker closes.
     pub fn on_success(&self, _now: Instant) {
         let mut g = self.lock();
+        if g.state != BreakerState::Closed {
+            metrics::gauge!("talky_provider_breaker_open", "provider" => self.name.clone())
+                .set(0.0);
+        }
         g.state = BreakerState::Closed;
         g.consecutive_failures = 0;
         g.opened_at = None;
@@ -102,7 +106,18 @@ impl CircuitBreaker {
 
     /// A call failed: counts towards opening; a failed probe reopens.
     pub fn on_failure(&self, now: Instant) {
+        metrics::counter!("talky_provider_errors_total", "provider" => self.name.clone())
+            .increment(1);
         let mut g = self.lock();
+        let was_open = g.state == BreakerState::Open;
+        self.on_failure_locked(&mut g, now);
+        if !was_open && g.state == BreakerState::Open {
+            metrics::gauge!("talky_provider_breaker_open", "provider" => self.name.clone())
+                .set(1.0);
+        }
+    }
+
+    fn on_failure_locked(&self, g: &mut Inner, now: Instant) {
         match g.state {
             BreakerState::Closed => {
                 g.consecutive_failures = g.consecutive_failures.saturating_add(1);

@@ -81,3 +81,39 @@ async fn not_ready_names_the_dependency_that_is_down() {
         "{detail}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_admin_token_and_speak_prometheus() {
+    let app = TestApp::start().await;
+    let (status, _) = decode(
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // Something recorded through the facade shows up.
+    metrics::counter!("talky_calls_total", "outcome" => "busy").increment(1);
+    let res = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"))
+    );
+    let text = res.text().await.expect("text");
+    assert!(
+        text.contains("talky_calls_total{outcome=\"busy\"}"),
+        "{text}"
+    );
+    app.stop().await;
+}

@@ -33,6 +33,7 @@ async fn document_lists_every_route() {
         ("get", "/api/v1/calls/{id}"),
         ("get", "/health"),
         ("get", "/health/ready"),
+        ("get", "/metrics"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let mut count = 0;

@@ -618,8 +618,15 @@ async fn child_failed<P: CallPorts>(
             &mut state.tts.tracker
         }
     };
+    let child = match kind {
+        ChildKind::Stt => "stt",
+        ChildKind::Llm => "llm",
+        ChildKind::Tts => "tts",
+    };
+    metrics::counter!("talky_call_child_failures_total", "child" => child).increment(1);
     match child_tracker.on_failure(now) {
         RestartDecision::Restart { after } => {
+            metrics::counter!("talky_actor_restarts_total", "actor" => child).increment(1);
             myself.send_after(after, move || CallMsg::Restart(kind));
         }
         RestartDecision::Escalate => {
@@ -746,6 +753,7 @@ pub(crate) async fn finish<P: CallPorts>(
     });
     let _ = tokio::time::timeout(state.cfg.port_timeout * 2, wait).await;
     tracing::info!(call.id = %state.key.call, outcome = cause.outcome(), turns = state.turns, "call finished");
+    metrics::counter!("talky_calls_total", "outcome" => cause.outcome()).increment(1);
     (state.report)(CallReport {
         key: state.key,
         cause,

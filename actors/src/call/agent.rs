@@ -358,6 +358,10 @@ impl<P: CallPorts> CallState<P> {
     fn finish_agent_turn(&mut self, turn: AgentTurn, heard: String, interrupted: bool) {
         let now = self.utc();
         let split = turn.marks.split();
+        record_latency(&split);
+        if interrupted {
+            metrics::counter!("talky_barge_ins_total").increment(1);
+        }
         self.record_turn(TurnRecord {
             seq: 0,
             speaker: Role::Assistant,
@@ -550,6 +554,21 @@ impl<P: CallPorts> CallState<P> {
         } else {
             let reprompt = self.cfg.reprompt_text.clone();
             self.speak_fixed(myself, &reprompt, None);
+        }
+    }
+}
+
+/// Turn latency histograms, one per stage, in milliseconds.
+fn record_latency(split: &LatencySplit) {
+    for (stage, ms) in [
+        ("stt", split.stt_ms),
+        ("llm_first_token", split.llm_first_token_ms),
+        ("tts_first_audio", split.tts_first_audio_ms),
+        ("first_frame", split.first_frame_ms),
+        ("voice_to_voice", split.voice_to_voice_ms),
+    ] {
+        if let Some(ms) = ms {
+            metrics::histogram!("talky_turn_latency_ms", "stage" => stage).record(f64::from(ms));
         }
     }
 }

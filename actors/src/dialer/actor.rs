@@ -271,6 +271,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
             Ok((actor, _)) => {
                 let _ = actor.cast(CallMsg::Dial);
                 self.dialled += 1;
+                metrics::counter!("talky_calls_placed_total").increment(1);
                 self.by_call.insert(key.call, actor.get_id());
                 self.live.insert(
                     actor.get_id(),
@@ -322,6 +323,13 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
                 self.admission.release(permit);
             }
         }
+        self.gauges();
+    }
+
+    /// Live and queued calls, for the supervisor's dashboards.
+    fn gauges(&self) {
+        metrics::gauge!("talky_calls_active").set(f64::from(self.admission.live()));
+        metrics::gauge!("talky_dial_queue").set(self.queue.len() as f64);
     }
 
     /// A call's actor died without finishing: record and report a failure
@@ -336,6 +344,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
         }
         let key = call.key;
         self.crashed += 1;
+        metrics::counter!("talky_call_crashes_total").increment(1);
         tracing::error!(call.id = %key.call, campaign.id = %key.campaign, error = %why, "call actor crashed");
         self.remove(id);
         let store = self.ports.store.clone();
@@ -444,6 +453,7 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
                 });
             }
         }
+        state.gauges();
         Ok(())
     }
 

@@ -1,0 +1,40 @@
+//! Prometheus exposition of the metrics the actors and providers record
+//! through the `metrics` facade. One recorder per process, installed on
+//! first use.
+//!
+//! What a supervisor watches: `talky_calls_active`, `talky_dial_queue`,
+//! `talky_calls_placed_total`, `talky_calls_total{outcome}`,
+//! `talky_turn_latency_ms{stage}` (histogram), `talky_barge_ins_total`,
+//! `talky_actor_restarts_total{actor}`, `talky_call_child_failures_total{child}`,
+//! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
+//! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency histogram buckets, milliseconds.
+const LATENCY_BUCKETS_MS: [f64; 12] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 800.0, 1200.0, 2000.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder (installed on the first call).
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_ms".into()), &LATENCY_BUCKETS_MS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only ours"
+                );
+            }
+            handle
+        })
+        .clone()
+}
