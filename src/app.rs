@@ -8,13 +8,18 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use talky_actors::ports::TokioClock;
+use talky_actors::root::{RootArgs, RootMsg, RootSupervisor};
+use talky_actors::supervision::RestartPolicy;
+
 use crate::config::Config;
 use crate::http::{AppState, Ctx};
 use crate::import::ImportOptions;
 use crate::{db, http, redis};
 
-/// Builds the shared state (pools connect lazily).
-pub fn state(config: Config) -> anyhow::Result<Ctx> {
+/// Builds the shared state (pools connect lazily); `root` is the actor
+/// tree this server runs, if any.
+pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow::Result<Ctx> {
     let db = db::pool(config.database.url.expose(), &config.database);
     let redis = redis::pool(config.redis.url.expose(), &config.redis)?;
     let import = ImportOptions {
@@ -28,6 +33,7 @@ pub fn state(config: Config) -> anyhow::Result<Ctx> {
         redis,
         config: Arc::new(config),
         import,
+        root,
     }))
 }
 
@@ -37,6 +43,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its state.
     pub ctx: Ctx,
+    /// The actor tree's root.
+    pub root: ractor::ActorRef<RootMsg>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -53,7 +61,17 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr()?;
-        let ctx = state(config)?;
+        let (root, _) = ractor::Actor::spawn(
+            None,
+            RootSupervisor::<TokioClock>::new(),
+            RootArgs {
+                policy: RestartPolicy::default(),
+                clock: Arc::new(TokioClock),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the actor tree: {e}"))?;
+        let ctx = state(config, Some(root.clone()))?;
         crate::metrics::handle();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, ctx.clone(), async {
@@ -63,6 +81,7 @@ impl Server {
         Ok(Server {
             addr,
             ctx,
+            root,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -76,5 +95,6 @@ impl Server {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        self.root.stop(Some("server stopped".into()));
     }
 }

@@ -372,7 +372,7 @@ pub struct LatencySplit {
 }
 
 /// Who a call belongs to, for the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct CallKey {
     /// Owner.
     pub tenant: TenantId,

@@ -30,7 +30,7 @@ pub type ChildFactory = Arc<
 >;
 
 /// A child as the supervisor view shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ChildInfo {
     /// Registry name.
     pub name: String,

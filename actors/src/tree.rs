@@ -51,7 +51,7 @@ pub fn campaign_report_sink(campaign: CampaignId) -> ReportSink {
 }
 
 /// Everything the supervisor view shows.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct TreeSnapshot {
     /// The root's children with their restart counts.
     pub children: Vec<ChildInfo>,

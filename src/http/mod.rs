@@ -44,6 +44,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Contact import rules, from `config.contacts`.
     pub import: ImportOptions,
+    /// The actor tree's root, when this server runs one.
+    pub root: Option<ractor::ActorRef<talky_actors::root::RootMsg>>,
 }
 
 /// The shared state as handlers receive it.

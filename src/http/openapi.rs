@@ -42,7 +42,7 @@ impl Modify for Security {
         contacts::upload_contacts, contacts::list_contacts,
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
         calls::list_calls, calls::get_call,
-        health::health, health::ready, supervisor::metrics,
+        health::health, health::ready, supervisor::metrics, supervisor::actors,
     ),
     tags(
         (name = "admin", description = "Tenants (admin token)"),

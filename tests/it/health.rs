@@ -37,7 +37,7 @@ async fn ready_with(adjust: impl FnOnce(&mut talky::config::Config)) -> (u16, se
     config.database.connect_timeout_ms = 500;
     config.redis.timeout_ms = 500;
     adjust(&mut config);
-    let ctx = talky::app::state(config).expect("state");
+    let ctx = talky::app::state(config, None).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -114,6 +114,34 @@ async fn metrics_need_the_admin_token_and_speak_prometheus() {
     assert!(
         text.contains("talky_calls_total{outcome=\"busy\"}"),
         "{text}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actor_tree_is_visible_to_the_admin() {
+    let app = TestApp::start().await;
+    let (status, _) = decode(
+        app.client
+            .get(app.url("/api/v1/supervisor/actors"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let res = app
+        .client
+        .get(app.url("/api/v1/supervisor/actors"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("send");
+    let (status, tree) = decode(res).await;
+    assert_eq!(status, 200, "{tree}");
+    assert!(
+        tree["children"].is_array() && tree["campaigns"].is_array(),
+        "{tree}"
     );
     app.stop().await;
 }

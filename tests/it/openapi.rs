@@ -34,6 +34,7 @@ async fn document_lists_every_route() {
         ("get", "/health"),
         ("get", "/health/ready"),
         ("get", "/metrics"),
+        ("get", "/api/v1/supervisor/actors"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let mut count = 0;

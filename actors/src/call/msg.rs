@@ -128,7 +128,8 @@ pub struct CallArgs<P: CallPorts> {
 }
 
 /// Which child.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChildKind {
     /// Speech to text.
     Stt,
@@ -152,7 +153,7 @@ pub enum TimerKind {
 }
 
 /// A live child as the supervisor view shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ChildSnapshot {
     /// Which child.
     pub kind: ChildKind,
@@ -165,7 +166,7 @@ pub struct ChildSnapshot {
 }
 
 /// The call as the supervisor view shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CallSnapshot {
     /// Which call.
     pub key: CallKey,

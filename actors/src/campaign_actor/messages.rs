@@ -66,7 +66,7 @@ impl From<CampaignEvent> for CampaignMsg {
 
 /// What a campaign actor is doing. Counters are of this incarnation
 /// (since the actor last started).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CampaignSnapshot {
     /// The campaign.
     pub campaign: CampaignId,

@@ -114,7 +114,7 @@ pub struct DialerArgs<P: CallPorts, D> {
 }
 
 /// The dialer as the supervisor view shows it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct DialerSnapshot {
     /// Calls live now.
     pub live: u32,
