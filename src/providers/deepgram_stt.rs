@@ -19,7 +19,8 @@
 //! Half-open detection: the real service answers audio with `Results`
 //! (empty ones in silence), so when audio (or `CloseStream`) was sent and
 //! nothing at all came back for `idle_timeout`, the session fails with
-//! [`PortError::Timeout`]. Keep-alives alone expect no answer.
+//! [`PortError::Timeout`]. Keep-alives expect no answer: once the audio
+//! stops long enough for a KeepAlive, the wait is forgotten.
 //!
 //! Handshake failures map to port errors by status: 401/403 and other 4xx
 //! -> `Rejected`, 429 -> `RateLimited`, 5xx -> `Unavailable`; a connect
@@ -202,18 +203,27 @@ struct Shared {
 
 impl Shared {
     fn sent(&self) {
-        let mut g = self.unanswered_since.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self
+            .unanswered_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if g.is_none() {
             *g = Some(Instant::now());
         }
     }
 
     fn received(&self) {
-        *self.unanswered_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self
+            .unanswered_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     fn unanswered_since(&self) -> Option<Instant> {
-        *self.unanswered_since.lock().unwrap_or_else(|e| e.into_inner())
+        *self
+            .unanswered_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -304,7 +314,8 @@ impl Inner {
         shared: Arc<Shared>,
         _done: oneshot::Sender<()>,
     ) {
-        let tick = (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let tick =
+            (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let outcome: Result<(), PortError> = loop {
             let next = match tokio::time::timeout(tick, stream.next()).await {
                 Err(_) => {
@@ -408,6 +419,9 @@ async fn writer(
                 }
             },
             _ = tokio::time::sleep_until(last_sent + keepalive_every) => {
+                // Audio stopped: what was sent may legitimately stay
+                // unanswered (less than a result's worth).
+                shared.received();
                 if sink.send(Message::text(KEEPALIVE)).await.is_err() {
                     return;
                 }

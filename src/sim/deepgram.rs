@@ -262,18 +262,18 @@ type Reply = warp::reply::Response;
 fn routes(
     shared: Arc<Shared>,
 ) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone + Send + Sync + 'static {
-    let query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::get()
         .and(warp::path!("v1" / "listen"))
         .and(query)
         .and(warp::header::headers_cloned())
         .and(warp::ws())
-        .then(move |query: String, headers: warp::http::HeaderMap, ws: Ws| {
-            let shared = shared.clone();
-            async move { handshake(shared, query, headers, ws) }
-        })
+        .then(
+            move |query: String, headers: warp::http::HeaderMap, ws: Ws| {
+                let shared = shared.clone();
+                async move { handshake(shared, query, headers, ws) }
+            },
+        )
 }
 
 fn json_error(status: u16, code: &str, msg: &str) -> Reply {

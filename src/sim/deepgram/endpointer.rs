@@ -44,7 +44,13 @@ impl ListenParams {
     /// required (the emulator decodes `linear16` only), one channel,
     /// `utterance_end_ms` only with `interim_results=true`.
     pub fn parse(pairs: &[(String, String)]) -> Result<Self, String> {
-        let get = |k: &str| pairs.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         let encoding = get("encoding").ok_or("Missing required parameter: encoding")?;
         if encoding != "linear16" {
             return Err(format!("Unsupported encoding: {encoding}"));
@@ -182,7 +188,10 @@ impl Endpointer {
                 }));
             }
         }
-        if out.is_empty() && self.chars.is_empty() && pos - self.last_msg_at >= self.rate {
+        if out.is_empty()
+            && self.chars.is_empty()
+            && pos.saturating_sub(self.last_msg_at) >= self.rate
+        {
             // A second of audio with nothing to say: an empty result.
             out.push(self.result(pos, true, false, false));
         }
@@ -237,7 +246,13 @@ impl Endpointer {
 
     /// A `Results` message for the pending text up to `pos`; a final one
     /// consumes it.
-    fn result(&mut self, pos: u64, is_final: bool, speech_final: bool, from_finalize: bool) -> Value {
+    fn result(
+        &mut self,
+        pos: u64,
+        is_final: bool,
+        speech_final: bool,
+        from_finalize: bool,
+    ) -> Value {
         let transcript: String = self.chars.iter().map(|(c, _)| *c).collect();
         let tone = self.ms(TONE_MS);
         let mut words = Vec::new();
