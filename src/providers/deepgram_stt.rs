@@ -316,6 +316,7 @@ impl Inner {
     ) {
         let tick =
             (self.cfg.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut got_close = false;
         let outcome: Result<(), PortError> = loop {
             let next = match tokio::time::timeout(tick, stream.next()).await {
                 Err(_) => {
@@ -357,6 +358,7 @@ impl Inner {
                         .map(|f| (u16::from(f.code), f.reason.to_string()))
                         .unwrap_or((1005, String::new()));
                     let closing = shared.closing.load(std::sync::atomic::Ordering::SeqCst);
+                    got_close = true;
                     break close_outcome(code, &reason, closing);
                 }
             };
@@ -376,6 +378,15 @@ impl Inner {
                 self.breaker.on_failure(Instant::now());
             }
             let _ = events.send(SttEvent::Error(e)).await;
+        }
+        drop(events);
+        if got_close {
+            // Let the close handshake finish (our reply goes out while the
+            // stream is polled to its end), briefly.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
         }
     }
 }

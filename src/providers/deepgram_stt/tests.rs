@@ -214,6 +214,9 @@ async fn dropping_audio_finalizes_pending_text_and_closes_cleanly() {
     assert!(fin.iter().any(|r| r["from_finalize"] == true));
     assert_eq!(log.sent_of_type("Metadata").len(), 1);
     assert_eq!(log.close_sent, Some((1000, String::new())));
+    // The client answered the close: the emulator's socket ended promptly.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.sessions()[0].ended);
     assert_eq!(log.audio_bytes, (pcm.len() * 2) as u64);
 }
 
@@ -299,7 +302,7 @@ async fn connect_refused_is_unavailable() {
 #[tokio::test]
 async fn socket_dropped_mid_utterance_is_an_error_event() {
     let sim = sim_with(|c| c.drop_after_frames = Some(20)).await;
-    let b = breaker();
+    let b = Arc::new(CircuitBreaker::new("deepgram", 1, Duration::from_secs(30)));
     let stt = client_with(&sim, b.clone(), |_| {});
     let SttSession { audio, mut events } = stt.open(stt_cfg()).await.expect("open");
     let pcm = speech(&[("This sentence is cut short", 500)]);
@@ -315,7 +318,74 @@ async fn socket_dropped_mid_utterance_is_an_error_event() {
     // Nothing after the error: the channel closes.
     let after = tokio::time::timeout(Duration::from_secs(2), events.recv()).await;
     assert_eq!(after, Ok(None));
+    assert_eq!(b.state(), BreakerState::Open, "a broken session counts");
     drop(feeder.await.unwrap());
+    assert_eq!(sim.sessions()[0].audio_frames, 20);
+}
+
+#[tokio::test]
+async fn socket_dropped_after_a_while_is_an_error_event() {
+    let sim = sim_with(|c| c.drop_after = Some(Duration::from_millis(150))).await;
+    let stt = client(&sim);
+    let SttSession { audio, mut events } = stt.open(stt_cfg()).await.expect("open");
+    let evs = collect(&mut events, is_error).await;
+    assert!(
+        matches!(evs.last(), Some(SttEvent::Error(PortError::Unavailable(_)))),
+        "{evs:?}"
+    );
+    drop(audio);
+}
+
+#[tokio::test]
+async fn transcribes_at_8_khz() {
+    let sim = sim_with(|_| {}).await;
+    let stt = client(&sim);
+    let cfg = SttConfig {
+        language: "en".into(),
+        sample_rate: 8_000,
+    };
+    let SttSession { audio, mut events } = stt.open(cfg).await.expect("open");
+    let mut enc = Encoder::new(8_000);
+    let mut pcm = enc.silence(100);
+    pcm.extend(enc.encode("Eight kilohertz, fine."));
+    pcm.extend(enc.silence(500));
+    let feeder = tokio::spawn(async move {
+        for f in pcm.chunks(160) {
+            if audio.send(i16_to_bytes(f)).await.is_err() {
+                break;
+            }
+        }
+        audio
+    });
+    let evs = collect(&mut events, |e| {
+        matches!(e, SttEvent::Final { .. }) || is_error(e)
+    })
+    .await;
+    drop(feeder.await.unwrap());
+    assert_eq!(
+        finals(&evs),
+        vec![("Eight kilohertz, fine.".to_string(), true)]
+    );
+    assert_eq!(
+        sim.requests()[0].query[3],
+        ("sample_rate".into(), "8000".into())
+    );
+}
+
+#[tokio::test]
+async fn wss_against_a_non_tls_peer_fails_without_panicking() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        }
+    });
+    let cfg = DeepgramSttConfig::with_base_url(format!("wss://{addr}"), Secret::new("k"));
+    let stt = DeepgramStt::new(cfg, breaker()).unwrap();
+    let err = stt.open(stt_cfg()).await.unwrap_err();
+    assert!(matches!(err, PortError::Unavailable(_)), "{err:?}");
 }
 
 #[tokio::test]
