@@ -34,6 +34,7 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
         config: Arc::new(config),
         import,
         root,
+        runtime: std::sync::OnceLock::new(),
     }))
 }
 
@@ -85,6 +86,32 @@ impl Server {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// Starts the dialer over these call ports under this server's root,
+    /// resumes the live campaigns, and lets the lifecycle routes drive
+    /// them. `dialer_name` is `dialer` in production (registry names are
+    /// per process, so tests running several servers use unique ones).
+    pub async fn run_dialer<P: talky_actors::call::CallPorts>(
+        &self,
+        ports: talky_actors::call::Ports<P>,
+        dialer: talky_actors::dialer::DialerConfig,
+        campaigns: talky_actors::campaign_actor::CampaignConfig,
+        dialer_name: &str,
+    ) -> anyhow::Result<()> {
+        let runtime = crate::runtime::Runtime::start(
+            self.root.clone(),
+            dialer_name.to_string(),
+            self.ctx.db.clone(),
+            ports,
+            dialer,
+            campaigns,
+        )
+        .await?;
+        self.ctx
+            .runtime
+            .set(runtime)
+            .map_err(|_| anyhow::anyhow!("this server already runs a dialer"))
     }
 
     /// Stops accepting, lets in-flight requests finish, and returns.

@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod phone;
 pub mod providers;
 pub mod redis;
+pub mod runtime;
 pub mod sim;
 pub mod store;

@@ -269,3 +269,14 @@ pub async fn set_state(
     .await?;
     Ok(())
 }
+
+/// Every campaign (all tenants) in a state with a live actor: running,
+/// paused or stopping. Read at start-up to resume them.
+pub async fn live(conn: &mut AsyncPgConnection) -> Result<Vec<Campaign>, DbError> {
+    Ok(campaigns::table
+        .filter(campaigns::state.eq_any(["running", "paused", "stopping"]))
+        .order(campaigns::id)
+        .select(Campaign::as_select())
+        .load(conn)
+        .await?)
+}

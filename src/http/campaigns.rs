@@ -688,6 +688,13 @@ pub async fn update_campaign(
                 .ok_or_else(|| not_found(id))
         })
         .await?;
+    drop(conn);
+    if crate::runtime::is_live(saved.state())
+        && let Some(runtime) = ctx.runtime.get()
+        && let Err(e) = runtime.changed(tenant, id).await
+    {
+        tracing::warn!(campaign.id = %id, error = %e, "live campaign not reloaded");
+    }
     ok(StatusCode::OK, &CampaignView::from(saved))
 }
 
@@ -746,7 +753,17 @@ pub async fn command_campaign(
 ) -> Result<Response, ApiError> {
     let mut conn = ctx.conn().await?;
     match db::campaigns::transition(&mut conn, tenant, id, command).await {
-        Ok(campaign) => ok(StatusCode::OK, &CampaignView::from(campaign)),
+        Ok(campaign) => {
+            drop(conn);
+            if let Some(runtime) = ctx.runtime.get()
+                && let Err(e) = runtime.command(tenant, id, command).await
+            {
+                // The state is stored; a restart of the server (or a
+                // resume) brings the actor back. Say so in the log.
+                tracing::error!(campaign.id = %id, %command, error = %e, "the runtime did not act on a lifecycle command");
+            }
+            ok(StatusCode::OK, &CampaignView::from(campaign))
+        }
         Err(TransitionError::NotFound) => Err(not_found(id)),
         Err(TransitionError::Illegal(e)) => Err(ApiError::Conflict(e.to_string())),
         Err(TransitionError::Db(e)) => Err(e.into()),

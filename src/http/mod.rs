@@ -46,6 +46,9 @@ pub struct AppState {
     pub import: ImportOptions,
     /// The actor tree's root, when this server runs one.
     pub root: Option<ractor::ActorRef<talky_actors::root::RootMsg>>,
+    /// The running dialer, when providers are configured; set once after
+    /// start-up (the lifecycle routes only change stored state without it).
+    pub runtime: std::sync::OnceLock<std::sync::Arc<dyn crate::runtime::CampaignRuntime>>,
 }
 
 /// The shared state as handlers receive it.

@@ -14,6 +14,7 @@ mod health;
 mod isolation;
 mod media;
 mod openapi;
+mod runtime;
 mod schema;
 mod store;
 mod vonage;

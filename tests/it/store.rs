@@ -281,8 +281,8 @@ async fn a_do_not_call_request_lists_the_number_at_once() {
 
 /// Every call rings half a second, then the line is busy.
 #[derive(Default)]
-struct BusyLine {
-    placed: Mutex<Vec<String>>,
+pub struct BusyLine {
+    pub placed: Mutex<Vec<String>>,
 }
 
 impl TelephonyPort for BusyLine {
@@ -306,7 +306,7 @@ impl TelephonyPort for BusyLine {
 }
 
 /// Providers a call that never connects media does not reach.
-struct Unused;
+pub struct Unused;
 
 impl SttPort for Unused {
     async fn open(&self, _cfg: SttConfig) -> PortResult<SttSession> {
@@ -327,7 +327,7 @@ impl TtsPort for Unused {
     }
 }
 
-struct PgPorts;
+pub struct PgPorts;
 
 impl CallPorts for PgPorts {
     type Telephony = BusyLine;

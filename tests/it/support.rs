@@ -253,6 +253,11 @@ impl TestApp {
         }
     }
 
+    /// The running server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
     /// The server's PostgreSQL pool.
     pub fn pool(&self) -> talky::db::Pool {
         self.server.as_ref().expect("running").ctx.db.clone()
