@@ -2,5 +2,6 @@
 //! proven against its wire-exact emulator in `crate::sim` on loopback.
 
 pub mod breaker;
+pub mod elevenlabs;
 pub mod openai;
 pub mod vonage;

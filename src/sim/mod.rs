@@ -2,4 +2,5 @@
 //! and the in-band audio code ([`codec`]) through which their text travels.
 
 pub mod codec;
+pub mod elevenlabs;
 pub mod llm;
