@@ -605,8 +605,8 @@ fn stream_http(
             }
             shared.log_mut(index, |r| r.chunks_sent += 1);
         }
-        // The body ends when the last chunk is through (or the client left).
-        tx.closed().await;
+        // Dropping the sender ends the body.
+        drop(tx);
         shared.log_mut(index, |r| {
             if r.outcome == Outcome::Pending {
                 r.outcome = Outcome::Completed;
