@@ -1,10 +1,10 @@
 //! The ElevenLabs streaming TTS client (providers.md §5), in either of the
 //! two wire modes:
 //!
-//! - [`TtsMode::Http`]: `POST {base_url}/v1/text-to-speech/{voice_id}/stream
+//! - HTTP ([`TtsMode::Http`]), `POST {base_url}/v1/text-to-speech/{voice_id}/stream
 //!   ?output_format=pcm_<rate>` with the `xi-api-key` header; the chunked
 //!   body is raw s16le PCM (§5.1).
-//! - [`TtsMode::WebSocket`]: `{ws_base_url}/v1/text-to-speech/{voice_id}
+//! - WebSocket ([`TtsMode::WebSocket`]), `{ws_base_url}/v1/text-to-speech/{voice_id}
 //!   /stream-input?model_id=..&output_format=pcm_<rate>` (key in the
 //!   `xi-api-key` upgrade header, or in the first message when
 //!   [`ElevenLabsConfig::key_in_first_message`]); sends the init message

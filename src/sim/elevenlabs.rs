@@ -357,29 +357,29 @@ fn header_key(headers: &warp::http::HeaderMap) -> Option<String> {
 }
 
 /// The rate of a format the emulator can speak, or the error reply.
-fn check_format(query: &HashMap<String, String>) -> Result<u32, Reply> {
+fn check_format(query: &HashMap<String, String>) -> Result<u32, Box<Reply>> {
     let format = query
         .get("output_format")
         .map_or(DEFAULT_FORMAT, String::as_str);
     if !OUTPUT_FORMATS.contains(&format) {
-        return Err(validation_reply(
+        return Err(Box::new(validation_reply(
             &["query", "output_format"],
             &format!("Input should be one of {}", OUTPUT_FORMATS[..21].join(", ")),
             "enum",
-        ));
+        )));
     }
     match format
         .strip_prefix("pcm_")
         .and_then(|r| r.parse::<u32>().ok())
     {
         Some(rate) if rate >= 8000 && rate % 200 == 0 => Ok(rate),
-        _ => Err(detail_reply(
+        _ => Err(Box::new(detail_reply(
             400,
             "unsupported_output_format",
             &format!(
                 "sim: output format {format} is not synthesised; use pcm_8000/16000/24000/32000/48000"
             ),
-        )),
+        ))),
     }
 }
 
@@ -446,15 +446,19 @@ fn precheck(
     key: Option<&str>,
     query: &HashMap<String, String>,
     served: u64,
-) -> Result<u32, Reply> {
+) -> Result<u32, Box<Reply>> {
     if let Some(k) = key
         && k != cfg.api_key
     {
-        return Err(detail_reply(401, "invalid_api_key", "Invalid API key"));
+        return Err(Box::new(detail_reply(
+            401,
+            "invalid_api_key",
+            "Invalid API key",
+        )));
     }
     let rate = check_format(query)?;
     if let Some(r) = injected_failure(shared, cfg, served) {
-        return Err(r);
+        return Err(Box::new(r));
     }
     Ok(rate)
 }
@@ -484,15 +488,15 @@ async fn handle_http(
             served,
         )?;
         let Some(text) = parsed.get("text").and_then(Value::as_str) else {
-            return Err(validation_reply(
+            return Err(Box::new(validation_reply(
                 &["body", "text"],
                 "Field required",
                 "missing",
-            ));
+            )));
         };
         Ok(stream_http(&shared, &cfg, index, text, rate))
     })();
-    let reply = reply.unwrap_or_else(|r| r);
+    let reply = reply.unwrap_or_else(|r| *r);
     let status = reply.status().as_u16();
     shared.log_mut(index, |r| {
         r.status = status;
@@ -649,7 +653,7 @@ async fn handle_ws(
                 r.status = status;
                 r.outcome = Outcome::Failed;
             });
-            reply
+            *reply
         }
         Ok(rate) => {
             shared.log_mut(index, |r| r.status = 101);

@@ -295,7 +295,7 @@ fn by_status(status: u16, text: String, retry_after: Option<std::time::Duration>
 fn error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         let d = &v["detail"];
-        let parts: Vec<&str> = [&d["status"], &d["message"], &d[0]["msg"], &d]
+        let parts: Vec<&str> = [&d["status"], &d["message"], &d[0]["msg"], d]
             .into_iter()
             .filter_map(Value::as_str)
             .collect();
