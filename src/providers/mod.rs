@@ -3,5 +3,6 @@
 
 pub mod breaker;
 pub mod deepgram_stt;
+pub mod elevenlabs;
 pub mod openai;
 pub mod vonage;

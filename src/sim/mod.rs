@@ -3,4 +3,5 @@
 
 pub mod codec;
 pub mod deepgram;
+pub mod elevenlabs;
 pub mod llm;
