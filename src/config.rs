@@ -91,6 +91,8 @@ pub struct Config {
     pub contacts: ContactsConfig,
     /// Vonage webhooks.
     pub vonage: VonageWebhookConfig,
+    /// The providers a running dialer calls through.
+    pub providers: ProvidersConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -220,6 +222,35 @@ pub struct VonageWebhookConfig {
     pub require_signed_webhooks: bool,
 }
 
+/// The providers of `talky serve`'s dialer. Every base URL is
+/// configuration, so the emulators of `talky::sim` stand in for the real
+/// services; API keys are secrets (environment or `*_file`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// Run the dialer (campaigns then really call). Off: the lifecycle
+    /// routes only change stored state.
+    pub enabled: bool,
+    /// Vonage Voice API base URL (empty: the real one).
+    pub vonage_api_base_url: String,
+    /// Vonage application id.
+    pub vonage_application_id: String,
+    /// PEM file of the Vonage application's private key.
+    pub vonage_private_key_file: Option<PathBuf>,
+    /// Deepgram base URL, ws:// or wss:// (empty: the real one).
+    pub deepgram_base_url: String,
+    /// Deepgram API key (`TALKY_PROVIDERS__DEEPGRAM_API_KEY`).
+    pub deepgram_api_key: Secret,
+    /// OpenAI-compatible chat completions base URL (empty: Groq's).
+    pub llm_base_url: String,
+    /// Its API key (`TALKY_PROVIDERS__LLM_API_KEY`).
+    pub llm_api_key: Secret,
+    /// ElevenLabs HTTP base URL (empty: the real one).
+    pub elevenlabs_base_url: String,
+    /// ElevenLabs API key (`TALKY_PROVIDERS__ELEVENLABS_API_KEY`).
+    pub elevenlabs_api_key: Secret,
+}
+
 /// Default region for numbers written without a country code.
 pub const DEFAULT_REGION: &str = "US";
 /// Default limit on an uploaded contact list (bytes).
@@ -291,11 +322,14 @@ const NAMED_VARS: [(&str, &str); 5] = [
 ];
 
 /// Keys that hold secrets and so may not come from the TOML file.
-const SECRET_KEYS: [&str; 4] = [
+const SECRET_KEYS: [&str; 7] = [
     "database.url",
     "redis.url",
     "admin.token",
     "vonage.signature_secret",
+    "providers.deepgram_api_key",
+    "providers.llm_api_key",
+    "providers.elevenlabs_api_key",
 ];
 
 fn env_name(key: &str) -> String {
@@ -424,6 +458,32 @@ impl Config {
                 key_label("vonage.require_signed_webhooks"),
                 "is true but vonage.signature_secret (TALKY_VONAGE__SIGNATURE_SECRET) is not set",
             ));
+        }
+        if self.providers.enabled {
+            let p = &self.providers;
+            for (key, missing) in [
+                (
+                    "providers.vonage_application_id",
+                    p.vonage_application_id.trim().is_empty(),
+                ),
+                (
+                    "providers.vonage_private_key_file",
+                    p.vonage_private_key_file.is_none(),
+                ),
+                ("providers.deepgram_api_key", p.deepgram_api_key.is_empty()),
+                ("providers.llm_api_key", p.llm_api_key.is_empty()),
+                (
+                    "providers.elevenlabs_api_key",
+                    p.elevenlabs_api_key.is_empty(),
+                ),
+            ] {
+                if missing {
+                    return Err(ConfigError::new(
+                        key_label(key),
+                        "is required when providers.enabled is true",
+                    ));
+                }
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| ConfigError::new(key_label("log.filter"), e.to_string()))?;

@@ -38,7 +38,22 @@ async fn main() {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
-            let server = talky::app::Server::start(config).await?;
+            let providers = config.providers.enabled;
+            let server = talky::app::Server::start(config.clone()).await?;
+            if providers {
+                let ports = talky::runtime::real_ports(&config, server.ctx.db.clone())?;
+                server
+                    .run_dialer(
+                        ports,
+                        talky_actors::dialer::DialerConfig::default(),
+                        talky_actors::campaign_actor::CampaignConfig::default(),
+                        talky_actors::tree::DIALER,
+                    )
+                    .await?;
+                tracing::info!("dialer running");
+            } else {
+                tracing::info!("providers.enabled is false: campaigns are stored, not dialled");
+            }
             let addr = server.addr;
             shutdown_signal().await;
             tracing::info!(%addr, "shutting down");

@@ -273,3 +273,78 @@ pub fn is_live(state: CampaignState) -> bool {
         CampaignState::Running | CampaignState::Paused | CampaignState::Stopping
     )
 }
+
+/// The real providers: Vonage, Deepgram, an OpenAI-compatible LLM,
+/// ElevenLabs, and PostgreSQL for the records.
+pub struct RealPorts;
+
+impl CallPorts for RealPorts {
+    type Telephony = crate::providers::vonage::VonageClient;
+    type Stt = crate::providers::deepgram_stt::DeepgramStt;
+    type Llm = crate::providers::openai::OpenAiClient;
+    type Tts = crate::providers::elevenlabs::ElevenLabs;
+    type Store = crate::store::PgCallStore;
+    type Clock = TokioClock;
+}
+
+/// Failures before a provider is skipped by every call at once.
+const BREAKER_THRESHOLD: u32 = 5;
+/// How long an open breaker stays open before a probe.
+const BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
+
+/// Builds the real ports from configuration (start-up only).
+pub fn real_ports(
+    config: &crate::config::Config,
+    pool: db::Pool,
+) -> anyhow::Result<Ports<RealPorts>> {
+    use crate::providers::breaker::CircuitBreaker;
+    use crate::providers::{deepgram_stt, elevenlabs, openai, vonage};
+    let p = &config.providers;
+    let breaker = |name: &str| {
+        Arc::new(CircuitBreaker::new(
+            name,
+            BREAKER_THRESHOLD,
+            BREAKER_OPEN_FOR,
+        ))
+    };
+    let mut v = vonage::VonageConfig {
+        application_id: p.vonage_application_id.clone(),
+        private_key_file: p.vonage_private_key_file.clone(),
+        public_url: config.public_url()?,
+        ..vonage::VonageConfig::default()
+    };
+    if !p.vonage_api_base_url.is_empty() {
+        v.api_base_url = p.vonage_api_base_url.clone();
+    }
+    let telephony =
+        vonage::VonageClient::new(v).map_err(|e| anyhow::anyhow!("providers.vonage: {e}"))?;
+    let mut d = deepgram_stt::DeepgramSttConfig::new(p.deepgram_api_key.clone());
+    if !p.deepgram_base_url.is_empty() {
+        d.base_url = p.deepgram_base_url.clone();
+    }
+    let stt = deepgram_stt::DeepgramStt::new(d, breaker("deepgram"))
+        .map_err(|e| anyhow::anyhow!("providers.deepgram: {e}"))?;
+    let mut l = openai::OpenAiConfig::groq(p.llm_api_key.clone());
+    if !p.llm_base_url.is_empty() {
+        l = openai::OpenAiConfig::new("llm", p.llm_base_url.clone(), p.llm_api_key.clone());
+    }
+    let llm = openai::OpenAiClient::new(l, breaker("llm"))
+        .map_err(|e| anyhow::anyhow!("providers.llm: {e}"))?;
+    let mut t = elevenlabs::ElevenLabsConfig::new(p.elevenlabs_api_key.clone());
+    if !p.elevenlabs_base_url.is_empty() {
+        t.base_url = p.elevenlabs_base_url.clone();
+    }
+    let tts = elevenlabs::ElevenLabs::new(t, breaker("elevenlabs"))
+        .map_err(|e| anyhow::anyhow!("providers.elevenlabs: {e}"))?;
+    Ok(Ports {
+        telephony: Arc::new(telephony),
+        stt: vec![Arc::new(stt)],
+        llm: vec![Arc::new(llm)],
+        tts: vec![Arc::new(tts)],
+        store: Arc::new(crate::store::PgCallStore {
+            pool,
+            timeout: RUNTIME_TIMEOUT,
+        }),
+        clock: Arc::new(TokioClock),
+    })
+}

@@ -217,3 +217,40 @@ async fn pause_stops_dialling_and_a_restarted_server_resumes() {
     second.stop().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_providers_are_built_from_configuration() {
+    let app = TestApp::start().await;
+    let mut config = test_config(&app.db.url);
+    config.providers.enabled = true;
+    let err = config.validate().expect_err("keys missing");
+    assert!(
+        err.to_string().contains("providers.vonage_application_id"),
+        "{err}"
+    );
+    config.providers.vonage_application_id = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab".into();
+    config.providers.vonage_private_key_file = Some(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/providers/vonage/testdata/test_private.pem"),
+    );
+    config.providers.vonage_api_base_url = "http://127.0.0.1:9".into();
+    config.providers.deepgram_api_key = talky::config::Secret::new("dg");
+    config.providers.deepgram_base_url = "ws://127.0.0.1:9".into();
+    config.providers.llm_api_key = talky::config::Secret::new("llm");
+    config.providers.llm_base_url = "http://127.0.0.1:9".into();
+    config.providers.elevenlabs_api_key = talky::config::Secret::new("el");
+    config.providers.elevenlabs_base_url = "http://127.0.0.1:9".into();
+    config.validate().expect("valid");
+    let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
+    assert_eq!(
+        (ports.stt.len(), ports.llm.len(), ports.tts.len()),
+        (1, 1, 1)
+    );
+    // A key file that does not exist is a start-up error naming Vonage.
+    config.providers.vonage_private_key_file = Some("/nonexistent.pem".into());
+    let err = talky::runtime::real_ports(&config, app.pool())
+        .err()
+        .expect("bad key file");
+    assert!(err.to_string().contains("vonage"), "{err}");
+    app.stop().await;
+}
