@@ -4,3 +4,4 @@
 pub mod codec;
 pub mod deepgram;
 pub mod llm;
+pub mod vonage;
