@@ -476,6 +476,8 @@ fn create(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> Reply {
             clears: Vec::new(),
             notifies: Vec::new(),
             frames_in: 0,
+            frames_bad_size: 0,
+            texts_in: Vec::new(),
             frames_out: 0,
             hang_up: None,
             ended: false,

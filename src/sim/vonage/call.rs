@@ -378,6 +378,7 @@ struct Callee {
     words_done: u64,
     last_agent_sound: Instant,
     lines_said: usize,
+    dtmf: Vec<char>,
 }
 
 enum Act {
@@ -413,6 +414,7 @@ impl Callee {
             words_done: 0,
             last_agent_sound: now,
             lines_said: 0,
+            dtmf: Vec::new(),
         }
     }
 
@@ -489,6 +491,14 @@ impl Callee {
                 }
                 Step::Say { .. } => self.out.is_empty(),
                 Step::Pause { ms } => elapsed >= Duration::from_millis(*ms),
+                Step::Press { digits } => {
+                    self.dtmf.extend(
+                        digits
+                            .chars()
+                            .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#'),
+                    );
+                    true
+                }
                 Step::HangUp => return Act::HangUp,
             };
             if !done {
@@ -566,10 +576,15 @@ async fn media(
             msg = stream.next() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     received += 1;
+                    let bad = b.len() != frame * 2;
                     inbox.push_back(bytes_to_i16(&b));
-                    shared.with_call(uuid, |r| r.frames_in += 1);
+                    shared.with_call(uuid, |r| {
+                        r.frames_in += 1;
+                        r.frames_bad_size += u64::from(bad);
+                    });
                 }
                 Some(Ok(Message::Text(t))) => {
+                    shared.with_call(uuid, |r| r.texts_in.push(t.as_str().to_owned()));
                     let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                     match v["action"].as_str() {
                         Some("clear") => {
@@ -611,6 +626,10 @@ async fn media(
                 }
                 shared.with_call(uuid, |r| r.frames_out += 1);
                 let act = callee.advance(&mut said);
+                for digit in std::mem::take(&mut callee.dtmf) {
+                    let msg = json!({"event": "websocket:dtmf", "digit": digit.to_string(), "duration": 260});
+                    let _ = sink.send(Message::Text(msg.to_string().into())).await;
+                }
                 flush_logs(shared, uuid, &mut heard, &mut said);
                 if let Act::HangUp = act {
                     break HangUpSide::Callee;

@@ -157,12 +157,18 @@ pub struct CallRecord {
     pub said: Vec<Said>,
     /// Agent utterances heard.
     pub heard: Vec<Heard>,
-    /// When `clear` commands arrived.
+    /// When `clear` commands arrived. Like Vonage, a clear drops the audio
+    /// received but not yet played and is answered `websocket:cleared`.
     pub clears: Vec<DateTime<Utc>>,
     /// Notify payloads echoed, with the time of the echo.
     pub notifies: Vec<(Value, DateTime<Utc>)>,
     /// Binary frames received from talky.
     pub frames_in: u64,
+    /// Of those, frames not exactly 20 ms long (talky must send 640 bytes
+    /// at 16 kHz).
+    pub frames_bad_size: u64,
+    /// Text messages received from talky (raw).
+    pub texts_in: Vec<String>,
     /// Binary frames sent to talky.
     pub frames_out: u64,
     /// Who ended the call.

@@ -26,6 +26,9 @@
 //! do = "wait_for_silence"      # the agent silent for ms
 //! ms = 2000
 //! [[steps]]
+//! do = "press"                 # DTMF: websocket:dtmf per digit
+//! digits = "1#"
+//! [[steps]]
 //! do = "hang_up"
 //! ```
 //!
@@ -91,6 +94,11 @@ pub enum Step {
     Pause {
         /// Milliseconds.
         ms: u64,
+    },
+    /// Presses keys: one `websocket:dtmf` event per digit (`0-9*#`).
+    Press {
+        /// The digits.
+        digits: String,
     },
     /// Hangs up.
     HangUp,

@@ -34,6 +34,10 @@ struct AgentScript {
     close_after_greeting: bool,
     /// Send a notify marker after the greeting.
     notify_after_greeting: bool,
+    /// Send the greeting as fast as possible (Vonage buffers it).
+    burst: bool,
+    /// Send `clear` this long after the greeting was sent.
+    clear_after: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -52,6 +56,8 @@ struct AgentLog {
 struct Talky {
     addr: std::net::SocketAddr,
     events: Arc<Mutex<Vec<Value>>>,
+    /// (Authorization header, raw body) of each webhook.
+    raw: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>,
     log: Arc<Mutex<AgentLog>>,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -59,15 +65,21 @@ struct Talky {
 impl Talky {
     async fn start(script: AgentScript) -> Self {
         let events = Arc::new(Mutex::new(Vec::new()));
+        let raw = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::new(Mutex::new(AgentLog::default()));
         let ev = events.clone();
+        let rw = raw.clone();
         let hooks = warp::post()
             .and(warp::path!("vonage" / "events" / String))
-            .and(warp::body::json())
-            .map(move |_call: String, body: Value| {
-                lock(&ev).push(body);
-                warp::reply()
-            });
+            .and(warp::header::optional::<String>("authorization"))
+            .and(warp::body::bytes())
+            .map(
+                move |_call: String, auth: Option<String>, body: bytes::Bytes| {
+                    lock(&ev).push(serde_json::from_slice(&body).unwrap_or_default());
+                    lock(&rw).push((auth, body.to_vec()));
+                    warp::reply()
+                },
+            );
         let lg = log.clone();
         let media = warp::path!("vonage" / "media" / String)
             .and(warp::ws())
@@ -86,6 +98,7 @@ impl Talky {
         Self {
             addr,
             events,
+            raw,
             log,
             _task: task,
         }
@@ -124,6 +137,8 @@ async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>
     let out = out_tx.clone();
     let close_after = script.close_after_greeting;
     let notify_after = script.notify_after_greeting;
+    let burst = script.burst;
+    let clear_after = script.clear_after;
     let speaker = tokio::spawn(async move {
         let mut enc = Encoder::new(16_000);
         let mut first = true;
@@ -136,7 +151,9 @@ async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>
             let start = Utc::now();
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             for chunk in pcm.chunks(320) {
-                tick.tick().await;
+                if !burst {
+                    tick.tick().await;
+                }
                 let mut f = chunk.to_vec();
                 f.resize(320, 0);
                 if out.send(Message::binary(i16_to_bytes(&f))).is_err() {
@@ -150,6 +167,10 @@ async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>
                     let _ = out.send(Message::text(
                         json!({"action": "notify", "payload": {"mark": "greeting"}}).to_string(),
                     ));
+                }
+                if let Some(after) = clear_after {
+                    tokio::time::sleep(after).await;
+                    let _ = out.send(Message::text(r#"{"action":"clear"}"#));
                 }
                 if close_after {
                     let _ = out.send(Message::close());
@@ -695,4 +716,114 @@ fn personas_load_from_the_config_dir() {
         Persona::from_toml("name = \"x\"\noutcome = \"answer\"\n[[steps]]\ndo = \"dance\"\n")
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn clear_drops_unplayed_audio() {
+    let sim = sim().await;
+    let greeting = "One two three four five six seven eight nine ten.";
+    let talky = Talky::start(AgentScript {
+        greeting: greeting.into(),
+        burst: true,
+        clear_after: Some(Duration::from_millis(1000)),
+        ..Default::default()
+    })
+    .await;
+    let c = client(&sim, &talky, APP_ID);
+    let ProviderCallId(uuid) = c
+        .place_call(place(&number(&sim, "silent")))
+        .await
+        .expect("placed");
+    for _ in 0..300 {
+        if sim.call(&uuid).is_some_and(|r| !r.clears.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.hang_up(ProviderCallId(uuid.clone()))
+        .await
+        .expect("hang up");
+    let r = ended(&sim, &uuid, 10).await;
+    assert_eq!(r.clears.len(), 1);
+    assert_eq!(r.frames_bad_size, 0);
+    let heard = &r.heard[0].text;
+    assert!(
+        greeting.starts_with(heard.as_str()) && heard.len() >= 5 && heard.len() < 25,
+        "{heard}"
+    );
+    let l = lock(&talky.log);
+    assert!(
+        l.texts
+            .iter()
+            .any(|(v, _)| v["event"] == "websocket:cleared")
+    );
+}
+
+#[tokio::test]
+async fn declining_personas_and_dtmf() {
+    let sim = sim().await;
+    sim.update(|c| {
+        c.personas.insert(
+            Persona::from_toml(
+                "name = \"presser\"\nnumbers = [\"447700900199\"]\noutcome = \"answer\"\n\
+                 [[steps]]\ndo = \"wait_for_agent_utterance_end\"\n\
+                 [[steps]]\ndo = \"press\"\ndigits = \"1#\"\n\
+                 [[steps]]\ndo = \"pause\"\nms = 300\n[[steps]]\ndo = \"hang_up\"\n",
+            )
+            .expect("persona"),
+        )
+    });
+    let talky = Talky::start(AgentScript {
+        greeting: "Hi, Anna here.".into(),
+        replies: vec!["Sorry to bother you.".into()],
+        ..Default::default()
+    })
+    .await;
+    let a = call(&sim, &talky, "not_interested").await;
+    let b = call(&sim, &talky, "remove_me").await;
+    let d = call(&sim, &talky, "presser").await;
+    let ra = ended(&sim, &a, 30).await;
+    let rb = ended(&sim, &b, 30).await;
+    let rd = ended(&sim, &d, 30).await;
+    for r in [&ra, &rb, &rd] {
+        assert_eq!(r.hang_up, Some(HangUpSide::Callee));
+        assert_eq!(r.heard[0].text, "Hi, Anna here.");
+    }
+    assert_eq!(ra.heard[1].text, "Sorry to bother you.");
+    let mut heard = lock(&talky.log).heard.clone();
+    heard.sort();
+    assert_eq!(
+        heard,
+        vec![
+            "No thanks, I am not interested.",
+            "Please remove me from your list."
+        ]
+    );
+    let digits: Vec<Value> = lock(&talky.log)
+        .texts
+        .iter()
+        .filter(|(v, _)| v["event"] == "websocket:dtmf")
+        .map(|(v, _)| v["digit"].clone())
+        .collect();
+    assert_eq!(digits, vec![json!("1"), json!("#")]);
+}
+
+#[tokio::test]
+async fn signed_webhooks_verify_with_talkys_verifier() {
+    use crate::providers::vonage::SignatureVerifier;
+    let sim = sim().await;
+    sim.update(|c| c.signature = Some(("api-key-1".into(), "s3cret-signature".into())));
+    let talky = Talky::start(AgentScript::default()).await;
+    let uuid = call(&sim, &talky, "busy").await;
+    ended(&sim, &uuid, 10).await;
+    let raw = lock(&talky.raw).clone();
+    assert_eq!(raw.len(), 4);
+    let good = SignatureVerifier::new(&Secret::new("s3cret-signature"));
+    let bad = SignatureVerifier::new(&Secret::new("another-secret"));
+    for (auth, body) in &raw {
+        good.verify(auth.as_deref(), body, Utc::now())
+            .expect("signed");
+        assert!(bad.verify(auth.as_deref(), body, Utc::now()).is_err());
+    }
 }
