@@ -53,11 +53,14 @@ struct AgentLog {
     closed: bool,
 }
 
+/// (Authorization header, raw body).
+type RawHook = (Option<String>, Vec<u8>);
+
 struct Talky {
     addr: std::net::SocketAddr,
     events: Arc<Mutex<Vec<Value>>>,
     /// (Authorization header, raw body) of each webhook.
-    raw: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    raw: Arc<Mutex<Vec<RawHook>>>,
     log: Arc<Mutex<AgentLog>>,
     _task: tokio::task::JoinHandle<()>,
 }
