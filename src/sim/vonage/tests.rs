@@ -684,7 +684,7 @@ async fn hangs_up_mid_sentence_and_machine_detection() {
             && heard.len() < 25,
         "{heard}"
     );
-    // Voicemail with standard detection: `machine` with `call_uuid`.
+    // Voicemail with machine detection.
     let c = client(&sim, &talky, APP_ID);
     let mut req = place(&number(&sim, "voicemail"));
     req.machine_detection = true;
@@ -692,8 +692,48 @@ async fn hangs_up_mid_sentence_and_machine_detection() {
     let r = ended(&sim, &vm, 30).await;
     let s = r.statuses();
     assert!(s.contains(&"machine".to_owned()), "{s:?}");
+    let m = &r
+        .webhooks
+        .iter()
+        .find(|w| w.status == "machine")
+        .expect("machine")
+        .body;
+    // The client asks for advanced detection (mode default): the verdict
+    // names the leg `uuid`, a beep event follows the greeting.
+    assert_eq!(m["uuid"], vm.as_str());
+    assert!(
+        r.webhooks
+            .iter()
+            .any(|w| w.status == "machine" && w.body["sub_state"] == "beep_start")
+    );
     assert_eq!(s.last().map(String::as_str), Some("completed"));
     assert_eq!(r.said[0].text, "Please leave a message after the tone.");
+    // Standard detection with hangup: `machine` names the leg `call_uuid`,
+    // and the call ends there.
+    use crate::providers::vonage::ncco::{MachineBehavior, MachineDetection};
+    let std_client = VonageClient::new(VonageConfig {
+        api_base_url: sim.base_url(),
+        application_id: APP_ID.into(),
+        private_key: Secret::new(PRIVATE_PEM),
+        public_url: talky.base_url(),
+        machine_detection: MachineDetection::Standard {
+            behavior: MachineBehavior::Hangup,
+        },
+        ..Default::default()
+    })
+    .expect("client");
+    let mut req = place(&number(&sim, "voicemail"));
+    req.machine_detection = true;
+    let ProviderCallId(vm) = std_client.place_call(req).await.expect("placed");
+    let r = ended(&sim, &vm, 30).await;
+    assert_eq!(r.hang_up, Some(HangUpSide::MachineDetected));
+    assert_eq!(
+        r.statuses(),
+        vec!["started", "ringing", "answered", "machine", "completed"]
+    );
+    let m = &r.webhooks[3].body;
+    assert_eq!(m["call_uuid"], vm.as_str());
+    assert!(m.get("uuid").is_none(), "{m}");
 }
 
 #[test]
