@@ -5,3 +5,4 @@ pub mod codec;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod llm;
+pub mod vonage;
