@@ -9,6 +9,7 @@ mod calls;
 mod campaigns;
 mod contacts;
 mod dnc;
+mod e2e;
 mod errors;
 mod health;
 mod isolation;

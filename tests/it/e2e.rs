@@ -1,0 +1,163 @@
+//! A whole call through every emulator: talky's dialer places it with the
+//! Vonage client, the Vonage emulator rings, posts webhooks and opens the
+//! media socket; the callee persona speaks in the in-band code; Deepgram,
+//! the LLM and ElevenLabs emulators answer; what the callee said and heard
+//! must match what talky stored.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use talky::config::Secret;
+use talky::sim::deepgram::{DeepgramSim, DeepgramSimConfig};
+use talky::sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
+use talky::sim::llm::{LlmSim, LlmSimConfig};
+use talky::sim::vonage::{VonageSim, VonageSimConfig};
+use talky_actors::campaign_actor::CampaignConfig;
+use talky_actors::dialer::DialerConfig;
+
+use crate::support::{TestApp, test_config};
+
+const APP_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+
+fn testdata(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/providers/vonage/testdata")
+        .join(file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interested_callee_talks_with_the_agent() {
+    let vonage = VonageSim::start(VonageSimConfig {
+        application_id: APP_ID.into(),
+        public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
+        ..VonageSimConfig::default()
+    })
+    .await
+    .expect("vonage sim");
+    let deepgram = DeepgramSim::start(DeepgramSimConfig::default())
+        .await
+        .expect("deepgram sim");
+    let llm = LlmSim::start(LlmSimConfig::default())
+        .await
+        .expect("llm sim");
+    let tts = ElevenLabsSim::start(ElevenLabsSimConfig::default())
+        .await
+        .expect("tts sim");
+
+    let app = TestApp::start().await;
+    let mut cfg = test_config(&app.db.url);
+    cfg.server.public_url = Some(app.base.clone());
+    cfg.providers.enabled = true;
+    cfg.providers.vonage_application_id = APP_ID.into();
+    cfg.providers.vonage_private_key_file = Some(testdata("test_private.pem"));
+    cfg.providers.vonage_api_base_url = vonage.base_url();
+    cfg.providers.deepgram_base_url = deepgram.base_url();
+    cfg.providers.deepgram_api_key = Secret::new(deepgram.api_key());
+    cfg.providers.llm_base_url = llm.base_url();
+    cfg.providers.llm_api_key = Secret::new(llm.api_key());
+    cfg.providers.elevenlabs_base_url = tts.base_url();
+    cfg.providers.elevenlabs_api_key = Secret::new(tts.api_key());
+    let ports = talky::runtime::real_ports(&cfg, app.pool()).expect("ports");
+    app.server()
+        .run_dialer(
+            ports,
+            DialerConfig {
+                calls_per_second: 20.0,
+                ..DialerConfig::default()
+            },
+            CampaignConfig {
+                tick: Duration::from_millis(200),
+                ..CampaignConfig::default()
+            },
+            &format!("dialer-{}", uuid::Uuid::new_v4()),
+        )
+        .await
+        .expect("dialer");
+
+    let (_, key) = app.tenant("acme").await;
+    let mut body = crate::support::campaign_body("e2e");
+    body["calling_window"] = json!({ "start": "00:00", "end": "23:59",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] });
+    body["max_attempts"] = json!(1);
+    let (_, c) = app.post("/api/v1/campaigns", &key, &body).await;
+    let id = c["id"].as_str().expect("id").to_string();
+    let (_, report) = app
+        .upload(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            &key,
+            "text/csv",
+            "phone,timezone\n+442079460958,Europe/London\n",
+        )
+        .await;
+    assert_eq!(report["accepted"], 1, "{report}");
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/campaigns/{id}/start"), &key)
+        .await;
+    assert_eq!(status, 200);
+
+    // Wait for the call to finish (bounded).
+    let mut call = Value::Null;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, list) = app
+            .get(&format!("/api/v1/calls?campaign_id={id}"), &key)
+            .await;
+        if let Some(first) = list["items"].as_array().and_then(|a| a.first())
+            && first["status"] == "finished"
+        {
+            let (_, detail) = app
+                .get(
+                    &format!("/api/v1/calls/{}", first["id"].as_str().unwrap_or("")),
+                    &key,
+                )
+                .await;
+            call = detail;
+            break;
+        }
+    }
+    assert_eq!(call["status"], "finished", "the call ended: {call}");
+    let turns = call["turns"].as_array().expect("turns");
+    let texts: Vec<(String, String)> = turns
+        .iter()
+        .map(|t| {
+            (
+                t["speaker"].as_str().unwrap_or("").to_string(),
+                t["heard_text"]
+                    .as_str()
+                    .or(t["text"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(texts.len() >= 4, "{texts:?}");
+    assert_eq!(
+        texts[0],
+        ("agent".to_string(), "Hello, this is Ada.".to_string()),
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts[1],
+        ("user".to_string(), "Yes, I am interested.".to_string()),
+        "{texts:?}"
+    );
+    assert_eq!(texts[2].0, "agent");
+    assert!(
+        texts[2].1.contains("Yes, I am interested"),
+        "the LLM echo: {texts:?}"
+    );
+    // What the callee heard is what talky recorded as heard.
+    let sim_calls = vonage.calls();
+    let heard: Vec<String> = sim_calls[0].heard.iter().map(|h| h.text.clone()).collect();
+    assert_eq!(
+        heard.first().map(String::as_str),
+        Some("Hello, this is Ada."),
+        "{heard:?}"
+    );
+    assert!(
+        call["events"].as_array().is_some_and(|e| e.len() >= 3),
+        "webhooks stored: {}",
+        call["events"]
+    );
+    app.stop().await;
+}
