@@ -11,6 +11,7 @@ use talky::config::Secret;
 use talky::sim::deepgram::{DeepgramSim, DeepgramSimConfig};
 use talky::sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
 use talky::sim::llm::{LlmSim, LlmSimConfig};
+use talky::sim::vonage::persona::Personas;
 use talky::sim::vonage::{VonageSim, VonageSimConfig};
 use talky_actors::campaign_actor::CampaignConfig;
 use talky_actors::dialer::DialerConfig;
@@ -25,11 +26,29 @@ fn testdata(file: &str) -> std::path::PathBuf {
         .join(file)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interested_callee_talks_with_the_agent() {
+/// Every emulator, and talky running its dialer against them.
+struct World {
+    vonage: talky::sim::vonage::VonageSimHandle,
+    app: TestApp,
+    _keep: (
+        talky::sim::deepgram::DeepgramSimHandle,
+        talky::sim::llm::LlmSimHandle,
+        talky::sim::elevenlabs::ElevenLabsSimHandle,
+    ),
+}
+
+/// The built-in persona `name`, answering the (valid) number `phone`.
+fn persona_for(personas: &mut Personas, name: &str, phone: &str) {
+    let mut p = Personas::builtin().get(name).cloned().expect("persona");
+    p.numbers = vec![phone.trim_start_matches('+').to_string()];
+    personas.insert(p);
+}
+
+async fn world(personas: Personas) -> World {
     let vonage = VonageSim::start(VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
+        personas,
         ..VonageSimConfig::default()
     })
     .await
@@ -73,7 +92,15 @@ async fn an_interested_callee_talks_with_the_agent() {
         )
         .await
         .expect("dialer");
+    World {
+        vonage,
+        app,
+        _keep: (deepgram, llm, tts),
+    }
+}
 
+/// A campaign (always open, one attempt) with these contacts, started.
+async fn campaign(app: &TestApp, phones: &[&str]) -> (String, String) {
     let (_, key) = app.tenant("acme").await;
     let mut body = crate::support::campaign_body("e2e");
     body["calling_window"] = json!({ "start": "00:00", "end": "23:59",
@@ -81,40 +108,59 @@ async fn an_interested_callee_talks_with_the_agent() {
     body["max_attempts"] = json!(1);
     let (_, c) = app.post("/api/v1/campaigns", &key, &body).await;
     let id = c["id"].as_str().expect("id").to_string();
+    let csv = std::iter::once("phone,timezone".to_string())
+        .chain(phones.iter().map(|p| format!("{p},Europe/London")))
+        .collect::<Vec<_>>()
+        .join("\n");
     let (_, report) = app
         .upload(
             &format!("/api/v1/campaigns/{id}/contacts"),
             &key,
             "text/csv",
-            "phone,timezone\n+442079460958,Europe/London\n",
+            csv,
         )
         .await;
-    assert_eq!(report["accepted"], 1, "{report}");
+    assert_eq!(report["accepted"], phones.len(), "{report}");
     let (status, _) = app
         .post_empty(&format!("/api/v1/campaigns/{id}/start"), &key)
         .await;
     assert_eq!(status, 200);
+    (id, key)
+}
 
-    // Wait for the call to finish (bounded).
-    let mut call = Value::Null;
+/// The campaign's calls once all are finished (bounded wait).
+async fn finished_calls(app: &TestApp, key: &str, id: &str, n: usize) -> Vec<Value> {
+    let mut calls = Vec::new();
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (_, list) = app
-            .get(&format!("/api/v1/calls?campaign_id={id}"), &key)
+            .get(&format!("/api/v1/calls?campaign_id={id}"), key)
             .await;
-        if let Some(first) = list["items"].as_array().and_then(|a| a.first())
-            && first["status"] == "finished"
-        {
-            let (_, detail) = app
-                .get(
-                    &format!("/api/v1/calls/{}", first["id"].as_str().unwrap_or("")),
-                    &key,
-                )
-                .await;
-            call = detail;
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == n && items.iter().all(|c| c["status"] == "finished") {
+            calls = items;
             break;
         }
     }
+    let mut out = Vec::new();
+    for c in calls {
+        let (_, detail) = app
+            .get(
+                &format!("/api/v1/calls/{}", c["id"].as_str().unwrap_or("")),
+                key,
+            )
+            .await;
+        out.push(detail);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interested_callee_talks_with_the_agent() {
+    let World { vonage, app, _keep } = world(Personas::builtin()).await;
+    let (id, key) = campaign(&app, &["+442079460958"]).await;
+    let calls = finished_calls(&app, &key, &id, 1).await;
+    let call = calls.first().cloned().unwrap_or(Value::Null);
     assert_eq!(call["status"], "finished", "the call ended: {call}");
     let turns = call["turns"].as_array().expect("turns");
     let texts: Vec<(String, String)> = turns
@@ -158,6 +204,54 @@ async fn an_interested_callee_talks_with_the_agent() {
         call["events"].as_array().is_some_and(|e| e.len() >= 3),
         "webhooks stored: {}",
         call["events"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_no_answer_and_voicemail_end_without_a_conversation() {
+    let (busy, none, machine) = ("+442079460961", "+442079460962", "+442079460963");
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "busy", busy);
+    persona_for(&mut personas, "no_answer", none);
+    persona_for(&mut personas, "voicemail", machine);
+    let World {
+        vonage: _vonage,
+        app,
+        _keep,
+    } = world(personas).await;
+    let (id, key) = campaign(&app, &[busy, none, machine]).await;
+    let calls = finished_calls(&app, &key, &id, 3).await;
+    assert_eq!(calls.len(), 3, "all three calls finished");
+    let outcome = |phone: &str| {
+        calls
+            .iter()
+            .find(|c| c["phone"] == phone)
+            .map(|c| c["outcome"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(outcome(busy), "busy");
+    assert_eq!(outcome(none), "no_answer");
+    assert_eq!(
+        outcome(machine),
+        "machine",
+        "the campaign hangs up on machines"
+    );
+    // One attempt each: the contacts are final, with the outcome recorded.
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{id}/contacts"), &key)
+        .await;
+    let outcomes: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["last_outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        outcomes.contains(&"busy")
+            && outcomes.contains(&"no_answer")
+            && outcomes.contains(&"machine"),
+        "{outcomes:?}"
     );
     app.stop().await;
 }

@@ -441,7 +441,11 @@ async fn telephony<P: CallPorts>(
         TelephonyEvent::Answered => answered(myself, state),
         TelephonyEvent::Human => {}
         TelephonyEvent::Machine => {
-            if state.apply(CallEvent::MachineDetected) {
+            // The provider's detection is authoritative while the call is
+            // live, even when the verdict comes after media is up and the
+            // machine's own greeting was taken for the callee speaking
+            // (asynchronous detection takes seconds).
+            if state.apply(CallEvent::MachineDetected) || state.lifecycle.machine_after_answer() {
                 on_machine(myself, state);
             }
         }

@@ -195,6 +195,18 @@ impl Lifecycle {
         }
     }
 
+    /// A machine verdict that arrives after the conversation started
+    /// (asynchronous machine detection answers seconds after the call was
+    /// answered): the status stays, the cause becomes `Machine`. False when
+    /// the call is already ending or the verdict came too late to matter.
+    pub fn machine_after_answer(&mut self) -> bool {
+        if self.status != CallStatus::Conversation {
+            return false;
+        }
+        self.cause.get_or_insert(EndCause::Machine);
+        true
+    }
+
     /// Applies an event.
     pub fn apply(&mut self, event: CallEvent) -> Step {
         use CallStatus as S;
@@ -335,6 +347,27 @@ mod tests {
             assert_eq!(l.apply(e), Step::Ignored, "finished stays finished");
         }
         assert_eq!(l.status(), S::Finished);
+    }
+
+    #[test]
+    fn a_late_machine_verdict_sets_the_cause() {
+        let mut l = run(vec![E::Dial, E::Answered, E::ConversationStarted]);
+        assert_eq!(
+            l.apply(E::MachineDetected),
+            Step::Ignored,
+            "the status does not go back"
+        );
+        assert!(l.machine_after_answer());
+        l.apply(E::Hangup(EndCause::Machine));
+        l.apply(E::Ended(None));
+        assert_eq!(l.cause(), Some(&EndCause::Machine));
+        let mut ending = run(vec![
+            E::Dial,
+            E::Answered,
+            E::ConversationStarted,
+            E::Hangup(EndCause::Completed),
+        ]);
+        assert!(!ending.machine_after_answer(), "too late once ending");
     }
 
     #[test]
