@@ -721,5 +721,7 @@ fn stream_reply(shared: &Arc<Shared>, cfg: &LlmSimConfig, chunks: Vec<SseChunk>)
     resp
 }
 
+pub mod agent;
+
 #[cfg(test)]
 mod tests;

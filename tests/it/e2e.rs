@@ -27,10 +27,10 @@ fn testdata(file: &str) -> std::path::PathBuf {
 }
 
 /// Every emulator, and talky running its dialer against them.
-struct World {
-    vonage: talky::sim::vonage::VonageSimHandle,
-    app: TestApp,
-    _keep: (
+pub(crate) struct World {
+    pub(crate) vonage: talky::sim::vonage::VonageSimHandle,
+    pub(crate) app: TestApp,
+    pub(crate) _keep: (
         talky::sim::deepgram::DeepgramSimHandle,
         talky::sim::llm::LlmSimHandle,
         talky::sim::elevenlabs::ElevenLabsSimHandle,
@@ -38,13 +38,13 @@ struct World {
 }
 
 /// The built-in persona `name`, answering the (valid) number `phone`.
-fn persona_for(personas: &mut Personas, name: &str, phone: &str) {
+pub(crate) fn persona_for(personas: &mut Personas, name: &str, phone: &str) {
     let mut p = Personas::builtin().get(name).cloned().expect("persona");
     p.numbers = vec![phone.trim_start_matches('+').to_string()];
     personas.insert(p);
 }
 
-async fn world(personas: Personas) -> World {
+pub(crate) async fn world(personas: Personas) -> World {
     let vonage = VonageSim::start(VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
@@ -101,11 +101,21 @@ async fn world(personas: Personas) -> World {
 
 /// A campaign (always open, one attempt) with these contacts, started.
 async fn campaign(app: &TestApp, phones: &[&str]) -> (String, String) {
+    campaign_with(app, phones, |_| {}).await
+}
+
+/// Like [`campaign`], with the body adjusted by `tweak` first.
+pub(crate) async fn campaign_with(
+    app: &TestApp,
+    phones: &[&str],
+    tweak: impl FnOnce(&mut Value),
+) -> (String, String) {
     let (_, key) = app.tenant("acme").await;
     let mut body = crate::support::campaign_body("e2e");
     body["calling_window"] = json!({ "start": "00:00", "end": "23:59",
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] });
     body["max_attempts"] = json!(1);
+    tweak(&mut body);
     let (_, c) = app.post("/api/v1/campaigns", &key, &body).await;
     let id = c["id"].as_str().expect("id").to_string();
     let csv = std::iter::once("phone,timezone".to_string())
@@ -129,7 +139,7 @@ async fn campaign(app: &TestApp, phones: &[&str]) -> (String, String) {
 }
 
 /// The campaign's calls once all are finished (bounded wait).
-async fn finished_calls(app: &TestApp, key: &str, id: &str, n: usize) -> Vec<Value> {
+pub(crate) async fn finished_calls(app: &TestApp, key: &str, id: &str, n: usize) -> Vec<Value> {
     let mut calls = Vec::new();
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -162,19 +172,9 @@ async fn an_interested_callee_talks_with_the_agent() {
     let calls = finished_calls(&app, &key, &id, 1).await;
     let call = calls.first().cloned().unwrap_or(Value::Null);
     assert_eq!(call["status"], "finished", "the call ended: {call}");
-    let turns = call["turns"].as_array().expect("turns");
-    let texts: Vec<(String, String)> = turns
-        .iter()
-        .map(|t| {
-            (
-                t["speaker"].as_str().unwrap_or("").to_string(),
-                t["heard_text"]
-                    .as_str()
-                    .or(t["text"].as_str())
-                    .unwrap_or("")
-                    .to_string(),
-            )
-        })
+    let texts: Vec<(String, String)> = crate::personas::turns(&call)
+        .into_iter()
+        .map(|(speaker, text, _)| (speaker, text))
         .collect();
     assert!(texts.len() >= 4, "{texts:?}");
     assert_eq!(

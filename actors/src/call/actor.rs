@@ -130,6 +130,9 @@ pub struct CallState<P: CallPorts> {
     tick_at: Option<Instant>,
     pub(crate) callback_at: Option<chrono::DateTime<chrono::Utc>>,
     pub(crate) do_not_call: bool,
+    /// The LLM ended the call as declined (not interested, wrong number):
+    /// the verdict stands even if the callee hangs up first.
+    pub(crate) declined: bool,
     /// Leave the voicemail message once media is up.
     voicemail_pending: bool,
     /// A hang-up decided in synchronous code, carried out at the end of
@@ -284,6 +287,7 @@ impl<P: CallPorts> Actor for CallActor<P> {
             tick_at: None,
             callback_at: None,
             do_not_call: false,
+            declined: false,
             voicemail_pending: false,
             pending_hangup: None,
             escalation: None,
@@ -738,11 +742,10 @@ pub(crate) async fn finish<P: CallPorts>(
     };
     state.lifecycle.apply(CallEvent::Ended(provider_cause));
     state.finished = true;
-    let cause = state
-        .lifecycle
-        .cause()
-        .cloned()
-        .unwrap_or(EndCause::Completed);
+    let cause = match state.lifecycle.cause().cloned() {
+        None | Some(EndCause::Completed) if state.declined => EndCause::Rejected,
+        cause => cause.unwrap_or(EndCause::Completed),
+    };
     state.router = None;
     myself.stop_children(Some("call finished".into()));
     state.media_out = None;

@@ -445,12 +445,27 @@ impl<P: CallPorts> CallState<P> {
     fn on_tool(&mut self, call: &ToolCall) {
         let args: serde_json::Value =
             serde_json::from_str(&call.arguments).unwrap_or(serde_json::Value::Null);
+        if self.agent.is_none() {
+            return;
+        }
+        // `end_call`'s verdict: a callee who said no (or is not the person
+        // called) declined; it stands even if the callee hangs up first.
+        let declined = call.name == "end_call"
+            && matches!(
+                args.get("outcome").and_then(|v| v.as_str()),
+                Some("not_interested" | "wrong_number")
+            );
+        self.declined |= declined;
         let Some(turn) = self.agent.as_mut() else {
             return;
         };
         match call.name.as_str() {
             "end_call" => {
-                turn.then = Some(EndCause::Completed);
+                turn.then = Some(if declined {
+                    EndCause::Rejected
+                } else {
+                    EndCause::Completed
+                });
             }
             "mark_do_not_call" => {
                 self.do_not_call = true;

@@ -510,6 +510,39 @@ async fn end_call_tool_says_goodbye_then_hangs_up() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn end_call_as_not_interested_is_a_declined_call() {
+    let h = greeted().await;
+    h.llm[0].reply_events(vec![
+        LlmEvent::Text("I understand. Goodbye.".into()),
+        LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: "end_call".into(),
+            arguments: r#"{"outcome":"not_interested"}"#.into(),
+        }),
+        LlmEvent::Finish(FinishReason::ToolCalls),
+    ]);
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("No thanks").await;
+    wait(5.0).await;
+    assert_eq!(
+        lock(&h.telephony.log).hung_up.len(),
+        1,
+        "hung up after goodbye"
+    );
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    let reports = lock(&h.reports);
+    assert_eq!(reports[0].cause.outcome(), "rejected");
+    assert_eq!(
+        reports[0].outcome(),
+        crate::schedule::retry::CallOutcome::Rejected
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn busy_ends_before_any_media() {
     let h = Harness::start(config()).await;
     h.call.cast(CallMsg::Dial).expect("dial");

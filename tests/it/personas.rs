@@ -1,0 +1,256 @@
+//! Every conversational persona end to end, through the real server, the
+//! real clients and every emulator, with the simulated agent brain
+//! ([`AgentScript`]) behind the LLM emulator. Each test asserts what talky
+//! stored against what the callee emulator said and decoded.
+
+use serde_json::{Value, json};
+use talky::sim::llm::agent::AgentScript;
+use talky::sim::vonage::CallRecord;
+use talky::sim::vonage::persona::Personas;
+
+use crate::e2e::{World, campaign_with, finished_calls, persona_for, world};
+
+/// (speaker, heard text or text, interrupted) of a stored call.
+pub(crate) fn turns(call: &Value) -> Vec<(String, String, bool)> {
+    call["turns"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    (
+                        t["speaker"].as_str().unwrap_or("").to_string(),
+                        t["heard_text"]
+                            .as_str()
+                            .or(t["text"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                        t["interrupted"].as_bool().unwrap_or(false),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn by_phone<'a>(calls: &'a [Value], phone: &str) -> &'a Value {
+    calls
+        .iter()
+        .find(|c| c["phone"] == phone)
+        .unwrap_or_else(|| panic!("no call to {phone}: {calls:?}"))
+}
+
+fn sim_call(records: &[CallRecord], phone: &str) -> CallRecord {
+    records
+        .iter()
+        .find(|r| r.to == phone.trim_start_matches('+'))
+        .cloned()
+        .unwrap_or_else(|| panic!("the emulator saw no call to {phone}"))
+}
+
+/// What the callee decoded, utterance by utterance.
+fn heard(record: &CallRecord) -> Vec<String> {
+    record.heard.iter().map(|h| h.text.clone()).collect()
+}
+
+/// Words of a text, without punctuation, for prefix comparisons.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn strip(t: &[(String, String, bool)]) -> Vec<(&str, &str)> {
+    t.iter().map(|(s, x, _)| (s.as_str(), x.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declines_removals_and_interruptions_are_stored_as_they_happened() {
+    let no = "+442079460971";
+    let remove = "+442079460972";
+    let hangs_up = "+442079460973";
+    let barges = "+442079460974";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "not_interested", no);
+    persona_for(&mut personas, "remove_me", remove);
+    persona_for(&mut personas, "hangs_up_mid_sentence", hangs_up);
+    persona_for(&mut personas, "barge_in", barges);
+    let World { vonage, app, _keep } = world(personas).await;
+    _keep.1.set_script(AgentScript);
+    let (id, key) = campaign_with(&app, &[no, remove, hangs_up, barges], |b| {
+        b["agent"]["greeting"] = json!("Hello, this is Ada from the clinic.");
+    })
+    .await;
+    let calls = finished_calls(&app, &key, &id, 4).await;
+    assert_eq!(calls.len(), 4, "all four calls finished");
+    let records = vonage.calls();
+    let greeting = "Hello, this is Ada from the clinic.";
+
+    // Not interested: the agent says goodbye and the call is a decline.
+    let call = by_phone(&calls, no);
+    assert_eq!(
+        strip(&turns(call)),
+        [
+            ("agent", greeting),
+            ("user", "No thanks, I am not interested."),
+            ("agent", "I understand. Thank you for your time. Goodbye."),
+        ],
+        "{call}"
+    );
+    assert_eq!(call["outcome"], "rejected", "{call}");
+    // Sentences are synthesised one by one and played back to back, so
+    // the callee hears them as one utterance without the spaces.
+    let callee = heard(&sim_call(&records, no));
+    assert_eq!(
+        callee.iter().map(|h| words(h)).collect::<Vec<_>>(),
+        [
+            words(greeting),
+            words("I understand. Thank you for your time. Goodbye.")
+        ]
+    );
+
+    // Asks to be removed: on the tenant's do-not-call list at once.
+    let call = by_phone(&calls, remove);
+    let t = turns(call);
+    assert_eq!(
+        t.get(1).map(|(s, x, _)| (s.as_str(), x.as_str())),
+        Some(("user", "Please remove me from your list.")),
+        "{t:?}"
+    );
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{id}/contacts"), &key)
+        .await;
+    let contact = page["items"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["phone"] == remove))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(contact["last_outcome"], "do_not_call", "{contact}");
+    assert_eq!(contact["status"], "dnc", "{contact}");
+    let (status, dnc) = app.get("/api/v1/dnc", &key).await;
+    assert_eq!(status, 200);
+    assert!(
+        dnc["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|e| e["phone"] == remove)),
+        "{dnc}"
+    );
+
+    // Hangs up mid-sentence: the greeting is stored as interrupted, with
+    // only the words the callee heard.
+    let call = by_phone(&calls, hangs_up);
+    let t = turns(call);
+    assert_eq!(t.len(), 1, "{t:?}");
+    let (speaker, stored_heard, interrupted) = &t[0];
+    assert_eq!(speaker, "agent");
+    assert!(interrupted, "{t:?}");
+    let callee = heard(&sim_call(&records, hangs_up));
+    assert_heard_prefix(greeting, stored_heard, &callee);
+
+    // Barges in after three words: the greeting is cut, the question is
+    // answered.
+    let call = by_phone(&calls, barges);
+    let t = turns(call);
+    assert!(t.len() >= 3, "{t:?}");
+    assert!(t[0].2, "the greeting was interrupted: {t:?}");
+    let callee = heard(&sim_call(&records, barges));
+    assert_heard_prefix(greeting, &t[0].1, &callee[..1.min(callee.len())]);
+    assert_eq!(
+        (t[1].0.as_str(), t[1].1.as_str()),
+        ("user", "Sorry, who is this?")
+    );
+    assert_eq!(
+        (t[2].0.as_str(), t[2].1.as_str()),
+        (
+            "agent",
+            "This is Ada, calling about your appointment. Is now a good time?"
+        )
+    );
+    assert!(
+        !sim_call(&records, barges).clears.is_empty(),
+        "talky cleared the callee's queued audio"
+    );
+    app.stop().await;
+}
+
+/// An interrupted agent turn: what talky stored as heard is a proper
+/// prefix of what it meant to say, and is what the callee decoded.
+fn assert_heard_prefix(said: &str, stored: &str, callee: &[String]) {
+    let (said, stored) = (words(said), words(stored));
+    assert!(
+        !stored.is_empty() && stored.len() < said.len(),
+        "cut short: {stored:?} of {said:?}"
+    );
+    assert_eq!(stored[..], said[..stored.len()], "a prefix of the text");
+    let decoded = words(&callee.join(" "));
+    assert_eq!(decoded, stored, "stored as heard = decoded by the callee");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_callee_is_reprompted_then_hung_up_on() {
+    let silent = "+442079460975";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "silent", silent);
+    let World { vonage, app, _keep } = world(personas).await;
+    _keep.1.set_script(AgentScript);
+    let (id, key) = campaign_with(&app, &[silent], |_| {}).await;
+    let calls = finished_calls(&app, &key, &id, 1).await;
+    let call = calls.first().cloned().unwrap_or(Value::Null);
+    let t = turns(&call);
+    let agent: Vec<&str> = t.iter().map(|(_, x, _)| x.as_str()).collect();
+    assert!(t.iter().all(|(s, _, _)| s == "agent"), "{t:?}");
+    assert_eq!(
+        agent
+            .iter()
+            .filter(|x| **x == "Are you still there?")
+            .count(),
+        2,
+        "two reprompts: {agent:?}"
+    );
+    assert_eq!(call["outcome"], "no_input", "{call}");
+    let record = sim_call(&vonage.calls(), silent);
+    assert_eq!(
+        heard(&record).iter().map(|h| words(h)).collect::<Vec<_>>(),
+        agent.iter().map(|a| words(a)).collect::<Vec<_>>(),
+        "the callee heard every agent turn"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_line_is_retried_up_to_max_attempts() {
+    let busy = "+442079460976";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "busy", busy);
+    let World { vonage, app, _keep } = world(personas).await;
+    let (id, key) = campaign_with(&app, &[busy], |b| {
+        b["max_attempts"] = json!(2);
+        b["retry_backoff_secs"] = json!(0);
+    })
+    .await;
+    let calls = finished_calls(&app, &key, &id, 2).await;
+    assert_eq!(calls.len(), 2, "dialled twice");
+    assert!(calls.iter().all(|c| c["outcome"] == "busy"), "{calls:?}");
+    let attempts: Vec<i64> = {
+        let mut a: Vec<i64> = calls.iter().filter_map(|c| c["attempt"].as_i64()).collect();
+        a.sort_unstable();
+        a
+    };
+    assert_eq!(attempts, [1, 2]);
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{id}/contacts"), &key)
+        .await;
+    let contact = &page["items"][0];
+    assert_eq!(contact["attempts"], 2, "{contact}");
+    assert_eq!(contact["last_outcome"], "busy", "{contact}");
+    assert_ne!(contact["status"], "pending", "no third attempt: {contact}");
+    assert_eq!(
+        vonage
+            .calls()
+            .iter()
+            .filter(|r| r.to == busy.trim_start_matches('+'))
+            .count(),
+        2
+    );
+    app.stop().await;
+}
