@@ -23,6 +23,19 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Run a whole simulated campaign (every provider emulated on
+    /// loopback) and print a table per contact.
+    Demo {
+        /// Keep the server and emulators running afterwards (Ctrl-C stops).
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Calls.
+    Calls {
+        /// What to do with calls.
+        #[command(subcommand)]
+        command: CallsCommand,
+    },
     /// Tenants.
     Tenant {
         /// What to do with tenants.
@@ -44,5 +57,15 @@ pub enum TenantCommand {
         /// Reuse the tenant of this name if it exists (a new key is made).
         #[arg(long)]
         reuse: bool,
+    },
+}
+
+/// Call subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Print one call: status, outcome, events and its transcript.
+    Show {
+        /// The call's id.
+        id: String,
     },
 }

@@ -1,7 +1,7 @@
 //! The `talky` binary: configuration, logging, and the CLI's commands.
 
 use clap::Parser;
-use talky::cli::{Cli, Command, TenantCommand};
+use talky::cli::{CallsCommand, Cli, Command, TenantCommand};
 use talky::config::Config;
 use tracing_subscriber::EnvFilter;
 
@@ -73,6 +73,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Tenant {
             command: TenantCommand::Create { name, json, reuse },
         } => tenant_create(config, &name, json, reuse).await,
+        Command::Demo { keep_running } => {
+            talky::demo::run(config, talky::demo::DemoOptions { keep_running }).await?;
+            Ok(())
+        }
+        Command::Calls {
+            command: CallsCommand::Show { id },
+        } => calls_show(config, &id).await,
     }
 }
 
@@ -108,6 +115,55 @@ async fn tenant_create(config: Config, name: &str, json: bool, reuse: bool) -> a
         println!("(the key is shown only now; store it)");
     }
     Ok(())
+}
+
+/// `talky calls show ID`: one call and its transcript, read from the
+/// database (an operator's tool: any tenant's call).
+async fn calls_show(config: Config, id: &str) -> anyhow::Result<()> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection};
+    use talky::db::calls;
+    let uuid = uuid::Uuid::parse_str(id.trim())
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a call id (a UUID)"))?;
+    let mut conn = AsyncPgConnection::establish(config.database.url.expose()).await?;
+    let call_id = talky_actors::ids::CallId(uuid);
+    let Some(call) = calls::get_unscoped(&mut conn, call_id).await? else {
+        anyhow::bail!("no call {uuid}");
+    };
+    let tenant = talky_actors::ids::TenantId(call.tenant_id);
+    println!("call     {}  attempt {}", call.id, call.attempt);
+    println!("to       {}", call.phone);
+    println!(
+        "status   {}  outcome {}  ({})",
+        call.status,
+        call.outcome.as_deref().unwrap_or("-"),
+        call.hangup_reason.as_deref().unwrap_or("-")
+    );
+    println!(
+        "dialled  {}  answered {}  ended {}  talk {} s",
+        show_time(call.dialed_at),
+        show_time(call.answered_at),
+        show_time(call.ended_at),
+        call.duration_secs.unwrap_or(0)
+    );
+    let events = calls::events(&mut conn, tenant, call_id).await?;
+    let statuses: Vec<&str> = events.iter().map(|e| e.status.as_str()).collect();
+    println!("events   {}", statuses.join(" -> "));
+    println!();
+    for t in calls::turns(&mut conn, tenant, call_id).await? {
+        let heard = t.heard_text.as_deref().unwrap_or(&t.text);
+        let cut = if t.interrupted { "  [interrupted]" } else { "" };
+        let latency = t
+            .voice_to_voice_ms
+            .map(|ms| format!("  ({ms} ms voice to voice)"))
+            .unwrap_or_default();
+        println!("{:>6}: {heard}{cut}{latency}", t.speaker);
+    }
+    Ok(())
+}
+
+fn show_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 async fn shutdown_signal() {

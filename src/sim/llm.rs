@@ -61,6 +61,10 @@ pub struct LlmSimConfig {
     /// Answer `stream: true` requests with a non-streamed JSON body, as a
     /// server that ignores the flag would.
     pub ignore_stream: bool,
+    /// Answer 503 to every request whose last user message contains this
+    /// text: a provider that fails mid-call, at a chosen point of one
+    /// conversation, while other calls go on.
+    pub fail_when_user_says: Option<String>,
 }
 
 impl Default for LlmSimConfig {
@@ -76,6 +80,7 @@ impl Default for LlmSimConfig {
             include_usage: false,
             argument_piece_chars: 5,
             ignore_stream: false,
+            fail_when_user_says: None,
         }
     }
 }
@@ -387,7 +392,7 @@ fn respond(
             None,
         );
     }
-    if let Some(reply) = injected_failure(shared, cfg, served) {
+    if let Some(reply) = injected_failure(shared, cfg, served, &body) {
         return reply;
     }
     let script = lock(&shared.script).clone();
@@ -404,7 +409,18 @@ fn respond(
     with_rate_headers(resp, false)
 }
 
-fn injected_failure(shared: &Arc<Shared>, cfg: &LlmSimConfig, served: u64) -> Option<Reply> {
+fn injected_failure(
+    shared: &Arc<Shared>,
+    cfg: &LlmSimConfig,
+    served: u64,
+    body: &Value,
+) -> Option<Reply> {
+    if let Some(trigger) = &cfg.fail_when_user_says
+        && last_user_message(body).contains(trigger.as_str())
+    {
+        let reply = error_reply(503, "Service Unavailable", "server_error", None);
+        return Some(with_rate_headers(reply, false));
+    }
     let rule = cfg.fail.as_ref()?;
     let now = if rule.next > 0 {
         if let Some(f) = lock(&shared.cfg).fail.as_mut() {

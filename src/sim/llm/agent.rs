@@ -77,6 +77,12 @@ impl LlmScript for AgentScript {
                 call("end_call", json!({ "outcome": "completed" })),
             );
         }
+        if has(&["offer"]) {
+            return reply(
+                "This month you get twenty percent off your next visit. Would you like to book?",
+                Vec::new(),
+            );
+        }
         if has(&["who is this", "who are you", "who's this"]) {
             return reply(
                 "This is Ada, calling about your appointment. Is now a good time?",

@@ -214,3 +214,26 @@ fn tokens_and_pieces() {
     assert_eq!(pieces("héllo!", 2), vec!["hé", "ll", "o!"]);
     assert_eq!(last_user_message(&body(true)), "hello there");
 }
+
+#[tokio::test]
+async fn fails_only_the_conversation_that_says_the_trigger() {
+    let sim = LlmSim::start(LlmSimConfig {
+        fail_when_user_says: Some("the offer".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut failing = body(false);
+    failing["messages"][1]["content"] = json!("Tell me about the offer.");
+    let resp = post(&sim, "/chat/completions", "sim-key", &failing).await;
+    assert_eq!(resp.status(), 503);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "server_error");
+    assert_eq!(
+        post(&sim, "/chat/completions", "sim-key", &body(false))
+            .await
+            .status(),
+        200,
+        "other conversations are served"
+    );
+}

@@ -186,6 +186,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "hangs_up_mid_sentence",
         include_str!("../../../config/personas/hangs_up_mid_sentence.toml"),
     ),
+    (
+        "asks_about_offer",
+        include_str!("../../../config/personas/asks_about_offer.toml"),
+    ),
 ];
 
 impl Persona {
