@@ -194,6 +194,7 @@ async fn a_silent_callee_is_reprompted_then_hung_up_on() {
     let World { vonage, app, _keep } = world(personas).await;
     _keep.1.set_script(AgentScript);
     let (id, key) = campaign_with(&app, &[silent], |_| {}).await;
+    supervisors_see_the_live_call(&app, &id).await;
     let calls = finished_calls(&app, &key, &id, 1).await;
     let call = calls.first().cloned().unwrap_or(Value::Null);
     let t = turns(&call);
@@ -253,4 +254,49 @@ async fn a_busy_line_is_retried_up_to_max_attempts() {
         2
     );
     app.stop().await;
+}
+
+/// While a call is live, the actor tree shows the running campaign and the
+/// call with its STT, LLM and TTS children, and `/metrics` the call gauges.
+async fn supervisors_see_the_live_call(app: &crate::support::TestApp, campaign: &str) {
+    let mut tree = Value::Null;
+    for _ in 0..100 {
+        let res = app
+            .client
+            .get(app.url("/api/v1/supervisor/actors"))
+            .bearer_auth(&app.admin_token)
+            .send()
+            .await
+            .expect("send");
+        tree = res.json().await.unwrap_or(Value::Null);
+        let answered = tree["dialer"]["calls"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["status"] == "answered"));
+        if answered {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(tree["campaigns"][0]["campaign"], campaign, "{tree}");
+    assert_eq!(tree["campaigns"][0]["state"], "running", "{tree}");
+    assert_eq!(tree["campaigns"][0]["live_calls"], 1, "{tree}");
+    let call = &tree["dialer"]["calls"][0];
+    assert_eq!(call["key"]["campaign"], campaign, "{tree}");
+    assert_eq!(call["status"], "answered", "{tree}");
+    let children: Vec<&str> = call["children"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(children.len(), 3, "STT, LLM and TTS children: {tree}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("talky_calls_active"), "{metrics}");
 }
