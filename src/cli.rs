@@ -23,6 +23,8 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Run every provider emulator on loopback (for load tests and demos).
+    Sim(crate::sim::process::SimArgs),
     /// Tenants.
     Tenant {
         /// What to do with tenants.
