@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod import;
+pub mod loadtest;
 pub mod metrics;
 pub mod phone;
 pub mod providers;
