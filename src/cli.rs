@@ -24,7 +24,7 @@ pub enum Command {
     /// Apply pending migrations and exit.
     Migrate,
     /// Run every provider emulator on loopback (for load tests and demos).
-    Sim(crate::sim::process::SimArgs),
+    Sim(Box<crate::sim::process::SimArgs>),
     /// Tenants.
     Tenant {
         /// What to do with tenants.

@@ -235,10 +235,18 @@ mod tests {
     #[test]
     fn flags_are_applied_and_checked() {
         let mut o = LoadOptions::new("talky", 10, 5);
-        let args: Vec<String> = ["--bench", "--calls", "100", "--duration", "60", "--cps", "20"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "--bench",
+            "--calls",
+            "100",
+            "--duration",
+            "60",
+            "--cps",
+            "20",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         o.apply_args(&args).expect("args");
         assert_eq!((o.calls, o.duration_s, o.cps), (100, 60, 20.0));
         assert!(o.apply_args(&["--calls".into(), "x".into()]).is_err());

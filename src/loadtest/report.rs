@@ -188,7 +188,11 @@ impl Report {
         let st = &self.steady;
         s.push_str(&format!(
             "| steady state | {} ({:.1} s, {:.0} live calls) |\n",
-            if st.reached { "all calls live" } else { "NOT reached" },
+            if st.reached {
+                "all calls live"
+            } else {
+                "NOT reached"
+            },
             st.seconds,
             st.live_mean
         ));

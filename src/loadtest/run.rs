@@ -166,7 +166,13 @@ async fn run_in(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v)),
     );
-    let tenant = procs::run_cli(&o.binary, dir, &env, &["tenant", "create", "load", "--json"]).await?;
+    let tenant = procs::run_cli(
+        &o.binary,
+        dir,
+        &env,
+        &["tenant", "create", "load", "--json"],
+    )
+    .await?;
     let tenant: Value = serde_json::from_str(tenant.trim()).map_err(step)?;
     let key = tenant["api_key"].as_str().unwrap_or_default().to_string();
     log(o, "starting talky serve");
@@ -180,7 +186,9 @@ async fn run_in(
     sim.stop(Duration::from_secs(10)).await;
     let (counts_sim, steady, samples) = outcome?;
     let stored = collect::stored(db_url).await?;
-    Ok(build_report(o, counts_sim, steady, samples, stored, started))
+    Ok(build_report(
+        o, counts_sim, steady, samples, stored, started,
+    ))
 }
 
 /// Starts the campaign, measures the steady state, waits for the end.
@@ -257,7 +265,9 @@ async fn drive(
         )
         .await?;
     if report["accepted"].as_u64() != Some(n) {
-        return Err(LoadError::Step(format!("contacts not all accepted: {report}")));
+        return Err(LoadError::Step(format!(
+            "contacts not all accepted: {report}"
+        )));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = procfs::rss_kib(pid).unwrap_or(0);
@@ -306,8 +316,16 @@ async fn drive(
         cpu1 = procfs::cpu_seconds(pid).unwrap_or(cpu0);
     }
     let secs = (t1 - t0).as_secs_f64();
-    let live_mean = if samples > 0.0 { live_sum / samples } else { 0.0 };
-    let rss_steady = if samples > 0.0 { rss_sum / samples } else { 0.0 };
+    let live_mean = if samples > 0.0 {
+        live_sum / samples
+    } else {
+        0.0
+    };
+    let rss_steady = if samples > 0.0 {
+        rss_sum / samples
+    } else {
+        0.0
+    };
     let cpu_pct = if secs > 0.0 {
         (cpu1 - cpu0) / secs * 100.0
     } else {
@@ -385,7 +403,9 @@ fn build_report(
         }
         counts.outcomes.push((format!("{status}/{outcome}"), *k));
     }
-    counts.errors += o.calls.saturating_sub(stored.outcomes.iter().map(|r| r.2).sum());
+    counts.errors += o
+        .calls
+        .saturating_sub(stored.outcomes.iter().map(|r| r.2).sum());
     // The echo "You said: <line>." streams token by token; the first
     // sentence is complete after all its tokens.
     let reply_tokens = crate::sim::llm::tokens(&format!("You said: {CALLEE_LINE}.")).len() as f64;

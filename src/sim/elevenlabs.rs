@@ -218,7 +218,10 @@ impl ElevenLabsSim {
 
     /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
     /// handle goes.
-    pub async fn start_on(cfg: ElevenLabsSimConfig, port: u16) -> std::io::Result<ElevenLabsSimHandle> {
+    pub async fn start_on(
+        cfg: ElevenLabsSimConfig,
+        port: u16,
+    ) -> std::io::Result<ElevenLabsSimHandle> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (stop, shutdown) = watch::channel(false);

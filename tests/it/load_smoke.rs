@@ -20,13 +20,19 @@ async fn ten_calls_through_sim_and_serve_processes() {
     assert_eq!(c.answered, 10, "{report:#?}");
     assert_eq!(c.finished, 10, "{report:#?}");
     assert_eq!(c.errors, 0, "{report:#?}");
-    assert!(report.steady.reached, "all ten calls were live at once: {report:#?}");
+    assert!(
+        report.steady.reached,
+        "all ten calls were live at once: {report:#?}"
+    );
     assert!(report.steady.cpu_pct_core > 0.0, "{report:#?}");
     assert!(report.steady.rss_steady_kib > 0, "{report:#?}");
     // Turns happened and were timed; the callee heard the agent.
     let stt = &report.stages[0];
     assert!(stt.measured.count >= 10, "{report:#?}");
-    assert!(report.voice_to_voice.p50.is_some_and(|v| v > 0.0), "{report:#?}");
+    assert!(
+        report.voice_to_voice.p50.is_some_and(|v| v > 0.0),
+        "{report:#?}"
+    );
     assert!(report.underruns.agent_frames > 0, "{report:#?}");
     // Three barging callees interrupted at least once and were cleared.
     assert!(report.barge_in.attempts >= 1, "{report:#?}");
