@@ -36,6 +36,8 @@ pub enum Command {
         #[command(subcommand)]
         command: CallsCommand,
     },
+    /// Run every provider emulator on loopback (for load tests and demos).
+    Sim(Box<crate::sim::process::SimArgs>),
     /// Tenants.
     Tenant {
         /// What to do with tenants.

@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod http;
 pub mod import;
+pub mod loadtest;
 pub mod metrics;
 pub mod phone;
 pub mod providers;

@@ -21,6 +21,10 @@ fn init_logging(config: &Config) {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    if let Command::Sim(args) = &cli.command {
+        // The emulators need no database: no talky config is loaded.
+        std::process::exit(sim(args).await);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -45,8 +49,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 server
                     .run_dialer(
                         ports,
-                        talky_actors::dialer::DialerConfig::default(),
-                        talky_actors::campaign_actor::CampaignConfig::default(),
+                        config.dialer.dialer_config(),
+                        config.dialer.campaign_config(),
                         talky_actors::tree::DIALER,
                     )
                     .await?;
@@ -60,6 +64,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             server.stop().await;
             Ok(())
         }
+        Command::Sim(_) => Ok(()),
         Command::Migrate => {
             let applied = talky::db::migrate(config.database.url.expose()).await?;
             if applied.is_empty() {
@@ -164,6 +169,29 @@ async fn calls_show(config: Config, id: &str) -> anyhow::Result<()> {
 fn show_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| t.format("%H:%M:%S").to_string())
         .unwrap_or_else(|| "-".into())
+}
+
+/// `talky sim`: the emulators until SIGINT/SIGTERM; the exit code.
+async fn sim(args: &talky::sim::process::SimArgs) -> i32 {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("talky: {e}");
+            return 2;
+        }
+    };
+    match talky::sim::process::run(settings, shutdown_signal()).await {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("talky: {e}");
+            1
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -175,7 +175,13 @@ pub struct DeepgramSimHandle {
 impl DeepgramSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: DeepgramSimConfig) -> std::io::Result<DeepgramSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(cfg, 0).await
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
+    /// handle goes.
+    pub async fn start_on(cfg: DeepgramSimConfig, port: u16) -> std::io::Result<DeepgramSimHandle> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (stop, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {

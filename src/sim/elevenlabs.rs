@@ -213,7 +213,16 @@ pub struct ElevenLabsSimHandle {
 impl ElevenLabsSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: ElevenLabsSimConfig) -> std::io::Result<ElevenLabsSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(cfg, 0).await
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
+    /// handle goes.
+    pub async fn start_on(
+        cfg: ElevenLabsSimConfig,
+        port: u16,
+    ) -> std::io::Result<ElevenLabsSimHandle> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (stop, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {

@@ -5,4 +5,5 @@ pub mod codec;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod llm;
+pub mod process;
 pub mod vonage;

@@ -13,6 +13,7 @@ mod e2e;
 mod errors;
 mod health;
 mod isolation;
+mod load_smoke;
 mod media;
 mod openapi;
 mod personas;

@@ -460,7 +460,7 @@ fn create(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> Reply {
     plan.conversation_uuid = format!("CON-{}", uuid::Uuid::new_v4());
     let persona = lock(&shared.cfg).personas.for_number(&plan.to);
     let hangup = Arc::new(Notify::new());
-    lock(&shared.calls).push(CallEntry {
+    shared.push_call(CallEntry {
         record: CallRecord {
             uuid: plan.uuid.clone(),
             conversation_uuid: plan.conversation_uuid.clone(),
@@ -510,10 +510,7 @@ fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -
         .get("action")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let live = lock(&shared.calls)
-        .iter()
-        .find(|c| c.record.uuid == uuid && !c.record.ended)
-        .map(|c| c.hangup.clone());
+    let live = shared.live_hangup(uuid);
     let Some(hangup) = live else {
         return problem(
             404,

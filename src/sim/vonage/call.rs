@@ -14,7 +14,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::persona::{Outcome, Persona, Step};
-use super::{HangUpSide, Heard, Said, Shared, WebhookRecord, lock, timestamp};
+use super::stats::{dec, inc};
+use super::{HangUpSide, Heard, Said, Shared, WebhookRecord, timestamp};
 use crate::audio::pcm::{bytes_to_i16, i16_to_bytes};
 use crate::sim::codec::{Decoded, Decoder, Encoder};
 
@@ -138,6 +139,7 @@ pub(crate) async fn run(
     drop(events);
     let _ = poster.await;
     shared.with_call(&plan.uuid, |r| r.ended = true);
+    inc(&shared.counters.ended, 1);
 }
 
 async fn lifecycle(
@@ -379,6 +381,9 @@ struct Callee {
     last_agent_sound: Instant,
     lines_said: usize,
     dtmf: Vec<char>,
+    /// A line began while the agent was speaking: its first frame starts
+    /// the barge-in clock.
+    barge_pending: bool,
 }
 
 enum Act {
@@ -415,6 +420,7 @@ impl Callee {
             last_agent_sound: now,
             lines_said: 0,
             dtmf: Vec::new(),
+            barge_pending: false,
         }
     }
 
@@ -466,6 +472,7 @@ impl Callee {
                 self.base_ends = self.utter_ends;
                 self.base_words = self.words();
                 if let Step::Say { text } = &step {
+                    self.barge_pending = self.cur_start.is_some() || self.decoder.in_speech();
                     let pcm = self.encoder.encode(text);
                     self.out.extend(pcm);
                     self.lines_said += 1;
@@ -519,7 +526,6 @@ async fn media(
     hangup: &Notify,
     events: &Events,
 ) -> HangUpSide {
-    let cfg = shared.cfg();
     let uuid = plan.uuid.as_str();
     let connected = tokio::time::timeout(
         Duration::from_secs(5),
@@ -533,7 +539,7 @@ async fn media(
             return HangUpSide::SocketFailed;
         }
     };
-    let (mut sink, mut stream) = ws.split();
+    let (sink, stream) = ws.split();
     let mut first = json!({"event": "websocket:connected", "content-type": plan.content_type});
     for (k, v) in &plan.headers {
         first[k.as_str()] = Value::String(v.clone());
@@ -542,6 +548,48 @@ async fn media(
         r.socket_opened = true;
         r.connected_message = Some(first.clone());
     });
+    let counters = &shared.counters;
+    inc(&counters.media_opened, 1);
+    inc(&counters.media_live, 1);
+    let side = media_loop(shared, plan, persona, hangup, events, sink, stream, first).await;
+    dec(&counters.media_live);
+    side
+}
+
+type WsSink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Message,
+>;
+type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// Gaps and barge-in timing of one call's media, fed per tick.
+#[derive(Default)]
+struct Meter {
+    /// Empty ticks since the last agent frame inside the utterance.
+    gap: u64,
+    /// A `clear` cut the current utterance: its trailing silence is no gap.
+    cleared: bool,
+    /// When the callee's barging line sent its first frame.
+    barge_started: Option<Instant>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn media_loop(
+    shared: &Arc<Shared>,
+    plan: &Arc<CallPlan>,
+    persona: &Persona,
+    hangup: &Notify,
+    events: &Events,
+    mut sink: WsSink,
+    mut stream: WsStream,
+    first: Value,
+) -> HangUpSide {
+    let cfg = shared.cfg();
+    let uuid = plan.uuid.as_str();
+    let counters = &shared.counters;
+    let mut meter = Meter::default();
     if sink
         .send(Message::Text(first.to_string().into()))
         .await
@@ -590,6 +638,12 @@ async fn media(
                         Some("clear") => {
                             inbox.clear();
                             played = received;
+                            inc(&counters.clears, 1);
+                            meter.gap = 0;
+                            meter.cleared = true;
+                            if let Some(t) = meter.barge_started.take() {
+                                counters.barge(t.elapsed().as_secs_f64() * 1000.0);
+                            }
                             shared.with_call(uuid, |r| r.clears.push(Utc::now()));
                             let _ = sink.send(Message::Text(json!({"event": "websocket:cleared"}).to_string().into())).await;
                         }
@@ -604,12 +658,31 @@ async fn media(
             },
             _ = tick.tick() => {
                 // Play one received frame (silence when none is queued).
+                let ends_before = callee.utter_ends;
                 match inbox.pop_front() {
                     Some(f) => {
                         played += 1;
+                        inc(&counters.agent_frames, 1);
+                        if meter.gap > 0 && callee.cur_start.is_some() && !meter.cleared {
+                            inc(&counters.underrun_gaps, 1);
+                            inc(&counters.underrun_frames, meter.gap);
+                        }
+                        meter.gap = 0;
                         callee.hear(&f, &mut heard);
                     }
-                    None => callee.hear(&silence, &mut heard),
+                    None => {
+                        if callee.cur_start.is_some() && !meter.cleared {
+                            meter.gap += 1;
+                        }
+                        callee.hear(&silence, &mut heard);
+                    }
+                }
+                if callee.utter_ends > ends_before {
+                    // The utterance is over: its trailing silence was no gap,
+                    // and a barge-in that got no clear is not timed.
+                    meter.gap = 0;
+                    meter.cleared = false;
+                    meter.barge_started = None;
                 }
                 while markers.front().is_some_and(|(at, _)| *at <= played) {
                     let (_, payload) = markers.pop_front().expect("front");
@@ -619,6 +692,11 @@ async fn media(
                 }
                 // Speak: one frame of the persona's voice or silence.
                 let n = callee.out.len().min(frame);
+                if callee.barge_pending && n > 0 {
+                    callee.barge_pending = false;
+                    inc(&counters.barge_attempts, 1);
+                    meter.barge_started = Some(Instant::now());
+                }
                 let mut out: Vec<i16> = callee.out.drain(..n).collect();
                 out.resize(frame, 0);
                 if sink.send(Message::Binary(i16_to_bytes(&out).into())).await.is_err() {
@@ -673,9 +751,8 @@ fn flush_logs(shared: &Shared, uuid: &str, heard: &mut Vec<Heard>, said: &mut Ve
     if heard.is_empty() && said.is_empty() {
         return;
     }
-    let mut calls = lock(&shared.calls);
-    if let Some(c) = calls.iter_mut().find(|c| c.record.uuid == uuid) {
-        c.record.heard.append(heard);
-        c.record.said.append(said);
-    }
+    shared.with_call(uuid, |r| {
+        r.heard.append(heard);
+        r.said.append(said);
+    });
 }

@@ -22,9 +22,11 @@
 pub mod api;
 pub mod call;
 pub mod persona;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -192,6 +194,10 @@ pub(crate) struct CallEntry {
 pub(crate) struct Shared {
     pub(crate) cfg: Mutex<VonageSimConfig>,
     pub(crate) calls: Mutex<Vec<CallEntry>>,
+    /// uuid -> position in `calls` (append-only), so per-frame updates of
+    /// one call do not walk every call.
+    pub(crate) index: Mutex<HashMap<String, usize>>,
+    pub(crate) counters: stats::Counters,
     pub(crate) http: reqwest::Client,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -211,11 +217,38 @@ impl Shared {
         uuid: &str,
         f: impl FnOnce(&mut CallRecord) -> R,
     ) -> Option<R> {
+        let at = lock(&self.index).get(uuid).copied()?;
         let mut calls = lock(&self.calls);
-        calls
-            .iter_mut()
-            .find(|c| c.record.uuid == uuid)
-            .map(|c| f(&mut c.record))
+        calls.get_mut(at).map(|c| f(&mut c.record))
+    }
+
+    /// Appends a call to the log (and the index).
+    pub(crate) fn push_call(&self, entry: CallEntry) {
+        let uuid = entry.record.uuid.clone();
+        let mut calls = lock(&self.calls);
+        calls.push(entry);
+        lock(&self.index).insert(uuid, calls.len() - 1);
+        stats::inc(&self.counters.created, 1);
+    }
+
+    /// The hang-up signal of a live call.
+    pub(crate) fn live_hangup(&self, uuid: &str) -> Option<Arc<Notify>> {
+        let at = lock(&self.index).get(uuid).copied()?;
+        lock(&self.calls)
+            .get(at)
+            .filter(|c| !c.record.ended)
+            .map(|c| c.hangup.clone())
+    }
+}
+
+/// Reads a running emulator's load counters.
+#[derive(Clone)]
+pub struct StatsSource(Arc<Shared>);
+
+impl StatsSource {
+    /// The counters now (`with_samples`: also every barge-in sample).
+    pub fn snapshot(&self, with_samples: bool) -> stats::SimStats {
+        self.0.counters.snapshot(with_samples)
     }
 }
 
@@ -234,7 +267,13 @@ pub struct VonageSimHandle {
 impl VonageSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: VonageSimConfig) -> std::io::Result<VonageSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(cfg, 0).await
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
+    /// handle goes.
+    pub async fn start_on(cfg: VonageSimConfig, port: u16) -> std::io::Result<VonageSimHandle> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (stop, shutdown) = watch::channel(false);
         let http = reqwest::Client::builder()
@@ -244,6 +283,8 @@ impl VonageSim {
         let shared = Arc::new(Shared {
             cfg: Mutex::new(cfg),
             calls: Mutex::new(Vec::new()),
+            index: Mutex::new(HashMap::new()),
+            counters: stats::Counters::default(),
             http,
             shutdown: shutdown.clone(),
         });
@@ -290,6 +331,16 @@ impl VonageSimHandle {
             .iter()
             .map(|c| c.record.clone())
             .collect()
+    }
+
+    /// The load counters (`with_samples`: also every barge-in sample).
+    pub fn stats(&self, with_samples: bool) -> stats::SimStats {
+        self.shared.counters.snapshot(with_samples)
+    }
+
+    /// A cloneable reader of the load counters (for a stats server).
+    pub fn stats_source(&self) -> StatsSource {
+        StatsSource(self.shared.clone())
     }
 
     /// One call by uuid.

@@ -1,0 +1,113 @@
+//! What the kernel says about a process: CPU time and resident memory,
+//! from `/proc/<pid>/stat` and `/proc/<pid>/status`, and the machine.
+
+use std::path::Path;
+
+/// Clock ticks per second of `utime`/`stime` (`USER_HZ`, 100 on Linux for
+/// every mainstream architecture).
+pub const CLK_TCK: f64 = 100.0;
+
+/// CPU seconds (user + system) the process has used.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// `utime + stime` in seconds from a `/proc/<pid>/stat` line. The command
+/// name may hold spaces and parentheses: fields are counted after the last
+/// `)`.
+pub fn parse_stat(text: &str) -> Option<f64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After `)`: state is field 3, so utime (14) and stime (15) are 11 and 12.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / CLK_TCK)
+}
+
+/// Resident memory of the process, KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_rss(&text)
+}
+
+/// `VmRSS` (KiB) from a `/proc/<pid>/status` text.
+pub fn parse_rss(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The machine a figure was measured on.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Machine {
+    /// CPUs available to the process.
+    pub nproc: usize,
+    /// `model name` of `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Total memory, MiB.
+    pub mem_total_mib: u64,
+}
+
+/// This machine.
+pub fn machine() -> Machine {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let mem_total_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kib| kib / 1024)
+        .unwrap_or(0);
+    Machine {
+        nproc: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        cpu_model,
+        mem_total_mib,
+    }
+}
+
+/// Whether `/proc` is there (Linux).
+pub fn available() -> bool {
+    Path::new("/proc/self/stat").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let line = "42 (tal ky) S 1 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
+        assert_eq!(parse_stat(line), Some(3.0));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn rss_is_read_in_kib() {
+        let text = "Name:\ttalky\nVmPeak:\t  9000 kB\nVmRSS:\t  1234 kB\n";
+        assert_eq!(parse_rss(text), Some(1234));
+        assert_eq!(parse_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn this_process_is_measurable() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).is_some());
+        assert!(rss_kib(pid).is_some_and(|k| k > 0));
+        assert!(machine().nproc >= 1);
+    }
+}

@@ -1,0 +1,45 @@
+//! The load benchmark's smoke mode: 10 calls through the debug `talky`
+//! binary as two processes (`talky sim`, `talky serve`), a few seconds of
+//! steady state. Asserts completion and sanity, not speed.
+
+use talky::loadtest::{LoadOptions, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_calls_through_sim_and_serve_processes() {
+    let mut o = LoadOptions::new(env!("CARGO_BIN_EXE_talky"), 10, 3);
+    o.cps = 20.0;
+    o.barge_share = 0.3;
+    o.out_dir = std::env::temp_dir().join(format!("talky-load-smoke-{}", uuid::Uuid::new_v4()));
+    o.admin_database_url = crate::support::base_url();
+    let report = tokio::time::timeout(std::time::Duration::from_secs(50), run(&o))
+        .await
+        .expect("the smoke run ends in time")
+        .expect("the smoke run");
+    let c = &report.counts;
+    assert_eq!(c.placed, 10, "{report:#?}");
+    assert_eq!(c.answered, 10, "{report:#?}");
+    assert_eq!(c.finished, 10, "{report:#?}");
+    assert_eq!(c.errors, 0, "{report:#?}");
+    assert!(
+        report.steady.reached,
+        "all ten calls were live at once: {report:#?}"
+    );
+    assert!(report.steady.cpu_pct_core > 0.0, "{report:#?}");
+    assert!(report.steady.rss_steady_kib > 0, "{report:#?}");
+    // Turns happened and were timed; the callee heard the agent.
+    let stt = &report.stages[0];
+    assert!(stt.measured.count >= 10, "{report:#?}");
+    assert!(
+        report.voice_to_voice.p50.is_some_and(|v| v > 0.0),
+        "{report:#?}"
+    );
+    assert!(report.underruns.agent_frames > 0, "{report:#?}");
+    // Three barging callees interrupted at least once and were cleared.
+    assert!(report.barge_in.attempts >= 1, "{report:#?}");
+    assert!(report.barge_in.reaction.count >= 1, "{report:#?}");
+    let md = report.markdown();
+    eprintln!("{md}");
+    assert!(md.contains("calls completed / expected"), "{md}");
+    assert!(o.out_dir.join("load.json").exists());
+    let _ = std::fs::remove_dir_all(&o.out_dir);
+}
