@@ -20,6 +20,13 @@ use std::time::Duration;
 
 pub use local::LocalCluster;
 
+/// Default life of a campaign lease that is not renewed (the holder renews
+/// it every campaign tick).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+/// Default life of a call slot that is not renewed (the dialer renews them
+/// every third of it).
+pub const DEFAULT_SLOT_TTL: Duration = Duration::from_secs(30);
+
 use crate::dialer::admission::Full;
 use crate::ids::{CampaignId, TenantId};
 use crate::ports::PortResult;
