@@ -45,7 +45,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 server
                     .run_dialer(
                         ports,
-                        talky_actors::dialer::DialerConfig::default(),
+                        talky_actors::dialer::DialerConfig {
+                            calls_per_second: config.redis.calls_per_second,
+                            cps_burst: config.redis.cps_burst,
+                            ..talky_actors::dialer::DialerConfig::default()
+                        },
                         talky_actors::campaign_actor::CampaignConfig::default(),
                         talky_actors::tree::DIALER,
                     )
