@@ -21,10 +21,10 @@ use talky_actors::campaign::{CampaignCommand, CampaignState};
 use talky_actors::campaign_actor::{
     CampaignActor, CampaignArgs, CampaignConfig, CampaignControl, CampaignMsg,
 };
+use talky_actors::cluster::ClusterPort;
 use talky_actors::dialer::{
     CampaignCalls, DialerActor, DialerArgs, DialerConfig, DialerHandle, DialerMsg,
 };
-use talky_actors::cluster::ClusterPort;
 use talky_actors::ids::{CampaignId, TenantId};
 use talky_actors::ports::{Clock, TokioClock};
 use talky_actors::root::{ChildFactory, RootMsg};

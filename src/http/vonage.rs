@@ -64,7 +64,13 @@ async fn first_delivery(
     stored_new: bool,
 ) -> bool {
     let at = timestamp.to_rfc3339();
-    let key = crate::redis::dedup::event_key(&["vonage", &call.to_string(), provider_call_id, status, &at]);
+    let key = crate::redis::dedup::event_key(&[
+        "vonage",
+        &call.to_string(),
+        provider_call_id,
+        status,
+        &at,
+    ]);
     let ttl = std::time::Duration::from_secs(ctx.config.redis.dedup_ttl_secs);
     match crate::redis::dedup::first(&ctx.redis_keys(), &key, ttl).await {
         Ok(first) => first,
@@ -113,7 +119,16 @@ pub async fn event(
         tracing::warn!(call.id = %call, status, "event for an unknown call stored");
         return no_content();
     }
-    if !first_delivery(&ctx, call, &provider_call_id, &status, &event.timestamp, new).await {
+    if !first_delivery(
+        &ctx,
+        call,
+        &provider_call_id,
+        &status,
+        &event.timestamp,
+        new,
+    )
+    .await
+    {
         tracing::debug!(call.id = %call, status, "duplicate webhook not routed");
         return no_content();
     }

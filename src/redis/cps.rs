@@ -53,15 +53,13 @@ pub async fn take(
     burst: u32,
 ) -> Result<Option<Duration>, RedisError> {
     if !(rate.is_finite() && rate >= MIN_RATE) {
-        return Err(RedisError::Protocol(format!("CPS rate {rate} is not usable")));
+        return Err(RedisError::Protocol(format!(
+            "CPS rate {rate} is not usable"
+        )));
     }
     let key = keys.key(&format!("cps:{account}"));
     let wait: i64 = keys
-        .run(
-            &TAKE,
-            &[key],
-            &[rate.to_string(), burst.max(1).to_string()],
-        )
+        .run(&TAKE, &[key], &[rate.to_string(), burst.max(1).to_string()])
         .await?;
     Ok((wait > 0).then(|| Duration::from_micros(wait.unsigned_abs())))
 }

@@ -58,7 +58,12 @@ impl LocalCluster {
 
     /// A one-node cluster with the default lifetimes.
     pub fn single(node: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
-        Self::new(node, clock, super::DEFAULT_LEASE_TTL, super::DEFAULT_SLOT_TTL)
+        Self::new(
+            node,
+            clock,
+            super::DEFAULT_LEASE_TTL,
+            super::DEFAULT_SLOT_TTL,
+        )
     }
 
     /// Another node of the same cluster (shares every counter and lease).

@@ -393,7 +393,10 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let now = args.ports.clock.now();
-        let every = args.cluster.slot_renew_every().max(Duration::from_millis(10));
+        let every = args
+            .cluster
+            .slot_renew_every()
+            .max(Duration::from_millis(10));
         let renew_timer = Some(myself.send_interval(every, || DialerMsg::RenewSlots));
         Ok(DialerState {
             cluster: args.cluster,
@@ -492,7 +495,11 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
         for room in queued {
             state.free(room);
         }
-        let live: Vec<Room> = state.live.values_mut().filter_map(|c| c.room.take()).collect();
+        let live: Vec<Room> = state
+            .live
+            .values_mut()
+            .filter_map(|c| c.room.take())
+            .collect();
         for room in live {
             state.free(room);
         }

@@ -125,9 +125,11 @@ pub(super) async fn admit<P: CallPorts, D: DialStore>(
         tenant: state.config.tenant_cap,
         campaign: campaign_cap,
     };
-    let acquired =
-        tokio::time::timeout(state.config.rpc_timeout, state.cluster.acquire_slot(slot, caps))
-            .await;
+    let acquired = tokio::time::timeout(
+        state.config.rpc_timeout,
+        state.cluster.acquire_slot(slot, caps),
+    )
+    .await;
     match acquired {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(_full))) => {
