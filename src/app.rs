@@ -106,12 +106,43 @@ impl Server {
             ports,
             dialer,
             campaigns,
+            self.cluster(),
         )
         .await?;
         self.ctx
             .runtime
             .set(runtime)
             .map_err(|_| anyhow::anyhow!("this server already runs a dialer"))
+    }
+
+    /// The cluster port this server's dialer and campaigns share with
+    /// other nodes: Redis when `redis.cluster`, else in memory.
+    pub fn cluster(&self) -> Arc<dyn talky_actors::cluster::ClusterPort> {
+        let c = &self.ctx.config.redis;
+        let node = c.node();
+        let lease_ttl = std::time::Duration::from_millis(c.lease_ttl_ms);
+        let slot_ttl = std::time::Duration::from_millis(c.slot_ttl_ms);
+        if c.cluster {
+            Arc::new(redis::RedisCluster {
+                keys: self.redis_keys(),
+                node,
+                account: c.cps_account.clone(),
+                lease_ttl,
+                slot_ttl,
+            })
+        } else {
+            Arc::new(talky_actors::cluster::LocalCluster::new(
+                node,
+                Arc::new(TokioClock),
+                lease_ttl,
+                slot_ttl,
+            ))
+        }
+    }
+
+    /// This server's Redis keys (pool, prefix, timeout).
+    pub fn redis_keys(&self) -> redis::Keys {
+        self.ctx.redis_keys()
     }
 
     /// Stops accepting, lets in-flight requests finish, and returns.

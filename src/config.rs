@@ -187,7 +187,34 @@ pub struct RedisConfig {
     pub pool_size: u32,
     /// Connect and command timeout (ms).
     pub timeout_ms: u64,
+    /// Share CPS tokens, call slots and campaign leases with other nodes
+    /// through Redis; off: this process is the whole cluster (in memory).
+    pub cluster: bool,
+    /// This node's id in leases; empty: hostname and process id.
+    pub node_id: String,
+    /// Prefix of every key talky writes.
+    pub key_prefix: String,
+    /// Life of a campaign lease its node stops renewing (ms).
+    pub lease_ttl_ms: u64,
+    /// Life of a call slot its node stops renewing (ms).
+    pub slot_ttl_ms: u64,
+    /// How long a webhook's de-duplication key is kept (s).
+    pub dedup_ttl_secs: u64,
+    /// Name of the telephony account whose CPS bucket the nodes share
+    /// (its rate and burst are `dialer.calls_per_second` / `cps_burst`).
+    pub cps_account: String,
 }
+
+/// Default prefix of talky's Redis keys.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "talky:";
+/// Default life of a campaign lease not renewed (ms).
+pub const DEFAULT_LEASE_TTL_MS: u64 = 15_000;
+/// Default life of a call slot not renewed (ms).
+pub const DEFAULT_SLOT_TTL_MS: u64 = 30_000;
+/// Default life of a webhook de-duplication key (s): a day.
+pub const DEFAULT_DEDUP_TTL_SECS: u64 = 86_400;
+/// Default name of the shared CPS bucket's account.
+pub const DEFAULT_CPS_ACCOUNT: &str = "vonage";
 
 impl Default for RedisConfig {
     fn default() -> Self {
@@ -196,7 +223,29 @@ impl Default for RedisConfig {
             url_file: None,
             pool_size: DEFAULT_REDIS_POOL_SIZE,
             timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            cluster: true,
+            node_id: String::new(),
+            key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
+            lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
+            slot_ttl_ms: DEFAULT_SLOT_TTL_MS,
+            dedup_ttl_secs: DEFAULT_DEDUP_TTL_SECS,
+            cps_account: DEFAULT_CPS_ACCOUNT.into(),
         }
+    }
+}
+
+impl RedisConfig {
+    /// This node's id: `node_id`, or hostname and process id.
+    pub fn node(&self) -> String {
+        if !self.node_id.trim().is_empty() {
+            return self.node_id.trim().to_string();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        format!("{host}-{}", std::process::id())
     }
 }
 
@@ -497,6 +546,9 @@ impl Config {
         )?;
         positive("redis.pool_size", self.redis.pool_size as u64)?;
         positive("redis.timeout_ms", self.redis.timeout_ms)?;
+        positive("redis.lease_ttl_ms", self.redis.lease_ttl_ms)?;
+        positive("redis.slot_ttl_ms", self.redis.slot_ttl_ms)?;
+        positive("redis.dedup_ttl_secs", self.redis.dedup_ttl_secs)?;
         positive(
             "server.max_json_body_bytes",
             self.server.max_json_body_bytes,

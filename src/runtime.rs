@@ -21,6 +21,7 @@ use talky_actors::campaign::{CampaignCommand, CampaignState};
 use talky_actors::campaign_actor::{
     CampaignActor, CampaignArgs, CampaignConfig, CampaignControl, CampaignMsg,
 };
+use talky_actors::cluster::ClusterPort;
 use talky_actors::dialer::{
     CampaignCalls, DialerActor, DialerArgs, DialerConfig, DialerHandle, DialerMsg,
 };
@@ -62,6 +63,8 @@ pub struct Runtime<P: CallPorts> {
     pool: db::Pool,
     ports: Ports<P>,
     campaign_config: CampaignConfig,
+    /// CPS tokens, call slots and campaign leases shared with other nodes.
+    cluster: Arc<dyn ClusterPort>,
 }
 
 fn call_template(c: &Campaign) -> CallConfig {
@@ -88,6 +91,7 @@ impl<P: CallPorts> Runtime<P> {
         ports: Ports<P>,
         dialer: DialerConfig,
         campaign_config: CampaignConfig,
+        cluster: Arc<dyn ClusterPort>,
     ) -> anyhow::Result<Arc<Self>> {
         let runtime = Arc::new(Self {
             root,
@@ -95,6 +99,7 @@ impl<P: CallPorts> Runtime<P> {
             pool,
             ports,
             campaign_config,
+            cluster,
         });
         let ports = runtime.ports.clone();
         let store = Arc::new(PgDialStore {
@@ -102,11 +107,13 @@ impl<P: CallPorts> Runtime<P> {
             timeout: RUNTIME_TIMEOUT,
         });
         let name = runtime.dialer_name.clone();
+        let cluster = runtime.cluster.clone();
         let factory: ChildFactory = Arc::new(move |supervisor: ActorCell| {
             let args = DialerArgs {
                 config: dialer,
                 ports: ports.clone(),
                 store: store.clone(),
+                cluster: cluster.clone(),
             };
             let name = name.clone();
             Box::pin(async move {
@@ -175,6 +182,7 @@ impl<P: CallPorts> Runtime<P> {
             clock,
             config: self.campaign_config,
             seed: campaign.0.as_u128() as u64,
+            cluster: self.cluster.clone(),
         };
         let factory: ChildFactory = Arc::new(move |supervisor: ActorCell| {
             let args = args.clone();

@@ -6,6 +6,7 @@
 pub mod call;
 pub mod campaign;
 pub mod campaign_actor;
+pub mod cluster;
 pub mod dialer;
 pub mod ids;
 pub mod media;

@@ -226,6 +226,10 @@ mod tests {
                 config: DialerConfig::default(),
                 ports: ports.clone(),
                 store: intents.clone(),
+                cluster: Arc::new(crate::cluster::LocalCluster::single(
+                    "test",
+                    Arc::new(TokioClock),
+                )),
             };
             let name = name.clone();
             Box::pin(async move {
@@ -288,6 +292,7 @@ mod tests {
                 name: dialer_name.clone(),
                 timeout: Duration::from_secs(5),
             }),
+            cluster: Arc::new(crate::cluster::LocalCluster::single("test", clock.clone())),
             clock,
             config: CampaignConfig::default(),
             seed: 7,

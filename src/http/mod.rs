@@ -60,6 +60,15 @@ impl AppState {
         Ok(self.db.get().await.map_err(db::DbError::from)?)
     }
 
+    /// The Redis pool with the configured key prefix and timeout.
+    pub fn redis_keys(&self) -> crate::redis::Keys {
+        crate::redis::Keys {
+            pool: self.redis.clone(),
+            prefix: self.config.redis.key_prefix.clone(),
+            timeout: Duration::from_millis(self.config.redis.timeout_ms),
+        }
+    }
+
     fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.config.server.request_timeout_ms)
     }

@@ -3,8 +3,12 @@
 //! Each event is verified (when a signature secret is configured), stored
 //! raw and idempotently in `call_events`, and only then answered 2xx, so
 //! Vonage retries anything we did not durably keep. An event for a call we
-//! do not know is stored too (without tenant) and answered 2xx. A new
-//! event of a known call goes to its CallActor.
+//! do not know is stored too (without tenant) and answered 2xx. An event
+//! of a known call goes to its CallActor once: the Redis de-duplication
+//! key (provider call id, status, timestamp) lets only its first delivery
+//! through, across nodes; so an event stored by a delivery that died
+//! before routing it is routed by the retry. Without Redis, only a
+//! delivery PostgreSQL found new is routed.
 
 use bytes::Bytes;
 use talky_actors::call::CallMsg;
@@ -49,6 +53,34 @@ fn verify(ctx: &Ctx, auth: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
         .map_err(|e| ApiError::Unauthorized(format!("webhook signature: {e}")))
 }
 
+/// Whether this delivery is the event's first: the Redis key decides;
+/// when Redis does not answer, whether PostgreSQL stored it as new.
+async fn first_delivery(
+    ctx: &Ctx,
+    call: CallId,
+    provider_call_id: &str,
+    status: &str,
+    timestamp: &chrono::DateTime<chrono::Utc>,
+    stored_new: bool,
+) -> bool {
+    let at = timestamp.to_rfc3339();
+    let key = crate::redis::dedup::event_key(&[
+        "vonage",
+        &call.to_string(),
+        provider_call_id,
+        status,
+        &at,
+    ]);
+    let ttl = std::time::Duration::from_secs(ctx.config.redis.dedup_ttl_secs);
+    match crate::redis::dedup::first(&ctx.redis_keys(), &key, ttl).await {
+        Ok(first) => first,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook de-duplication unavailable; PostgreSQL decides");
+            stored_new
+        }
+    }
+}
+
 /// Receive one call event.
 pub async fn event(
     ctx: Ctx,
@@ -83,12 +115,21 @@ pub async fn event(
         &payload,
     )
     .await?;
-    if !new {
-        tracing::debug!(call.id = %call, status, "duplicate webhook ignored");
-        return no_content();
-    }
     if known.is_none() {
         tracing::warn!(call.id = %call, status, "event for an unknown call stored");
+        return no_content();
+    }
+    if !first_delivery(
+        &ctx,
+        call,
+        &provider_call_id,
+        &status,
+        &event.timestamp,
+        new,
+    )
+    .await
+    {
+        tracing::debug!(call.id = %call, status, "duplicate webhook not routed");
         return no_content();
     }
     if let Some(telephony) = event.telephony() {

@@ -7,6 +7,7 @@ mod support;
 mod api_keys;
 mod calls;
 mod campaigns;
+mod cluster;
 mod contacts;
 mod dnc;
 mod e2e;

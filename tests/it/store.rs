@@ -371,6 +371,7 @@ async fn the_actors_run_a_campaign_over_postgresql() {
                 clock: Arc::new(TokioClock),
             },
             store: Arc::new(dial),
+            cluster: app.server().cluster(),
         },
     )
     .await
@@ -399,6 +400,7 @@ async fn the_actors_run_a_campaign_over_postgresql() {
                 timeout: Duration::from_secs(5),
             }),
             clock: Arc::new(TokioClock),
+            cluster: app.server().cluster(),
             config: CampaignConfig {
                 tick: Duration::from_millis(200),
                 ..CampaignConfig::default()

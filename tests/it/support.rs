@@ -223,6 +223,7 @@ pub fn test_config(db_url: &str) -> Config {
     config.server.listen = "127.0.0.1:0".into();
     config.database.url = Secret::new(db_url);
     config.redis.url = Secret::new(redis_url());
+    config.redis.key_prefix = format!("talky-test:{}:", uuid::Uuid::new_v4());
     config.admin.token = Secret::new(format!("admin-{}", uuid::Uuid::new_v4()));
     config.database.pool_size = 4;
     config

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::lease::LeaseStatus;
 use super::messages::{CampaignControl, CampaignMsg};
 use super::ports::{CampaignStore, DialSink};
 use super::state::CampaignActorState;
 use crate::campaign::CampaignCommand;
+use crate::cluster::ClusterPort;
 use crate::ids::CampaignId;
 use crate::ports::{Clock, PortError};
 
@@ -75,6 +77,8 @@ pub struct CampaignArgs<S, D> {
     pub config: CampaignConfig,
     /// Seed of the retry jitter.
     pub seed: u64,
+    /// Where the campaign's lease lives (one node runs the campaign).
+    pub cluster: Arc<dyn ClusterPort>,
 }
 
 impl<S, D> Clone for CampaignArgs<S, D> {
@@ -86,6 +90,7 @@ impl<S, D> Clone for CampaignArgs<S, D> {
             clock: Arc::clone(&self.clock),
             config: self.config,
             seed: self.seed,
+            cluster: Arc::clone(&self.cluster),
         }
     }
 }
@@ -159,7 +164,14 @@ impl<S: CampaignStore, D: DialSink> Actor for CampaignActor<S, D> {
         }
         let is_tick = matches!(message, CampaignMsg::Tick);
         match message {
-            CampaignMsg::Tick => state.tick().await,
+            CampaignMsg::Tick => match state.lease.hold().await {
+                LeaseStatus::Held => state.tick().await,
+                LeaseStatus::Fresh => {
+                    state.fresh_incarnation();
+                    state.tick().await;
+                }
+                LeaseStatus::Idle => {}
+            },
             CampaignMsg::Control(control) => match control {
                 CampaignControl::Pause => state.command(CampaignCommand::Pause),
                 CampaignControl::Resume => state.command(CampaignCommand::Resume),
@@ -192,6 +204,7 @@ impl<S: CampaignStore, D: DialSink> Actor for CampaignActor<S, D> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.cancel_tick();
+        state.lease.release().await;
         Ok(())
     }
 }

@@ -102,6 +102,7 @@
 
 mod actor;
 mod jitter;
+mod lease;
 mod messages;
 pub mod ports;
 mod state;

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::actor::{CampaignActorError, CampaignArgs, CampaignConfig, MIN_TICK};
 use super::jitter::Jitter;
+use super::lease::LeaseKeeper;
 use super::messages::{CampaignEvent, CampaignMsg, CampaignSnapshot};
 use super::ports::{
     CampaignSettings, CampaignStore, ClaimedCall, DialRefused, DialRequest, DialSink, DueContact,
@@ -104,6 +105,8 @@ pub struct CampaignActorState<S, D> {
     finished: Option<String>,
     /// The pending tick, so there is never more than one.
     tick_timer: Option<JoinHandle<Result<(), MessagingErr<CampaignMsg>>>>,
+    /// The campaign's lease: nothing is dialled or taken over without it.
+    pub(super) lease: LeaseKeeper,
 }
 
 impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
@@ -134,6 +137,7 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
             },
             finished: None,
             tick_timer: None,
+            lease: LeaseKeeper::new(args.cluster, args.campaign, args.config.port_timeout),
         }
     }
 
@@ -236,6 +240,17 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
         });
     }
 
+    /// The lease was just taken: another node may have run the campaign,
+    /// so everything is read again and what is `in_progress` taken over
+    /// (this node's unwritten outcomes and releases are kept).
+    pub(super) fn fresh_incarnation(&mut self) {
+        self.reload = true;
+        self.lifecycle = None;
+        self.persisted = None;
+        self.taken_over = false;
+        self.live.clear();
+    }
+
     /// A tick: the store gets another chance, pending writes are retried,
     /// and a running campaign dials what is due (or completes).
     pub(super) async fn tick(&mut self) {
@@ -272,6 +287,13 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
         }
         if self.reload || self.settings.is_none() {
             self.load().await;
+        }
+        if !self.lease.held() {
+            // Another node runs the campaign: only this node's own
+            // outcomes and releases are written.
+            self.flush_outcomes().await;
+            self.flush_releases().await;
+            return;
         }
         let Some(state) = self.lifecycle else {
             return;

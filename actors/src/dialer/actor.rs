@@ -12,13 +12,15 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use super::admission::{Admission, Permit};
+use super::admission::Admission;
+use super::room::{Room, admit};
 use super::{DialRefused, DialRequest, DialSink};
 use crate::call::lifecycle::EndCause;
 use crate::call::{
     CallActor, CallArgs, CallConfig, CallMsg, CallPorts, CallReport, CallSnapshot, Ports,
     ReportSink,
 };
+use crate::cluster::ClusterPort;
 use crate::ids::{CallId, CampaignId, TenantId};
 use crate::ports::{CallKey, CallStore, Clock, PortError};
 use crate::schedule::bucket::TokenBucket;
@@ -111,6 +113,8 @@ pub struct DialerArgs<P: CallPorts, D> {
     pub ports: Ports<P>,
     /// Where intents are written.
     pub store: Arc<D>,
+    /// What is shared with the other nodes: CPS tokens and call slots.
+    pub cluster: Arc<dyn ClusterPort>,
 }
 
 /// The dialer as the supervisor view shows it.
@@ -150,6 +154,8 @@ pub enum DialerMsg {
     CallEnded(CallReport),
     /// A CPS token may be available.
     Pace,
+    /// Extend the cluster slots of the admitted and live calls.
+    RenewSlots,
     /// Supervisor view.
     Snapshot(RpcReplyPort<DialerSnapshot>),
 }
@@ -170,16 +176,17 @@ impl<P, D> Default for DialerActor<P, D> {
     }
 }
 
-struct Queued {
-    request: DialRequest,
-    intent: Intent,
-    permit: Permit,
+pub(super) struct Queued {
+    pub(super) request: DialRequest,
+    pub(super) intent: Intent,
+    pub(super) room: Room,
 }
 
-struct LiveCall {
+pub(super) struct LiveCall {
     key: CallKey,
     actor: ActorRef<CallMsg>,
-    permit: Option<Permit>,
+    /// Its room, until given back.
+    pub(super) room: Option<Room>,
     /// The call reported; the entry waits for the actor to stop.
     reported: bool,
     /// The actor stopped; the entry waits for the report.
@@ -188,16 +195,19 @@ struct LiveCall {
 
 /// The dialer's state.
 pub struct DialerState<P: CallPorts, D> {
-    config: DialerConfig,
+    pub(super) config: DialerConfig,
     ports: Ports<P>,
-    store: Arc<D>,
-    admission: Admission,
+    pub(super) store: Arc<D>,
+    pub(super) cluster: Arc<dyn ClusterPort>,
+    pub(super) admission: Admission,
     bucket: TokenBucket,
-    campaigns: HashMap<CampaignId, CampaignCalls>,
-    queue: VecDeque<Queued>,
-    live: HashMap<ActorId, LiveCall>,
+    pub(super) campaigns: HashMap<CampaignId, CampaignCalls>,
+    pub(super) queue: VecDeque<Queued>,
+    pub(super) live: HashMap<ActorId, LiveCall>,
     by_call: HashMap<CallId, ActorId>,
     pace_pending: bool,
+    /// The periodic [`DialerMsg::RenewSlots`].
+    renew_timer: Option<ractor::concurrency::JoinHandle<()>>,
     dialled: u64,
     crashed: u64,
 }
@@ -223,6 +233,11 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
                 }
                 return;
             }
+            if let Some(wait) = self.cluster_wait().await {
+                self.pace_pending = true;
+                myself.send_after(wait, || DialerMsg::Pace);
+                return;
+            }
             if let Some(queued) = self.queue.pop_front() {
                 self.place(myself, queued).await;
             }
@@ -234,7 +249,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
         let Queued {
             request,
             intent,
-            permit,
+            room,
         } = queued;
         let key = CallKey {
             tenant: request.tenant,
@@ -244,7 +259,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
             attempt: request.attempt,
         };
         let Some(campaign) = self.campaigns.get(&request.campaign) else {
-            self.admission.release(permit);
+            self.free(room);
             return;
         };
         let mut config = campaign.template.clone();
@@ -278,14 +293,14 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
                     LiveCall {
                         key,
                         actor,
-                        permit: Some(permit),
+                        room: Some(room),
                         reported: false,
                         stopped: false,
                     },
                 );
             }
             Err(e) => {
-                self.admission.release(permit);
+                self.free(room);
                 self.forward(CallReport {
                     key,
                     cause: EndCause::Failed(format!("the call could not start: {e}")),
@@ -306,10 +321,12 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
                 return;
             }
             call.reported = true;
-            if let Some(permit) = call.permit.take() {
-                self.admission.release(permit);
+            let room = call.room.take();
+            let stopped = call.stopped;
+            if let Some(room) = room {
+                self.free(room);
             }
-            if call.stopped {
+            if stopped {
                 self.remove(id);
             }
         }
@@ -319,8 +336,8 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
     fn remove(&mut self, id: ActorId) {
         if let Some(call) = self.live.remove(&id) {
             self.by_call.remove(&call.key.call);
-            if let Some(permit) = call.permit {
-                self.admission.release(permit);
+            if let Some(room) = call.room {
+                self.free(room);
             }
         }
         self.gauges();
@@ -372,11 +389,18 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let now = args.ports.clock.now();
+        let every = args
+            .cluster
+            .slot_renew_every()
+            .max(Duration::from_millis(10));
+        let renew_timer = Some(myself.send_interval(every, || DialerMsg::RenewSlots));
         Ok(DialerState {
+            cluster: args.cluster,
+            renew_timer,
             admission: Admission::new(args.config.global_cap, args.config.tenant_cap),
             bucket: TokenBucket::new(args.config.calls_per_second, args.config.cps_burst, now),
             config: args.config,
@@ -410,7 +434,7 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
                 let queued = std::mem::take(&mut state.queue);
                 for q in queued {
                     if q.request.campaign == campaign {
-                        state.admission.release(q.permit);
+                        state.free(q.room);
                     } else {
                         state.queue.push_back(q);
                     }
@@ -425,6 +449,7 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
                 }
             }
             DialerMsg::CallEnded(report) => state.call_ended(report),
+            DialerMsg::RenewSlots => state.renew_slots(),
             DialerMsg::Pace => {
                 state.pace_pending = false;
                 state.pace(&myself).await;
@@ -457,6 +482,30 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
         Ok(())
     }
 
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.renew_timer.take() {
+            timer.abort();
+        }
+        // Give back every room at once; what a crash leaves lapses.
+        let queued: Vec<Room> = state.queue.drain(..).map(|q| q.room).collect();
+        for room in queued {
+            state.free(room);
+        }
+        let live: Vec<Room> = state
+            .live
+            .values_mut()
+            .filter_map(|c| c.room.take())
+            .collect();
+        for room in live {
+            state.free(room);
+        }
+        Ok(())
+    }
+
     async fn handle_supervisor_evt(
         &self,
         _myself: ActorRef<Self::Msg>,
@@ -483,49 +532,6 @@ impl<P: CallPorts, D: DialStore> Actor for DialerActor<P, D> {
         }
         Ok(())
     }
-}
-
-async fn admit<P: CallPorts, D: DialStore>(
-    state: &mut DialerState<P, D>,
-    request: DialRequest,
-) -> Result<(), DialRefused> {
-    if !state.campaigns.contains_key(&request.campaign) {
-        return Err(DialRefused::Unavailable(
-            "campaign is not running here".into(),
-        ));
-    }
-    let permit = state
-        .admission
-        .try_admit(request.tenant, request.campaign)
-        .map_err(|_| DialRefused::AtCapacity)?;
-    let written = tokio::time::timeout(
-        state.config.rpc_timeout,
-        state.store.create_intent(&request),
-    )
-    .await;
-    let intent = match written {
-        Ok(Ok(intent)) => intent,
-        Ok(Err(IntentError::Duplicate)) => {
-            state.admission.release(permit);
-            return Err(DialRefused::Duplicate);
-        }
-        Ok(Err(IntentError::Port(e))) => {
-            state.admission.release(permit);
-            return Err(DialRefused::Unavailable(e.to_string()));
-        }
-        Err(_) => {
-            state.admission.release(permit);
-            return Err(DialRefused::Unavailable(
-                "writing the dial intent timed out".into(),
-            ));
-        }
-    };
-    state.queue.push_back(Queued {
-        request,
-        intent,
-        permit,
-    });
-    Ok(())
 }
 
 /// The registry name of a call's actor, for routing webhooks and media.

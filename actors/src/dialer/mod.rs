@@ -4,6 +4,7 @@
 
 mod actor;
 pub mod admission;
+mod room;
 
 #[cfg(test)]
 mod tests;

@@ -178,6 +178,7 @@ async fn rig(config_: DialerConfig, talk: Duration) -> Rig {
             config: config_,
             ports,
             store: intents,
+            cluster: Arc::new(crate::cluster::LocalCluster::single("test", clock.clone())),
         },
     )
     .await

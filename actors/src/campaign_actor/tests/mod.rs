@@ -4,6 +4,7 @@ pub(crate) mod fakes;
 
 mod dialling;
 mod failures;
+mod lease;
 mod lifecycle;
 mod refusals;
 mod retry;
