@@ -6,3 +6,4 @@ pub mod deepgram_stt;
 pub mod elevenlabs;
 pub mod openai;
 pub mod vonage;
+pub mod whisper;

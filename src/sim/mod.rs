@@ -6,3 +6,4 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod llm;
 pub mod vonage;
+pub mod whisper;
