@@ -300,6 +300,24 @@ pub struct ProvidersConfig {
     pub elevenlabs_base_url: String,
     /// ElevenLabs API key (`TALKY_PROVIDERS__ELEVENLABS_API_KEY`).
     pub elevenlabs_api_key: Secret,
+    /// Groq Whisper (STT fallback) base URL, http(s) (empty: Groq's).
+    pub whisper_base_url: String,
+    /// Whisper API key (`TALKY_PROVIDERS__WHISPER_API_KEY`); empty: the
+    /// LLM key (both are Groq's by default).
+    pub whisper_api_key: Secret,
+    /// Whisper model (empty: `whisper-large-v3-turbo`).
+    pub whisper_model: String,
+    /// Deepgram Aura (TTS fallback) base URL, http(s) (empty: Deepgram's);
+    /// its key is `deepgram_api_key`.
+    pub aura_base_url: String,
+    /// Aura voice used when a campaign's voice is not an `aura-` id
+    /// (empty: `aura-2-thalia-en`).
+    pub aura_model: String,
+    /// Second OpenAI-compatible LLM (e.g. OpenAI's `https://api.openai.com/v1`);
+    /// empty: the LLM chain has one provider.
+    pub llm_fallback_base_url: String,
+    /// Its API key (`TALKY_PROVIDERS__LLM_FALLBACK_API_KEY`).
+    pub llm_fallback_api_key: Secret,
 }
 
 /// The dialer's limits: how many calls may be live at once and how fast
@@ -426,7 +444,7 @@ const NAMED_VARS: [(&str, &str); 5] = [
 ];
 
 /// Keys that hold secrets and so may not come from the TOML file.
-const SECRET_KEYS: [&str; 7] = [
+const SECRET_KEYS: [&str; 9] = [
     "database.url",
     "redis.url",
     "admin.token",
@@ -434,6 +452,8 @@ const SECRET_KEYS: [&str; 7] = [
     "providers.deepgram_api_key",
     "providers.llm_api_key",
     "providers.elevenlabs_api_key",
+    "providers.whisper_api_key",
+    "providers.llm_fallback_api_key",
 ];
 
 fn env_name(key: &str) -> String {
@@ -590,6 +610,12 @@ impl Config {
                         "is required when providers.enabled is true",
                     ));
                 }
+            }
+            if !p.llm_fallback_base_url.trim().is_empty() && p.llm_fallback_api_key.is_empty() {
+                return Err(ConfigError::new(
+                    key_label("providers.llm_fallback_api_key"),
+                    "is required when providers.llm_fallback_base_url is set",
+                ));
             }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)

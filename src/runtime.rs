@@ -282,15 +282,16 @@ pub fn is_live(state: CampaignState) -> bool {
     )
 }
 
-/// The real providers: Vonage, Deepgram, an OpenAI-compatible LLM,
-/// ElevenLabs, and PostgreSQL for the records.
+/// The real providers: Vonage, Deepgram (fallback Groq Whisper), an
+/// OpenAI-compatible LLM (and an optional second one), ElevenLabs
+/// (fallback Deepgram Aura), and PostgreSQL for the records.
 pub struct RealPorts;
 
 impl CallPorts for RealPorts {
     type Telephony = crate::providers::vonage::VonageClient;
-    type Stt = crate::providers::deepgram_stt::DeepgramStt;
+    type Stt = crate::providers::chain::AnyStt;
     type Llm = crate::providers::openai::OpenAiClient;
-    type Tts = crate::providers::elevenlabs::ElevenLabs;
+    type Tts = crate::providers::chain::AnyTts;
     type Store = crate::store::PgCallStore;
     type Clock = TokioClock;
 }
@@ -306,7 +307,8 @@ pub fn real_ports(
     pool: db::Pool,
 ) -> anyhow::Result<Ports<RealPorts>> {
     use crate::providers::breaker::CircuitBreaker;
-    use crate::providers::{deepgram_stt, elevenlabs, openai, vonage};
+    use crate::providers::chain::{AnyStt, AnyTts};
+    use crate::providers::{aura, deepgram_stt, elevenlabs, openai, vonage, whisper};
     let p = &config.providers;
     let breaker = |name: &str| {
         Arc::new(CircuitBreaker::new(
@@ -344,11 +346,52 @@ pub fn real_ports(
     }
     let tts = elevenlabs::ElevenLabs::new(t, breaker("elevenlabs"))
         .map_err(|e| anyhow::anyhow!("providers.elevenlabs: {e}"))?;
+    let whisper_key = if p.whisper_api_key.expose().trim().is_empty() {
+        p.llm_api_key.clone()
+    } else {
+        p.whisper_api_key.clone()
+    };
+    let mut w = whisper::WhisperConfig::new(whisper_key);
+    if !p.whisper_base_url.is_empty() {
+        w.base_url = p.whisper_base_url.clone();
+    }
+    if !p.whisper_model.is_empty() {
+        w.model = p.whisper_model.clone();
+    }
+    let stt_fallback = whisper::WhisperStt::new(w, breaker("whisper"))
+        .map_err(|e| anyhow::anyhow!("providers.whisper: {e}"))?;
+    let mut a = aura::AuraConfig::new(p.deepgram_api_key.clone());
+    if !p.aura_base_url.is_empty() {
+        a.base_url = p.aura_base_url.clone();
+    }
+    if !p.aura_model.is_empty() {
+        a.model = p.aura_model.clone();
+    }
+    let tts_fallback = aura::AuraTts::new(a, breaker("aura"))
+        .map_err(|e| anyhow::anyhow!("providers.aura: {e}"))?;
+    let mut llms = vec![Arc::new(llm)];
+    if !p.llm_fallback_base_url.is_empty() {
+        let mut f = openai::OpenAiConfig::new(
+            "llm_fallback",
+            p.llm_fallback_base_url.clone(),
+            p.llm_fallback_api_key.clone(),
+        );
+        f.use_max_completion_tokens = p.llm_fallback_base_url.contains("api.openai.com");
+        let fallback = openai::OpenAiClient::new(f, breaker("llm_fallback"))
+            .map_err(|e| anyhow::anyhow!("providers.llm_fallback: {e}"))?;
+        llms.push(Arc::new(fallback));
+    }
     Ok(Ports {
         telephony: Arc::new(telephony),
-        stt: vec![Arc::new(stt)],
-        llm: vec![Arc::new(llm)],
-        tts: vec![Arc::new(tts)],
+        stt: vec![
+            Arc::new(AnyStt::Deepgram(stt)),
+            Arc::new(AnyStt::Whisper(stt_fallback)),
+        ],
+        llm: llms,
+        tts: vec![
+            Arc::new(AnyTts::ElevenLabs(tts)),
+            Arc::new(AnyTts::Aura(tts_fallback)),
+        ],
         store: Arc::new(crate::store::PgCallStore {
             pool,
             timeout: RUNTIME_TIMEOUT,

@@ -6,3 +6,4 @@
 pub mod mulaw;
 pub mod pcm;
 pub mod resample;
+pub mod wav;

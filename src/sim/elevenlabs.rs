@@ -13,7 +13,7 @@
 //! `unsupported_output_format` for the others (mp3, ulaw, 22050, 44100).
 //!
 //! What it "says" is the in-band code of the simulated world: the text
-//! through [`Encoder`] at the format's rate, streamed as s16le in
+//! through [`crate::sim::codec::Encoder`] (via [`crate::sim::speech`]) at the format's rate, streamed as s16le in
 //! `chunk_ms` chunks at `speed` times real time after `first_audio_latency`.
 //! WebSocket alignment gives each character's start (70 ms a symbol) and
 //! duration relative to its chunk. Generation happens on `flush` and at the
@@ -39,8 +39,9 @@ use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 use warp::ws::{Message, WebSocket};
 
-use crate::sim::codec::{Encoder, SYMBOL_MS};
+use crate::sim::codec::SYMBOL_MS;
 pub use crate::sim::llm::FailRule;
+use crate::sim::speech::{self, Chunk};
 
 /// Every `output_format` the service lists (§5).
 pub const OUTPUT_FORMATS: [&str; 23] = [
@@ -306,7 +307,7 @@ impl Drop for ElevenLabsSimHandle {
 
 /// The PCM (s16le) the emulator speaks for `text` at `rate`.
 pub fn speech_pcm(text: &str, rate: u32) -> Vec<u8> {
-    crate::audio::pcm::i16_to_bytes(&Encoder::new(rate).encode(text))
+    crate::sim::speech::speech_pcm(text, rate)
 }
 
 type Reply = warp::reply::Response;
@@ -516,54 +517,14 @@ async fn handle_http(
     reply
 }
 
-/// One planned audio chunk.
-struct Chunk {
-    bytes: Vec<u8>,
-    /// Start within the generation's audio.
-    at: Duration,
-    /// (char, start ms relative to the chunk).
-    chars: Vec<(char, f64)>,
-}
-
 /// Splits the speech of `text` into chunks with their alignment.
 fn plan(cfg: &ElevenLabsSimConfig, text: &str, rate: u32) -> Vec<Chunk> {
-    let spoken = crate::sim::codec::normalize(text);
-    let pcm = speech_pcm(&spoken, rate);
-    let sym_bytes = rate as usize * SYMBOL_MS as usize / 1000 * 2;
-    let mut size = (rate as usize * cfg.chunk_ms.max(1) as usize / 1000 * 2).max(2);
-    if cfg.odd_chunks {
-        size += 1;
-    }
-    let byte_ms = |b: usize| b as f64 / 2.0 * 1000.0 / f64::from(rate);
-    let chars: Vec<char> = spoken.chars().collect();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut next_char = 0;
-    while start < pcm.len() {
-        let end = (start + size).min(pcm.len());
-        let mut cs = Vec::new();
-        while next_char < chars.len() && next_char * sym_bytes < end {
-            cs.push((chars[next_char], byte_ms(next_char * sym_bytes - start)));
-            next_char += 1;
-        }
-        out.push(Chunk {
-            bytes: pcm[start..end].to_vec(),
-            at: Duration::from_secs_f64(byte_ms(start) / 1000.0),
-            chars: cs,
-        });
-        start = end;
-    }
-    out
+    speech::plan(text, rate, cfg.chunk_ms, cfg.odd_chunks)
 }
 
 /// When chunk `at` of a generation started at `t0` goes out.
 fn due(cfg: &ElevenLabsSimConfig, t0: tokio::time::Instant, at: Duration) -> tokio::time::Instant {
-    let lead = if cfg.speed > 0.0 {
-        at.div_f64(cfg.speed)
-    } else {
-        Duration::ZERO
-    };
-    t0 + cfg.first_audio_latency + lead
+    speech::due(cfg.first_audio_latency, cfg.speed, t0, at)
 }
 
 /// A body stream fed by a channel (Send + Sync, as warp wants).

@@ -242,10 +242,26 @@ async fn real_providers_are_built_from_configuration() {
     config.providers.elevenlabs_base_url = "http://127.0.0.1:9".into();
     config.validate().expect("valid");
     let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
+    // Chains: [Deepgram, Whisper], [LLM], [ElevenLabs, Aura].
     assert_eq!(
         (ports.stt.len(), ports.llm.len(), ports.tts.len()),
-        (1, 1, 1)
+        (2, 1, 2)
     );
+    assert_eq!(
+        (ports.stt[1].name(), ports.tts[1].name()),
+        ("whisper", "aura")
+    );
+    // A second LLM only when its base URL is set, and then with its key.
+    config.providers.llm_fallback_base_url = "http://127.0.0.1:9/v1".into();
+    let err = config.validate().expect_err("fallback key missing");
+    assert!(
+        err.to_string().contains("providers.llm_fallback_api_key"),
+        "{err}"
+    );
+    config.providers.llm_fallback_api_key = talky::config::Secret::new("oa");
+    config.validate().expect("valid");
+    let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
+    assert_eq!(ports.llm.len(), 2);
     // A key file that does not exist is a start-up error naming Vonage.
     config.providers.vonage_private_key_file = Some("/nonexistent.pem".into());
     let err = talky::runtime::real_ports(&config, app.pool())
