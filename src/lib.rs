@@ -14,6 +14,7 @@ pub mod import;
 pub mod metrics;
 pub mod phone;
 pub mod providers;
+pub mod recording;
 pub mod redis;
 pub mod runtime;
 pub mod sim;
