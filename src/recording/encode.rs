@@ -1,6 +1,7 @@
-//! Spool -> Ogg Opus: stereo (left callee, right agent), 16 kHz input,
-//! libopus (audiopus) in VOIP mode, 20 ms packets, in an Ogg stream per
-//! RFC 7845: an `OpusHead` page, an `OpusTags` page, then audio pages
+//! Spool -> Ogg Opus: two channels (left callee, right agent), each its
+//! own mono Opus stream ([`super::opus`]: channel mapping family 1), 16 kHz
+//! input, libopus (audiopus) in VOIP mode, 20 ms packets, in an Ogg stream
+//! per RFC 7845: an `OpusHead` page, an `OpusTags` page, then audio pages
 //! (about one a second) whose granule positions count 48 kHz samples
 //! including the pre-skip; the last page has the EOS flag and a granule
 //! that trims the padding of the last packet. Page CRCs come from the
@@ -17,16 +18,15 @@ use audiopus::{Application, Bitrate, Channels, SampleRate};
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
 use super::mix::{FRAME_SAMPLES, Mixer};
+use super::opus::{FramingError, pack_two, unpack_two};
 use super::spool::{SpoolError, SpoolHeader, SpoolReader};
 
 /// The only input rate the media socket uses (Vonage `audio/l16;rate=16000`).
 pub const RATE: u32 = 16_000;
-/// Bits per second of the stereo stream (about 480 KB a minute). At this
-/// rate libopus codes the two sides apart (no leakage: the unit tests
-/// check a silent side decodes to zero); at 48 kbit/s its joint stereo
-/// leaked one side into the other at -25 dB and smeared the in-band test
-/// code's tones.
-pub const BITRATE: i32 = 64_000;
+/// Bits per second of each side's mono stream (64 kbit/s, about 480 KB a
+/// minute, for the call). Enough for the in-band test code's tones to
+/// survive while both sides talk at once (the unit tests check it).
+pub const BITRATE_PER_SIDE: i32 = 32_000;
 /// Largest Opus packet we accept from the encoder.
 const MAX_PACKET: usize = 4000;
 /// 20 ms packets in 48 kHz units (Ogg Opus granule positions).
@@ -51,6 +51,9 @@ pub enum EncodeError {
     /// The spool is at a rate we do not encode.
     #[error("spool sample rate {0} Hz is not 16000")]
     Rate(u32),
+    /// A packet could not be framed.
+    #[error(transparent)]
+    Framing(#[from] FramingError),
     /// Not an Ogg Opus stream we can read back.
     #[error("not an Ogg Opus stream: {0}")]
     Format(String),
@@ -69,17 +72,27 @@ pub struct Encoded {
     pub dropped: u64,
 }
 
-/// The `OpusHead` packet (RFC 7845 §5.1), mapping family 0.
-pub fn opus_head(channels: u8, pre_skip: u16, input_rate: u32) -> Vec<u8> {
-    let mut head = Vec::with_capacity(19);
+/// The `OpusHead` packet (RFC 7845 §5.1) of two channels in two uncoupled
+/// streams: mapping family 1, stream 0 -> left, stream 1 -> right.
+pub fn opus_head(pre_skip: u16, input_rate: u32) -> Vec<u8> {
+    let mut head = Vec::with_capacity(23);
     head.extend_from_slice(b"OpusHead");
     head.push(1); // version
-    head.push(channels);
+    head.push(2); // channels
     head.extend_from_slice(&pre_skip.to_le_bytes());
     head.extend_from_slice(&input_rate.to_le_bytes());
     head.extend_from_slice(&0i16.to_le_bytes()); // output gain
-    head.push(0); // channel mapping family
+    head.push(1); // channel mapping family
+    head.push(2); // streams
+    head.push(0); // coupled streams
+    head.extend_from_slice(&[0, 1]); // channel mapping
     head
+}
+
+fn mono_encoder() -> Result<Encoder, EncodeError> {
+    let mut encoder = Encoder::new(SampleRate::Hz16000, Channels::Mono, Application::Voip)?;
+    encoder.set_bitrate(Bitrate::BitsPerSecond(BITRATE_PER_SIDE))?;
+    Ok(encoder)
 }
 
 /// The `OpusTags` packet (RFC 7845 §5.2) with one comment.
@@ -97,7 +110,8 @@ pub fn opus_tags(comment: &str) -> Vec<u8> {
 /// Streams 20 ms stereo frames into an Ogg Opus file.
 pub struct OggOpusWriter<W: Write> {
     ogg: PacketWriter<'static, W>,
-    encoder: Encoder,
+    encoders: [Encoder; 2],
+    side: [Vec<i16>; 2],
     serial: u32,
     pre_skip: u64,
     packets: u64,
@@ -108,17 +122,20 @@ pub struct OggOpusWriter<W: Write> {
 impl<W: Write> OggOpusWriter<W> {
     /// Writes the two header pages.
     pub fn new(w: W, serial: u32, comment: &str) -> Result<Self, EncodeError> {
-        let mut encoder = Encoder::new(SampleRate::Hz16000, Channels::Stereo, Application::Voip)?;
-        encoder.set_bitrate(Bitrate::BitsPerSecond(BITRATE))?;
+        let encoders = [mono_encoder()?, mono_encoder()?];
         // Lookahead is in input samples; Ogg Opus counts 48 kHz samples.
-        let pre_skip = u64::from(encoder.lookahead()?) * 3;
+        let pre_skip = u64::from(encoders[0].lookahead()?) * 3;
         let mut ogg = PacketWriter::new(w);
-        let head = opus_head(2, u16::try_from(pre_skip).unwrap_or(u16::MAX), RATE);
+        let head = opus_head(u16::try_from(pre_skip).unwrap_or(u16::MAX), RATE);
         ogg.write_packet(head, serial, PacketWriteEndInfo::EndPage, 0)?;
         ogg.write_packet(opus_tags(comment), serial, PacketWriteEndInfo::EndPage, 0)?;
         Ok(Self {
             ogg,
-            encoder,
+            encoders,
+            side: [
+                Vec::with_capacity(FRAME_SAMPLES),
+                Vec::with_capacity(FRAME_SAMPLES),
+            ],
             serial,
             pre_skip,
             packets: 0,
@@ -129,8 +146,7 @@ impl<W: Write> OggOpusWriter<W> {
 
     /// Encodes one frame of [`FRAME_SAMPLES`] interleaved stereo samples.
     pub fn write_frame(&mut self, stereo: &[i16]) -> Result<(), EncodeError> {
-        let n = self.encoder.encode(stereo, &mut self.out)?;
-        let packet = self.out[..n].to_vec();
+        let packet = self.encode(stereo)?;
         if let Some(prev) = self.held.replace(packet) {
             self.packets += 1;
             let end = if self.packets.is_multiple_of(PACKETS_PER_PAGE) {
@@ -138,14 +154,22 @@ impl<W: Write> OggOpusWriter<W> {
             } else {
                 PacketWriteEndInfo::NormalPacket
             };
-            self.ogg.write_packet(
-                prev,
-                self.serial,
-                end,
-                self.packets * GRANULE_PER_FRAME,
-            )?;
+            self.ogg
+                .write_packet(prev, self.serial, end, self.packets * GRANULE_PER_FRAME)?;
         }
         Ok(())
+    }
+
+    /// One multistream packet of an interleaved stereo frame.
+    fn encode(&mut self, stereo: &[i16]) -> Result<Vec<u8>, EncodeError> {
+        for (side, samples) in self.side.iter_mut().enumerate() {
+            samples.clear();
+            samples.extend(stereo.iter().skip(side).step_by(2));
+        }
+        let n = self.encoders[0].encode(&self.side[0], &mut self.out)?;
+        let first = self.out[..n].to_vec();
+        let n = self.encoders[1].encode(&self.side[1], &mut self.out)?;
+        Ok(pack_two(&first, &self.out[..n])?)
     }
 
     /// Flushes the encoder's lookahead with silence, writes the last page
@@ -154,16 +178,15 @@ impl<W: Write> OggOpusWriter<W> {
     pub fn finish(mut self, real_samples: u64) -> Result<W, EncodeError> {
         let silence = vec![0i16; FRAME_SAMPLES * 2];
         // Enough packets that the decoder outputs every real sample.
-        let needed = (self.pre_skip + real_samples * 3).div_ceil(GRANULE_PER_FRAME).max(1);
+        let needed = (self.pre_skip + real_samples * 3)
+            .div_ceil(GRANULE_PER_FRAME)
+            .max(1);
         while self.packets + u64::from(self.held.is_some()) < needed {
             self.write_frame(&silence)?;
         }
         let last = match self.held.take() {
             Some(p) => p,
-            None => {
-                let n = self.encoder.encode(&silence, &mut self.out)?;
-                self.out[..n].to_vec()
-            }
+            None => self.encode(&silence)?,
         };
         self.packets += 1;
         let granule = (self.pre_skip + real_samples * 3).min(self.packets * GRANULE_PER_FRAME);
@@ -242,24 +265,34 @@ pub fn decode_file(path: &Path) -> Result<DecodedRecording, EncodeError> {
             .map_err(|e| EncodeError::Format(e.to_string()))
     };
     let head = read(&mut reader)?.ok_or_else(|| bad("empty"))?;
-    if head.data.len() < 19 || &head.data[..8] != b"OpusHead" {
+    if head.data.len() < 23 || &head.data[..8] != b"OpusHead" {
         return Err(bad("no OpusHead"));
+    }
+    if head.data[18..21] != [1, 2, 0] {
+        return Err(bad("not two uncoupled streams (mapping family 1)"));
     }
     let channels = head.data[9];
     let pre_skip = u64::from(u16::from_le_bytes([head.data[10], head.data[11]]));
-    let input_rate = u32::from_le_bytes([head.data[12], head.data[13], head.data[14], head.data[15]]);
+    let input_rate =
+        u32::from_le_bytes([head.data[12], head.data[13], head.data[14], head.data[15]]);
     let tags = read(&mut reader)?.ok_or_else(|| bad("no OpusTags"))?;
     if !tags.data.starts_with(b"OpusTags") {
         return Err(bad("no OpusTags"));
     }
-    let mut decoder = Decoder::new(SampleRate::Hz16000, Channels::Stereo)?;
-    let mut pcm = Vec::new();
-    let mut buf = vec![0i16; 5760 * 2];
+    let mut decoders = [
+        Decoder::new(SampleRate::Hz16000, Channels::Mono)?,
+        Decoder::new(SampleRate::Hz16000, Channels::Mono)?,
+    ];
+    let mut sides: [Vec<i16>; 2] = [Vec::new(), Vec::new()];
+    let mut buf = vec![0i16; 5760];
     let mut final_granule = 0;
     let mut eos = false;
     while let Some(packet) = read(&mut reader)? {
-        let n = decoder.decode(Some(&packet.data[..]), &mut buf[..], false)?;
-        pcm.extend_from_slice(&buf[..n * 2]);
+        let (first, second) = unpack_two(&packet.data)?;
+        for (i, p) in [first, second].iter().enumerate() {
+            let n = decoders[i].decode(Some(&p[..]), &mut buf[..], false)?;
+            sides[i].extend_from_slice(&buf[..n]);
+        }
         if packet.last_in_stream() {
             final_granule = packet.absgp_page();
             eos = true;
@@ -268,12 +301,12 @@ pub fn decode_file(path: &Path) -> Result<DecodedRecording, EncodeError> {
     // 48 kHz units -> 16 kHz samples.
     let skip = (pre_skip / 3) as usize;
     let keep = (final_granule.saturating_sub(pre_skip) / 3) as usize;
-    let frames: Vec<&[i16]> = pcm.chunks_exact(2).skip(skip).take(keep).collect();
+    let [left, right] = sides.map(|s| s.into_iter().skip(skip).take(keep).collect());
     Ok(DecodedRecording {
         channels,
         input_rate,
-        left: frames.iter().map(|f| f[0]).collect(),
-        right: frames.iter().map(|f| f[1]).collect(),
+        left,
+        right,
         final_granule,
         eos,
     })

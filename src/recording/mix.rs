@@ -233,7 +233,11 @@ mod tests {
         // A chunk an hour ahead is dropped, not allocated.
         let mut m = Mixer::new(16_000);
         m.push(Direction::Agent, 0, &[1; 320]);
-        m.push(Direction::Agent, 0, &vec![1; 2 * MAX_WINDOW_SAMPLES as usize]);
+        m.push(
+            Direction::Agent,
+            0,
+            &vec![1; 2 * MAX_WINDOW_SAMPLES as usize],
+        );
         assert_eq!(m.dropped, 1);
     }
 }

@@ -18,6 +18,7 @@
 pub mod config;
 pub mod encode;
 pub mod mix;
+pub mod opus;
 pub mod pool;
 pub mod spool;
 #[cfg(test)]
@@ -93,7 +94,11 @@ impl Recorder {
     }
 
     /// Whether a call of this campaign is to be recorded.
-    pub async fn wanted(&self, tenant: TenantId, campaign: CampaignId) -> Result<bool, RecordingError> {
+    pub async fn wanted(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> Result<bool, RecordingError> {
         let fut = async {
             let mut conn = self.db.get().await.map_err(db::DbError::from)?;
             db::recordings::campaign_records(&mut conn, tenant, campaign).await
@@ -134,7 +139,9 @@ impl Recorder {
                 }
                 self.submit(summary.path).await;
             }
-            Err(e) => tracing::error!(error = %e, "recording: spool not finished; left for the next start"),
+            Err(e) => {
+                tracing::error!(error = %e, "recording: spool not finished; left for the next start")
+            }
         }
     }
 
@@ -164,7 +171,10 @@ impl Recorder {
         };
         let n = spools.len();
         if n > 0 {
-            tracing::info!(spools = n, "recording: encoding spools left by the last run");
+            tracing::info!(
+                spools = n,
+                "recording: encoding spools left by the last run"
+            );
             let me = self.clone();
             tokio::spawn(async move {
                 for spool in spools {

@@ -143,7 +143,10 @@ impl Worker {
             tracing::error!(call.id = %call, error = %e, "recording: cannot publish the file");
             return self.fail(spool, &tmp, tenant, call).await;
         }
-        let bytes = tokio::fs::metadata(&out).await.map(|m| m.len()).unwrap_or(0);
+        let bytes = tokio::fs::metadata(&out)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
         match self.set_ready(&encoded, bytes).await {
             Ok(()) => {
                 let _ = tokio::fs::remove_file(spool).await;

@@ -285,7 +285,10 @@ impl Spool {
     }
 }
 
-async fn write_loop(file: tokio::fs::File, mut rx: mpsc::Receiver<Item>) -> Result<u64, SpoolError> {
+async fn write_loop(
+    file: tokio::fs::File,
+    mut rx: mpsc::Receiver<Item>,
+) -> Result<u64, SpoolError> {
     let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, file);
     let start = Instant::now();
     let mut last_us = 0u64;
@@ -332,7 +335,12 @@ mod tests {
         let h = header();
         let mut bytes = h.to_bytes().to_vec();
         encode_record(Direction::Callee, 10, &le(&[1, -2, 3]), &mut bytes);
-        encode_record(Direction::Agent, 20_000, &le(&[i16::MIN, i16::MAX]), &mut bytes);
+        encode_record(
+            Direction::Agent,
+            20_000,
+            &le(&[i16::MIN, i16::MAX]),
+            &mut bytes,
+        );
         let whole = bytes.len();
         encode_record(Direction::Agent, 40_000, &le(&[7; 320]), &mut bytes);
         bytes.truncate(whole + 20); // crash in the middle of the third

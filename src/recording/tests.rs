@@ -108,13 +108,23 @@ fn each_side_is_in_its_channel_and_survives_opus() {
     assert_eq!((decoded.channels, decoded.input_rate), (2, 16_000));
     assert!(decoded.eos);
     assert_eq!(decoded.left.len(), callee.len(), "granule trims exactly");
-    assert_eq!(decode_text(&decoded.left), callee_text, "callee on the left");
-    assert_eq!(decode_text(&decoded.right), agent_text, "agent on the right");
+    assert_eq!(
+        decode_text(&decoded.left),
+        callee_text,
+        "callee on the left"
+    );
+    assert_eq!(
+        decode_text(&decoded.right),
+        agent_text,
+        "agent on the right"
+    );
     // The agent starts where it was sent, not at 0: the left channel is
     // silent there and the right one is not.
     let at = (agent_at_ms as usize + 100) * 16;
     let energy = |s: &[i16]| s.iter().map(|&x| i64::from(x).abs()).sum::<i64>();
-    assert!(energy(&decoded.right[at..at + 1600]) > 100 * energy(&decoded.left[at..at + 1600]).max(1));
+    assert!(
+        energy(&decoded.right[at..at + 1600]) > 100 * energy(&decoded.left[at..at + 1600]).max(1)
+    );
     assert!(energy(&decoded.right[..(agent_at_ms as usize - 100) * 16]) < 16 * 1000);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -160,15 +170,43 @@ fn an_empty_spool_makes_a_valid_file_and_junk_is_refused() {
 
 #[test]
 fn ogg_header_packets_follow_rfc_7845() {
-    let head = encode::opus_head(2, 312, 16_000);
-    assert_eq!(head.len(), 19);
+    let head = encode::opus_head(312, 16_000);
+    assert_eq!(head.len(), 23);
     assert_eq!(&head[..8], b"OpusHead");
     assert_eq!(head[8], 1);
     assert_eq!(head[9], 2);
     assert_eq!(u16::from_le_bytes([head[10], head[11]]), 312);
-    assert_eq!(u32::from_le_bytes([head[12], head[13], head[14], head[15]]), 16_000);
-    assert_eq!(head[18], 0);
+    assert_eq!(
+        u32::from_le_bytes([head[12], head[13], head[14], head[15]]),
+        16_000
+    );
+    assert_eq!(
+        &head[18..],
+        &[1, 2, 0, 0, 1],
+        "family 1, two uncoupled streams"
+    );
     let tags = encode::opus_tags("TITLE=x");
     assert_eq!(&tags[..8], b"OpusTags");
-    assert_eq!(u32::from_le_bytes([tags[8], tags[9], tags[10], tags[11]]), 5);
+    assert_eq!(
+        u32::from_le_bytes([tags[8], tags[9], tags[10], tags[11]]),
+        5
+    );
+}
+
+#[test]
+fn both_sides_talking_at_once_stay_apart() {
+    let dir = temp_dir();
+    let mut enc = Encoder::new(16_000);
+    let callee_text = "I would like a callback, hello all! ABCXYZ 0123456789 qwertyuiop";
+    let agent_text = "Sure, I can do that! Lollipop llama; zebra QUIZ ~{}|";
+    let mut callee = enc.encode(callee_text);
+    callee.extend(enc.silence(300));
+    let spool = dir.join("d.spool");
+    write_spool(&spool, &callee, &enc.encode(agent_text), 100);
+    let out = dir.join("d.ogg");
+    encode_spool(&spool, &out).expect("encode");
+    let decoded = decode_file(&out).expect("decode");
+    assert_eq!(decode_text(&decoded.left), callee_text);
+    assert_eq!(decode_text(&decoded.right), agent_text);
+    let _ = std::fs::remove_dir_all(&dir);
 }

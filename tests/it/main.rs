@@ -15,6 +15,7 @@ mod health;
 mod isolation;
 mod media;
 mod openapi;
+mod recording;
 mod runtime;
 mod schema;
 mod store;
