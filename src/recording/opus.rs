@@ -56,7 +56,7 @@ pub fn push_self_delimited(packet: &[u8], out: &mut Vec<u8>) -> Result<(), Frami
             out.extend_from_slice(&packet[1..]);
         }
         1 => {
-            if body % 2 != 0 {
+            if !body.is_multiple_of(2) {
                 return Err(FramingError::Malformed);
             }
             out.push(toc);

@@ -162,7 +162,7 @@ impl<R: std::io::Read> SpoolReader<R> {
         let direction = Direction::from_byte(head[0])?;
         let at_us = u64::from_le_bytes(head[1..9].try_into().ok()?);
         let len = u32::from_le_bytes(head[9..13].try_into().ok()?) as usize;
-        if len > MAX_CHUNK_BYTES || len % 2 != 0 {
+        if len > MAX_CHUNK_BYTES || !len.is_multiple_of(2) {
             return None;
         }
         let mut bytes = vec![0u8; len];
