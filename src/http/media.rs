@@ -147,6 +147,8 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
             .await;
         return;
     };
+    // Opened before the call can send its first agent frame.
+    let spool = spool(&ctx, call, owner).await;
     let (in_tx, in_rx) = mpsc::channel(MEDIA_IN_CAPACITY);
     let (out_tx, mut out_rx) = mpsc::channel(MEDIA_OUT_CAPACITY);
     if actor
@@ -157,9 +159,12 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
         .is_err()
     {
         let _ = sink.send(Message::close_with(1011u16, "call ended")).await;
+        if let Some(spool) = spool {
+            // Empty: the encoder deletes it and marks the call unrecorded.
+            ctx.recorder.close(spool).await;
+        }
         return;
     }
-    let spool = spool(&ctx, call, owner).await;
     let tap: Option<SpoolTap> = spool.as_ref().map(|s| s.tap.clone());
     let agent_tap = tap.clone();
     let writer = tokio::spawn(async move {
