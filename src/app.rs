@@ -17,8 +17,9 @@ use crate::http::{AppState, Ctx};
 use crate::import::ImportOptions;
 use crate::{db, http, redis};
 
-/// Builds the shared state (pools connect lazily); `root` is the actor
-/// tree this server runs, if any.
+/// Builds the shared state (pools connect lazily) and starts the
+/// recordings' encoder pool (so it needs a tokio runtime); `root` is the
+/// actor tree this server runs, if any.
 pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow::Result<Ctx> {
     let db = db::pool(config.database.url.expose(), &config.database);
     let redis = redis::pool(config.redis.url.expose(), &config.redis)?;
@@ -28,6 +29,7 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
         max_field_len: config.contacts.max_field_len,
         max_columns: config.contacts.max_columns,
     };
+    let recorder = crate::recording::Recorder::start(&config.recordings, db.clone());
     Ok(Arc::new(AppState {
         db,
         redis,
@@ -35,6 +37,7 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
         import,
         root,
         runtime: std::sync::OnceLock::new(),
+        recorder,
     }))
 }
 
@@ -73,6 +76,7 @@ impl Server {
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the actor tree: {e}"))?;
         let ctx = state(config, Some(root.clone()))?;
+        ctx.recorder.recover().await;
         crate::metrics::handle();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, ctx.clone(), async {

@@ -97,6 +97,8 @@ pub struct Config {
     pub dialer: DialerSettings,
     /// Logging.
     pub log: LogConfig,
+    /// Call recordings: directory and encoder pool.
+    pub recordings: crate::recording::config::RecordingsConfig,
 }
 
 /// Default listen address: loopback, so a fresh install exposes nothing.
@@ -580,6 +582,7 @@ impl Config {
         positive("contacts.max_columns", self.contacts.max_columns as u64)?;
         crate::phone::parse_region(&self.contacts.default_region)
             .map_err(|e| ConfigError::new(key_label("contacts.default_region"), e.to_string()))?;
+        self.recordings.validate()?;
         if self.vonage.require_signed_webhooks && self.vonage.signature_secret.is_empty() {
             return Err(ConfigError::new(
                 key_label("vonage.require_signed_webhooks"),

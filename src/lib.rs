@@ -16,6 +16,7 @@ pub mod loadtest;
 pub mod metrics;
 pub mod phone;
 pub mod providers;
+pub mod recording;
 pub mod redis;
 pub mod runtime;
 pub mod sim;

@@ -7,7 +7,9 @@
 //! `talky_turn_latency_ms{stage}` (histogram), `talky_barge_ins_total`,
 //! `talky_actor_restarts_total{actor}`, `talky_call_child_failures_total{child}`,
 //! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
-//! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`.
+//! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`,
+//! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
+//! `talky_recording_queue_full_total`.
 
 use std::sync::OnceLock;
 

@@ -10,6 +10,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod dnc;
+pub mod recordings;
 pub mod schema;
 pub mod tenants;
 

@@ -99,6 +99,9 @@ diesel::table! {
         media_token_used_at -> Nullable<Timestamptz>,
         callback_at -> Nullable<Timestamptz>,
         do_not_call -> Bool,
+        recording_status -> Nullable<Text>,
+        recording_bytes -> Nullable<Int8>,
+        recording_duration_ms -> Nullable<Int4>,
     }
 }
 

@@ -7,12 +7,18 @@
 //! `notify` as Vonage's JSON commands, DTMF and notify echoes in. No audio
 //! passes through an actor mailbox; a full inbound channel drops the frame
 //! (the caller's audio is real time: late audio is worth nothing).
+//!
+//! When the call's campaign records calls, both directions are also
+//! tapped into the call's spool (`crate::recording`): each caller frame as
+//! it arrives, each agent frame as it is written to the socket (a `clear`
+//! cuts nothing already sent). Closing the socket finishes the spool and
+//! queues it for encoding.
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use talky_actors::call::CallMsg;
 use talky_actors::dialer::call_name;
-use talky_actors::ids::CallId;
+use talky_actors::ids::{CallId, CampaignId, TenantId};
 use talky_actors::ports::{MEDIA_IN_CAPACITY, MEDIA_OUT_CAPACITY, MediaIn, MediaOut, MediaSession};
 use tokio::sync::mpsc;
 use warp::Filter;
@@ -23,6 +29,7 @@ use warp::reply::{Reply, Response};
 use super::problem::ApiError;
 use super::{Ctx, query, with_ctx};
 use crate::db;
+use crate::recording::spool::{Direction, Spool, SpoolTap};
 
 /// Bytes of one 20 ms frame at 16 kHz, the rate our NCCO asks for.
 pub const FRAME_BYTES: usize = 640;
@@ -46,9 +53,12 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::ws())
         .and_then(|call: CallId, ctx: Ctx, q: MediaQuery, ws: Ws| async move {
             match admit(&ctx, call, q.token.as_deref()).await {
-                Ok(()) => Ok::<Response, warp::Rejection>(
+                Ok(row) => Ok::<Response, warp::Rejection>(
                     ws.max_message_size(MAX_MESSAGE_BYTES)
-                        .on_upgrade(move |socket| session(call, socket))
+                        .on_upgrade(move |socket| {
+                            let owner = (TenantId(row.tenant_id), CampaignId(row.campaign_id));
+                            session(ctx, call, owner, socket)
+                        })
                         .into_response(),
                 ),
                 Err(e) => Ok(e.into_response()),
@@ -57,14 +67,14 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn admit(ctx: &Ctx, call: CallId, token: Option<&str>) -> Result<(), ApiError> {
+async fn admit(ctx: &Ctx, call: CallId, token: Option<&str>) -> Result<db::calls::Call, ApiError> {
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::Unauthorized("the media socket needs its token".into()))?;
     let mut conn = ctx.conn().await?;
     let hash = db::api_keys::hash(token);
     match db::calls::spend_media_token(&mut conn, call, &hash).await? {
-        Some(_) => Ok(()),
+        Some(row) => Ok(row),
         None => Err(ApiError::Forbidden(
             "unknown call, wrong token, or a token already used".into(),
         )),
@@ -104,7 +114,31 @@ fn outbound(item: MediaOut) -> Message {
     }
 }
 
-async fn session(call: CallId, socket: WebSocket) {
+/// Opens the call's spool when its campaign records calls; a failure
+/// only costs the recording.
+async fn spool(
+    ctx: &Ctx,
+    call: CallId,
+    (tenant, campaign): (TenantId, CampaignId),
+) -> Option<Spool> {
+    match ctx.recorder.wanted(tenant, campaign).await {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => {
+            tracing::warn!(call.id = %call, error = %e, "recording: cannot tell whether to record");
+            return None;
+        }
+    }
+    match ctx.recorder.open(tenant, call).await {
+        Ok(spool) => Some(spool),
+        Err(e) => {
+            tracing::error!(call.id = %call, error = %e, "recording: spool not opened; call not recorded");
+            None
+        }
+    }
+}
+
+async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let Some(actor) = ractor::registry::where_is(call_name(call)) else {
         tracing::warn!(call.id = %call, "media socket for a call not live on this node");
@@ -113,6 +147,8 @@ async fn session(call: CallId, socket: WebSocket) {
             .await;
         return;
     };
+    // Opened before the call can send its first agent frame.
+    let spool = spool(&ctx, call, owner).await;
     let (in_tx, in_rx) = mpsc::channel(MEDIA_IN_CAPACITY);
     let (out_tx, mut out_rx) = mpsc::channel(MEDIA_OUT_CAPACITY);
     if actor
@@ -123,11 +159,23 @@ async fn session(call: CallId, socket: WebSocket) {
         .is_err()
     {
         let _ = sink.send(Message::close_with(1011u16, "call ended")).await;
+        if let Some(spool) = spool {
+            // Empty: the encoder deletes it and marks the call unrecorded.
+            ctx.recorder.close(spool).await;
+        }
         return;
     }
+    let tap: Option<SpoolTap> = spool.as_ref().map(|s| s.tap.clone());
+    let agent_tap = tap.clone();
     let writer = tokio::spawn(async move {
         while let Some(item) = out_rx.recv().await {
-            if sink.send(outbound(item)).await.is_err() {
+            let message = outbound(item);
+            if let Some(tap) = &agent_tap
+                && message.is_binary()
+            {
+                tap.push(Direction::Agent, message.as_bytes());
+            }
+            if sink.send(message).await.is_err() {
                 return;
             }
         }
@@ -139,6 +187,9 @@ async fn session(call: CallId, socket: WebSocket) {
             let bytes = message.into_bytes();
             if bytes.len() != FRAME_BYTES {
                 tracing::debug!(call.id = %call, len = bytes.len(), "media frame of unexpected size");
+            }
+            if let Some(tap) = &tap {
+                tap.push(Direction::Callee, &bytes);
             }
             if in_tx.try_send(MediaIn::Audio(bytes.to_vec())).is_err() {
                 dropped += 1;
@@ -156,6 +207,12 @@ async fn session(call: CallId, socket: WebSocket) {
     }
     drop(in_tx);
     writer.abort();
+    // The writer's tap clone must be gone before the spool can finish.
+    let _ = writer.await;
+    drop(tap);
+    if let Some(spool) = spool {
+        ctx.recorder.close(spool).await;
+    }
 }
 
 #[cfg(test)]

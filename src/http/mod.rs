@@ -15,6 +15,7 @@ pub mod health;
 pub mod media;
 pub mod openapi;
 pub mod problem;
+pub mod recordings;
 pub mod supervisor;
 pub mod vonage;
 
@@ -49,6 +50,8 @@ pub struct AppState {
     /// The running dialer, when providers are configured; set once after
     /// start-up (the lifecycle routes only change stored state without it).
     pub runtime: std::sync::OnceLock<std::sync::Arc<dyn crate::runtime::CampaignRuntime>>,
+    /// Call recordings: spools, the encoder pool, the files.
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 /// The shared state as handlers receive it.
@@ -249,6 +252,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(dnc::routes(ctx.clone()))
         .unify()
         .or(calls::routes(ctx.clone()))
+        .unify()
+        .or(recordings::routes(ctx.clone()))
         .unify()
         .or(health::routes(ctx.clone()))
         .unify()

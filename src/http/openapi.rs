@@ -9,7 +9,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::problem::json_response;
-use super::{admin, api_keys, calls, campaigns, contacts, dnc, health, supervisor};
+use super::{admin, api_keys, calls, campaigns, contacts, dnc, health, recordings, supervisor};
 
 struct Security;
 
@@ -41,7 +41,7 @@ impl Modify for Security {
         campaigns::update_campaign, campaigns::delete_campaign, campaigns::command_campaign,
         contacts::upload_contacts, contacts::list_contacts,
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
-        calls::list_calls, calls::get_call,
+        calls::list_calls, calls::get_call, recordings::get_recording,
         health::health, health::ready, supervisor::metrics, supervisor::actors,
     ),
     tags(

@@ -18,6 +18,7 @@ mod load_smoke;
 mod media;
 mod openapi;
 mod personas;
+mod recording;
 mod runtime;
 mod schema;
 mod store;

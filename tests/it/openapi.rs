@@ -31,6 +31,7 @@ async fn document_lists_every_route() {
         ("delete", "/api/v1/dnc/{phone}"),
         ("get", "/api/v1/calls"),
         ("get", "/api/v1/calls/{id}"),
+        ("get", "/api/v1/calls/{id}/recording"),
         ("get", "/health"),
         ("get", "/health/ready"),
         ("get", "/metrics"),

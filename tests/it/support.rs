@@ -226,6 +226,9 @@ pub fn test_config(db_url: &str) -> Config {
     config.redis.key_prefix = format!("talky-test:{}:", uuid::Uuid::new_v4());
     config.admin.token = Secret::new(format!("admin-{}", uuid::Uuid::new_v4()));
     config.database.pool_size = 4;
+    // Each server its own recordings: a start encodes every spool found.
+    config.recordings.dir =
+        std::env::temp_dir().join(format!("talky-rec-{}", uuid::Uuid::now_v7()));
     config
 }
 

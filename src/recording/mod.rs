@@ -1,0 +1,192 @@
+//! Call recordings: both sides of a call of a campaign with
+//! `recording_enabled`, as a stereo Ogg Opus file (left callee, right
+//! agent), served by `GET /api/v1/calls/{id}/recording`.
+//!
+//! Nothing heavy runs on the 20 ms path: during the call the media socket
+//! hands every frame to a [`spool::SpoolTap`] (a `try_send`), and a writer
+//! task appends raw PCM with arrival times to `{dir}/spool/{call}.spool`.
+//! When the socket closes the spool is finished and queued to the
+//! [`pool`], a bounded set of workers that align the two sides ([`mix`]),
+//! encode them ([`encode`]), write `{dir}/{tenant}/{call}.ogg` atomically
+//! (temporary file, then rename), update the call row and delete the
+//! spool. A crash before that leaves the spool on disk; the next start
+//! queues every spool it finds ([`Recorder::recover`]).
+//!
+//! The call row's `recording_status` says where a recording is:
+//! `spooled` -> `encoding` -> `ready` | `failed`.
+
+pub mod config;
+pub mod encode;
+pub mod mix;
+pub mod opus;
+pub mod pool;
+pub mod spool;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use talky_actors::ids::{CallId, CampaignId, TenantId};
+use tokio::sync::mpsc;
+
+use crate::db;
+use config::RecordingsConfig;
+use spool::{Spool, SpoolHeader};
+
+/// Limit on each database operation of the recorder.
+pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
+/// Limit on finishing a spool (flushing the writer) at the end of a call.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a finished call waits for room in the encoder queue before
+/// leaving its spool for the next start.
+pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Counter of spools that found the encoder queue full.
+pub const QUEUE_FULL_METRIC: &str = "talky_recording_queue_full_total";
+
+/// Why a recording could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The database failed or was too slow.
+    #[error("recording store: {0}")]
+    Db(String),
+    /// The spool could not be created.
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+}
+
+/// The recordings of this node: directory, database and encoder pool.
+pub struct Recorder {
+    dir: PathBuf,
+    db: db::Pool,
+    jobs: mpsc::Sender<PathBuf>,
+}
+
+impl Recorder {
+    /// Starts the encoder pool (needs a tokio runtime).
+    pub fn start(config: &RecordingsConfig, db: db::Pool) -> Arc<Recorder> {
+        let (jobs, rx) = mpsc::channel(config.queue.max(1));
+        let recorder = Arc::new(Recorder {
+            dir: config.dir.clone(),
+            db: db.clone(),
+            jobs,
+        });
+        tokio::spawn(pool::run(
+            rx,
+            config.workers.max(1),
+            pool::Worker {
+                dir: config.dir.clone(),
+                db,
+            },
+        ));
+        recorder
+    }
+
+    /// The directory of spools and recordings.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where a call's finished recording lives.
+    pub fn recording_path(&self, tenant: TenantId, call: CallId) -> PathBuf {
+        recording_path(&self.dir, tenant, call)
+    }
+
+    /// Whether a call of this campaign is to be recorded.
+    pub async fn wanted(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> Result<bool, RecordingError> {
+        let fut = async {
+            let mut conn = self.db.get().await.map_err(db::DbError::from)?;
+            db::recordings::campaign_records(&mut conn, tenant, campaign).await
+        };
+        match tokio::time::timeout(DB_TIMEOUT, fut).await {
+            Ok(Ok(wanted)) => Ok(wanted),
+            Ok(Err(e)) => Err(RecordingError::Db(e.to_string())),
+            Err(_) => Err(RecordingError::Db("timed out".into())),
+        }
+    }
+
+    /// Starts spooling a call: creates the spool and marks the call
+    /// `spooled`.
+    pub async fn open(&self, tenant: TenantId, call: CallId) -> Result<Spool, RecordingError> {
+        let spool = Spool::create(
+            &self.dir,
+            SpoolHeader {
+                sample_rate: encode::RATE,
+                tenant,
+                call,
+            },
+        )
+        .await?;
+        pool::set_status(&self.db, tenant, call, Some(db::recordings::SPOOLED)).await;
+        Ok(spool)
+    }
+
+    /// Ends a call's spool (the caller has dropped every clone of its tap)
+    /// and queues it for encoding.
+    pub async fn close(&self, spool: Spool) {
+        match spool.finish(FINISH_TIMEOUT).await {
+            Ok(summary) => {
+                if summary.dropped > 0 {
+                    tracing::warn!(
+                        dropped = summary.dropped,
+                        "recording: chunks dropped (spool writer too slow)"
+                    );
+                }
+                self.submit(summary.path).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording: spool not finished; left for the next start")
+            }
+        }
+    }
+
+    /// Queues a finished spool; when the queue stays full it is left on
+    /// disk for the next start. Returns whether it was queued.
+    pub async fn submit(&self, spool: PathBuf) -> bool {
+        match self.jobs.send_timeout(spool, SUBMIT_TIMEOUT).await {
+            Ok(()) => true,
+            Err(e) => {
+                metrics::counter!(QUEUE_FULL_METRIC).increment(1);
+                tracing::warn!(error = %e, "recording: encoder queue full; spool left for the next start");
+                false
+            }
+        }
+    }
+
+    /// Queues every spool left in `{dir}/spool/` (by a crash or a full
+    /// queue) in the background; returns how many were found. Call once
+    /// at start, before any call of this node spools.
+    pub async fn recover(self: &Arc<Self>) -> usize {
+        let spools = match pool::leftover_spools(&self.dir).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %self.dir.display(), "recording: cannot scan spools");
+                return 0;
+            }
+        };
+        let n = spools.len();
+        if n > 0 {
+            tracing::info!(
+                spools = n,
+                "recording: encoding spools left by the last run"
+            );
+            let me = self.clone();
+            tokio::spawn(async move {
+                for spool in spools {
+                    me.submit(spool).await;
+                }
+            });
+        }
+        n
+    }
+}
+
+/// `{dir}/{tenant}/{call}.ogg`.
+pub fn recording_path(dir: &Path, tenant: TenantId, call: CallId) -> PathBuf {
+    dir.join(tenant.to_string()).join(format!("{call}.ogg"))
+}
