@@ -311,6 +311,9 @@ async fn media_peer(socket: WebSocket, texts: Arc<Mutex<Vec<Value>>>, hold: Dura
     let _ = sink.send(Message::close()).await;
 }
 
+/// Picks one webhook among those posted.
+type Pick = Box<dyn Fn(&Value) -> bool>;
+
 fn persona(name: &str, number: &str, outcome: Outcome, ring_ms: u64, steps: Vec<Step>) -> Persona {
     Persona {
         name: name.into(),
@@ -486,7 +489,7 @@ async fn client_and_emulator_on_the_wire() {
             v["status"] == s && v.get("call_uuid").is_none() && v.get("sub_state").is_none()
         }
     };
-    let checks: Vec<(&str, Value, Box<dyn Fn(&Value) -> bool>)> = vec![
+    let checks: Vec<(&str, Value, Pick)> = vec![
         (
             "started",
             fixture!("vonage/event_started.json"),
