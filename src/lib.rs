@@ -8,6 +8,8 @@ pub mod app;
 pub mod audio;
 pub mod cli;
 pub mod config;
+#[cfg(test)]
+mod conformance;
 pub mod db;
 pub mod demo;
 pub mod http;

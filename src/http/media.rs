@@ -82,7 +82,7 @@ async fn admit(ctx: &Ctx, call: CallId, token: Option<&str>) -> Result<db::calls
 }
 
 /// Parses one of Vonage's JSON events on the socket.
-fn event(text: &str) -> Option<MediaIn> {
+pub(crate) fn event(text: &str) -> Option<MediaIn> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
     match value.get("event").and_then(|e| e.as_str())? {
         "websocket:dtmf" => value
@@ -100,7 +100,7 @@ fn event(text: &str) -> Option<MediaIn> {
     }
 }
 
-fn outbound(item: MediaOut) -> Message {
+pub(crate) fn outbound(item: MediaOut) -> Message {
     match item {
         MediaOut::Audio(mut bytes) => {
             // Vonage takes exactly one 20 ms frame per message.

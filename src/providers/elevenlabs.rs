@@ -25,7 +25,7 @@
 //! Every synthesis asks the provider's [`CircuitBreaker`] first and reports
 //! its outcome.
 
-mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

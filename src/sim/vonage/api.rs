@@ -185,7 +185,7 @@ fn int_in(
 }
 
 /// Validates a create body into what the call task needs.
-fn validate(body: &Value) -> Result<CallPlan, Vec<(String, String)>> {
+pub(crate) fn validate(body: &Value) -> Result<CallPlan, Vec<(String, String)>> {
     let mut errors = Vec::new();
     if !body.is_object() {
         return Err(vec![("body".into(), "must be a JSON object".into())]);
