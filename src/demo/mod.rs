@@ -12,7 +12,6 @@
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -21,14 +20,14 @@ use talky_actors::campaign_actor::CampaignConfig;
 use talky_actors::dialer::DialerConfig;
 
 use crate::config::{Config, Secret};
-use crate::providers::breaker::CircuitBreaker;
-use crate::providers::openai::{OpenAiClient, OpenAiConfig};
+use crate::sim::aura::{AuraSim, AuraSimConfig};
 use crate::sim::deepgram::{DeepgramSim, DeepgramSimConfig};
 use crate::sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
 use crate::sim::llm::agent::AgentScript;
 use crate::sim::llm::{LlmSim, LlmSimConfig};
 use crate::sim::vonage::persona::Personas;
 use crate::sim::vonage::{VonageSim, VonageSimConfig};
+use crate::sim::whisper::{WhisperSim, WhisperSimConfig};
 
 /// The demo's Vonage application id (the emulator checks JWTs for it).
 const APP_ID: &str = "d3m0d3m0-0000-4000-8000-000000000001";
@@ -98,6 +97,8 @@ struct Emulators {
     llm: crate::sim::llm::LlmSimHandle,
     llm_fallback: crate::sim::llm::LlmSimHandle,
     tts: crate::sim::elevenlabs::ElevenLabsSimHandle,
+    whisper: crate::sim::whisper::WhisperSimHandle,
+    aura: crate::sim::aura::AuraSimHandle,
 }
 
 async fn emulators() -> anyhow::Result<Emulators> {
@@ -138,12 +139,24 @@ async fn emulators() -> anyhow::Result<Emulators> {
     })
     .await
     .context("tts emulator")?;
+    // The fallbacks of STT and TTS (Aura shares Deepgram's key).
+    let whisper = WhisperSim::start(WhisperSimConfig::default())
+        .await
+        .context("whisper emulator")?;
+    let aura = AuraSim::start(AuraSimConfig {
+        api_key: deepgram.api_key(),
+        ..AuraSimConfig::default()
+    })
+    .await
+    .context("aura emulator")?;
     Ok(Emulators {
         vonage,
         deepgram,
         llm,
         llm_fallback,
         tts,
+        whisper,
+        aura,
     })
 }
 
@@ -160,6 +173,11 @@ fn provider_config(config: &mut Config, sims: &Emulators, key_file: &std::path::
     p.llm_api_key = Secret::new(sims.llm.api_key());
     p.elevenlabs_base_url = sims.tts.base_url();
     p.elevenlabs_api_key = Secret::new(sims.tts.api_key());
+    p.llm_fallback_base_url = sims.llm_fallback.base_url();
+    p.llm_fallback_api_key = Secret::new(sims.llm_fallback.api_key());
+    p.whisper_base_url = sims.whisper.base_url();
+    p.whisper_api_key = Secret::new(sims.whisper.api_key());
+    p.aura_base_url = sims.aura.base_url();
 }
 
 /// A tiny REST client of the demo tenant.
@@ -253,23 +271,10 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
     let server = crate::app::Server::start(config.clone()).await?;
     let base = format!("http://{}", server.addr);
     config.server.public_url = Some(base.clone());
-    let mut ports = crate::runtime::real_ports(&config, server.ctx.db.clone())?;
-    // A second LLM behind the first: the call that trips the primary
-    // carries on with it.
-    let fallback = OpenAiClient::new(
-        OpenAiConfig::new(
-            "llm-fallback",
-            sims.llm_fallback.base_url(),
-            Secret::new(sims.llm_fallback.api_key()),
-        ),
-        Arc::new(CircuitBreaker::new(
-            "llm-fallback",
-            5,
-            Duration::from_secs(30),
-        )),
-    )
-    .map_err(|e| anyhow::anyhow!("fallback llm: {e}"))?;
-    ports.llm.push(Arc::new(fallback));
+    // Each chain has its fallback: Whisper behind Deepgram, a second LLM
+    // behind the first (the call that trips the primary carries on with
+    // it), Aura behind ElevenLabs.
+    let ports = crate::runtime::real_ports(&config, server.ctx.db.clone())?;
     server
         .run_dialer(
             ports,

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use talky::config::Secret;
-use talky::sim::deepgram::{DeepgramSim, DeepgramSimConfig};
+use talky::sim::aura::{AuraSim, AuraSimConfig};
+use talky::sim::deepgram::{DeepgramSim, DeepgramSimConfig, FailHandshake};
 use talky::sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
-use talky::sim::llm::{LlmSim, LlmSimConfig};
+use talky::sim::llm::{FailRule, LlmSim, LlmSimConfig};
 use talky::sim::vonage::persona::Personas;
 use talky::sim::vonage::{VonageSim, VonageSimConfig};
+use talky::sim::whisper::{WhisperSim, WhisperSimConfig};
 use talky_actors::campaign_actor::CampaignConfig;
 use talky_actors::dialer::DialerConfig;
 
@@ -34,6 +36,8 @@ pub(crate) struct World {
         talky::sim::deepgram::DeepgramSimHandle,
         talky::sim::llm::LlmSimHandle,
         talky::sim::elevenlabs::ElevenLabsSimHandle,
+        talky::sim::whisper::WhisperSimHandle,
+        talky::sim::aura::AuraSimHandle,
     ),
 }
 
@@ -45,6 +49,21 @@ pub(crate) fn persona_for(personas: &mut Personas, name: &str, phone: &str) {
 }
 
 pub(crate) async fn world(personas: Personas) -> World {
+    world_with(
+        personas,
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+    )
+    .await
+}
+
+/// Like [`world`], with the primary STT and TTS emulators configured
+/// (e.g. failing); Whisper and Aura are always there as the fallbacks.
+pub(crate) async fn world_with(
+    personas: Personas,
+    deepgram: DeepgramSimConfig,
+    tts: ElevenLabsSimConfig,
+) -> World {
     let vonage = VonageSim::start(VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
@@ -53,15 +72,20 @@ pub(crate) async fn world(personas: Personas) -> World {
     })
     .await
     .expect("vonage sim");
-    let deepgram = DeepgramSim::start(DeepgramSimConfig::default())
-        .await
-        .expect("deepgram sim");
+    let deepgram = DeepgramSim::start(deepgram).await.expect("deepgram sim");
     let llm = LlmSim::start(LlmSimConfig::default())
         .await
         .expect("llm sim");
-    let tts = ElevenLabsSim::start(ElevenLabsSimConfig::default())
+    let tts = ElevenLabsSim::start(tts).await.expect("tts sim");
+    let whisper = WhisperSim::start(WhisperSimConfig::default())
         .await
-        .expect("tts sim");
+        .expect("whisper sim");
+    let aura = AuraSim::start(AuraSimConfig {
+        api_key: deepgram.api_key(),
+        ..AuraSimConfig::default()
+    })
+    .await
+    .expect("aura sim");
 
     let app = TestApp::start().await;
     let mut cfg = test_config(&app.db.url);
@@ -76,6 +100,9 @@ pub(crate) async fn world(personas: Personas) -> World {
     cfg.providers.llm_api_key = Secret::new(llm.api_key());
     cfg.providers.elevenlabs_base_url = tts.base_url();
     cfg.providers.elevenlabs_api_key = Secret::new(tts.api_key());
+    cfg.providers.whisper_base_url = whisper.base_url();
+    cfg.providers.whisper_api_key = Secret::new(whisper.api_key());
+    cfg.providers.aura_base_url = aura.base_url();
     let ports = talky::runtime::real_ports(&cfg, app.pool()).expect("ports");
     app.server()
         .run_dialer(
@@ -95,7 +122,7 @@ pub(crate) async fn world(personas: Personas) -> World {
     World {
         vonage,
         app,
-        _keep: (deepgram, llm, tts),
+        _keep: (deepgram, llm, tts, whisper, aura),
     }
 }
 
@@ -252,6 +279,64 @@ async fn busy_no_answer_and_voicemail_end_without_a_conversation() {
             && outcomes.contains(&"no_answer")
             && outcomes.contains(&"machine"),
         "{outcomes:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_primaries_hand_the_call_to_whisper_and_aura() {
+    // Deepgram refuses every connection and ElevenLabs every request: the
+    // call's STT and TTS children fail, restart and move to their
+    // fallbacks, and the conversation still happens, word for word.
+    let World { vonage, app, _keep } = world_with(
+        Personas::builtin(),
+        DeepgramSimConfig {
+            fail_handshake: Some(FailHandshake {
+                status: 503,
+                next: 1000,
+            }),
+            ..DeepgramSimConfig::default()
+        },
+        ElevenLabsSimConfig {
+            fail: Some(FailRule {
+                status: 503,
+                next: 1000,
+                ..FailRule::default()
+            }),
+            ..ElevenLabsSimConfig::default()
+        },
+    )
+    .await;
+    let (id, key) = campaign(&app, &["+442079460959"]).await;
+    let calls = finished_calls(&app, &key, &id, 1).await;
+    let call = calls.first().cloned().unwrap_or(Value::Null);
+    let texts: Vec<(String, String)> = crate::personas::turns(&call)
+        .into_iter()
+        .map(|(speaker, text, _)| (speaker, text))
+        .collect();
+    assert!(texts.len() >= 3, "{call}");
+    assert_eq!(
+        texts[0],
+        ("agent".into(), "Hello, this is Ada.".into()),
+        "spoken by Aura: {texts:?}"
+    );
+    assert_eq!(
+        texts[1],
+        ("user".into(), "Yes, I am interested.".into()),
+        "heard by Whisper: {texts:?}"
+    );
+    let heard: Vec<String> = vonage.calls()[0]
+        .heard
+        .iter()
+        .map(|h| h.text.clone())
+        .collect();
+    assert_eq!(
+        heard.first().map(String::as_str),
+        Some("Hello, this is Ada.")
+    );
+    assert!(
+        _keep.3.requests().len() >= 2,
+        "Whisper transcribed the turns"
     );
     app.stop().await;
 }
