@@ -8,6 +8,7 @@
 //! passes through an actor mailbox; a full inbound channel drops the frame
 //! (the caller's audio is real time: late audio is worth nothing).
 
+use super::ws::{Message, WebSocket, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use talky_actors::call::CallMsg;
@@ -17,7 +18,6 @@ use talky_actors::ports::{MEDIA_IN_CAPACITY, MEDIA_OUT_CAPACITY, MediaIn, MediaO
 use tokio::sync::mpsc;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::{Reply, Response};
 
 use super::problem::ApiError;
@@ -43,7 +43,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_ctx(ctx))
         .and(query::<MediaQuery>())
-        .and(warp::ws())
+        .and(super::ws::ws())
         .and_then(|call: CallId, ctx: Ctx, q: MediaQuery, ws: Ws| async move {
             match admit(&ctx, call, q.token.as_deref()).await {
                 Ok(()) => Ok::<Response, warp::Rejection>(

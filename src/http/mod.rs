@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod problem;
 pub mod supervisor;
 pub mod vonage;
+pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
