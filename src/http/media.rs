@@ -14,6 +14,7 @@
 //! cuts nothing already sent). Closing the socket finishes the spool and
 //! queues it for encoding.
 
+use super::ws::{Message, WebSocket, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use talky_actors::call::CallMsg;
@@ -23,7 +24,6 @@ use talky_actors::ports::{MEDIA_IN_CAPACITY, MEDIA_OUT_CAPACITY, MediaIn, MediaO
 use tokio::sync::mpsc;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::{Reply, Response};
 
 use super::problem::ApiError;
@@ -50,7 +50,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_ctx(ctx))
         .and(query::<MediaQuery>())
-        .and(warp::ws())
+        .and(super::ws::ws())
         .and_then(|call: CallId, ctx: Ctx, q: MediaQuery, ws: Ws| async move {
             match admit(&ctx, call, q.token.as_deref()).await {
                 Ok(row) => Ok::<Response, warp::Rejection>(

@@ -18,6 +18,7 @@ pub mod problem;
 pub mod recordings;
 pub mod supervisor;
 pub mod vonage;
+pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;

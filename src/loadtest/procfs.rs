@@ -25,6 +25,28 @@ pub fn parse_stat(text: &str) -> Option<f64> {
     Some((utime + stime) / CLK_TCK)
 }
 
+/// Busy and total CPU seconds of the whole machine (all CPUs), from the
+/// first line of `/proc/stat`: busy is everything but idle and iowait.
+pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_stat(&text)
+}
+
+/// `(busy, total)` seconds from a `/proc/stat` text (its `cpu ` line).
+pub fn parse_machine_stat(text: &str) -> Option<(f64, f64)> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse::<f64>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0.0);
+    Some(((total - idle) / CLK_TCK, total / CLK_TCK))
+}
+
 /// Resident memory of the process, KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -104,10 +126,18 @@ mod tests {
     }
 
     #[test]
+    fn machine_busy_time_leaves_out_idle_and_iowait() {
+        let text = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n";
+        assert_eq!(parse_machine_stat(text), Some((1.5, 10.0)));
+        assert_eq!(parse_machine_stat("intr 1 2\n"), None);
+    }
+
+    #[test]
     fn this_process_is_measurable() {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
         assert!(rss_kib(pid).is_some_and(|k| k > 0));
         assert!(machine().nproc >= 1);
+        assert!(machine_cpu_seconds().is_some_and(|(b, t)| b > 0.0 && t >= b));
     }
 }

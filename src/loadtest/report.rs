@@ -103,6 +103,15 @@ pub struct Steady {
     pub rss_steady_kib: u64,
     /// (steady - idle) / live calls, KiB.
     pub rss_per_call_kib: f64,
+    /// Seconds from the campaign's start until the window opened (all N
+    /// live, or the ramp given up on).
+    pub ramp_s: f64,
+    /// `talky sim`'s CPU over the same window, % of one core (the
+    /// emulators share the machine: with talky's it shows saturation).
+    pub sim_cpu_pct_core: f64,
+    /// The whole machine's busy CPU over the window, % of one core (all
+    /// processes: talky, sim, PostgreSQL, the driver); 100 x CPUs is full.
+    pub machine_cpu_pct_core: f64,
 }
 
 /// Gaps the callees heard in the agent's speech.
@@ -201,6 +210,13 @@ impl Report {
             st.cpu_pct_core, st.cpu_pct_core_per_call
         ));
         s.push_str(&format!(
+            "| sim / machine CPU | sim {:.1} %, whole machine {:.1} % of a core (of {} %); ramp {:.1} s |\n",
+            st.sim_cpu_pct_core,
+            st.machine_cpu_pct_core,
+            nproc * 100,
+            st.ramp_s
+        ));
+        s.push_str(&format!(
             "| talky RSS | {} KiB idle, {} KiB steady; {:.1} KiB per call |\n",
             st.rss_idle_kib, st.rss_steady_kib, st.rss_per_call_kib
         ));
@@ -268,5 +284,6 @@ mod tests {
         assert!(md.contains("N = 10 calls"), "{md}");
         assert!(md.contains("added stt_ms"), "{md}");
         assert!(md.contains("barge-in"), "{md}");
+        assert!(md.contains("sim / machine CPU"), "{md}");
     }
 }

@@ -101,8 +101,7 @@ async fn run_in(
     started: Instant,
 ) -> Result<Report, LoadError> {
     let n = o.calls;
-    let ramp_s = n as f64 / o.cps;
-    let turns = ((ramp_s + o.duration_s as f64) / TURN_SECS).ceil() as u64 + 1;
+    let turns = ((ramp_budget_s(n, o.cps) + o.duration_s as f64) / TURN_SECS).ceil() as u64 + 1;
     let barge_count = (n as f64 * o.barge_share).round() as u64;
     let barge: Vec<String> = (0..barge_count)
         .map(|i| number(i).trim_start_matches('+').to_string())
@@ -181,7 +180,17 @@ async fn run_in(
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(step)?;
-    let outcome = drive(o, &http, &mut serve, &base, &key, &urls.stats_url, turns).await;
+    let outcome = drive(
+        o,
+        &http,
+        &mut serve,
+        sim.pid(),
+        &base,
+        &key,
+        &urls.stats_url,
+        turns,
+    )
+    .await;
     serve.stop(Duration::from_secs(10)).await;
     sim.stop(Duration::from_secs(10)).await;
     let (counts_sim, steady, samples) = outcome?;
@@ -191,11 +200,22 @@ async fn run_in(
     ))
 }
 
+/// How long the ramp may take, s: the calls last this plus the window, so
+/// the first calls are still live when the last is answered. The dialer
+/// places at most `cps` calls a second, but under load fewer (each one is
+/// a claim, a dial intent and a provider request on a busy machine), so
+/// the budget is three times the nominal ramp plus 10 s.
+fn ramp_budget_s(n: u64, cps: f64) -> f64 {
+    3.0 * n as f64 / cps + 10.0
+}
+
 /// Starts the campaign, measures the steady state, waits for the end.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     o: &LoadOptions,
     http: &reqwest::Client,
     serve: &mut Proc,
+    sim_pid: Option<u32>,
     base: &str,
     key: &str,
     stats_url: &str,
@@ -233,7 +253,7 @@ async fn drive(
         base: base.to_string(),
         key: key.to_string(),
     };
-    let ramp_s = n as f64 / o.cps;
+    let ramp_s = ramp_budget_s(n, o.cps);
     let max_secs = (ramp_s + turns as f64 * super::TURN_SECS * 2.0 + 30.0)
         .clamp(10.0, 7200.0)
         .ceil();
@@ -276,7 +296,8 @@ async fn drive(
         .await?;
 
     // Ramp: until every call is live (or it is clear they will not be).
-    let ramp_by = Instant::now() + Duration::from_secs_f64(ramp_s * 2.0 + 30.0);
+    let ramp_start = Instant::now();
+    let ramp_by = ramp_start + Duration::from_secs_f64(ramp_s + 30.0);
     let mut reached = false;
     while Instant::now() < ramp_by {
         if serve.exited().is_some() {
@@ -292,11 +313,19 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    log(o, &format!("steady state (all live: {reached})"));
+    let ramp_took = ramp_start.elapsed().as_secs_f64();
+    log(
+        o,
+        &format!("steady state (all live: {reached}, ramp {ramp_took:.1} s)"),
+    );
 
     // Steady state: sample while the calls are live.
     let t0 = Instant::now();
     let cpu0 = procfs::cpu_seconds(pid).unwrap_or(0.0);
+    let sim_cpu = || sim_pid.and_then(procfs::cpu_seconds).unwrap_or(0.0);
+    let machine = || procfs::machine_cpu_seconds().unwrap_or((0.0, 0.0));
+    let (sim0, machine0) = (sim_cpu(), machine());
+    let (mut sim1, mut machine1) = (sim0, machine0);
     let mut live_sum = 0.0;
     let mut rss_sum = 0.0;
     let mut samples = 0.0;
@@ -314,6 +343,8 @@ async fn drive(
         samples += 1.0;
         t1 = Instant::now();
         cpu1 = procfs::cpu_seconds(pid).unwrap_or(cpu0);
+        sim1 = sim_cpu();
+        machine1 = machine();
     }
     let secs = (t1 - t0).as_secs_f64();
     let live_mean = if samples > 0.0 {
@@ -326,11 +357,10 @@ async fn drive(
     } else {
         0.0
     };
-    let cpu_pct = if secs > 0.0 {
-        (cpu1 - cpu0) / secs * 100.0
-    } else {
-        0.0
+    let pct = |used: f64| {
+        if secs > 0.0 { used / secs * 100.0 } else { 0.0 }
     };
+    let cpu_pct = pct(cpu1 - cpu0);
     let steady = Steady {
         reached,
         seconds: secs,
@@ -348,6 +378,9 @@ async fn drive(
         } else {
             0.0
         },
+        ramp_s: ramp_took,
+        sim_cpu_pct_core: pct(sim1 - sim0),
+        machine_cpu_pct_core: pct(machine1.0 - machine0.0),
     };
 
     // The end: every call over at the sim, then stored finished by talky.

@@ -297,6 +297,8 @@ impl Inner {
             .map_err(|e| PortError::Rejected(format!("deepgram: bad URL: {e}")))?;
         req.headers_mut().insert("authorization", self.auth.clone());
         let config = WebSocketConfig::default()
+            .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
+            .write_buffer_size(crate::http::ws::WRITE_BUFFER_BYTES)
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
         let connect = tokio_tungstenite::connect_async_with_config(req, Some(config), true);

@@ -457,6 +457,8 @@ impl Inner {
             request.headers_mut().insert("xi-api-key", self.key.clone());
         }
         let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
+            .write_buffer_size(crate::http::ws::WRITE_BUFFER_BYTES)
             .max_message_size(Some(MAX_WS_MESSAGE));
         let connect = tokio_tungstenite::connect_async_with_config(request, Some(ws_cfg), true);
         let budget = self.cfg.connect_timeout + self.cfg.first_byte_timeout;

@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::http::ws::{Message, WebSocket, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use sha2::Digest;
@@ -38,7 +39,6 @@ use tokio::sync::watch;
 use warp::Filter;
 use warp::Reply as _;
 use warp::http::{Response, StatusCode};
-use warp::ws::{Message, WebSocket, Ws};
 
 pub use endpointer::{Endpointer, ListenParams};
 
@@ -273,7 +273,7 @@ fn routes(
         .and(warp::path!("v1" / "listen"))
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::ws())
+        .and(crate::http::ws::ws())
         .then(
             move |query: String, headers: warp::http::HeaderMap, ws: Ws| {
                 let shared = shared.clone();

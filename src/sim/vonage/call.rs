@@ -529,7 +529,13 @@ async fn media(
     let uuid = plan.uuid.as_str();
     let connected = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio_tungstenite::connect_async(plan.ws_uri.as_str()),
+        tokio_tungstenite::connect_async_with_config(
+            plan.ws_uri.as_str(),
+            Some(crate::http::ws::media_config(
+                crate::http::media::MAX_MESSAGE_BYTES,
+            )),
+            false,
+        ),
     )
     .await;
     let ws = match connected {
