@@ -6,6 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use talky_actors::dialer::{DialRequest, DialStore, Intent, IntentError};
 use talky_actors::ids::CallId;
+use talky_actors::ports::{CallKey, PortResult, ProviderCallId};
 
 use super::with_conn;
 use crate::db::{self, DbError};
@@ -63,5 +64,15 @@ impl DialStore for PgDialStore {
             }),
             None => Err(IntentError::Duplicate),
         }
+    }
+
+    async fn provider_call(&self, key: CallKey) -> PortResult<Option<ProviderCallId>> {
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            Ok(db::calls::get(conn, key.tenant, key.call)
+                .await?
+                .and_then(|c| c.provider_call_id)
+                .map(ProviderCallId))
+        })
+        .await
     }
 }

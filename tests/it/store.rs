@@ -263,6 +263,25 @@ async fn a_do_not_call_request_lists_the_number_at_once() {
         call: intent.call,
         attempt: 1,
     };
+    // The dialer reads the provider's id back when a call actor crashed.
+    assert_eq!(dial.provider_call(key_).await, Ok(None));
+    calls
+        .provider_id(key_, ProviderCallId("uuid-1".into()))
+        .await
+        .expect("provider id");
+    assert_eq!(
+        dial.provider_call(key_).await,
+        Ok(Some(ProviderCallId("uuid-1".into())))
+    );
+    let elsewhere = CallKey {
+        tenant: TenantId::new(),
+        ..key_
+    };
+    assert_eq!(
+        dial.provider_call(elsewhere).await,
+        Ok(None),
+        "tenant-scoped"
+    );
     calls
         .requested(key_, CalleeRequest::DoNotCall)
         .await

@@ -22,7 +22,9 @@ use crate::call::{
 };
 use crate::cluster::ClusterPort;
 use crate::ids::{CallId, CampaignId, TenantId};
-use crate::ports::{CallKey, CallStore, Clock, PortError};
+use crate::ports::{
+    CallKey, CallStore, Clock, PortError, PortResult, ProviderCallId, TelephonyPort,
+};
 use crate::schedule::bucket::TokenBucket;
 
 /// A written dial intent.
@@ -52,6 +54,17 @@ pub trait DialStore: Send + Sync + 'static {
         &self,
         req: &DialRequest,
     ) -> impl Future<Output = Result<Intent, IntentError>> + Send;
+
+    /// The provider's id of a call, once the provider accepted it (the
+    /// call store wrote it). Read when a call actor crashed, so the
+    /// dialer can hang up a leg nobody drives any more. A store that does
+    /// not keep it answers `None`.
+    fn provider_call(
+        &self,
+        _key: CallKey,
+    ) -> impl Future<Output = PortResult<Option<ProviderCallId>>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// Default: calls live in the process at once.
@@ -371,6 +384,24 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
         let stored = reason.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(timeout, store.finish(key, "failed", &stored, at)).await;
+        });
+        // The provider's leg may still be up, with nobody listening:
+        // hang it up (a leg already gone counts as success).
+        let dials = self.store.clone();
+        let telephony = self.ports.telephony.clone();
+        tokio::spawn(async move {
+            let leg = tokio::time::timeout(timeout, dials.provider_call(key)).await;
+            if let Ok(Ok(Some(leg))) = leg {
+                match tokio::time::timeout(timeout, telephony.hang_up(leg)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(call.id = %key.call, error = %e, "hang-up of a crashed call failed")
+                    }
+                    Err(_) => {
+                        tracing::warn!(call.id = %key.call, "hang-up of a crashed call timed out")
+                    }
+                }
+            }
         });
         self.forward(CallReport {
             key,

@@ -29,6 +29,7 @@ struct Counts {
     max_campaign: HashMap<CampaignId, u32>,
     placed_at: Vec<Instant>,
     placed_to: Vec<String>,
+    hung_up: Vec<ProviderCallId>,
 }
 
 /// A telephony world: every call rings for `talk`, then is busy.
@@ -84,7 +85,8 @@ impl TelephonyPort for World {
         Ok(ProviderCallId(format!("p-{call}")))
     }
 
-    async fn hang_up(&self, _id: ProviderCallId) -> PortResult<()> {
+    async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
+        lock(&self.counts).hung_up.push(id);
         Ok(())
     }
 }
@@ -107,6 +109,10 @@ impl DialStore for Intents {
             call,
             media_token: format!("tok-{call}"),
         })
+    }
+
+    async fn provider_call(&self, key: CallKey) -> PortResult<Option<ProviderCallId>> {
+        Ok(Some(ProviderCallId(format!("p-{}", key.call))))
     }
 }
 
@@ -372,6 +378,11 @@ async fn a_crashing_call_leaves_its_siblings_and_the_dialer_alone() {
     let snapshot =
         ractor::call_t!(rig.dialer, DialerMsg::Snapshot, 1000).expect("the dialer is alive");
     assert_eq!((snapshot.live, snapshot.crashed), (0, 1));
+    // Its provider leg was hung up by the dialer.
+    assert_eq!(
+        lock(&rig.counts).hung_up,
+        [ProviderCallId(format!("p-{}", crashed[0].key.call))]
+    );
     // Still dialling afterwards.
     rig.handle
         .dial(request(tenant, campaign, ContactId::new(), 99))
