@@ -64,14 +64,24 @@ pub(crate) async fn world_with(
     deepgram: DeepgramSimConfig,
     tts: ElevenLabsSimConfig,
 ) -> World {
-    let vonage = VonageSim::start(VonageSimConfig {
+    world_full(personas, |_| {}, deepgram, tts).await
+}
+
+/// Like [`world_with`], with the Vonage emulator's knobs set by `vonage`.
+pub(crate) async fn world_full(
+    personas: Personas,
+    vonage: impl FnOnce(&mut VonageSimConfig),
+    deepgram: DeepgramSimConfig,
+    tts: ElevenLabsSimConfig,
+) -> World {
+    let mut vonage_cfg = VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
         personas,
         ..VonageSimConfig::default()
-    })
-    .await
-    .expect("vonage sim");
+    };
+    vonage(&mut vonage_cfg);
+    let vonage = VonageSim::start(vonage_cfg).await.expect("vonage sim");
     let deepgram = DeepgramSim::start(deepgram).await.expect("deepgram sim");
     let llm = LlmSim::start(LlmSimConfig::default())
         .await
@@ -338,5 +348,66 @@ async fn dead_primaries_hand_the_call_to_whisper_and_aura() {
         _keep.3.requests().len() >= 2,
         "Whisper transcribed the turns"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_webhooks_change_nothing() {
+    // Every webhook posted twice and consecutive ones swapped: each event
+    // is stored once, and the calls end as they would have.
+    let (talks, busy) = ("+442079460981", "+442079460982");
+    let mut personas = Personas::builtin();
+    crate::e2e::persona_for(&mut personas, "interested", talks);
+    crate::e2e::persona_for(&mut personas, "busy", busy);
+    let World { vonage, app, _keep } = world_full(
+        personas,
+        |v| {
+            v.duplicate_webhooks = true;
+            v.reorder_webhooks = true;
+        },
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+    )
+    .await;
+    let (id, key) = campaign(&app, &[talks, busy]).await;
+    let calls = finished_calls(&app, &key, &id, 2).await;
+    assert_eq!(calls.len(), 2, "both calls finished");
+    let call = |phone: &str| {
+        calls
+            .iter()
+            .find(|c| c["phone"] == phone)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(call(busy)["outcome"], "busy", "{}", call(busy));
+    let talked = call(talks);
+    assert_eq!(talked["outcome"], "completed", "{talked}");
+    let users: Vec<String> = crate::personas::turns(&talked)
+        .into_iter()
+        .filter(|(s, _, _)| s == "user")
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(users, ["Yes, I am interested.", "Great, thank you. Bye."]);
+    for c in [&talked, &call(busy)] {
+        let stored: Vec<&str> = c["events"]
+            .as_array()
+            .map(|es| es.iter().filter_map(|e| e["status"].as_str()).collect())
+            .unwrap_or_default();
+        let mut unique = stored.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            stored.len(),
+            unique.len(),
+            "each event stored once: {stored:?}"
+        );
+        let posted = vonage
+            .calls()
+            .iter()
+            .find(|r| Some(r.uuid.as_str()) == c["provider_call_id"].as_str())
+            .map(|r| r.webhooks.len())
+            .unwrap_or(0);
+        assert_eq!(posted, 2 * stored.len(), "every webhook was posted twice");
+    }
     app.stop().await;
 }

@@ -458,9 +458,25 @@ async fn telephony<P: CallPorts>(
         TelephonyEvent::Rejected => finish(myself, state, EndCause::Rejected).await,
         TelephonyEvent::Failed(why) => finish(myself, state, EndCause::Failed(why)).await,
         TelephonyEvent::Cancelled => finish(myself, state, EndCause::Cancelled).await,
-        TelephonyEvent::Completed => finish(myself, state, EndCause::Completed).await,
+        TelephonyEvent::Completed => {
+            // Webhooks can arrive out of order: a `completed` before any
+            // answer usually trails a busy / timeout / rejected that is
+            // still on its way. Give it a moment before calling the call
+            // failed.
+            let unanswered = state.lifecycle.status() < CallStatus::Answered
+                && state.lifecycle.cause().is_none();
+            if unanswered {
+                state.set_timer(myself, TimerKind::CompletedUnanswered, COMPLETED_GRACE);
+            } else {
+                finish(myself, state, EndCause::Completed).await
+            }
+        }
     }
 }
+
+/// How long a `completed` before any answer waits for the status that
+/// says why (webhooks are not ordered).
+pub const COMPLETED_GRACE: Duration = Duration::from_secs(2);
 
 fn answered<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
     state.apply(CallEvent::Answered);
@@ -685,6 +701,7 @@ async fn timer<P: CallPorts>(
             state.escalation = Some(EndCause::Timeout);
         }
         TimerKind::NoInput => state.on_no_input(myself),
+        TimerKind::CompletedUnanswered => finish(myself, state, EndCause::Completed).await,
         TimerKind::ApologyDone => {
             let cause = state
                 .escalation

@@ -150,6 +150,9 @@ pub enum TimerKind {
     NoInput,
     /// The apology had its time; hang up now.
     ApologyDone,
+    /// `completed` came before any answer; the more specific status
+    /// (busy, timeout, rejected…) it stands for had its time to arrive.
+    CompletedUnanswered,
 }
 
 /// A live child as the supervisor view shows it.

@@ -570,6 +570,39 @@ async fn busy_ends_before_any_media() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_completed_that_overtakes_busy_still_ends_as_busy() {
+    let h = Harness::start(config()).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    for event in [TelephonyEvent::Ringing, TelephonyEvent::Completed] {
+        h.call.cast(CallMsg::Telephony(event)).expect("cast");
+    }
+    wait(0.5).await;
+    assert!(!h.handle.is_finished(), "waits for the reason");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Busy))
+        .expect("cast");
+    wait(0.1).await;
+    assert!(h.handle.is_finished());
+    let finished = lock(&h.store.log).finished.as_ref().map(|f| f.0.clone());
+    assert_eq!(finished.as_deref(), Some("busy"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_without_answer_or_reason_is_a_failure() {
+    let h = Harness::start(config()).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    for event in [TelephonyEvent::Ringing, TelephonyEvent::Completed] {
+        h.call.cast(CallMsg::Telephony(event)).expect("cast");
+    }
+    wait(0.1 + crate::call::actor::COMPLETED_GRACE.as_secs_f64()).await;
+    assert!(h.handle.is_finished());
+    let finished = lock(&h.store.log).finished.as_ref().map(|f| f.0.clone());
+    assert_eq!(finished.as_deref(), Some("failed"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn ringing_too_long_is_no_answer() {
     let mut cfg = config();
     cfg.ringing_timeout = secs(30.0);
