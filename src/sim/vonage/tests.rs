@@ -153,8 +153,11 @@ async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>
             let pcm = enc.encode(&text);
             let start = Utc::now();
             let mut tick = tokio::time::interval(Duration::from_millis(20));
-            for chunk in pcm.chunks(320) {
-                if !burst {
+            // Like talky's playout, run 200 ms (10 frames) ahead of real
+            // time, so a busy machine delaying this task by a frame or two
+            // does not put silence into a word.
+            for (i, chunk) in pcm.chunks(320).enumerate() {
+                if !burst && i >= 10 {
                     tick.tick().await;
                 }
                 let mut f = chunk.to_vec();
