@@ -64,14 +64,26 @@ pub(crate) async fn world_with(
     deepgram: DeepgramSimConfig,
     tts: ElevenLabsSimConfig,
 ) -> World {
-    let vonage = VonageSim::start(VonageSimConfig {
+    world_tweaked(personas, deepgram, tts, |_| {}, |_| {}).await
+}
+
+/// Like [`world_with`], with the Vonage emulator's knobs and talky's
+/// configuration (server and dialer alike) adjusted first.
+pub(crate) async fn world_tweaked(
+    personas: Personas,
+    deepgram: DeepgramSimConfig,
+    tts: ElevenLabsSimConfig,
+    sim: impl FnOnce(&mut VonageSimConfig),
+    config: impl Fn(&mut talky::config::Config),
+) -> World {
+    let mut sim_cfg = VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
         personas,
         ..VonageSimConfig::default()
-    })
-    .await
-    .expect("vonage sim");
+    };
+    sim(&mut sim_cfg);
+    let vonage = VonageSim::start(sim_cfg).await.expect("vonage sim");
     let deepgram = DeepgramSim::start(deepgram).await.expect("deepgram sim");
     let llm = LlmSim::start(LlmSimConfig::default())
         .await
@@ -87,8 +99,9 @@ pub(crate) async fn world_with(
     .await
     .expect("aura sim");
 
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&config).await;
     let mut cfg = test_config(&app.db.url);
+    config(&mut cfg);
     cfg.server.public_url = Some(app.base.clone());
     cfg.providers.enabled = true;
     cfg.providers.vonage_application_id = APP_ID.into();

@@ -247,9 +247,7 @@ impl VonageClient {
         )
         .and_then(|body| match self.answer_mode {
             AnswerMode::Inline => Ok(body),
-            AnswerMode::AnswerUrl => {
-                use_answer_url(body, &self.public_url, &req.call.to_string())
-            }
+            AnswerMode::AnswerUrl => use_answer_url(body, &self.public_url, &req.call.to_string()),
         })
         .map_err(|e| PortError::Rejected(e.to_string()))?;
         let url = format!("{}/v1/calls", self.base);

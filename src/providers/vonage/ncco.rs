@@ -424,7 +424,14 @@ pub fn create_call(
             }),
         ),
     };
-    let ncco = connect_ncco(public_url, &call, &req.media_token, &from, length, sample_rate)?;
+    let ncco = connect_ncco(
+        public_url,
+        &call,
+        &req.media_token,
+        &from,
+        length,
+        sample_rate,
+    )?;
     Ok(CreateCall {
         to: vec![Endpoint::phone(to)],
         from: Endpoint::phone(from),
