@@ -65,6 +65,12 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr()?;
+        let mut config = config;
+        if config.server.public_url.is_none() && config.server.listen.trim().ends_with(":0") {
+            // An ephemeral port: the bound address is the only public URL
+            // the answer webhook could put in an NCCO.
+            config.server.public_url = Some(format!("http://{addr}"));
+        }
         let (root, _) = ractor::Actor::spawn(
             None,
             RootSupervisor::<TokioClock>::new(),

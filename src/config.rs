@@ -290,6 +290,9 @@ pub struct ProvidersConfig {
     pub vonage_application_id: String,
     /// PEM file of the Vonage application's private key.
     pub vonage_private_key_file: Option<PathBuf>,
+    /// `inline` (NCCO in the create-call body) or `answer_url` (Vonage
+    /// fetches it from `/vonage/answer/{call_id}` on answer).
+    pub vonage_answer_mode: crate::providers::vonage::AnswerMode,
     /// Deepgram base URL, ws:// or wss:// (empty: the real one).
     pub deepgram_base_url: String,
     /// Deepgram API key (`TALKY_PROVIDERS__DEEPGRAM_API_KEY`).

@@ -321,6 +321,7 @@ pub fn real_ports(
         application_id: p.vonage_application_id.clone(),
         private_key_file: p.vonage_private_key_file.clone(),
         public_url: config.public_url()?,
+        answer_mode: p.vonage_answer_mode,
         ..vonage::VonageConfig::default()
     };
     if !p.vonage_api_base_url.is_empty() {

@@ -428,6 +428,30 @@ pub async fn spend_media_token(
     .optional()?)
 }
 
+/// Replaces a call's media token hash (answer_url mode re-mints it when
+/// Vonage asks for the NCCO): only while the call is not finished and its
+/// current token is unspent, in one conditional UPDATE, so a token already
+/// used to open the socket can never be replaced. The call, or `None`
+/// (unknown, finished or spent).
+pub async fn remint_media_token(
+    conn: &mut AsyncPgConnection,
+    id: CallId,
+    new_hash: &[u8],
+) -> Result<Option<Call>, DbError> {
+    Ok(diesel::update(
+        calls::table
+            .filter(calls::id.eq(id.0))
+            .filter(calls::status.ne("finished"))
+            .filter(calls::media_token_hash.is_not_null())
+            .filter(calls::media_token_used_at.is_null()),
+    )
+    .set(calls::media_token_hash.eq(new_hash))
+    .returning(Call::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
 /// A call by id alone, for provider webhooks (which carry no tenant).
 pub async fn get_unscoped(
     conn: &mut AsyncPgConnection,

@@ -5,6 +5,7 @@
 //! `Result<Response, ApiError>`; `problem::recover` renders every error.
 
 pub mod admin;
+pub mod answer;
 pub mod api_keys;
 pub mod auth;
 pub mod calls;
@@ -263,6 +264,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(vonage::routes(ctx.clone()))
         .unify()
         .or(media::routes(ctx.clone()))
+        .unify()
+        .or(answer::routes(ctx.clone()))
         .unify()
         .or(supervisor::routes(ctx.clone()))
         .unify();

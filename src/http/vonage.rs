@@ -40,7 +40,9 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn verify(ctx: &Ctx, auth: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
+/// Checks a webhook's signature per configuration (no secret: accepted;
+/// unsigned: accepted unless signed webhooks are required).
+pub(crate) fn verify(ctx: &Ctx, auth: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
     let cfg = &ctx.config.vonage;
     if cfg.signature_secret.expose().is_empty() {
         return Ok(());

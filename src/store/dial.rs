@@ -23,7 +23,9 @@ pub struct PgDialStore {
     pub timeout: Duration,
 }
 
-fn media_token() -> String {
+/// A fresh random media token (the dial intent's, and the answer
+/// webhook's re-mint in answer_url mode).
+pub(crate) fn media_token() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
     (0..MEDIA_TOKEN_LEN)

@@ -19,6 +19,7 @@ use talky_actors::ports::PortError;
 pub use call::PgCallStore;
 pub use campaign::PgCampaignStore;
 pub use dial::PgDialStore;
+pub(crate) use dial::media_token;
 
 use crate::db::{self, DbError};
 

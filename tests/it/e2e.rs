@@ -64,24 +64,26 @@ pub(crate) async fn world_with(
     deepgram: DeepgramSimConfig,
     tts: ElevenLabsSimConfig,
 ) -> World {
-    world_full(personas, |_| {}, deepgram, tts).await
+    world_tweaked(personas, deepgram, tts, |_| {}, |_| {}).await
 }
 
-/// Like [`world_with`], with the Vonage emulator's knobs set by `vonage`.
-pub(crate) async fn world_full(
+/// Like [`world_with`], with the Vonage emulator's knobs and talky's
+/// configuration (server and dialer alike) adjusted first.
+pub(crate) async fn world_tweaked(
     personas: Personas,
-    vonage: impl FnOnce(&mut VonageSimConfig),
     deepgram: DeepgramSimConfig,
     tts: ElevenLabsSimConfig,
+    sim: impl FnOnce(&mut VonageSimConfig),
+    config: impl Fn(&mut talky::config::Config),
 ) -> World {
-    let mut vonage_cfg = VonageSimConfig {
+    let mut sim_cfg = VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
         personas,
         ..VonageSimConfig::default()
     };
-    vonage(&mut vonage_cfg);
-    let vonage = VonageSim::start(vonage_cfg).await.expect("vonage sim");
+    sim(&mut sim_cfg);
+    let vonage = VonageSim::start(sim_cfg).await.expect("vonage sim");
     let deepgram = DeepgramSim::start(deepgram).await.expect("deepgram sim");
     let llm = LlmSim::start(LlmSimConfig::default())
         .await
@@ -97,8 +99,9 @@ pub(crate) async fn world_full(
     .await
     .expect("aura sim");
 
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&config).await;
     let mut cfg = test_config(&app.db.url);
+    config(&mut cfg);
     cfg.server.public_url = Some(app.base.clone());
     cfg.providers.enabled = true;
     cfg.providers.vonage_application_id = APP_ID.into();
@@ -359,14 +362,15 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
     let mut personas = Personas::builtin();
     crate::e2e::persona_for(&mut personas, "interested", talks);
     crate::e2e::persona_for(&mut personas, "busy", busy);
-    let World { vonage, app, _keep } = world_full(
+    let World { vonage, app, _keep } = world_tweaked(
         personas,
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
         |v| {
             v.duplicate_webhooks = true;
             v.reorder_webhooks = true;
         },
-        DeepgramSimConfig::default(),
-        ElevenLabsSimConfig::default(),
+        |_| {},
     )
     .await;
     let (id, key) = campaign(&app, &[talks, busy]).await;

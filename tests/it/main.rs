@@ -4,6 +4,7 @@
 
 mod support;
 
+mod answer;
 mod api_keys;
 mod calls;
 mod campaigns;

@@ -2,7 +2,8 @@
 //! (spec §1.2, §1.3, §1.11).
 //!
 //! - `place_call`: `POST /v1/calls` with the application JWT, an inline
-//!   NCCO to our media socket; the `uuid` of the `201` is the
+//!   NCCO to our media socket (or, in answer_url mode, our answer
+//!   webhook's URL: `super::answer`); the `uuid` of the `201` is the
 //!   [`ProviderCallId`].
 //! - `hang_up`: `PUT /v1/calls/{uuid}` `{"action":"hangup"}`; `404` (the
 //!   call is already gone) counts as success.
@@ -23,6 +24,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use talky_actors::ports::{PlaceCall, PortError, PortResult, ProviderCallId, TelephonyPort};
 
+use super::answer::{AnswerMode, use_answer_url};
 use super::jwt::{AppJwt, JwtError};
 use super::ncco::{self, CreateCallResponse, DEFAULT_SAMPLE_RATE, MachineDetection, UNRESERVED};
 use crate::config::Secret;
@@ -56,6 +58,8 @@ pub struct VonageConfig {
     pub machine_detection: MachineDetection,
     /// PCM rate on the media socket (8000, 16000 or 24000).
     pub sample_rate: u32,
+    /// Inline NCCO or answer_url (`providers.vonage_answer_mode`).
+    pub answer_mode: AnswerMode,
 }
 
 impl Default for VonageConfig {
@@ -70,6 +74,7 @@ impl Default for VonageConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             machine_detection: MachineDetection::default(),
             sample_rate: DEFAULT_SAMPLE_RATE,
+            answer_mode: AnswerMode::Inline,
         }
     }
 }
@@ -158,6 +163,7 @@ pub struct VonageClient {
     jwt: Arc<AppJwt>,
     machine_detection: MachineDetection,
     sample_rate: u32,
+    answer_mode: AnswerMode,
 }
 
 fn http_base(key: &'static str, url: &str) -> Result<String, VonageError> {
@@ -194,6 +200,7 @@ impl VonageClient {
             jwt: Arc::new(jwt),
             machine_detection: cfg.machine_detection,
             sample_rate: cfg.sample_rate,
+            answer_mode: cfg.answer_mode,
         })
     }
 
@@ -238,6 +245,10 @@ impl VonageClient {
             self.machine_detection,
             self.sample_rate,
         )
+        .and_then(|body| match self.answer_mode {
+            AnswerMode::Inline => Ok(body),
+            AnswerMode::AnswerUrl => use_answer_url(body, &self.public_url, &req.call.to_string()),
+        })
         .map_err(|e| PortError::Rejected(e.to_string()))?;
         let url = format!("{}/v1/calls", self.base);
         let (status, retry_after, bytes) = self

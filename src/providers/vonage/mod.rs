@@ -3,6 +3,8 @@
 //! - [`jwt`]: the application JWT (RS256) every REST request carries, cached.
 //! - [`ncco`]: NCCO actions and the create-call body, built from a
 //!   [`PlaceCall`](talky_actors::ports::PlaceCall).
+//! - [`answer`]: answer_url mode (the create-call body names our answer
+//!   webhook instead of carrying the NCCO).
 //! - [`client`]: [`VonageClient`], the [`TelephonyPort`](talky_actors::ports::TelephonyPort)
 //!   over `POST /v1/calls` and `PUT /v1/calls/{uuid}`.
 //! - [`events`]: the event webhook parsed into [`VonageEvent`] and mapped to
@@ -12,12 +14,14 @@
 //! The media WebSocket (§1.6) is served elsewhere; only its URI and
 //! headers are built here, for the NCCO.
 
+pub mod answer;
 pub mod client;
 pub mod events;
 pub mod jwt;
 pub mod ncco;
 pub mod signature;
 
+pub use answer::AnswerMode;
 pub use client::{DEFAULT_API_BASE_URL, VonageClient, VonageConfig};
 pub use events::{EventError, VonageEvent, VonageStatus};
 pub use jwt::{AppJwt, JwtError};

@@ -247,15 +247,23 @@ pub enum NccoAction {
     Notify(Notify),
 }
 
-/// The body of `POST /v1/calls` (inline NCCO variant).
+/// The body of `POST /v1/calls`: exactly one of `ncco` (inline) and
+/// `answer_url` (Vonage fetches the NCCO on answer, see `super::answer`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CreateCall {
     /// One phone endpoint.
     pub to: Vec<Endpoint>,
     /// Caller id (phone endpoint).
     pub from: Endpoint,
-    /// Inline NCCO.
-    pub ncco: Vec<NccoAction>,
+    /// Inline NCCO (inline mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ncco: Option<Vec<NccoAction>>,
+    /// One URL Vonage fetches the NCCO from on answer (answer_url mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_url: Option<Vec<String>>,
+    /// `GET` (default) or `POST`, with `answer_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_method: Option<String>,
     /// One URL.
     pub event_url: Vec<String>,
     /// `POST` (default) or `GET`.
@@ -303,6 +311,10 @@ pub enum NccoError {
 }
 
 /// Our public base URL without a trailing slash, checked.
+pub(crate) fn public_base(public_url: &str) -> Result<&str, NccoError> {
+    base(public_url)
+}
+
 fn base(public_url: &str) -> Result<&str, NccoError> {
     let b = public_url.trim().trim_end_matches('/');
     if (b.starts_with("http://") && b.len() > 7) || (b.starts_with("https://") && b.len() > 8) {
@@ -348,6 +360,36 @@ fn clamp_secs(d: std::time::Duration, (lo, hi): (u64, u64)) -> u32 {
     d.as_secs().clamp(lo, hi) as u32
 }
 
+/// The NCCO that connects the callee to our media socket: one
+/// synchronous `connect` to `media_uri` (headers carry `call_id`), leg
+/// events to the call's event URL, `limit` = the length timer (seconds).
+/// The inline create-call body and the answer webhook both send it.
+pub fn connect_ncco(
+    public_url: &str,
+    call: &str,
+    media_token: &str,
+    from: &str,
+    limit_secs: u32,
+    sample_rate: u32,
+) -> Result<Vec<NccoAction>, NccoError> {
+    let events = event_url(public_url, call)?;
+    let uri = media_uri(public_url, call, media_token)?;
+    let connect = Connect {
+        from: Some(from.to_owned()),
+        event_type: Some("synchronous".into()),
+        event_url: Some(vec![events]),
+        event_method: Some("POST".into()),
+        timeout: None,
+        limit: Some(limit_secs.clamp(LENGTH_TIMER_RANGE.0 as u32, LENGTH_TIMER_RANGE.1 as u32)),
+        endpoint: vec![Endpoint::Websocket {
+            uri,
+            content_type: content_type(sample_rate),
+            headers: BTreeMap::from([("call_id".to_owned(), call.to_owned())]),
+        }],
+    };
+    Ok(vec![NccoAction::Connect(connect)])
+}
+
 /// The create-call body for one call: inline NCCO connecting the callee to
 /// our media socket (headers carry `call_id`), events to our per-call URL,
 /// timers from the request, machine detection per `md` when the call wants it.
@@ -361,7 +403,6 @@ pub fn create_call(
     let to = vonage_number(&req.to)?;
     let from = vonage_number(&req.from)?;
     let events = event_url(public_url, &call)?;
-    let uri = media_uri(public_url, &call, &req.media_token)?;
     let ringing = clamp_secs(req.ringing_timeout, RINGING_TIMER_RANGE);
     let length = clamp_secs(req.max_duration, LENGTH_TIMER_RANGE);
     let (machine_detection, advanced_machine_detection) = match (req.machine_detection, md) {
@@ -383,23 +424,20 @@ pub fn create_call(
             }),
         ),
     };
-    let connect = Connect {
-        from: Some(from.clone()),
-        event_type: Some("synchronous".into()),
-        event_url: Some(vec![events.clone()]),
-        event_method: Some("POST".into()),
-        timeout: None,
-        limit: Some(length),
-        endpoint: vec![Endpoint::Websocket {
-            uri,
-            content_type: content_type(sample_rate),
-            headers: BTreeMap::from([("call_id".to_owned(), call)]),
-        }],
-    };
+    let ncco = connect_ncco(
+        public_url,
+        &call,
+        &req.media_token,
+        &from,
+        length,
+        sample_rate,
+    )?;
     Ok(CreateCall {
         to: vec![Endpoint::phone(to)],
         from: Endpoint::phone(from),
-        ncco: vec![NccoAction::Connect(connect)],
+        ncco: Some(ncco),
+        answer_url: None,
+        answer_method: None,
         event_url: vec![events],
         event_method: Some("POST".into()),
         machine_detection,
@@ -446,14 +484,16 @@ mod tests {
         let body = CreateCall {
             to: vec![Endpoint::phone("447700900000")],
             from: Endpoint::phone("447700900001"),
-            ncco: vec![NccoAction::Connect(Connect {
+            ncco: Some(vec![NccoAction::Connect(Connect {
                 from: Some("447700900001".into()),
                 endpoint: vec![ws(
                     "wss://dialer.example.com/vonage/media",
                     &[("call_id", "c-123"), ("campaign", "spring")],
                 )],
                 ..Connect::default()
-            })],
+            })]),
+            answer_url: None,
+            answer_method: None,
             event_url: vec!["https://dialer.example.com/vonage/events".into()],
             event_method: None,
             machine_detection: None,
@@ -611,7 +651,7 @@ mod tests {
         .expect("build");
         assert_eq!(b.machine_detection, None);
         assert_eq!(b.advanced_machine_detection, None);
-        let NccoAction::Connect(conn) = &b.ncco[0] else {
+        let NccoAction::Connect(conn) = &b.ncco.as_deref().unwrap_or_default()[0] else {
             panic!("connect")
         };
         let Endpoint::Websocket {

@@ -240,90 +240,32 @@ pub(crate) fn validate(body: &Value) -> Result<CallPlan, Vec<(String, String)>> 
     };
     // ncco xor answer_url
     let answer_url = url_array(body, "answer_url", &mut errors);
-    let mut connect = None;
+    let answer_method = match body.get("answer_method").and_then(Value::as_str) {
+        None => "GET".to_owned(),
+        Some(m @ ("POST" | "GET")) => m.to_owned(),
+        Some(_) => {
+            errors.push(("answer_method".into(), "must be GET or POST".into()));
+            "GET".into()
+        }
+    };
+    let mut leg = None;
     match (body.get("ncco"), answer_url.is_some()) {
         (Some(_), true) => errors.push((
             "ncco".into(),
             "ncco and answer_url are mutually exclusive".into(),
         )),
-        (None, false) => errors.push(("ncco".into(), "ncco or answer_url is required".into())),
-        (None, true) => errors.push((
-            "answer_url".into(),
-            "the emulator needs an inline ncco".into(),
-        )),
-        (Some(n), false) => match serde_json::from_value::<Vec<NccoAction>>(n.clone()) {
-            Ok(actions) if actions.is_empty() => {
-                errors.push(("ncco".into(), "must not be empty".into()))
+        (None, false) => {
+            if !errors.iter().any(|(k, _)| k == "answer_url") {
+                errors.push(("ncco".into(), "ncco or answer_url is required".into()))
             }
-            Ok(actions) => {
-                connect = actions.into_iter().find_map(|a| match a {
-                    NccoAction::Connect(c) => Some(c),
-                    _ => None,
-                });
-                if connect.is_none() {
-                    errors.push(("ncco".into(), "the emulator needs a connect action".into()));
-                }
-            }
-            Err(e) => errors.push(("ncco".into(), format!("Invalid NCCO: {e}"))),
+        }
+        (None, true) => {}
+        (Some(n), false) => match validate_ncco(n) {
+            Ok(l) => leg = Some(l),
+            Err(mut e) => errors.append(&mut e),
         },
     }
-    let mut ws = None;
-    if let Some(c) = &connect {
-        if c.endpoint.len() != 1 {
-            errors.push(("ncco[].endpoint".into(), "must hold one endpoint".into()));
-        }
-        match c.endpoint.first() {
-            Some(Endpoint::Websocket {
-                uri,
-                content_type,
-                headers,
-            }) => {
-                let rate = content_type
-                    .strip_prefix("audio/l16;rate=")
-                    .and_then(|r| r.parse::<u32>().ok())
-                    .filter(|r| [8000, 16000, 24000].contains(r));
-                if !(uri.starts_with("ws://") || uri.starts_with("wss://")) {
-                    errors.push((
-                        "ncco[].endpoint[0].uri".into(),
-                        "must be a ws:// or wss:// URI".into(),
-                    ));
-                }
-                let header_bytes: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-                if header_bytes > 512 {
-                    errors.push((
-                        "ncco[].endpoint[0].headers".into(),
-                        "more than 512 bytes".into(),
-                    ));
-                }
-                match rate {
-                    Some(rate) => {
-                        ws = Some((uri.clone(), content_type.clone(), headers.clone(), rate))
-                    }
-                    None => errors.push((
-                        "ncco[].endpoint[0].content-type".into(),
-                        "must be audio/l16;rate=8000|16000|24000".into(),
-                    )),
-                }
-            }
-            Some(_) => errors.push((
-                "ncco[].endpoint[0].type".into(),
-                "the emulator connects websockets only".into(),
-            )),
-            None => {}
-        }
-        if let Some(u) = &c.event_url
-            && (u.len() != 1 || !is_http_url(&u[0]))
-        {
-            errors.push((
-                "ncco[].eventUrl".into(),
-                "must be an array of one http(s) URL".into(),
-            ));
-        }
-    }
-    let connect_event_url = connect
-        .as_ref()
-        .and_then(|c| c.event_url.as_ref())
-        .and_then(|u| u.first().cloned());
+    let connect_event_url = leg.as_ref().and_then(|l| l.event_url.clone());
     if event_url.is_none()
         && connect_event_url.is_none()
         && !errors.iter().any(|(k, _)| k == "event_url")
@@ -379,8 +321,9 @@ pub(crate) fn validate(body: &Value) -> Result<CallPlan, Vec<(String, String)>> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    let (ws_uri, content_type, headers, sample_rate) = ws.expect("validated");
-    let event_url = event_url.or(connect_event_url.clone()).expect("validated");
+    let Some(event_url) = event_url.or(connect_event_url) else {
+        return Err(vec![("event_url".into(), "is required".into())]);
+    };
     let md = match (advanced_md, standard_md) {
         (Some((behavior, mode)), _) => Some(call::Detection {
             advanced: true,
@@ -394,26 +337,120 @@ pub(crate) fn validate(body: &Value) -> Result<CallPlan, Vec<(String, String)>> 
         }),
         (None, None) => None,
     };
-    Ok(CallPlan {
+    let answer = answer_url.map(|url| (url, answer_method));
+    let mut plan = CallPlan {
         uuid: String::new(),
         conversation_uuid: String::new(),
         to,
         from,
         event_url,
         event_method: event_method.clone(),
-        leg_event_url: connect_event_url.unwrap_or_default(),
-        leg_event_method: connect
-            .as_ref()
-            .and_then(|c| c.event_method.clone())
-            .unwrap_or(event_method),
-        ws_uri,
-        content_type,
-        headers,
-        sample_rate,
+        leg_event_url: String::new(),
+        leg_event_method: event_method,
+        ws_uri: String::new(),
+        content_type: String::new(),
+        headers: Default::default(),
+        sample_rate: 0,
+        answer,
         ringing_timer: std::time::Duration::from_secs(ringing_timer),
         length_timer: std::time::Duration::from_secs(length_timer),
         detection: md,
-    })
+    };
+    if let Some(leg) = leg {
+        plan.connect(leg);
+    }
+    Ok(plan)
+}
+
+/// Validates an NCCO (inline, or fetched from an answer URL) into the
+/// websocket leg the emulator connects: a non-empty array with a
+/// `connect` action to one websocket endpoint.
+pub(crate) fn validate_ncco(ncco: &Value) -> Result<call::Leg, Vec<(String, String)>> {
+    let mut errors = Vec::new();
+    let connect = match serde_json::from_value::<Vec<NccoAction>>(ncco.clone()) {
+        Ok(actions) if actions.is_empty() => {
+            return Err(vec![("ncco".into(), "must not be empty".into())]);
+        }
+        Ok(actions) => match actions.into_iter().find_map(|a| match a {
+            NccoAction::Connect(c) => Some(c),
+            _ => None,
+        }) {
+            Some(c) => c,
+            None => {
+                return Err(vec![(
+                    "ncco".into(),
+                    "the emulator needs a connect action".into(),
+                )]);
+            }
+        },
+        Err(e) => return Err(vec![("ncco".into(), format!("Invalid NCCO: {e}"))]),
+    };
+    let mut ws = None;
+    {
+        let c = &connect;
+        if c.endpoint.len() != 1 {
+            errors.push(("ncco[].endpoint".into(), "must hold one endpoint".into()));
+        }
+        match c.endpoint.first() {
+            Some(Endpoint::Websocket {
+                uri,
+                content_type,
+                headers,
+            }) => {
+                let rate = content_type
+                    .strip_prefix("audio/l16;rate=")
+                    .and_then(|r| r.parse::<u32>().ok())
+                    .filter(|r| [8000, 16000, 24000].contains(r));
+                if !(uri.starts_with("ws://") || uri.starts_with("wss://")) {
+                    errors.push((
+                        "ncco[].endpoint[0].uri".into(),
+                        "must be a ws:// or wss:// URI".into(),
+                    ));
+                }
+                let header_bytes: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+                if header_bytes > 512 {
+                    errors.push((
+                        "ncco[].endpoint[0].headers".into(),
+                        "more than 512 bytes".into(),
+                    ));
+                }
+                match rate {
+                    Some(rate) => {
+                        ws = Some((uri.clone(), content_type.clone(), headers.clone(), rate))
+                    }
+                    None => errors.push((
+                        "ncco[].endpoint[0].content-type".into(),
+                        "must be audio/l16;rate=8000|16000|24000".into(),
+                    )),
+                }
+            }
+            Some(_) => errors.push((
+                "ncco[].endpoint[0].type".into(),
+                "the emulator connects websockets only".into(),
+            )),
+            None => {}
+        }
+        if let Some(u) = &c.event_url
+            && (u.len() != 1 || !is_http_url(&u[0]))
+        {
+            errors.push((
+                "ncco[].eventUrl".into(),
+                "must be an array of one http(s) URL".into(),
+            ));
+        }
+    }
+    let event_url = connect.event_url.as_ref().and_then(|u| u.first().cloned());
+    match (errors.is_empty(), ws) {
+        (true, Some((ws_uri, content_type, headers, sample_rate))) => Ok(call::Leg {
+            ws_uri,
+            content_type,
+            headers,
+            sample_rate,
+            event_url,
+            event_method: connect.event_method.clone(),
+        }),
+        _ => Err(errors),
+    }
 }
 
 fn create(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> Reply {
@@ -481,6 +518,7 @@ fn create(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> Reply {
             frames_out: 0,
             hang_up: None,
             ended: false,
+            answer_error: None,
         },
         hangup: hangup.clone(),
     });

@@ -63,6 +63,38 @@ pub struct CallPlan {
     pub length_timer: Duration,
     /// Machine detection, if asked for.
     pub detection: Option<Detection>,
+    /// answer_url mode: (URL, `GET`|`POST`) the NCCO is fetched from on
+    /// answer; the websocket fields above are empty until then.
+    pub answer: Option<(String, String)>,
+}
+
+/// The websocket leg of a validated NCCO's `connect` action.
+#[derive(Clone, Debug)]
+pub struct Leg {
+    /// `ws://` or `wss://` URI.
+    pub ws_uri: String,
+    /// `audio/l16;rate=...`.
+    pub content_type: String,
+    /// Flat headers.
+    pub headers: BTreeMap<String, String>,
+    /// From the content type.
+    pub sample_rate: u32,
+    /// The connect action's `eventUrl`, if any.
+    pub event_url: Option<String>,
+    /// Its `eventMethod`, if any.
+    pub event_method: Option<String>,
+}
+
+impl CallPlan {
+    /// Takes the websocket leg of the call's NCCO.
+    pub fn connect(&mut self, leg: Leg) {
+        self.ws_uri = leg.ws_uri;
+        self.content_type = leg.content_type;
+        self.headers = leg.headers;
+        self.sample_rate = leg.sample_rate;
+        self.leg_event_url = leg.event_url.unwrap_or_default();
+        self.leg_event_method = leg.event_method.unwrap_or(self.event_method.clone());
+    }
 }
 
 struct Hook {
@@ -192,12 +224,121 @@ async fn lifecycle(
         "answered",
         json!({"start_time": "", "rate": "", "network": ""}),
     );
+    let fetched;
+    let (plan, events) = match &plan.answer {
+        None => (plan, events),
+        Some((url, method)) => match fetch_ncco(shared, plan, url, method).await {
+            Ok(leg) => {
+                let mut p = (**plan).clone();
+                p.connect(leg);
+                let p = Arc::new(p);
+                fetched = Events {
+                    tx: events.tx.clone(),
+                    shared: shared.clone(),
+                    plan: p,
+                };
+                (&fetched.plan, &fetched)
+            }
+            Err(why) => {
+                // Vonage ends a call whose answer URL gave no usable NCCO
+                // (§1.4); the emulator reports it as a zero-talk completion.
+                tracing::debug!(uuid = %plan.uuid, why, "answer url gave no usable NCCO");
+                shared.with_call(&plan.uuid, |r| r.answer_error = Some(why));
+                completed(events, Some(start));
+                return HangUpSide::AnswerFailed;
+            }
+        },
+    };
     let side = media(shared, plan, persona, hangup, events).await;
     if side == HangUpSide::SocketClosed {
         leg_event(events, "disconnected");
     }
     completed(events, Some(start));
     side
+}
+
+/// Fetches the NCCO from the answer URL (§1.4: `GET` with the query
+/// `to`, `from`, `uuid`, `conversation_uuid`, `region_url`, or `POST`
+/// with them as JSON; signed like the event webhooks when the emulator
+/// signs, over the body, empty for `GET`) and validates it. One attempt,
+/// under the webhook time-out: a 200 `application/json` NCCO with a
+/// websocket `connect`, else the reason.
+async fn fetch_ncco(
+    shared: &Shared,
+    plan: &CallPlan,
+    url: &str,
+    method: &str,
+) -> Result<Leg, String> {
+    let cfg = shared.cfg();
+    let fields = json!({
+        "to": plan.to,
+        "from": plan.from,
+        "uuid": plan.uuid,
+        "conversation_uuid": plan.conversation_uuid,
+        "region_url": "https://api-eu.vonage.com",
+    });
+    let (mut req, raw) = if method == "POST" {
+        let raw = serde_json::to_vec(&fields).unwrap_or_default();
+        let req = shared
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(raw.clone());
+        (req, raw)
+    } else {
+        let q: Vec<(&str, &str)> = ["to", "from", "uuid", "conversation_uuid", "region_url"]
+            .iter()
+            .map(|k| (*k, fields[*k].as_str().unwrap_or_default()))
+            .collect();
+        let qs = serde_urlencoded::to_string(&q).unwrap_or_default();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        (shared.http.get(format!("{url}{sep}{qs}")), Vec::new())
+    };
+    req = req.timeout(cfg.webhook_timeout);
+    if let Some(token) = sign(&cfg, &raw) {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.map_err(|e| format!("answer url: {e}"))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(format!("answer url answered {status}"));
+    }
+    let json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err("answer url: not application/json".into());
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("answer url body: {e}"))?;
+    let ncco: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("answer url: invalid JSON: {e}"))?;
+    super::api::validate_ncco(&ncco).map_err(|errors| {
+        let parts: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("answer url: invalid NCCO: {}", parts.join("; "))
+    })
+}
+
+/// The webhook signature JWT over `raw` (§1.9) when the emulator signs.
+fn sign(cfg: &super::VonageSimConfig, raw: &[u8]) -> Option<String> {
+    let (api_key, secret) = cfg.signature.as_ref()?;
+    let claims = json!({
+        "api_key": api_key,
+        "application_id": cfg.application_id,
+        "iat": Utc::now().timestamp(),
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "payload_hash": hex(&Sha256::digest(raw)),
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .ok()
 }
 
 fn cancelled(events: &Events, then_completed: bool) -> HangUpSide {
@@ -340,21 +481,8 @@ async fn post(shared: &Shared, uuid: &str, hook: &Hook) {
                 .body(raw.clone())
         };
         req = req.timeout(cfg.webhook_timeout);
-        if let Some((api_key, secret)) = &cfg.signature {
-            let claims = json!({
-                "api_key": api_key,
-                "application_id": cfg.application_id,
-                "iat": Utc::now().timestamp(),
-                "jti": uuid::Uuid::new_v4().to_string(),
-                "payload_hash": hex(&Sha256::digest(&raw)),
-            });
-            if let Ok(token) = jsonwebtoken::encode(
-                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-            ) {
-                req = req.bearer_auth(token);
-            }
+        if let Some(token) = sign(&cfg, &raw) {
+            req = req.bearer_auth(token);
         }
         let answered = req.send().await.ok().map(|r| r.status().as_u16());
         if let Some(i) = index {

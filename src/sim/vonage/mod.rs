@@ -132,6 +132,8 @@ pub enum HangUpSide {
     SocketFailed,
     /// Machine detection with `behavior: hangup` found a machine.
     MachineDetected,
+    /// answer_url mode: the answer URL gave no usable NCCO (§1.4).
+    AnswerFailed,
 }
 
 /// Everything about one call.
@@ -177,6 +179,8 @@ pub struct CallRecord {
     pub hang_up: Option<HangUpSide>,
     /// The call is over (`completed` or a terminal failure posted).
     pub ended: bool,
+    /// answer_url mode: why the answer URL's NCCO was not usable.
+    pub answer_error: Option<String>,
 }
 
 impl CallRecord {

@@ -1,0 +1,255 @@
+//! Vonage's answer webhook (answer_url mode): a fresh single-use media
+//! token per answer while the old one is unspent, the connect NCCO, 404
+//! for calls that cannot be connected, signatures; and a whole call in
+//! answer_url mode through the emulators.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use talky::config::Secret;
+use talky::providers::vonage::AnswerMode;
+use talky::sim::deepgram::DeepgramSimConfig;
+use talky::sim::elevenlabs::ElevenLabsSimConfig;
+use talky::sim::vonage::persona::Personas;
+use talky::store::PgDialStore;
+use talky_actors::dialer::{DialRequest, DialStore};
+use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
+
+use crate::e2e::{World, campaign_with, finished_calls, world_tweaked};
+use crate::support::TestApp;
+
+/// A dial intent: (tenant, call id, the intent's media token).
+async fn intent(app: &TestApp) -> (TenantId, String, String) {
+    let (tenant, key) = app.tenant("acme").await;
+    let campaign = app.campaign(&key, "c").await;
+    let (_, report) = app
+        .upload(
+            &format!("/api/v1/campaigns/{campaign}/contacts"),
+            &key,
+            "text/csv",
+            "phone\n+14155550123\n",
+        )
+        .await;
+    assert_eq!(report["accepted"], 1);
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{campaign}/contacts"), &key)
+        .await;
+    let contact: ContactId = page["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("contact");
+    let store = PgDialStore {
+        pool: app.pool(),
+        timeout: Duration::from_secs(5),
+    };
+    let tenant: TenantId = tenant.parse().expect("tenant");
+    let intent = store
+        .create_intent(&DialRequest {
+            tenant,
+            campaign: campaign.parse::<CampaignId>().expect("campaign"),
+            contact,
+            phone: "+14155550123".into(),
+            attempt: 1,
+        })
+        .await
+        .expect("intent");
+    (tenant, intent.call.to_string(), intent.media_token)
+}
+
+/// `GET /vonage/answer/{call}` with Vonage's query: (status, content type, body).
+async fn answer(app: &TestApp, call: &str, auth: Option<String>) -> (u16, String, Value) {
+    let mut req = app.client.get(app.url(&format!(
+        "/vonage/answer/{call}?to=14155550123&from=447700900001&uuid=u-1&conversation_uuid=CON-1"
+    )));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let res = req.send().await.expect("send");
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = res.json::<Value>().await.unwrap_or(Value::Null);
+    (status, ct, body)
+}
+
+/// The media URI of an answer NCCO, and its token.
+fn media_uri(ncco: &Value) -> (String, String) {
+    assert_eq!(ncco[0]["action"], "connect", "{ncco}");
+    let ep = &ncco[0]["endpoint"][0];
+    assert_eq!(ep["type"], "websocket", "{ncco}");
+    assert_eq!(ep["content-type"], "audio/l16;rate=16000", "{ncco}");
+    let uri = ep["uri"].as_str().expect("uri").to_string();
+    let token = uri.split("token=").nth(1).expect("token").to_string();
+    (uri, token)
+}
+
+fn ws_url(app: &TestApp, call: &str, token: &str) -> String {
+    let base = app.base.replace("http://", "ws://");
+    format!("{base}/vonage/media/{call}?token={token}")
+}
+
+async fn ws_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(other) => panic!("expected an HTTP answer, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_answer_mints_a_token_until_one_opens_the_socket() {
+    let app = TestApp::start().await;
+    let (_, call, inline_token) = intent(&app).await;
+    let (status, ct, first) = answer(&app, &call, None).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let (uri, t1) = media_uri(&first);
+    assert!(
+        uri.starts_with("ws://") && uri.ends_with(&format!("/vonage/media/{call}?token={t1}")),
+        "{uri}"
+    );
+    // Caller id and length limit come from the campaign.
+    assert_eq!(first[0]["from"], "14155550100", "{first}");
+    assert_eq!(first[0]["limit"], 600, "{first}");
+    assert_eq!(first[0]["endpoint"][0]["headers"]["call_id"], call.as_str());
+    assert_ne!(t1, inline_token, "a new token");
+    // Vonage retries the answer URL: a second answer re-mints again.
+    let (status, _, second) = answer(&app, &call, None).await;
+    assert_eq!(status, 200, "{second}");
+    let (_, t2) = media_uri(&second);
+    assert_ne!(t2, t1);
+    // Only the latest token opens the socket, and only once.
+    assert_eq!(ws_status(&ws_url(&app, &call, &inline_token)).await, 403);
+    assert_eq!(ws_status(&ws_url(&app, &call, &t1)).await, 403);
+    assert_eq!(ws_status(&ws_url(&app, &call, &t2)).await, 101);
+    assert_eq!(ws_status(&ws_url(&app, &call, &t2)).await, 403);
+    // Spent: no new token, and the spent one stays the stored one.
+    let (status, _, body) = answer(&app, &call, None).await;
+    assert_eq!(status, 404, "{body}");
+    let post = app
+        .client
+        .post(app.url(&format!("/vonage/answer/{call}")))
+        .header("content-type", "application/json")
+        .body(r#"{"to":"14155550123","uuid":"u-1"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(post.status().as_u16(), 404);
+    let unknown = CallId::new().to_string();
+    let (status, _, body) = answer(&app, &unknown, None).await;
+    assert_eq!(status, 404, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_call_gets_no_ncco_and_post_answers_work() {
+    let app = TestApp::start().await;
+    let (tenant, call, _) = intent(&app).await;
+    let post = |call: String| {
+        app.client
+            .post(app.url(&format!("/vonage/answer/{call}")))
+            .header("content-type", "application/json")
+            .body(r#"{"to":"14155550123","from":"447700900001","uuid":"u-1"}"#)
+            .send()
+    };
+    let res = post(call.clone()).await.expect("send");
+    assert_eq!(res.status().as_u16(), 200);
+    let ncco: Value = res.json().await.expect("json");
+    media_uri(&ncco);
+    let id: CallId = call.parse().expect("call");
+    let mut conn = app.db.conn().await;
+    talky::db::calls::finish(&mut conn, tenant, id, "failed", Some("test"))
+        .await
+        .expect("finish")
+        .expect("row");
+    let (status, _, body) = answer(&app, &call, None).await;
+    assert_eq!(status, 404, "{body}");
+    app.stop().await;
+}
+
+fn signed(secret: &str, body: &[u8]) -> String {
+    let claims = serde_json::json!({
+        "api_key": "abc123",
+        "iat": chrono::Utc::now().timestamp(),
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "payload_hash": talky::providers::vonage::signature::payload_hash(body),
+    });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign");
+    format!("Bearer {token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_verified_when_a_secret_is_configured() {
+    let app = TestApp::start_with(|c| {
+        c.vonage.signature_secret = Secret::new("sig-secret");
+        c.vonage.require_signed_webhooks = true;
+    })
+    .await;
+    let (_, call, _) = intent(&app).await;
+    assert_eq!(answer(&app, &call, None).await.0, 401, "unsigned");
+    let wrong = signed("other-secret", b"");
+    assert_eq!(
+        answer(&app, &call, Some(wrong)).await.0,
+        401,
+        "wrong secret"
+    );
+    let good = signed("sig-secret", b"");
+    let (status, _, ncco) = answer(&app, &call, Some(good)).await;
+    assert_eq!(status, 200, "{ncco}");
+    media_uri(&ncco);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_call_in_answer_url_mode() {
+    let World { vonage, app, _keep } = world_tweaked(
+        Personas::builtin(),
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+        |sim| sim.signature = Some(("abc123".into(), "sig-secret".into())),
+        |c| {
+            c.providers.vonage_answer_mode = AnswerMode::AnswerUrl;
+            c.vonage.signature_secret = Secret::new("sig-secret");
+            c.vonage.require_signed_webhooks = true;
+        },
+    )
+    .await;
+    let (id, key) = campaign_with(&app, &["+442079460958"], |_| {}).await;
+    let calls = finished_calls(&app, &key, &id, 1).await;
+    let call = calls.first().cloned().unwrap_or(Value::Null);
+    let texts: Vec<(String, String)> = crate::personas::turns(&call)
+        .into_iter()
+        .map(|(speaker, text, _)| (speaker, text))
+        .collect();
+    assert!(texts.len() >= 2, "{call}");
+    assert_eq!(
+        texts[0],
+        ("agent".to_string(), "Hello, this is Ada.".to_string())
+    );
+    assert_eq!(
+        texts[1],
+        ("user".to_string(), "Yes, I am interested.".to_string())
+    );
+    let sim = vonage.calls();
+    let record = sim.first().expect("one call");
+    assert!(record.request.get("ncco").is_none(), "{}", record.request);
+    assert_eq!(record.request["answer_method"], "GET");
+    let url = record.request["answer_url"][0].as_str().unwrap_or_default();
+    assert!(url.ends_with(&format!(
+        "/vonage/answer/{}",
+        call["id"].as_str().unwrap_or("?")
+    )));
+    assert!(record.socket_opened, "the fetched NCCO's socket opened");
+    assert_eq!(record.answer_error, None);
+    app.stop().await;
+}
