@@ -30,11 +30,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 
 pub use crate::sim::llm::FailRule;
+use crate::sim::server::{LoopbackServer, Shutdown, lock};
 use crate::sim::speech;
 
 /// The emulator's knobs.
@@ -105,11 +106,7 @@ pub struct RecordedRequest {
 struct Shared {
     cfg: Mutex<AuraSimConfig>,
     log: Mutex<Vec<RecordedRequest>>,
-    shutdown: watch::Receiver<bool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    shutdown: Shutdown,
 }
 
 impl Shared {
@@ -120,18 +117,11 @@ impl Shared {
     }
 
     async fn wait_shutdown(&self) {
-        let mut sd = self.shutdown.clone();
-        let _ = sd.wait_for(|s| *s).await;
+        self.shutdown.wait().await;
     }
 
     async fn pause(&self, d: Duration) -> bool {
-        if d.is_zero() {
-            return true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = self.wait_shutdown() => false,
-        }
+        self.shutdown.pause(d).await
     }
 }
 
@@ -143,37 +133,26 @@ pub struct AuraSimHandle {
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Serves the routes; stopping or dropping it stops the emulator.
+    server: LoopbackServer,
 }
 
 impl AuraSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: AuraSimConfig) -> std::io::Result<AuraSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
-            log: Mutex::new(Vec::new()),
-            shutdown: shutdown.clone(),
-        });
-        let routes = routes(shared.clone());
-        let mut sig = shutdown;
-        let task = tokio::spawn(async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = sig.wait_for(|s| *s).await;
-                })
-                .run()
-                .await;
-        });
+        let (server, shared) = LoopbackServer::start(0, |shutdown| {
+            let shared = Arc::new(Shared {
+                cfg: Mutex::new(cfg),
+                log: Mutex::new(Vec::new()),
+                shutdown,
+            });
+            (shared.clone(), routes(shared))
+        })
+        .await?;
         Ok(AuraSimHandle {
-            addr,
+            addr: server.addr(),
             shared,
-            stop,
-            task: Some(task),
+            server,
         })
     }
 }
@@ -206,20 +185,8 @@ impl AuraSimHandle {
     }
 
     /// Stops serving and waits for the server to end.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-        }
-    }
-}
-
-impl Drop for AuraSimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

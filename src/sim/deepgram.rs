@@ -35,10 +35,11 @@ use crate::http::ws::{Message, WebSocket, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use sha2::Digest;
-use tokio::sync::watch;
 use warp::Filter;
 use warp::Reply as _;
 use warp::http::{Response, StatusCode};
+
+use crate::sim::server::{LoopbackServer, Shutdown, lock};
 
 pub use endpointer::{Endpointer, ListenParams};
 
@@ -153,11 +154,7 @@ struct Shared {
     cfg: Mutex<DeepgramSimConfig>,
     requests: Mutex<Vec<RecordedRequest>>,
     sessions: Mutex<Vec<Arc<Mutex<SessionLog>>>>,
-    shutdown: watch::Receiver<bool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    shutdown: Shutdown,
 }
 
 /// The emulator.
@@ -168,8 +165,8 @@ pub struct DeepgramSimHandle {
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Serves the routes; stopping or dropping it stops the emulator.
+    server: LoopbackServer,
 }
 
 impl DeepgramSim {
@@ -181,31 +178,20 @@ impl DeepgramSim {
     /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
     /// handle goes.
     pub async fn start_on(cfg: DeepgramSimConfig, port: u16) -> std::io::Result<DeepgramSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
-            requests: Mutex::new(Vec::new()),
-            sessions: Mutex::new(Vec::new()),
-            shutdown: shutdown.clone(),
-        });
-        let routes = routes(shared.clone());
-        let mut sig = shutdown;
-        let task = tokio::spawn(async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = sig.wait_for(|s| *s).await;
-                })
-                .run()
-                .await;
-        });
+        let (server, shared) = LoopbackServer::start(port, |shutdown| {
+            let shared = Arc::new(Shared {
+                cfg: Mutex::new(cfg),
+                requests: Mutex::new(Vec::new()),
+                sessions: Mutex::new(Vec::new()),
+                shutdown,
+            });
+            (shared.clone(), routes(shared))
+        })
+        .await?;
         Ok(DeepgramSimHandle {
-            addr,
+            addr: server.addr(),
             shared,
-            stop,
-            task: Some(task),
+            server,
         })
     }
 }
@@ -246,20 +232,8 @@ impl DeepgramSimHandle {
     }
 
     /// Stops serving and waits for the server to end.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-        }
-    }
-}
-
-impl Drop for DeepgramSimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -370,7 +344,7 @@ async fn session(
     let mut carry: Option<u8> = None;
     let mut sha = sha2::Sha256::new();
     let mut malformed_sent = false;
-    let mut shutdown = shared.shutdown.clone();
+    let shutdown = shared.shutdown.clone();
     let end = loop {
         let cfg = lock(&shared.cfg).clone();
         let drop_at = cfg.drop_after.map(|d| started + d);
@@ -384,7 +358,7 @@ async fn session(
                 Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             } } => break End::Drop,
-            _ = shutdown.wait_for(|s| *s) => break End::Drop,
+            _ = shutdown.wait() => break End::Drop,
         };
         let msg = match msg {
             None | Some(Err(_)) => break End::Gone,

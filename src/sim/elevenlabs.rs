@@ -34,13 +34,14 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 use warp::ws::{Message, WebSocket};
 
 use crate::sim::codec::SYMBOL_MS;
 pub use crate::sim::llm::FailRule;
+use crate::sim::server::{LoopbackServer, Shutdown, lock};
 use crate::sim::speech::{self, Chunk};
 
 /// Every `output_format` the service lists (§5).
@@ -168,11 +169,7 @@ pub struct RecordedRequest {
 struct Shared {
     cfg: Mutex<ElevenLabsSimConfig>,
     log: Mutex<Vec<RecordedRequest>>,
-    shutdown: watch::Receiver<bool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    shutdown: Shutdown,
 }
 
 impl Shared {
@@ -183,19 +180,12 @@ impl Shared {
     }
 
     async fn wait_shutdown(&self) {
-        let mut sd = self.shutdown.clone();
-        let _ = sd.wait_for(|s| *s).await;
+        self.shutdown.wait().await;
     }
 
     /// Sleeps `d`; false if the emulator stops meanwhile.
     async fn pause(&self, d: Duration) -> bool {
-        if d.is_zero() {
-            return true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = self.wait_shutdown() => false,
-        }
+        self.shutdown.pause(d).await
     }
 }
 
@@ -207,8 +197,8 @@ pub struct ElevenLabsSimHandle {
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Serves the routes; stopping or dropping it stops the emulator.
+    server: LoopbackServer,
 }
 
 impl ElevenLabsSim {
@@ -223,30 +213,19 @@ impl ElevenLabsSim {
         cfg: ElevenLabsSimConfig,
         port: u16,
     ) -> std::io::Result<ElevenLabsSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
-            log: Mutex::new(Vec::new()),
-            shutdown: shutdown.clone(),
-        });
-        let routes = routes(shared.clone());
-        let mut sig = shutdown;
-        let task = tokio::spawn(async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = sig.wait_for(|s| *s).await;
-                })
-                .run()
-                .await;
-        });
+        let (server, shared) = LoopbackServer::start(port, |shutdown| {
+            let shared = Arc::new(Shared {
+                cfg: Mutex::new(cfg),
+                log: Mutex::new(Vec::new()),
+                shutdown,
+            });
+            (shared.clone(), routes(shared))
+        })
+        .await?;
         Ok(ElevenLabsSimHandle {
-            addr,
+            addr: server.addr(),
             shared,
-            stop,
-            task: Some(task),
+            server,
         })
     }
 }
@@ -288,20 +267,8 @@ impl ElevenLabsSimHandle {
     }
 
     /// Stops serving and waits for the server to end.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-        }
-    }
-}
-
-impl Drop for ElevenLabsSimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
+
+use crate::sim::server::{LoopbackServer, Shutdown, lock};
 
 /// Which failure to inject, and when.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -162,11 +164,7 @@ struct Shared {
     script: Mutex<Arc<dyn LlmScript>>,
     log: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
-    shutdown: watch::Receiver<bool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    shutdown: Shutdown,
 }
 
 /// The emulator.
@@ -177,8 +175,8 @@ pub struct LlmSimHandle {
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Serves the routes; stopping or dropping it stops the emulator.
+    server: LoopbackServer,
 }
 
 impl LlmSim {
@@ -190,32 +188,21 @@ impl LlmSim {
     /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
     /// handle goes.
     pub async fn start_on(cfg: LlmSimConfig, port: u16) -> std::io::Result<LlmSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
-            script: Mutex::new(Arc::new(EchoScript)),
-            log: Mutex::new(Vec::new()),
-            seq: AtomicU64::new(1),
-            shutdown: shutdown.clone(),
-        });
-        let routes = routes(shared.clone());
-        let mut sig = shutdown;
-        let task = tokio::spawn(async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = sig.wait_for(|s| *s).await;
-                })
-                .run()
-                .await;
-        });
+        let (server, shared) = LoopbackServer::start(port, |shutdown| {
+            let shared = Arc::new(Shared {
+                cfg: Mutex::new(cfg),
+                script: Mutex::new(Arc::new(EchoScript)),
+                log: Mutex::new(Vec::new()),
+                seq: AtomicU64::new(1),
+                shutdown,
+            });
+            (shared.clone(), routes(shared))
+        })
+        .await?;
         Ok(LlmSimHandle {
-            addr,
+            addr: server.addr(),
             shared,
-            stop,
-            task: Some(task),
+            server,
         })
     }
 }
@@ -263,21 +250,8 @@ impl LlmSimHandle {
     }
 
     /// Stops serving and waits for the server to end.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-        }
-    }
-}
-
-impl Drop for LlmSimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            // Connections still open when dropped do not keep it alive.
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -324,8 +298,7 @@ async fn handle(
     };
     let cfg = lock(&shared.cfg).clone();
     if cfg.half_open {
-        let mut sd = shared.shutdown.clone();
-        let _ = sd.wait_for(|s| *s).await;
+        shared.shutdown.wait().await;
         return error_reply(503, "shutting down", "server_error", None);
     }
     let reply = respond(
@@ -688,16 +661,8 @@ fn stream_reply(shared: &Arc<Shared>, cfg: &LlmSimConfig, chunks: Vec<SseChunk>)
             Duration::ZERO
         };
         let pause = |d: Duration| {
-            let mut sd = shutdown.clone();
-            async move {
-                if d.is_zero() {
-                    return true;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(d) => true,
-                    _ = sd.wait_for(|s| *s) => false,
-                }
-            }
+            let sd = shutdown.clone();
+            async move { sd.pause(d).await }
         };
         if !pause(cfg.first_token_latency).await {
             return;

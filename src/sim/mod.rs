@@ -7,6 +7,7 @@ pub mod deepgram;
 pub mod elevenlabs;
 pub mod llm;
 pub mod process;
+pub mod server;
 pub mod speech;
 pub mod vonage;
 pub mod whisper;

@@ -28,13 +28,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 
 use crate::audio::{pcm, wav};
 use crate::sim::codec::Decoder;
 pub use crate::sim::llm::FailRule;
+use crate::sim::server::{LoopbackServer, Shutdown, lock};
 
 /// The models the service offers (§4).
 pub const MODELS: [&str; 2] = ["whisper-large-v3", "whisper-large-v3-turbo"];
@@ -95,11 +95,7 @@ struct Shared {
     cfg: Mutex<WhisperSimConfig>,
     log: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
-    shutdown: watch::Receiver<bool>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    shutdown: Shutdown,
 }
 
 /// The emulator.
@@ -110,38 +106,27 @@ pub struct WhisperSimHandle {
     /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// Serves the routes; stopping or dropping it stops the emulator.
+    server: LoopbackServer,
 }
 
 impl WhisperSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: WhisperSimConfig) -> std::io::Result<WhisperSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
-            log: Mutex::new(Vec::new()),
-            seq: AtomicU64::new(1),
-            shutdown: shutdown.clone(),
-        });
-        let routes = routes(shared.clone());
-        let mut sig = shutdown;
-        let task = tokio::spawn(async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = sig.wait_for(|s| *s).await;
-                })
-                .run()
-                .await;
-        });
+        let (server, shared) = LoopbackServer::start(0, |shutdown| {
+            let shared = Arc::new(Shared {
+                cfg: Mutex::new(cfg),
+                log: Mutex::new(Vec::new()),
+                seq: AtomicU64::new(1),
+                shutdown,
+            });
+            (shared.clone(), routes(shared))
+        })
+        .await?;
         Ok(WhisperSimHandle {
-            addr,
+            addr: server.addr(),
             shared,
-            stop,
-            task: Some(task),
+            server,
         })
     }
 }
@@ -174,20 +159,8 @@ impl WhisperSimHandle {
     }
 
     /// Stops serving and waits for the server to end.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-        }
-    }
-}
-
-impl Drop for WhisperSimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -256,19 +229,12 @@ async fn handle(
     };
     let cfg = lock(&shared.cfg).clone();
     if cfg.half_open {
-        let mut sd = shared.shutdown.clone();
-        let _ = sd.wait_for(|s| *s).await;
+        shared.shutdown.wait().await;
         return error_reply(503, "shutting down", "server_error", None);
     }
     let reply = match respond(&shared, &cfg, index, served, &body) {
         Ok(reply) => {
-            if !cfg.latency.is_zero() {
-                let mut sd = shared.shutdown.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(cfg.latency) => {}
-                    _ = sd.wait_for(|s| *s) => {}
-                }
-            }
+            shared.shutdown.pause(cfg.latency).await;
             reply
         }
         Err(reply) => *reply,
