@@ -304,3 +304,37 @@ async fn supervisors_see_the_live_call(app: &crate::support::TestApp, campaign: 
         .expect("text");
     assert!(metrics.contains("talky_calls_active"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voicemail_gets_the_campaign_message_after_the_tone() {
+    let machine = "+442079460977";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "voicemail", machine);
+    let World { vonage, app, _keep } = world(personas).await;
+    let message = "Hello, this is Ada from the clinic. Please call us back.";
+    let (id, key) = campaign_with(&app, &[machine], |b| {
+        b["voicemail_action"] = json!("leave_message");
+        b["agent"]["voicemail_message"] = json!(message);
+    })
+    .await;
+    let calls = finished_calls(&app, &key, &id, 1).await;
+    let call = calls.first().cloned().unwrap_or(Value::Null);
+    assert_eq!(call["outcome"], "machine", "{call}");
+    let t = turns(&call);
+    let last = t.last().cloned().unwrap_or_default();
+    assert_eq!(
+        (last.0.as_str(), last.1.as_str(), last.2),
+        ("agent", message, false),
+        "the message was left whole: {t:?}"
+    );
+    // The machine recorded it: its last utterance heard ends with the
+    // whole message (a reply cut by the verdict may run straight into it).
+    let record = sim_call(&vonage.calls(), machine);
+    let letters = |t: &str| words(t).concat();
+    let last = heard(&record)
+        .last()
+        .map(|h| letters(h))
+        .unwrap_or_default();
+    assert!(last.ends_with(&letters(message)), "{:?}", record.heard);
+    app.stop().await;
+}
