@@ -40,7 +40,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Secret;
-use crate::providers::breaker::CircuitBreaker;
+use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 use crate::providers::elevenlabs::Assembler;
 pub use wire::LINEAR16_RATES;
 
@@ -196,38 +196,6 @@ impl TtsPort for AuraTts {
     }
 }
 
-/// Reports a synthesis' outcome to the breaker exactly once; dropped
-/// unresolved, success if audio came, else failure.
-struct BreakerGuard {
-    breaker: Arc<CircuitBreaker>,
-    resolved: bool,
-    produced_output: bool,
-}
-
-impl BreakerGuard {
-    fn resolve(mut self, err: Option<&PortError>) {
-        self.resolved = true;
-        match err {
-            None | Some(PortError::Rejected(_)) | Some(PortError::Protocol(_)) => {
-                self.breaker.on_success(Instant::now())
-            }
-            Some(_) => self.breaker.on_failure(Instant::now()),
-        }
-    }
-}
-
-impl Drop for BreakerGuard {
-    fn drop(&mut self) {
-        if !self.resolved {
-            if self.produced_output {
-                self.breaker.on_success(Instant::now());
-            } else {
-                self.breaker.on_failure(Instant::now());
-            }
-        }
-    }
-}
-
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 enum Conn {
@@ -315,11 +283,7 @@ impl Inner {
         if !self.breaker.allow(Instant::now()) {
             return Err(PortError::Unavailable("aura: circuit open".into()));
         }
-        let mut guard = BreakerGuard {
-            breaker: self.breaker.clone(),
-            resolved: false,
-            produced_output: false,
-        };
+        let mut guard = BreakerGuard::new(self.breaker.clone());
         let started = match self.cfg.mode {
             AuraMode::Rest => self.start_rest(&req.text, &model, rate).await,
             AuraMode::WebSocket => self.start_ws(&req.text, &model, rate).await,

@@ -6,8 +6,10 @@
 //! then it is half-open: exactly one probe at a time goes through; the
 //! probe's success closes it, its failure opens it again for `open_for`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use talky_actors::ports::PortError;
 
 /// What the breaker currently does with calls (for metrics and logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +142,60 @@ impl CircuitBreaker {
     /// The current state (as of the last `allow`/`on_*`).
     pub fn state(&self) -> BreakerState {
         self.lock().state
+    }
+}
+
+/// Reports one attempt's outcome to its breaker exactly once. Dropped
+/// unresolved (the caller gave up), it reports success if output was
+/// produced, else failure, so a half-open probe is never left dangling.
+pub(crate) struct BreakerGuard {
+    breaker: Arc<CircuitBreaker>,
+    resolved: bool,
+    /// Something was handed to the caller: the provider is up.
+    pub(crate) produced_output: bool,
+}
+
+impl BreakerGuard {
+    /// Guards one attempt on `breaker`.
+    pub(crate) fn new(breaker: Arc<CircuitBreaker>) -> Self {
+        Self {
+            breaker,
+            resolved: false,
+            produced_output: false,
+        }
+    }
+
+    /// The provider answered properly.
+    pub(crate) fn success(mut self) {
+        self.resolved = true;
+        self.breaker.on_success(Instant::now());
+    }
+
+    /// The provider failed.
+    pub(crate) fn failure(mut self) {
+        self.resolved = true;
+        self.breaker.on_failure(Instant::now());
+    }
+
+    /// Success, or the error's verdict: a refusal (4xx) or nonsense still
+    /// means the provider is up; anything else counts against it.
+    pub(crate) fn resolve(self, err: Option<&PortError>) {
+        match err {
+            None | Some(PortError::Rejected(_)) | Some(PortError::Protocol(_)) => self.success(),
+            Some(_) => self.failure(),
+        }
+    }
+}
+
+impl Drop for BreakerGuard {
+    fn drop(&mut self) {
+        if !self.resolved {
+            if self.produced_output {
+                self.breaker.on_success(Instant::now());
+            } else {
+                self.breaker.on_failure(Instant::now());
+            }
+        }
     }
 }
 

@@ -44,7 +44,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Secret;
-use crate::providers::breaker::CircuitBreaker;
+use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 pub use wire::{Assembler, VoiceSettings, pcm_rate};
 
 /// ElevenLabs' REST base URL.
@@ -233,40 +233,6 @@ impl TtsPort for ElevenLabs {
     }
 }
 
-/// Reports a synthesis' outcome to the breaker exactly once; dropped
-/// unresolved, success if audio came, else failure (a half-open probe is
-/// never left dangling).
-struct BreakerGuard {
-    breaker: Arc<CircuitBreaker>,
-    resolved: bool,
-    produced_output: bool,
-}
-
-impl BreakerGuard {
-    fn resolve(mut self, err: Option<&PortError>) {
-        self.resolved = true;
-        match err {
-            // The provider answered (a 4xx, or nonsense): it is up.
-            None | Some(PortError::Rejected(_)) | Some(PortError::Protocol(_)) => {
-                self.breaker.on_success(Instant::now())
-            }
-            Some(_) => self.breaker.on_failure(Instant::now()),
-        }
-    }
-}
-
-impl Drop for BreakerGuard {
-    fn drop(&mut self) {
-        if !self.resolved {
-            if self.produced_output {
-                self.breaker.on_success(Instant::now());
-            } else {
-                self.breaker.on_failure(Instant::now());
-            }
-        }
-    }
-}
-
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An open synthesis, HTTP body or socket.
@@ -346,11 +312,7 @@ impl Inner {
         if !self.breaker.allow(Instant::now()) {
             return Err(PortError::Unavailable("elevenlabs: circuit open".into()));
         }
-        let mut guard = BreakerGuard {
-            breaker: self.breaker.clone(),
-            resolved: false,
-            produced_output: false,
-        };
+        let mut guard = BreakerGuard::new(self.breaker.clone());
         let mut asm = Assembler::new(rate);
         let mut events = Vec::new();
         let started = match self.cfg.mode {

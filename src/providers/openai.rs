@@ -24,7 +24,7 @@ use talky_actors::ports::{
 use tokio::sync::mpsc;
 
 use crate::config::Secret;
-use crate::providers::breaker::CircuitBreaker;
+use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 pub use sse::{SseParser, SseTooLong};
 use wire::{BodySettings, StreamState};
 
@@ -210,39 +210,6 @@ struct Started {
     events: Vec<LlmEvent>,
 }
 
-/// Reports an attempt's outcome to the breaker exactly once; dropped
-/// unresolved (the caller gave up), it reports success if output was
-/// produced, else failure, so a half-open probe is never left dangling.
-struct BreakerGuard {
-    breaker: Arc<CircuitBreaker>,
-    resolved: bool,
-    produced_output: bool,
-}
-
-impl BreakerGuard {
-    fn success(mut self) {
-        self.resolved = true;
-        self.breaker.on_success(Instant::now());
-    }
-
-    fn failure(mut self) {
-        self.resolved = true;
-        self.breaker.on_failure(Instant::now());
-    }
-}
-
-impl Drop for BreakerGuard {
-    fn drop(&mut self) {
-        if !self.resolved {
-            if self.produced_output {
-                self.breaker.on_success(Instant::now());
-            } else {
-                self.breaker.on_failure(Instant::now());
-            }
-        }
-    }
-}
-
 impl Inner {
     async fn stream(self: Arc<Self>, req: ChatRequest) -> PortResult<mpsc::Receiver<LlmEvent>> {
         let settings = BodySettings {
@@ -263,11 +230,7 @@ impl Inner {
                     PortError::Unavailable(format!("{}: circuit open", self.cfg.name))
                 }));
             }
-            let guard = BreakerGuard {
-                breaker: self.breaker.clone(),
-                resolved: false,
-                produced_output: false,
-            };
+            let guard = BreakerGuard::new(self.breaker.clone());
             let err = match self.attempt(body.clone()).await {
                 Ok(started) => {
                     let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
@@ -437,10 +400,7 @@ impl Inner {
                     }
                 }
                 tracing::debug!(provider = %self.cfg.name, error = %e, "LLM stream failed");
-                match e {
-                    PortError::Protocol(_) | PortError::Rejected(_) => guard.success(),
-                    _ => guard.failure(),
-                }
+                guard.resolve(Some(&e));
                 let _ = tx.send(LlmEvent::Error(e)).await;
                 return;
             }
