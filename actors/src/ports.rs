@@ -23,8 +23,12 @@ pub const MEDIA_IN_CAPACITY: usize = 50;
 pub const MEDIA_OUT_CAPACITY: usize = 25;
 /// Audio chunks buffered towards an STT session (100 x 20 ms = 2 s).
 pub const STT_AUDIO_CAPACITY: usize = 100;
-/// Events buffered from a provider session (STT, LLM, TTS).
+/// Events buffered from a provider session (STT, LLM).
 pub const PROVIDER_EVENT_CAPACITY: usize = 64;
+/// Events buffered from a TTS synthesis: few, because audio chunks are
+/// large and a consumer that is ahead leaves the rest in the provider's
+/// socket (back-pressure) rather than in memory.
+pub const TTS_EVENT_CAPACITY: usize = 8;
 
 /// Why a port call failed; actors decide on retries and fallbacks from
 /// the kind alone.

@@ -168,14 +168,23 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
     let tap: Option<SpoolTap> = spool.as_ref().map(|s| s.tap.clone());
     let agent_tap = tap.clone();
     let writer = tokio::spawn(async move {
-        while let Some(item) = out_rx.recv().await {
-            let message = outbound(item);
-            if let Some(tap) = &agent_tap
-                && message.is_binary()
-            {
-                tap.push(Direction::Agent, message.as_bytes());
+        // The playout hands frames over in batches (100 ms at a time): all
+        // that is queued goes out in one write.
+        while let Some(first) = out_rx.recv().await {
+            let mut next = Some(first);
+            while let Some(item) = next.take() {
+                let message = outbound(item);
+                if let Some(tap) = &agent_tap
+                    && message.is_binary()
+                {
+                    tap.push(Direction::Agent, message.as_bytes());
+                }
+                if sink.feed(message).await.is_err() {
+                    return;
+                }
+                next = out_rx.try_recv().ok();
             }
-            if sink.send(message).await.is_err() {
+            if sink.flush().await.is_err() {
                 return;
             }
         }

@@ -25,9 +25,10 @@ use warp::reply::{Reply, Response};
 /// Read buffer of a media socket: a few frames (a 640-byte frame and its
 /// header fit many times); a larger message grows it as needed.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Bytes written before tungstenite flushes on its own (each send flushes
-/// anyway; this only bounds what a batch may gather).
-pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes gathered before tungstenite writes on its own: a batch of frames
+/// fed before one flush (the playout's first 200 ms, ten 644-byte
+/// messages) leaves in one write.
+pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// tungstenite's configuration for media sockets: small buffers and the
 /// given message limit.

@@ -403,17 +403,28 @@ async fn writer(
     mut done: oneshot::Receiver<()>,
 ) {
     let mut last_sent = tokio::time::Instant::now();
+    // One timer for the session, not one per frame: when it fires it
+    // checks whether audio went out meanwhile.
+    let keepalive = tokio::time::sleep_until(last_sent + keepalive_every);
+    tokio::pin!(keepalive);
     loop {
         tokio::select! {
             _ = &mut done => return,
             chunk = audio.recv() => match chunk {
-                Some(pcm) => {
-                    if pcm.is_empty() {
+                Some(first) => {
+                    // Whatever queued up meanwhile goes out in one write.
+                    let mut next = Some(first);
+                    while let Some(pcm) = next.take() {
                         // An empty binary frame means "close" to the server.
-                        continue;
+                        if !pcm.is_empty() {
+                            shared.sent();
+                            if sink.feed(Message::Binary(pcm.into())).await.is_err() {
+                                return;
+                            }
+                        }
+                        next = audio.try_recv().ok();
                     }
-                    shared.sent();
-                    if sink.send(Message::Binary(pcm.into())).await.is_err() {
+                    if sink.flush().await.is_err() {
                         return;
                     }
                     last_sent = tokio::time::Instant::now();
@@ -431,7 +442,12 @@ async fn writer(
                     return;
                 }
             },
-            _ = tokio::time::sleep_until(last_sent + keepalive_every) => {
+            () = &mut keepalive => {
+                let due = last_sent + keepalive_every;
+                if tokio::time::Instant::now() < due {
+                    keepalive.as_mut().reset(due);
+                    continue;
+                }
                 // Audio stopped: what was sent may legitimately stay
                 // unanswered (less than a result's worth).
                 shared.received();
@@ -439,6 +455,7 @@ async fn writer(
                     return;
                 }
                 last_sent = tokio::time::Instant::now();
+                keepalive.as_mut().reset(last_sent + keepalive_every);
             }
         }
     }

@@ -35,7 +35,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use talky_actors::ports::{
-    PROVIDER_EVENT_CAPACITY, PortError, PortResult, TtsEvent, TtsPort, TtsRequest,
+    PortError, PortResult, TTS_EVENT_CAPACITY, TtsEvent, TtsPort, TtsRequest,
 };
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -345,7 +345,7 @@ impl Inner {
             }
         }
         guard.produced_output = !events.is_empty();
-        let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
+        let (tx, rx) = mpsc::channel(TTS_EVENT_CAPACITY);
         tokio::spawn(self.clone().pump(conn, asm, events, done, tx, guard));
         Ok(rx)
     }

@@ -340,12 +340,9 @@ impl<P: CallPorts> Actor for CallActor<P> {
                 }
             }
             CallMsg::TtsReady => state.on_tts_audio(&myself),
-            CallMsg::TtsDone {
-                generation,
-                segment,
-            } => {
+            CallMsg::TtsDone { generation, .. } => {
                 if generation == state.tts.generation {
-                    state.on_tts_done(&myself, segment);
+                    state.on_tts_done(&myself);
                 }
             }
             CallMsg::Restart(kind) => start_child(&myself, state, kind).await,

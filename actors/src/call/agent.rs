@@ -9,7 +9,7 @@ use ractor::ActorRef;
 
 use super::actor::CallState;
 use super::children::llm::LlmChildMsg;
-use super::children::tts::TtsChildMsg;
+use super::children::tts::{TTS_AHEAD, TtsChildMsg};
 use super::lifecycle::EndCause;
 use super::msg::{CallMsg, CallPorts, ChildKind, TimerKind};
 use super::store_writer::StoreOp;
@@ -487,14 +487,23 @@ impl<P: CallPorts> CallState<P> {
     }
 
     pub(crate) fn on_tts_audio(&mut self, myself: &ActorRef<CallMsg>) {
-        self.drain_tts();
         self.pump(myself);
     }
 
+    /// Moves TTS audio into the playout while it holds less than
+    /// [`TTS_AHEAD`] unsent: past that the audio waits in the bounded
+    /// channel and the provider's socket (back-pressure), so a long reply
+    /// costs a second of memory, not its whole length. An empty chunk ends
+    /// its segment: it comes after all of the segment's audio.
     fn drain_tts(&mut self) {
         let now = self.now();
-        while let Ok((segment, pcm)) = self.tts_rx.try_recv() {
-            if self.playout.push_audio(segment, &pcm).is_ok()
+        while self.playout.buffered() < TTS_AHEAD {
+            let Ok((segment, pcm)) = self.tts_rx.try_recv() else {
+                return;
+            };
+            if pcm.is_empty() {
+                self.segment_synthesised(segment);
+            } else if self.playout.push_audio(segment, &pcm).is_ok()
                 && let Some(turn) = self.agent.as_mut()
             {
                 turn.marks.first_audio.get_or_insert(now);
@@ -502,8 +511,7 @@ impl<P: CallPorts> CallState<P> {
         }
     }
 
-    pub(crate) fn on_tts_done(&mut self, myself: &ActorRef<CallMsg>, segment: SegmentId) {
-        self.drain_tts();
+    fn segment_synthesised(&mut self, segment: SegmentId) {
         self.playout.end_segment(segment);
         if let Some(turn) = self.agent.as_mut() {
             for (id, _, done) in &mut turn.segments {
@@ -512,12 +520,18 @@ impl<P: CallPorts> CallState<P> {
                 }
             }
         }
+    }
+
+    /// TTS finished a segment; its end comes through the audio channel,
+    /// after its audio.
+    pub(crate) fn on_tts_done(&mut self, myself: &ActorRef<CallMsg>) {
         self.pump(myself);
     }
 
     /// Sends the frames that are due, closes a turn that has played out,
     /// and sets the next tick.
     pub(crate) fn pump(&mut self, myself: &ActorRef<CallMsg>) {
+        self.drain_tts();
         let now = self.now();
         let frames = self.playout.poll(now);
         if !frames.is_empty()

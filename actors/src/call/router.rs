@@ -14,9 +14,67 @@ use super::msg::CallMsg;
 use crate::media::{Vad, VadEvent};
 use crate::ports::MediaIn;
 
-/// Frames held while no STT session takes audio (150 x 20 ms = 3 s, more
-/// than a restart with backoff takes); past it the oldest are dropped.
+/// Chunks held while no STT session takes audio (150 x 20 ms = 3 s of
+/// speech, more than a restart with backoff takes; quiet batches hold
+/// more); past it the oldest are dropped.
 pub(crate) const STT_REPLAY_CAPACITY: usize = 150;
+
+/// Quiet frames after which the caller's audio goes to STT in batches (50
+/// x 20 ms = 1 s: past the endpointer's trailing silence, so the end of an
+/// utterance is never held back).
+pub(crate) const QUIET_FRAMES_BEFORE_BATCHING: u32 = 50;
+/// Frames per batch of quiet audio (5 x 20 ms = 100 ms, one socket write
+/// instead of five).
+pub(crate) const QUIET_BATCH_FRAMES: u32 = 5;
+
+/// Groups the caller's audio for STT: frame by frame while anything may
+/// be said, batches of [`QUIET_BATCH_FRAMES`] through long silences (while
+/// the agent talks, most of a call). A frame that is not quiet sends the
+/// batch begun at once, so speech is never delayed. Bytes and order are
+/// kept exactly.
+#[derive(Default)]
+struct Batcher {
+    /// Consecutive quiet frames.
+    quiet: u32,
+    /// Quiet audio gathered, not yet sent.
+    batch: Vec<u8>,
+    /// Frames in `batch`.
+    frames: u32,
+}
+
+impl Batcher {
+    /// Takes a frame and whether the VAD found the line quiet after it;
+    /// returns what is to be sent now, in order (at most two chunks).
+    fn push(&mut self, frame: Vec<u8>, quiet: bool) -> impl Iterator<Item = Vec<u8>> {
+        let mut held = None;
+        if !quiet {
+            self.quiet = 0;
+            if self.frames > 0 {
+                held = Some(self.take());
+            }
+            return held.into_iter().chain(Some(frame));
+        }
+        self.quiet = self.quiet.saturating_add(1);
+        if self.quiet <= QUIET_FRAMES_BEFORE_BATCHING {
+            return held.into_iter().chain(Some(frame));
+        }
+        if self.batch.is_empty() {
+            self.batch
+                .reserve_exact(frame.len() * QUIET_BATCH_FRAMES as usize);
+        }
+        self.batch.extend_from_slice(&frame);
+        self.frames += 1;
+        if self.frames >= QUIET_BATCH_FRAMES {
+            held = Some(self.take());
+        }
+        held.into_iter().chain(None)
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        self.frames = 0;
+        std::mem::take(&mut self.batch)
+    }
+}
 
 /// Frames the router dropped because the replay buffer was full.
 #[derive(Default)]
@@ -91,6 +149,7 @@ pub(crate) fn spawn(
             pending: VecDeque::new(),
             counters: Counters::default(),
         };
+        let mut batcher = Batcher::default();
         loop {
             tokio::select! {
                 item = inbound.recv() => match item {
@@ -104,7 +163,9 @@ pub(crate) fn spawn(
                             Some(VadEvent::SpeechEnd { .. }) => { let _ = parent.cast(CallMsg::CallerSilent); }
                             None => {}
                         }
-                        router.deliver(frame);
+                        for chunk in batcher.push(frame, vad.is_quiet()) {
+                            router.deliver(chunk);
+                        }
                     }
                     Some(MediaIn::Dtmf(digit)) => { let _ = parent.cast(CallMsg::Dtmf(digit)); }
                     Some(MediaIn::Mark(_)) => {}
@@ -125,4 +186,47 @@ pub(crate) fn spawn(
             );
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(k: u8) -> Vec<u8> {
+        vec![k; 640]
+    }
+
+    #[test]
+    fn quiet_audio_is_batched_after_a_second_and_speech_flushes_at_once() {
+        let mut b = Batcher::default();
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        let mut all_in = Vec::new();
+        // 2 s of silence: the first second frame by frame, then batches.
+        for k in 0..100u32 {
+            let f = frame((k % 200) as u8);
+            all_in.extend_from_slice(&f);
+            sent.extend(b.push(f, true));
+        }
+        assert_eq!(sent.len(), 50 + 10, "50 frames then 10 batches");
+        assert!(sent[..50].iter().all(|c| c.len() == 640));
+        assert!(sent[50..].iter().all(|c| c.len() == 3200));
+        // Two more quiet frames wait in a batch; a loud one sends them
+        // and itself at once.
+        for k in 0..2u8 {
+            all_in.extend_from_slice(&frame(k));
+            assert_eq!(b.push(frame(k), true).count(), 0);
+        }
+        let out: Vec<Vec<u8>> = b.push(frame(9), false).collect();
+        all_in.extend_from_slice(&frame(9));
+        assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), [1280, 640]);
+        sent.extend(out);
+        // Speech and the silence right after it go frame by frame.
+        for _ in 0..50 {
+            let out: Vec<Vec<u8>> = b.push(frame(1), true).collect();
+            assert_eq!(out.len(), 1);
+            all_in.extend_from_slice(&frame(1));
+            sent.extend(out);
+        }
+        assert_eq!(sent.concat(), all_in, "every byte, in order");
+    }
 }

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 pub use types::{
     DEFAULT_CHARS_PER_SECOND, DEFAULT_FRAME_MS, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LEAD,
-    DEFAULT_SAMPLE_RATE, Frame, Heard, MAX_FRAME_MS, PlayoutConfig, PlayoutError, SegmentId,
+    DEFAULT_REFILL_LEAD, DEFAULT_SAMPLE_RATE, Frame, Heard, MAX_FRAME_MS, PlayoutConfig,
+    PlayoutError, SegmentId,
 };
 
 use clock::{Timeline, duration_of, samples_in};
@@ -179,9 +180,14 @@ impl Playout {
     /// When [`Self::poll`] will next yield a frame (`now` if at once), or
     /// `None` if that waits on audio or on a segment's end, in which case
     /// poll again after the next push or end.
+    /// Polls come in batches: a poll tops the lead up to `max_lead`, and
+    /// the next is due when it has fallen to `refill_lead`.
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
-        self.frame_ready()
-            .then(|| self.timeline.due(now, self.frame_len, self.cfg.max_lead))
+        let slack = self
+            .cfg
+            .refill_lead
+            .min(self.cfg.max_lead.saturating_sub(self.frame_len));
+        self.frame_ready().then(|| self.timeline.due(now, slack))
     }
 
     /// Barge-in, or the end of a turn: drops every segment and all unsent

@@ -140,6 +140,12 @@ impl Vad {
         self.in_speech
     }
 
+    /// Whether the line is quiet: no speech on and the last frame was not
+    /// loud (no speech may be starting).
+    pub fn is_quiet(&self) -> bool {
+        !self.in_speech && self.loud == 0
+    }
+
     /// Forgets the stream so far (e.g. when the turn changes).
     pub fn reset(&mut self) {
         self.in_speech = false;

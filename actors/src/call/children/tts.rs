@@ -16,10 +16,17 @@ use crate::call::msg::CallMsg;
 use crate::media::SegmentId;
 use crate::ports::{PortError, TtsEvent, TtsPort, TtsRequest};
 
-/// TTS audio chunks buffered towards the CallActor.
-pub(crate) const TTS_AUDIO_CAPACITY: usize = 64;
+/// TTS audio chunks buffered towards the CallActor: with [`TTS_AHEAD`]
+/// this bounds a call's agent audio in memory; a full channel stops the
+/// synthesis task reading the provider's stream.
+pub(crate) const TTS_AUDIO_CAPACITY: usize = 16;
 
-/// A chunk of a segment's audio.
+/// Unsent audio the CallActor takes into its playout before leaving the
+/// rest in the channel: ample against underruns (the playout is polled
+/// every 100 ms), small next to a whole reply.
+pub(crate) const TTS_AHEAD: Duration = Duration::from_secs(1);
+
+/// A chunk of a segment's audio; an empty one ends the segment.
 pub(crate) type TtsChunk = (SegmentId, Vec<u8>);
 
 /// The actor.
@@ -100,6 +107,7 @@ impl<T: TtsPort> TtsChildState<T> {
                 };
             loop {
                 match events.recv().await {
+                    Some(TtsEvent::Audio(bytes)) if bytes.is_empty() => {}
                     Some(TtsEvent::Audio(bytes)) => {
                         if audio.send((segment, bytes)).await.is_err() {
                             return;
@@ -108,6 +116,10 @@ impl<T: TtsPort> TtsChildState<T> {
                     }
                     Some(TtsEvent::Alignment(_)) => {}
                     Some(TtsEvent::Done) => {
+                        // The end marker, behind the segment's audio.
+                        if audio.send((segment, Vec::new())).await.is_err() {
+                            return;
+                        }
                         let _ = parent.cast(CallMsg::TtsDone {
                             generation,
                             segment,

@@ -162,6 +162,8 @@ pub struct FakeTts {
     pub requests: Arc<Mutex<Vec<(&'static str, String)>>>,
     /// Syntheses that fail (after one chunk) before one succeeds.
     pub fail_after_one_chunk: Mutex<u32>,
+    /// When each audio chunk was handed over (the consumer took it).
+    pub chunks_sent: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl FakeTts {
@@ -170,6 +172,7 @@ impl FakeTts {
             name,
             requests,
             fail_after_one_chunk: Mutex::new(0),
+            chunks_sent: Arc::default(),
         }
     }
 }
@@ -193,8 +196,9 @@ impl TtsPort for FakeTts {
                 false
             }
         };
-        let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
+        let (tx, rx) = mpsc::channel(TTS_EVENT_CAPACITY);
         let total = speech_duration(&req.text);
+        let sent = self.chunks_sent.clone();
         let bytes_per_ms = (req.sample_rate as usize / 1000) * 2;
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(120)).await;
@@ -206,6 +210,7 @@ impl TtsPort for FakeTts {
                 if tx.send(TtsEvent::Audio(chunk)).await.is_err() {
                     return;
                 }
+                lock(&sent).push(Instant::now());
                 if fail {
                     let _ = tx
                         .send(TtsEvent::Error(PortError::Unavailable("tts broke".into())))

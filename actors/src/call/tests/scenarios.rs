@@ -721,3 +721,50 @@ async fn a_callback_request_is_reported() {
         crate::schedule::retry::CallOutcome::CallbackRequested(expected)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_reply_is_read_from_tts_as_it_plays_and_plays_without_a_gap() {
+    let h = greeted().await;
+    let long = "This sentence goes on and on about the offer, the prices, the \
+                terms, the delivery dates, the guarantee, the support hours, \
+                the many colours it comes in and the reasons to buy it today.";
+    let reply = format!("{long} Thanks.");
+    h.llm[0].reply(&reply);
+    let before = lock(&h.heard).frames.len();
+    lock(&h.tts[0].chunks_sent).clear();
+    h.speak(secs(0.6)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Tell me more").await;
+    let length = speech_duration(long) + speech_duration("Thanks.");
+    wait(length.as_secs_f64() + 2.0).await;
+
+    let turns = h.turns();
+    let last = turns.last().expect("turns");
+    assert_eq!(last.heard_text.as_deref(), Some(reply.as_str()));
+    assert!(!last.interrupted);
+    // Every frame played, back to back, never beyond the 200 ms lead.
+    let heard = lock(&h.heard);
+    let frames = &heard.frames[before..];
+    let expected = (length.as_millis() / 20) as usize;
+    assert!(
+        frames.len().abs_diff(expected) <= 2,
+        "{} frames, expected {expected}",
+        frames.len()
+    );
+    let t0 = frames[0].0;
+    for (i, (at, _)) in frames.iter().enumerate() {
+        let due = t0 + Duration::from_millis(20 * i as u64);
+        assert!(*at <= due, "frame {i} late by {:?}: a gap", *at - due);
+        assert!(*at + Duration::from_millis(200) >= due, "frame {i} early");
+    }
+    // The fake TTS makes audio 5x faster than it plays: unthrottled, the
+    // long sentence would be taken whole in its first 2.5 s. Held back, its
+    // chunks are taken as the reply plays.
+    let sent = lock(&h.tts[0].chunks_sent);
+    let (first, last) = (sent[0], *sent.last().expect("chunks"));
+    assert!(
+        last - first > length / 2,
+        "TTS drained in {:?} for {length:?} of audio",
+        last - first
+    );
+}

@@ -71,17 +71,14 @@ impl Timeline {
         }
     }
 
-    /// The earliest instant not before `now` at which [`Self::may_send`]
-    /// holds.
-    pub fn due(&self, now: Instant, frame: Duration, lead: Duration) -> Instant {
+    /// The earliest instant not before `now` at which the unplayed audio
+    /// has fallen to `slack` (`now` with playback idle). With `slack` at
+    /// most `lead - frame`, [`Self::may_send`] holds then.
+    pub fn due(&self, now: Instant, slack: Duration) -> Instant {
         let Some(end) = self.play_end() else {
             return now;
         };
-        let at = match lead.checked_sub(frame) {
-            Some(slack) => end.checked_sub(slack).unwrap_or(now),
-            None => end,
-        };
-        at.max(now)
+        end.checked_sub(slack).unwrap_or(now).max(now)
     }
 
     /// Records a frame of `samples` sent at `now`; returns whether it

@@ -96,7 +96,16 @@ impl Segment {
         if self.start.is_none() {
             self.start = Some(frame_pos + (out.len() / 2) as u64);
         }
-        out.extend(self.pending.drain(..n));
+        let (front, back) = self.pending.as_slices();
+        let from_front = n.min(front.len());
+        out.extend_from_slice(&front[..from_front]);
+        out.extend_from_slice(&back[..n - from_front]);
+        self.pending.drain(..n);
+        if self.pending.is_empty() {
+            // A sentence's audio can be 100 KiB: give it back once sent
+            // rather than holding it until the turn ends.
+            self.pending = VecDeque::new();
+        }
         self.sent += (n / 2) as u64;
         n
     }

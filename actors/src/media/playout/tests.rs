@@ -83,12 +83,43 @@ fn the_first_frame_goes_at_once_and_the_lead_fills() {
             .all(|f| f.bytes.len() == 640 && f.segment == S1)
     );
     assert_eq!(p.playing_until(), Some(t0 + ms(200)));
-    assert_eq!(p.next_due(t0), Some(t0 + ms(20)));
+    assert_eq!(
+        p.next_due(t0),
+        Some(t0 + ms(100)),
+        "the next batch when the lead falls to 100 ms"
+    );
 }
 
 #[test]
-fn steady_state_sends_one_frame_per_20_ms() {
+fn steady_state_sends_five_frames_every_100_ms() {
     let mut p = with_segment("hello", 2000);
+    let t0 = base();
+    assert_eq!(p.poll(t0).len(), 10, "the lead fills at once");
+    for k in 1..=18u64 {
+        let t = t0 + ms(100 * k);
+        assert_eq!(
+            p.next_due(t - ms(100)),
+            Some(t),
+            "batch {k} due at {k}00 ms"
+        );
+        assert_eq!(p.poll(t).len(), 5, "batch {k}: 100 ms of frames");
+        assert!(p.poll(t).is_empty(), "no second batch at {k}");
+        assert_eq!(p.playing_until(), Some(t + ms(200)), "lead topped up");
+    }
+    assert!(p.is_idle(), "all 100 frames sent in 1 + 18 polls");
+    assert_eq!(p.next_due(t0 + ms(1800)), None);
+}
+
+#[test]
+fn steady_state_with_the_refill_at_the_lead_sends_one_frame_per_20_ms() {
+    let cfg = PlayoutConfig {
+        refill_lead: DEFAULT_MAX_LEAD,
+        ..PlayoutConfig::default()
+    };
+    let mut p = Playout::new(cfg);
+    p.begin_segment(S1, "hello");
+    p.push_audio(S1, &audio(2000, 16_000)).unwrap();
+    p.end_segment(S1);
     let t0 = base();
     p.poll(t0);
     for k in 1..=89u64 {

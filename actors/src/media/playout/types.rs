@@ -12,6 +12,10 @@ pub const MAX_FRAME_MS: u32 = 1000;
 /// How far ahead of real time audio may be sent: enough to ride out
 /// scheduling jitter, little enough that barge-in silences the agent fast.
 pub const DEFAULT_MAX_LEAD: Duration = Duration::from_millis(200);
+/// The lead at which the next batch of frames goes: each poll tops the
+/// lead up to `max_lead`, so frames leave five at a time every 100 ms, one
+/// timer and one socket write per batch instead of one per 20 ms frame.
+pub const DEFAULT_REFILL_LEAD: Duration = Duration::from_millis(100);
 /// How much unsent audio may be buffered before pushes are refused.
 pub const DEFAULT_MAX_BUFFERED: Duration = Duration::from_secs(30);
 /// Speaking rate assumed for a sentence whose audio is still arriving when
@@ -30,6 +34,10 @@ pub struct PlayoutConfig {
     /// Most audio that may be sent but not yet played at the callee; what
     /// is in this lead is lost on barge-in, so it bounds the talk-over.
     pub max_lead: Duration,
+    /// The lead below which the next poll is due (capped at `max_lead`
+    /// less one frame, which sends one frame per poll): the lower, the
+    /// fewer wake-ups and socket writes, the more frames per batch.
+    pub refill_lead: Duration,
     /// Most unsent audio held; a push beyond it fails with
     /// [`PlayoutError::Full`] so a runaway TTS cannot exhaust memory.
     pub max_buffered: Duration,
@@ -46,6 +54,7 @@ impl PlayoutConfig {
             sample_rate,
             frame_ms: DEFAULT_FRAME_MS,
             max_lead: DEFAULT_MAX_LEAD,
+            refill_lead: DEFAULT_REFILL_LEAD,
             max_buffered: DEFAULT_MAX_BUFFERED,
             chars_per_second: DEFAULT_CHARS_PER_SECOND,
         }
