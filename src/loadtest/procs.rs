@@ -119,9 +119,24 @@ pub async fn run_cli(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Starts `talky serve` with `env`.
+/// Environment variable naming a command to run `talky serve` under, for
+/// profiling (e.g. `heaptrack` or `perf record -g -o serve.perf`); split on
+/// whitespace. The CPU and RSS figures of such a run are the wrapper's.
+pub const SERVE_WRAPPER_ENV: &str = "TALKY_LOAD_SERVE_WRAPPER";
+
+/// Starts `talky serve` with `env` (under the wrapper, if one is set).
 pub fn start_serve(binary: &Path, dir: &Path, env: &[(String, String)]) -> Result<Proc, LoadError> {
-    let child = Command::new(binary)
+    let wrapper = std::env::var(SERVE_WRAPPER_ENV).unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    let child = command
         .arg("serve")
         .current_dir(dir)
         .envs(env.iter().cloned())

@@ -19,55 +19,52 @@ use crate::ports::MediaIn;
 /// more); past it the oldest are dropped.
 pub(crate) const STT_REPLAY_CAPACITY: usize = 150;
 
-/// Quiet frames after which the caller's audio goes to STT in batches (50
-/// x 20 ms = 1 s: past the endpointer's trailing silence, so the end of an
-/// utterance is never held back).
-pub(crate) const QUIET_FRAMES_BEFORE_BATCHING: u32 = 50;
-/// Frames per batch of quiet audio (5 x 20 ms = 100 ms, one socket write
-/// instead of five).
-pub(crate) const QUIET_BATCH_FRAMES: u32 = 5;
+/// Quiet frames after speech that go to STT one by one (25 x 20 ms = 500
+/// ms: the endpointer's 300 ms of trailing silence and a margin), so the
+/// end of an utterance is never held back.
+pub(crate) const PROMPT_QUIET_FRAMES: u32 = 25;
+/// Frames per batch (5 x 20 ms = 100 ms, one socket write instead of five).
+pub(crate) const BATCH_FRAMES: u32 = 5;
 
-/// Groups the caller's audio for STT: frame by frame while anything may
-/// be said, batches of [`QUIET_BATCH_FRAMES`] through long silences (while
-/// the agent talks, most of a call). A frame that is not quiet sends the
-/// batch begun at once, so speech is never delayed. Bytes and order are
-/// kept exactly.
+/// Groups the caller's audio for STT: loud frames (speech) and long
+/// silences go in batches of [`BATCH_FRAMES`]; the first
+/// [`PROMPT_QUIET_FRAMES`] quiet frames after a loud one go at once, with
+/// whatever was batched before them. Speech reaches STT at most 80 ms
+/// later (interim results are that much later); the silence that ends an
+/// utterance, which the final waits for, is not delayed. Our own VAD, not
+/// STT, detects barge-in, so that is not delayed either. Bytes and order
+/// are kept exactly.
 #[derive(Default)]
 struct Batcher {
-    /// Consecutive quiet frames.
+    /// Consecutive quiet frames (saturating).
     quiet: u32,
-    /// Quiet audio gathered, not yet sent.
+    /// Audio gathered, not yet sent.
     batch: Vec<u8>,
     /// Frames in `batch`.
     frames: u32,
 }
 
 impl Batcher {
-    /// Takes a frame and whether the VAD found the line quiet after it;
-    /// returns what is to be sent now, in order (at most two chunks).
-    fn push(&mut self, frame: Vec<u8>, quiet: bool) -> impl Iterator<Item = Vec<u8>> {
-        let mut held = None;
-        if !quiet {
+    /// Takes a frame and whether it was loud; returns what is to be sent
+    /// now, in order (at most two chunks).
+    fn push(&mut self, frame: Vec<u8>, loud: bool) -> impl Iterator<Item = Vec<u8>> {
+        if loud {
             self.quiet = 0;
-            if self.frames > 0 {
-                held = Some(self.take());
+        } else {
+            self.quiet = self.quiet.saturating_add(1);
+            if self.quiet <= PROMPT_QUIET_FRAMES {
+                let held = (self.frames > 0).then(|| self.take());
+                return held.into_iter().chain(Some(frame));
             }
-            return held.into_iter().chain(Some(frame));
-        }
-        self.quiet = self.quiet.saturating_add(1);
-        if self.quiet <= QUIET_FRAMES_BEFORE_BATCHING {
-            return held.into_iter().chain(Some(frame));
         }
         if self.batch.is_empty() {
             self.batch
-                .reserve_exact(frame.len() * QUIET_BATCH_FRAMES as usize);
+                .reserve_exact(frame.len() * BATCH_FRAMES as usize);
         }
         self.batch.extend_from_slice(&frame);
         self.frames += 1;
-        if self.frames >= QUIET_BATCH_FRAMES {
-            held = Some(self.take());
-        }
-        held.into_iter().chain(None)
+        let full = (self.frames >= BATCH_FRAMES).then(|| self.take());
+        full.into_iter().chain(None)
     }
 
     fn take(&mut self) -> Vec<u8> {
@@ -163,7 +160,7 @@ pub(crate) fn spawn(
                             Some(VadEvent::SpeechEnd { .. }) => { let _ = parent.cast(CallMsg::CallerSilent); }
                             None => {}
                         }
-                        for chunk in batcher.push(frame, vad.is_quiet()) {
+                        for chunk in batcher.push(frame, vad.last_frame_loud()) {
                             router.deliver(chunk);
                         }
                     }
@@ -197,36 +194,49 @@ mod tests {
     }
 
     #[test]
-    fn quiet_audio_is_batched_after_a_second_and_speech_flushes_at_once() {
+    fn speech_and_long_silence_are_batched_the_end_of_speech_is_not() {
         let mut b = Batcher::default();
         let mut sent: Vec<Vec<u8>> = Vec::new();
         let mut all_in = Vec::new();
-        // 2 s of silence: the first second frame by frame, then batches.
-        for k in 0..100u32 {
-            let f = frame((k % 200) as u8);
+        let mut push = |b: &mut Batcher, k: u8, loud: bool, sent: &mut Vec<Vec<u8>>| {
+            let f = frame(k);
             all_in.extend_from_slice(&f);
-            sent.extend(b.push(f, true));
-        }
-        assert_eq!(sent.len(), 50 + 10, "50 frames then 10 batches");
-        assert!(sent[..50].iter().all(|c| c.len() == 640));
-        assert!(sent[50..].iter().all(|c| c.len() == 3200));
-        // Two more quiet frames wait in a batch; a loud one sends them
-        // and itself at once.
-        for k in 0..2u8 {
-            all_in.extend_from_slice(&frame(k));
-            assert_eq!(b.push(frame(k), true).count(), 0);
-        }
-        let out: Vec<Vec<u8>> = b.push(frame(9), false).collect();
-        all_in.extend_from_slice(&frame(9));
-        assert_eq!(out.iter().map(Vec::len).collect::<Vec<_>>(), [1280, 640]);
-        sent.extend(out);
-        // Speech and the silence right after it go frame by frame.
-        for _ in 0..50 {
-            let out: Vec<Vec<u8>> = b.push(frame(1), true).collect();
-            assert_eq!(out.len(), 1);
-            all_in.extend_from_slice(&frame(1));
+            let out: Vec<Vec<u8>> = b.push(f, loud).collect();
+            let sizes: Vec<usize> = out.iter().map(Vec::len).collect();
             sent.extend(out);
+            sizes
+        };
+        // Silence from the start (the callee has not spoken): batches.
+        for k in 0..10 {
+            push(&mut b, k, false, &mut sent);
         }
+        let start = sent.len();
+        // 1 s of speech: 100 ms batches (the first after the silence's
+        // prompt window, which a call begins in, is prompt).
+        for k in 0..50 {
+            push(&mut b, k, true, &mut sent);
+        }
+        assert!(
+            sent[start..].iter().all(|c| c.len() == 3200),
+            "speech in batches"
+        );
+        // Two loud frames wait; the first quiet frame sends them and itself.
+        push(&mut b, 1, true, &mut sent);
+        push(&mut b, 2, true, &mut sent);
+        assert_eq!(push(&mut b, 3, false, &mut sent), [1280, 640]);
+        // The rest of the 500 ms after speech goes frame by frame.
+        for k in 1..25 {
+            assert_eq!(push(&mut b, k, false, &mut sent), [640], "quiet frame {k}");
+        }
+        // Then batches again.
+        for k in 0..4 {
+            assert!(push(&mut b, k, false, &mut sent).is_empty());
+        }
+        assert_eq!(push(&mut b, 4, false, &mut sent), [3200]);
+        // Nothing lost or reordered (what still waits is the last batch).
+        let pending = b.take();
+        sent.push(pending);
+        drop(push);
         assert_eq!(sent.concat(), all_in, "every byte, in order");
     }
 }

@@ -76,6 +76,8 @@ pub struct Vad {
     loud: u64,
     /// Consecutive quiet samples since the last loud frame.
     quiet: u64,
+    /// Whether the last frame was above the threshold.
+    last_loud: bool,
 }
 
 impl Vad {
@@ -92,6 +94,7 @@ impl Vad {
             in_speech: false,
             loud: 0,
             quiet: 0,
+            last_loud: false,
         }
     }
 
@@ -108,6 +111,7 @@ impl Vad {
             return None;
         }
         let loud = mean_square(pcm) >= self.threshold_energy;
+        self.last_loud = loud;
         if self.in_speech {
             if loud {
                 self.loud += self.quiet + samples;
@@ -140,10 +144,9 @@ impl Vad {
         self.in_speech
     }
 
-    /// Whether the line is quiet: no speech on and the last frame was not
-    /// loud (no speech may be starting).
-    pub fn is_quiet(&self) -> bool {
-        !self.in_speech && self.loud == 0
+    /// Whether the last frame pushed was above the threshold.
+    pub fn last_frame_loud(&self) -> bool {
+        self.last_loud
     }
 
     /// Forgets the stream so far (e.g. when the turn changes).
