@@ -5,6 +5,12 @@ use talky::cli::{CallsCommand, Cli, Command, TenantCommand};
 use talky::config::Config;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: thousands of calls allocate and
+/// free small buffers on every frame from several threads, and glibc's
+/// per-thread arenas keep much of that freed memory resident.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));

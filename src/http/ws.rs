@@ -26,9 +26,10 @@ use warp::reply::{Reply, Response};
 /// header fit many times); a larger message grows it as needed.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Bytes gathered before tungstenite writes on its own: a batch of frames
-/// fed before one flush (the playout's first 200 ms, ten 644-byte
-/// messages) leaves in one write.
-pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// fed before one flush (the playout's 100 ms, five 644-byte messages)
+/// leaves in one write. The buffer keeps the capacity it grew to, so this
+/// is memory per socket too.
+pub const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 
 /// tungstenite's configuration for media sockets: small buffers and the
 /// given message limit.

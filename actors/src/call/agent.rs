@@ -399,7 +399,7 @@ impl<P: CallPorts> CallState<P> {
         turn.seq = self.next_seq;
         self.next_seq += 1;
         self.turns += 1;
-        self.record(StoreOp::Turn(turn));
+        self.record(StoreOp::Turn(Box::new(turn)));
     }
 
     pub(crate) fn on_llm(&mut self, myself: &ActorRef<CallMsg>, turn_id: u64, event: LlmEvent) {

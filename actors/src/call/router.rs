@@ -236,7 +236,7 @@ mod tests {
         // Nothing lost or reordered (what still waits is the last batch).
         let pending = b.take();
         sent.push(pending);
-        drop(push);
+
         assert_eq!(sent.concat(), all_in, "every byte, in order");
     }
 }

@@ -17,8 +17,9 @@ pub(crate) enum StoreOp {
     Status(&'static str, DateTime<Utc>),
     /// The provider's call id.
     ProviderId(ProviderCallId),
-    /// A finished turn.
-    Turn(TurnRecord),
+    /// A finished turn (boxed: the channel's blocks are sized by the
+    /// largest variant).
+    Turn(Box<TurnRecord>),
     /// The callee asked for something.
     Request(CalleeRequest),
     /// The outcome; `done` is told once everything before it is written.
@@ -37,25 +38,37 @@ pub(crate) fn spawn<S: CallStore>(
     timeout: Duration,
 ) -> mpsc::UnboundedSender<StoreOp> {
     let (tx, mut rx) = mpsc::unbounded_channel::<StoreOp>();
+    // Each write's future is boxed while it runs: the task waits on its
+    // channel for most of a call and should be small meanwhile.
     tokio::spawn(async move {
         while let Some(op) = rx.recv().await {
             let result = match op {
                 StoreOp::Status(status, at) => {
-                    timed(timeout, "storing a status", store.status(key, status, at)).await
+                    timed(
+                        timeout,
+                        "storing a status",
+                        Box::pin(store.status(key, status, at)),
+                    )
+                    .await
                 }
                 StoreOp::ProviderId(id) => {
                     timed(
                         timeout,
                         "storing the provider id",
-                        store.provider_id(key, id),
+                        Box::pin(store.provider_id(key, id)),
                     )
                     .await
                 }
                 StoreOp::Turn(turn) => {
-                    timed(timeout, "storing a turn", store.turn(key, turn)).await
+                    timed(timeout, "storing a turn", Box::pin(store.turn(key, *turn))).await
                 }
                 StoreOp::Request(request) => {
-                    timed(timeout, "storing a request", store.requested(key, request)).await
+                    timed(
+                        timeout,
+                        "storing a request",
+                        Box::pin(store.requested(key, request)),
+                    )
+                    .await
                 }
                 StoreOp::Finish {
                     outcome,
@@ -66,7 +79,7 @@ pub(crate) fn spawn<S: CallStore>(
                     let r = timed(
                         timeout,
                         "storing the outcome",
-                        store.finish(key, &outcome, &reason, at),
+                        Box::pin(store.finish(key, &outcome, &reason, at)),
                     )
                     .await;
                     let _ = done.send(());

@@ -19,12 +19,13 @@ use crate::ports::{PortError, TtsEvent, TtsPort, TtsRequest};
 /// TTS audio chunks buffered towards the CallActor: with [`TTS_AHEAD`]
 /// this bounds a call's agent audio in memory; a full channel stops the
 /// synthesis task reading the provider's stream.
-pub(crate) const TTS_AUDIO_CAPACITY: usize = 16;
+pub(crate) const TTS_AUDIO_CAPACITY: usize = 4;
 
 /// Unsent audio the CallActor takes into its playout before leaving the
 /// rest in the channel: ample against underruns (the playout is polled
-/// every 100 ms), small next to a whole reply.
-pub(crate) const TTS_AHEAD: Duration = Duration::from_secs(1);
+/// every 100 ms and TTS runs faster than real time), small next to a
+/// whole reply (16 KB at 16 kHz).
+pub(crate) const TTS_AHEAD: Duration = Duration::from_millis(500);
 
 /// A chunk of a segment's audio; an empty one ends the segment.
 pub(crate) type TtsChunk = (SegmentId, Vec<u8>);

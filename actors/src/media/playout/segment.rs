@@ -12,8 +12,14 @@ pub(super) struct Segment {
     pub id: SegmentId,
     /// What it says.
     pub text: String,
-    /// Whole samples (an even number of bytes) received but not yet sent.
-    pending: VecDeque<u8>,
+    /// Whole samples (an even number of bytes) received but not yet sent,
+    /// as the chunks they came in (no copying to grow one buffer, nothing
+    /// kept once sent).
+    pending: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already sent.
+    front_sent: usize,
+    /// Bytes in `pending` not yet sent.
+    pending_len: usize,
     /// The first byte of a sample whose second byte has not arrived.
     carry: Option<u8>,
     /// Samples received in all.
@@ -36,6 +42,8 @@ impl Segment {
             id,
             text: text.to_owned(),
             pending: VecDeque::new(),
+            front_sent: 0,
+            pending_len: 0,
             carry: None,
             received: 0,
             sent: 0,
@@ -53,19 +61,23 @@ impl Segment {
     /// Appends audio; an odd byte left over waits for the next push.
     pub fn push(&mut self, pcm: &[u8]) {
         let mut rest = pcm;
+        let mut chunk = Vec::with_capacity(rest.len() + 1);
         if let Some(lo) = self.carry
             && let Some((&hi, tail)) = rest.split_first()
         {
-            self.pending.extend([lo, hi]);
+            chunk.extend_from_slice(&[lo, hi]);
             self.carry = None;
-            self.received += 1;
             rest = tail;
         }
         let (whole, odd) = rest.split_at(rest.len() & !1);
-        self.pending.extend(whole);
-        self.received += (whole.len() / 2) as u64;
+        chunk.extend_from_slice(whole);
         if let Some(&b) = odd.first() {
             self.carry = Some(b);
+        }
+        if !chunk.is_empty() {
+            self.received += (chunk.len() / 2) as u64;
+            self.pending_len += chunk.len();
+            self.pending.push_back(chunk);
         }
     }
 
@@ -77,36 +89,44 @@ impl Segment {
 
     /// Bytes waiting to be sent.
     pub fn pending_bytes(&self) -> usize {
-        self.pending.len()
+        self.pending_len
     }
 
     /// Whether nothing of it is left to send, now or later.
     pub fn done(&self) -> bool {
-        self.ended && self.pending.is_empty()
+        self.ended && self.pending_len == 0
     }
 
     /// Moves up to `max` bytes (rounded down to whole samples) into `out`,
     /// the frame being built, which starts at stream position `frame_pos`;
     /// returns the bytes moved.
     pub fn take_into(&mut self, out: &mut Vec<u8>, max: usize, frame_pos: u64) -> usize {
-        let n = self.pending.len().min(max) & !1;
+        let n = self.pending_len.min(max) & !1;
         if n == 0 {
             return 0;
         }
         if self.start.is_none() {
             self.start = Some(frame_pos + (out.len() / 2) as u64);
         }
-        let (front, back) = self.pending.as_slices();
-        let from_front = n.min(front.len());
-        out.extend_from_slice(&front[..from_front]);
-        out.extend_from_slice(&back[..n - from_front]);
-        self.pending.drain(..n);
-        if self.pending.is_empty() {
-            // A sentence's audio can be 100 KiB: give it back once sent
-            // rather than holding it until the turn ends.
-            self.pending = VecDeque::new();
+        let mut left = n;
+        while left > 0 {
+            let Some(front) = self.pending.front() else {
+                break;
+            };
+            let from = &front[self.front_sent..];
+            let k = left.min(from.len());
+            out.extend_from_slice(&from[..k]);
+            left -= k;
+            if k == from.len() {
+                self.pending.pop_front();
+                self.front_sent = 0;
+            } else {
+                self.front_sent += k;
+            }
         }
-        self.sent += (n / 2) as u64;
-        n
+        let moved = n - left;
+        self.pending_len -= moved;
+        self.sent += (moved / 2) as u64;
+        moved
     }
 }
