@@ -47,16 +47,23 @@ pub fn parse_machine_stat(text: &str) -> Option<(f64, f64)> {
     Some(((total - idle) / CLK_TCK, total / CLK_TCK))
 }
 
-/// Resident memory of the process, KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
+/// Resident memory of the process, KiB: all of it (`VmRSS`) and its
+/// anonymous part (`RssAnon`: heap and stacks, without the binary's pages,
+/// which grow as more code runs but not with calls).
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_rss(&text)
+    Some((parse_rss(&text)?, status_kib(&text, "RssAnon:")?))
 }
 
 /// `VmRSS` (KiB) from a `/proc/<pid>/status` text.
 pub fn parse_rss(text: &str) -> Option<u64> {
+    status_kib(text, "VmRSS:")
+}
+
+/// A `kB` field of a `/proc/<pid>/status` text.
+fn status_kib(text: &str, field: &str) -> Option<u64> {
     text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
@@ -123,6 +130,7 @@ mod tests {
         let text = "Name:\ttalky\nVmPeak:\t  9000 kB\nVmRSS:\t  1234 kB\n";
         assert_eq!(parse_rss(text), Some(1234));
         assert_eq!(parse_rss("Name: x\n"), None);
+        assert_eq!(status_kib("RssAnon:\t  77 kB\n", "RssAnon:"), Some(77));
     }
 
     #[test]
@@ -136,7 +144,7 @@ mod tests {
     fn this_process_is_measurable() {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).is_some());
-        assert!(rss_kib(pid).is_some_and(|k| k > 0));
+        assert!(rss_kib(pid).is_some_and(|(all, anon)| all >= anon && anon > 0));
         assert!(machine().nproc >= 1);
         assert!(machine_cpu_seconds().is_some_and(|(b, t)| b > 0.0 && t >= b));
     }

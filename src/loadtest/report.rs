@@ -103,6 +103,10 @@ pub struct Steady {
     pub rss_steady_kib: u64,
     /// (steady - idle) / live calls, KiB.
     pub rss_per_call_kib: f64,
+    /// The same for anonymous memory only (`RssAnon`: heap and stacks;
+    /// without the binary's pages, which grow as more of its code runs).
+    #[serde(default)]
+    pub anon_per_call_kib: f64,
     /// Seconds from the campaign's start until the window opened (all N
     /// live, or the ramp given up on).
     pub ramp_s: f64,
@@ -132,7 +136,9 @@ pub struct BargeIn {
     pub attempts: u64,
     /// Callee speech start -> `clear` received, ms.
     pub reaction: Pcts,
-    /// The speech talky waits for before it calls it a barge-in, ms.
+    /// When the speech-start event can first be known after the first
+    /// frame of speech was sent, ms: the barge-in minimum of speech less
+    /// one frame (its last frame is sent that long after its first).
     pub min_speech_ms: f64,
     /// Reaction minus that minimum: after the speech-start event, ms.
     pub added: Pcts,
@@ -217,8 +223,8 @@ impl Report {
             st.ramp_s
         ));
         s.push_str(&format!(
-            "| talky RSS | {} KiB idle, {} KiB steady; {:.1} KiB per call |\n",
-            st.rss_idle_kib, st.rss_steady_kib, st.rss_per_call_kib
+            "| talky RSS | {} KiB idle, {} KiB steady; {:.1} KiB per call ({:.1} KiB anonymous) |\n",
+            st.rss_idle_kib, st.rss_steady_kib, st.rss_per_call_kib, st.anon_per_call_kib
         ));
         for stage in &self.stages {
             s.push_str(&format!(
@@ -243,7 +249,7 @@ impl Report {
         ));
         let b = &self.barge_in;
         s.push_str(&format!(
-            "| barge-in: speech start -> clear (ms, p50/p99) | {} / {} (n={} of {} attempts; after the {:.0} ms minimum: {} / {}) |\n",
+            "| barge-in: speech start -> clear (ms, p50/p99) | {} / {} (n={} of {} attempts; after the speech-start event at {:.0} ms: {} / {}) |\n",
             f(b.reaction.p50),
             f(b.reaction.p99),
             b.reaction.count,

@@ -16,9 +16,12 @@ use crate::sim::vonage::stats::SimStats;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// talky's endpointing (Deepgram `endpointing`), part of the STT stage.
 const ENDPOINTING_MS: f64 = crate::providers::deepgram_stt::DEFAULT_ENDPOINTING_MS as f64;
-/// Speech talky needs before it calls the callee's speech a barge-in.
+/// When the speech-start event can first be known, after the first frame
+/// of a barge-in was sent: talky needs `DEFAULT_BARGE_IN_MIN_SPEECH` of
+/// speech (300 ms, 15 frames), whole once the 15th frame arrives, which
+/// the callee sends 14 frames (280 ms) after the first.
 const BARGE_IN_MIN_MS: f64 =
-    talky_actors::call::config::DEFAULT_BARGE_IN_MIN_SPEECH.as_millis() as f64;
+    talky_actors::call::config::DEFAULT_BARGE_IN_MIN_SPEECH.as_millis() as f64 - 20.0;
 
 fn step(e: impl std::fmt::Display) -> LoadError {
     LoadError::Step(e.to_string())
@@ -290,7 +293,7 @@ async fn drive(
         )));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = procfs::rss_kib(pid).unwrap_or(0);
+    let (rss_idle, anon_idle) = procfs::rss_kib(pid).unwrap_or((0, 0));
     log(o, &format!("starting the campaign ({n} calls)"));
     api.post(&format!("/api/v1/campaigns/{id}/start"), &json!({}))
         .await?;
@@ -328,6 +331,7 @@ async fn drive(
     let (mut sim1, mut machine1) = (sim0, machine0);
     let mut live_sum = 0.0;
     let mut rss_sum = 0.0;
+    let mut anon_sum = 0.0;
     let mut samples = 0.0;
     let window = Duration::from_secs(o.duration_s.max(1));
     let mut t1 = t0;
@@ -339,7 +343,9 @@ async fn drive(
             break;
         }
         live_sum += s.media_live as f64;
-        rss_sum += procfs::rss_kib(pid).unwrap_or(0) as f64;
+        let (rss, anon) = procfs::rss_kib(pid).unwrap_or((0, 0));
+        rss_sum += rss as f64;
+        anon_sum += anon as f64;
         samples += 1.0;
         t1 = Instant::now();
         cpu1 = procfs::cpu_seconds(pid).unwrap_or(cpu0);
@@ -352,10 +358,14 @@ async fn drive(
     } else {
         0.0
     };
-    let rss_steady = if samples > 0.0 {
-        rss_sum / samples
-    } else {
-        0.0
+    let mean = |sum: f64| if samples > 0.0 { sum / samples } else { 0.0 };
+    let (rss_steady, anon_steady) = (mean(rss_sum), mean(anon_sum));
+    let per_call = |steady: f64, idle: u64| {
+        if live_mean > 0.0 {
+            (steady - idle as f64) / live_mean
+        } else {
+            0.0
+        }
     };
     let pct = |used: f64| {
         if secs > 0.0 { used / secs * 100.0 } else { 0.0 }
@@ -373,11 +383,8 @@ async fn drive(
         },
         rss_idle_kib: rss_idle,
         rss_steady_kib: rss_steady as u64,
-        rss_per_call_kib: if live_mean > 0.0 {
-            (rss_steady - rss_idle as f64) / live_mean
-        } else {
-            0.0
-        },
+        rss_per_call_kib: per_call(rss_steady, rss_idle),
+        anon_per_call_kib: per_call(anon_steady, anon_idle),
         ramp_s: ramp_took,
         sim_cpu_pct_core: pct(sim1 - sim0),
         machine_cpu_pct_core: pct(machine1.0 - machine0.0),

@@ -664,7 +664,13 @@ fn stream_reply(shared: &Arc<Shared>, cfg: &LlmSimConfig, chunks: Vec<SseChunk>)
             let sd = shutdown.clone();
             async move { sd.pause(d).await }
         };
-        if !pause(cfg.first_token_latency).await {
+        // Tokens keep to a schedule (first at the latency, then one per
+        // gap): pausing a gap after each would add every timer's lateness
+        // to the next token.
+        let mut due = tokio::time::Instant::now() + cfg.first_token_latency;
+        let until =
+            |due: tokio::time::Instant| due.saturating_duration_since(tokio::time::Instant::now());
+        if !pause(until(due)).await {
             return;
         }
         for (n, c) in chunks.into_iter().enumerate() {
@@ -689,8 +695,11 @@ fn stream_reply(shared: &Arc<Shared>, cfg: &LlmSimConfig, chunks: Vec<SseChunk>)
                     return;
                 }
             }
-            if c.token && n > 1 && !pause(token_gap).await {
-                return;
+            if c.token && n > 1 {
+                due += token_gap;
+                if !pause(until(due)).await {
+                    return;
+                }
             }
             let frame = Bytes::from(format!("data: {}\n\n", c.data));
             if tx.send(Ok(frame)).await.is_err() {
