@@ -145,12 +145,47 @@ pub enum MediaOut {
     Mark(String),
 }
 
+/// Where a media session's callee audio comes from.
+pub enum MediaInbound {
+    /// A channel (capacity [`MEDIA_IN_CAPACITY`]) the call reads with a
+    /// task of its own.
+    Channel(mpsc::Receiver<MediaIn>),
+    /// The socket's task pushes into the [`crate::call::CallerAudio`] the
+    /// call sends back here: one task and channel fewer per 20 ms frame.
+    /// Dropped unanswered if the call refuses the socket.
+    Inline(tokio::sync::oneshot::Sender<crate::call::CallerAudio>),
+}
+
+impl MediaInbound {
+    /// For fakes of a call: the callee's items as a channel, whichever way
+    /// the session delivers them.
+    pub fn into_channel(self) -> mpsc::Receiver<MediaIn> {
+        match self {
+            Self::Channel(rx) => rx,
+            Self::Inline(reply) => {
+                let (tx, rx) = mpsc::channel(MEDIA_IN_CAPACITY);
+                let _ = reply.send(crate::call::CallerAudio::forward_to(tx));
+                rx
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for MediaInbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Channel(_) => "Channel",
+            Self::Inline(_) => "Inline",
+        })
+    }
+}
+
 /// A live media socket bound to a call: bounded both ways; closing
 /// either side (dropping) ends the session.
 #[derive(Debug)]
 pub struct MediaSession {
-    /// From the callee; capacity [`MEDIA_IN_CAPACITY`].
-    pub inbound: mpsc::Receiver<MediaIn>,
+    /// From the callee.
+    pub inbound: MediaInbound,
     /// To the callee; capacity [`MEDIA_OUT_CAPACITY`].
     pub outbound: mpsc::Sender<MediaOut>,
 }

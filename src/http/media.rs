@@ -20,8 +20,8 @@ use serde::Deserialize;
 use talky_actors::call::CallMsg;
 use talky_actors::dialer::call_name;
 use talky_actors::ids::{CallId, CampaignId, TenantId};
-use talky_actors::ports::{MEDIA_IN_CAPACITY, MEDIA_OUT_CAPACITY, MediaIn, MediaOut, MediaSession};
-use tokio::sync::mpsc;
+use talky_actors::ports::{MEDIA_OUT_CAPACITY, MediaIn, MediaInbound, MediaOut, MediaSession};
+use tokio::sync::{mpsc, oneshot};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
@@ -36,6 +36,9 @@ pub const FRAME_BYTES: usize = 640;
 /// Largest WebSocket message accepted (a frame is 640 bytes; JSON events
 /// are small).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// How long a call may take to accept its media socket (it answers from
+/// its mailbox, behind whatever it is doing).
+const ATTACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The query of the socket URL.
 #[derive(Debug, Default, Deserialize)]
@@ -149,22 +152,31 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
     };
     // Opened before the call can send its first agent frame.
     let spool = spool(&ctx, call, owner).await;
-    let (in_tx, in_rx) = mpsc::channel(MEDIA_IN_CAPACITY);
+    let (audio_tx, audio_rx) = oneshot::channel();
     let (out_tx, mut out_rx) = mpsc::channel(MEDIA_OUT_CAPACITY);
-    if actor
+    let attached = actor
         .send_message(CallMsg::AttachMedia(MediaSession {
-            inbound: in_rx,
+            inbound: MediaInbound::Inline(audio_tx),
             outbound: out_tx,
         }))
-        .is_err()
-    {
+        .is_ok();
+    // The call hands back its audio router, which this task then feeds
+    // frame by frame; no answer means it refused the socket.
+    let audio = match attached {
+        true => tokio::time::timeout(ATTACH_TIMEOUT, audio_rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
+        false => None,
+    };
+    let Some(mut audio) = audio else {
         let _ = sink.send(Message::close_with(1011u16, "call ended")).await;
         if let Some(spool) = spool {
             // Empty: the encoder deletes it and marks the call unrecorded.
             ctx.recorder.close(spool).await;
         }
         return;
-    }
+    };
     let tap: Option<SpoolTap> = spool.as_ref().map(|s| s.tap.clone());
     let agent_tap = tap.clone();
     let writer = tokio::spawn(async move {
@@ -190,8 +202,24 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
         }
         let _ = sink.send(Message::close()).await;
     });
-    let mut dropped = 0u64;
-    while let Some(Ok(message)) = stream.next().await {
+    let mut stt = audio.stt_changes();
+    let mut call_gone = false;
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => match message {
+                Some(Ok(message)) => message,
+                _ => break,
+            },
+            changed = stt.next(), if !call_gone => {
+                if changed {
+                    audio.stt_changed();
+                } else {
+                    audio.call_gone();
+                    call_gone = true;
+                }
+                continue;
+            }
+        };
         if message.is_binary() {
             let bytes = message.into_bytes();
             if bytes.len() != FRAME_BYTES {
@@ -200,21 +228,17 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
             if let Some(tap) = &tap {
                 tap.push(Direction::Callee, &bytes);
             }
-            if in_tx.try_send(MediaIn::Audio(bytes.to_vec())).is_err() {
-                dropped += 1;
-            }
+            audio.push(MediaIn::Audio(bytes.to_vec()));
         } else if let Ok(text) = message.to_str() {
             if let Some(item) = event(text) {
-                let _ = in_tx.try_send(item);
+                audio.push(item);
             }
         } else if message.is_close() {
             break;
         }
     }
-    if dropped > 0 {
-        tracing::warn!(call.id = %call, dropped, "caller frames dropped (call too slow)");
-    }
-    drop(in_tx);
+    // Tells the call its media closed.
+    drop(audio);
     writer.abort();
     // The writer's tap clone must be gone before the spool can finish.
     let _ = writer.await;

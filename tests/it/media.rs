@@ -33,10 +33,11 @@ impl Actor for Echo {
         msg: CallMsg,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
-        if let CallMsg::AttachMedia(mut session) = msg {
+        if let CallMsg::AttachMedia(session) = msg {
             tokio::spawn(async move {
                 let mut n = 0;
-                while let Some(item) = session.inbound.recv().await {
+                let mut inbound = session.inbound.into_channel();
+                while let Some(item) = inbound.recv().await {
                     match item {
                         MediaIn::Audio(frame) => {
                             n += 1;

@@ -44,7 +44,7 @@ impl Actor for Speaker {
         msg: CallMsg,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
-        if let CallMsg::AttachMedia(mut session) = msg {
+        if let CallMsg::AttachMedia(session) = msg {
             let outbound = session.outbound.clone();
             tokio::spawn(async move {
                 let mut enc = Encoder::new(16_000);
@@ -61,7 +61,8 @@ impl Actor for Speaker {
                 // A barge-in after the words: cuts nothing already sent.
                 let _ = outbound.send(MediaOut::Clear).await;
             });
-            tokio::spawn(async move { while session.inbound.recv().await.is_some() {} });
+            let mut inbound = session.inbound.into_channel();
+            tokio::spawn(async move { while inbound.recv().await.is_some() {} });
         }
         Ok(())
     }

@@ -519,12 +519,17 @@ async fn attach_media<P: CallPorts>(
         },
         state.cfg.sample_rate,
     );
-    state.router = Some(AbortOnDrop(router::spawn(
-        session.inbound,
-        state.slot.subscribe(),
-        myself.clone(),
-        vad,
-    )));
+    let audio = router::CallerAudio::new(state.slot.subscribe(), myself.clone(), vad);
+    match session.inbound {
+        crate::ports::MediaInbound::Channel(inbound) => {
+            state.router = Some(AbortOnDrop(router::spawn(inbound, audio)));
+        }
+        crate::ports::MediaInbound::Inline(reply) => {
+            // A socket already gone drops it, which reports the media
+            // closed, as a closed channel would.
+            let _ = reply.send(audio);
+        }
+    }
     for kind in [ChildKind::Stt, ChildKind::Llm, ChildKind::Tts] {
         start_child(myself, state, kind).await;
     }

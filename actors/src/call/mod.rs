@@ -20,3 +20,4 @@ pub use msg::{
     CallArgs, CallMsg, CallPorts, CallReport, CallSnapshot, ChildKind, ChildSnapshot, Ports,
     ReportSink, TimerKind, campaign_outcome,
 };
+pub use router::{CallerAudio, SttChanges};

@@ -133,54 +133,170 @@ impl Router {
     }
 }
 
-/// Starts the router of a call's media.
+/// What a call's STT slot holds: the live session's generation and audio
+/// sender, or nothing while STT is away.
+pub(crate) type SttSlot = watch::Receiver<Option<(u64, mpsc::Sender<Vec<u8>>)>>;
+
+/// The callee's audio, as the call takes it: whoever reads the media
+/// socket pushes each item in (no task or channel between the socket and
+/// the STT session). Frames run through the VAD (speech start and end go
+/// to the CallActor) and the [`Batcher`] to the live STT session, or wait
+/// in a bounded buffer while STT restarts. Dropping it tells the call its
+/// media closed.
+pub struct CallerAudio(Audio);
+
+enum Audio {
+    /// A call's router.
+    Call(CallAudio),
+    /// Items go to a channel (fakes of a call); the sender of a watch
+    /// that never changes keeps [`SttChanges`] waiting.
+    Forward(
+        mpsc::Sender<MediaIn>,
+        watch::Sender<Option<(u64, mpsc::Sender<Vec<u8>>)>>,
+    ),
+}
+
+struct CallAudio {
+    router: Router,
+    batcher: Batcher,
+    vad: Vad,
+    parent: ActorRef<CallMsg>,
+    /// The call's end of the STT slot is gone: it is ending, audio goes
+    /// nowhere and it is not told when the media closes.
+    call_gone: bool,
+}
+
+impl CallerAudio {
+    pub(crate) fn new(slot: SttSlot, parent: ActorRef<CallMsg>, vad: Vad) -> Self {
+        Self(Audio::Call(CallAudio {
+            router: Router {
+                slot,
+                pending: VecDeque::new(),
+                counters: Counters::default(),
+            },
+            batcher: Batcher::default(),
+            vad,
+            parent,
+            call_gone: false,
+        }))
+    }
+
+    /// For fakes of a call: every item goes to `tx` as it comes (dropped
+    /// when the channel is full).
+    pub fn forward_to(tx: mpsc::Sender<MediaIn>) -> Self {
+        Self(Audio::Forward(tx, watch::channel(None).0))
+    }
+
+    /// Takes one item from the socket.
+    pub fn push(&mut self, item: MediaIn) {
+        let a = match &mut self.0 {
+            Audio::Call(a) => a,
+            Audio::Forward(tx, _) => {
+                let _ = tx.try_send(item);
+                return;
+            }
+        };
+        match item {
+            MediaIn::Audio(frame) => {
+                if a.call_gone {
+                    return;
+                }
+                match a.vad.push_frame(&frame) {
+                    Some(VadEvent::SpeechStart) => {
+                        let _ = a.parent.cast(CallMsg::CallerSpeech);
+                    }
+                    Some(VadEvent::SpeechEnd { .. }) => {
+                        let _ = a.parent.cast(CallMsg::CallerSilent);
+                    }
+                    None => {}
+                }
+                for chunk in a.batcher.push(frame, a.vad.last_frame_loud()) {
+                    a.router.deliver(chunk);
+                }
+            }
+            MediaIn::Dtmf(digit) => {
+                let _ = a.parent.cast(CallMsg::Dtmf(digit));
+            }
+            MediaIn::Mark(_) => {}
+        }
+    }
+
+    /// A watch on the call's STT session, for the socket's task to await
+    /// beside its reads (a separate value, so both can be polled at once).
+    pub fn stt_changes(&self) -> SttChanges {
+        SttChanges(match &self.0 {
+            Audio::Call(a) => a.router.slot.clone(),
+            Audio::Forward(_, never) => never.subscribe(),
+        })
+    }
+
+    /// The STT session changed ([`SttChanges::next`] said `true`): sends
+    /// the audio held meanwhile.
+    pub fn stt_changed(&mut self) {
+        if let Audio::Call(a) = &mut self.0 {
+            a.router.flush();
+        }
+    }
+
+    /// The call is gone ([`SttChanges::next`] said `false`).
+    pub fn call_gone(&mut self) {
+        if let Audio::Call(a) = &mut self.0 {
+            a.call_gone = true;
+        }
+    }
+}
+
+impl Drop for CallAudio {
+    fn drop(&mut self) {
+        if !self.call_gone {
+            let _ = self.parent.cast(CallMsg::MediaClosed);
+        }
+        if self.router.counters.dropped > 0 {
+            tracing::warn!(
+                dropped = self.router.counters.dropped,
+                "caller audio dropped while STT was away"
+            );
+        }
+    }
+}
+
+/// Changes of a call's STT session (see [`CallerAudio::stt_changes`]).
+pub struct SttChanges(SttSlot);
+
+impl SttChanges {
+    /// Waits for the next change: `true` when the session changed, `false`
+    /// once the call is gone (and at once ever after: stop awaiting it
+    /// then). Cancel-safe.
+    pub async fn next(&mut self) -> bool {
+        self.0.changed().await.is_ok()
+    }
+}
+
+/// Drives a call's [`CallerAudio`] from a channel (media sessions that
+/// hand over a receiver rather than pushing themselves).
 pub(crate) fn spawn(
     mut inbound: mpsc::Receiver<MediaIn>,
-    slot: watch::Receiver<Option<(u64, mpsc::Sender<Vec<u8>>)>>,
-    parent: ActorRef<CallMsg>,
-    mut vad: Vad,
+    mut audio: CallerAudio,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut router = Router {
-            slot,
-            pending: VecDeque::new(),
-            counters: Counters::default(),
-        };
-        let mut batcher = Batcher::default();
+        let mut changes = audio.stt_changes();
         loop {
             tokio::select! {
                 item = inbound.recv() => match item {
-                    None => {
-                        let _ = parent.cast(CallMsg::MediaClosed);
-                        break;
-                    }
-                    Some(MediaIn::Audio(frame)) => {
-                        match vad.push_frame(&frame) {
-                            Some(VadEvent::SpeechStart) => { let _ = parent.cast(CallMsg::CallerSpeech); }
-                            Some(VadEvent::SpeechEnd { .. }) => { let _ = parent.cast(CallMsg::CallerSilent); }
-                            None => {}
-                        }
-                        for chunk in batcher.push(frame, vad.last_frame_loud()) {
-                            router.deliver(chunk);
-                        }
-                    }
-                    Some(MediaIn::Dtmf(digit)) => { let _ = parent.cast(CallMsg::Dtmf(digit)); }
-                    Some(MediaIn::Mark(_)) => {}
+                    // Dropping `audio` tells the call.
+                    None => break,
+                    Some(item) => audio.push(item),
                 },
-                changed = router.slot.changed() => {
-                    if changed.is_err() {
+                changed = changes.next() => {
+                    if changed {
+                        audio.stt_changed();
+                    } else {
                         // The call dropped the slot: it is ending.
+                        audio.call_gone();
                         break;
                     }
-                    router.flush();
                 }
             }
-        }
-        if router.counters.dropped > 0 {
-            tracing::warn!(
-                dropped = router.counters.dropped,
-                "caller audio dropped while STT was away"
-            );
         }
     })
 }

@@ -401,7 +401,7 @@ impl Harness {
         });
         self.call
             .cast(CallMsg::AttachMedia(MediaSession {
-                inbound: in_rx,
+                inbound: MediaInbound::Channel(in_rx),
                 outbound: out_tx,
             }))
             .expect("media");
