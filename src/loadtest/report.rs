@@ -140,7 +140,9 @@ pub struct BargeIn {
     /// frame of speech was sent, ms: the barge-in minimum of speech less
     /// one frame (its last frame is sent that long after its first).
     pub min_speech_ms: f64,
-    /// Reaction minus that minimum: after the speech-start event, ms.
+    /// Speech-start event -> `clear` received, ms: from the callee frame
+    /// with which talky's VAD, run by the emulator on the same frames,
+    /// declares speech.
     pub added: Pcts,
 }
 
@@ -249,14 +251,15 @@ impl Report {
         ));
         let b = &self.barge_in;
         s.push_str(&format!(
-            "| barge-in: speech start -> clear (ms, p50/p99) | {} / {} (n={} of {} attempts; after the speech-start event at {:.0} ms: {} / {}) |\n",
+            "| barge-in: speech start -> clear (ms, p50/p99) | {} / {} (n={} of {} attempts; at least {:.0}); after the speech-start event: {} / {} (n={}) |\n",
             f(b.reaction.p50),
             f(b.reaction.p99),
             b.reaction.count,
             b.attempts,
             b.min_speech_ms,
             f(b.added.p50),
-            f(b.added.p99)
+            f(b.added.p99),
+            b.added.count
         ));
         s
     }

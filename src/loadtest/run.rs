@@ -16,10 +16,11 @@ use crate::sim::vonage::stats::SimStats;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// talky's endpointing (Deepgram `endpointing`), part of the STT stage.
 const ENDPOINTING_MS: f64 = crate::providers::deepgram_stt::DEFAULT_ENDPOINTING_MS as f64;
-/// When the speech-start event can first be known, after the first frame
-/// of a barge-in was sent: talky needs `DEFAULT_BARGE_IN_MIN_SPEECH` of
-/// speech (300 ms, 15 frames), whole once the 15th frame arrives, which
-/// the callee sends 14 frames (280 ms) after the first.
+/// The earliest the speech-start event can come after the first frame of
+/// a barge-in: talky needs `DEFAULT_BARGE_IN_MIN_SPEECH` of speech (300
+/// ms, 15 frames), whole once the 15th frame arrives, which the callee
+/// sends 14 frames (280 ms) after the first; later if a frame of the line
+/// is too quiet for the VAD (the emulator times each event exactly).
 const BARGE_IN_MIN_MS: f64 =
     talky_actors::call::config::DEFAULT_BARGE_IN_MIN_SPEECH.as_millis() as f64 - 20.0;
 
@@ -499,7 +500,7 @@ fn build_report(
         },
         barge_in: BargeIn {
             attempts: full.barge_attempts,
-            added: reaction.minus(BARGE_IN_MIN_MS),
+            added: Pcts::of(&full.barge_after_event_ms),
             reaction,
             min_speech_ms: BARGE_IN_MIN_MS,
         },

@@ -18,6 +18,7 @@ use super::stats::{dec, inc};
 use super::{HangUpSide, Heard, Said, Shared, WebhookRecord, timestamp};
 use crate::audio::pcm::{bytes_to_i16, i16_to_bytes};
 use crate::sim::codec::{Decoded, Decoder, Encoder};
+use talky_actors::media::{Vad, VadConfig, VadEvent};
 
 /// Machine detection the create request asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -707,6 +708,41 @@ struct Meter {
     cleared: bool,
     /// When the callee's barging line sent its first frame.
     barge_started: Option<Instant>,
+    /// talky's VAD (same code, same barge-in minimum) over the barging
+    /// line's frames: when it fires, talky can know the speech started.
+    barge_vad: Option<Vad>,
+    /// When the frame went out with which that VAD fired.
+    barge_event: Option<Instant>,
+}
+
+impl Meter {
+    fn barge_begins(&mut self, rate: u32) {
+        self.barge_started = Some(Instant::now());
+        self.barge_event = None;
+        self.barge_vad = Some(Vad::new(
+            VadConfig {
+                min_speech: talky_actors::call::config::DEFAULT_BARGE_IN_MIN_SPEECH,
+                ..VadConfig::default()
+            },
+            rate,
+        ));
+    }
+
+    fn barge_forgotten(&mut self) {
+        self.barge_started = None;
+        self.barge_event = None;
+        self.barge_vad = None;
+    }
+
+    /// A frame of the callee's about to go out.
+    fn callee_frame(&mut self, bytes: &[u8]) {
+        if self.barge_event.is_none()
+            && let Some(vad) = &mut self.barge_vad
+            && let Some(VadEvent::SpeechStart) = vad.push_frame(bytes)
+        {
+            self.barge_event = Some(Instant::now());
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -776,8 +812,10 @@ async fn media_loop(
                             meter.gap = 0;
                             meter.cleared = true;
                             if let Some(t) = meter.barge_started.take() {
-                                counters.barge(t.elapsed().as_secs_f64() * 1000.0);
+                                let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+                                counters.barge(ms(t), meter.barge_event.map(ms));
                             }
+                            meter.barge_forgotten();
                             shared.with_call(uuid, |r| r.clears.push(Utc::now()));
                             let _ = sink.send(Message::Text(json!({"event": "websocket:cleared"}).to_string().into())).await;
                         }
@@ -816,7 +854,7 @@ async fn media_loop(
                     // and a barge-in that got no clear is not timed.
                     meter.gap = 0;
                     meter.cleared = false;
-                    meter.barge_started = None;
+                    meter.barge_forgotten();
                 }
                 while markers.front().is_some_and(|(at, _)| *at <= played) {
                     let (_, payload) = markers.pop_front().expect("front");
@@ -829,11 +867,13 @@ async fn media_loop(
                 if callee.barge_pending && n > 0 {
                     callee.barge_pending = false;
                     inc(&counters.barge_attempts, 1);
-                    meter.barge_started = Some(Instant::now());
+                    meter.barge_begins(plan.sample_rate);
                 }
                 let mut out: Vec<i16> = callee.out.drain(..n).collect();
                 out.resize(frame, 0);
-                if sink.send(Message::Binary(i16_to_bytes(&out).into())).await.is_err() {
+                let bytes = i16_to_bytes(&out);
+                meter.callee_frame(&bytes);
+                if sink.send(Message::Binary(bytes.into())).await.is_err() {
                     break HangUpSide::SocketClosed;
                 }
                 shared.with_call(uuid, |r| r.frames_out += 1);

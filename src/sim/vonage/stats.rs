@@ -41,6 +41,8 @@ pub struct Counters {
     pub(crate) clears: AtomicU64,
     /// Barge-in reactions, ms.
     pub(crate) barge_ms: Mutex<Vec<f64>>,
+    /// The same from the speech-start event, ms.
+    pub(crate) barge_event_ms: Mutex<Vec<f64>>,
 }
 
 /// A snapshot of [`Counters`] (the `GET /stats` body of `talky sim`).
@@ -66,6 +68,12 @@ pub struct SimStats {
     pub clears: u64,
     /// Callee speech start -> `clear` received, ms, one per barge-in.
     pub barge_in_ms: Vec<f64>,
+    /// Speech-start event -> `clear` received, ms: from the callee frame
+    /// with which talky's own VAD (run here on the same frames, with
+    /// talky's barge-in minimum) declares speech. One per barge-in whose
+    /// frames reached that point.
+    #[serde(default)]
+    pub barge_after_event_ms: Vec<f64>,
 }
 
 fn get(a: &AtomicU64) -> u64 {
@@ -83,11 +91,16 @@ pub(crate) fn dec(a: &AtomicU64) {
 }
 
 impl Counters {
-    /// Records one barge-in reaction.
-    pub(crate) fn barge(&self, ms: f64) {
-        let mut v = super::lock(&self.barge_ms);
-        if v.len() < MAX_BARGE_SAMPLES {
-            v.push(ms);
+    /// Records one barge-in reaction: from the first frame, and from the
+    /// speech-start event if it came.
+    pub(crate) fn barge(&self, ms: f64, after_event: Option<f64>) {
+        for (samples, value) in [(&self.barge_ms, Some(ms)), (&self.barge_event_ms, after_event)] {
+            let mut v = super::lock(samples);
+            if let Some(value) = value
+                && v.len() < MAX_BARGE_SAMPLES
+            {
+                v.push(value);
+            }
         }
     }
 
@@ -105,6 +118,11 @@ impl Counters {
             clears: get(&self.clears),
             barge_in_ms: if with_samples {
                 super::lock(&self.barge_ms).clone()
+            } else {
+                Vec::new()
+            },
+            barge_after_event_ms: if with_samples {
+                super::lock(&self.barge_event_ms).clone()
             } else {
                 Vec::new()
             },
