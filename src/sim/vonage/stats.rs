@@ -94,7 +94,10 @@ impl Counters {
     /// Records one barge-in reaction: from the first frame, and from the
     /// speech-start event if it came.
     pub(crate) fn barge(&self, ms: f64, after_event: Option<f64>) {
-        for (samples, value) in [(&self.barge_ms, Some(ms)), (&self.barge_event_ms, after_event)] {
+        for (samples, value) in [
+            (&self.barge_ms, Some(ms)),
+            (&self.barge_event_ms, after_event),
+        ] {
             let mut v = super::lock(samples);
             if let Some(value) = value
                 && v.len() < MAX_BARGE_SAMPLES
