@@ -339,10 +339,13 @@ impl<P: CallPorts> Actor for CallActor<P> {
                     state.on_llm(&myself, turn, event);
                 }
             }
-            CallMsg::TtsReady => state.on_tts_audio(&myself),
+            // Audio waits in the TTS channel; the pump takes it in.
+            CallMsg::TtsReady => state.pump(&myself),
             CallMsg::TtsDone { generation, .. } => {
+                // The segment's end comes through the audio channel, after
+                // its audio.
                 if generation == state.tts.generation {
-                    state.on_tts_done(&myself);
+                    state.pump(&myself);
                 }
             }
             CallMsg::Restart(kind) => start_child(&myself, state, kind).await,

@@ -486,10 +486,6 @@ impl<P: CallPorts> CallState<P> {
         }
     }
 
-    pub(crate) fn on_tts_audio(&mut self, myself: &ActorRef<CallMsg>) {
-        self.pump(myself);
-    }
-
     /// Moves TTS audio into the playout while it holds less than
     /// [`TTS_AHEAD`] unsent: past that the audio waits in the bounded
     /// channel and the provider's socket (back-pressure), so a long reply
@@ -520,12 +516,6 @@ impl<P: CallPorts> CallState<P> {
                 }
             }
         }
-    }
-
-    /// TTS finished a segment; its end comes through the audio channel,
-    /// after its audio.
-    pub(crate) fn on_tts_done(&mut self, myself: &ActorRef<CallMsg>) {
-        self.pump(myself);
     }
 
     /// Sends the frames that are due, closes a turn that has played out,
