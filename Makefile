@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make demo   run talky (starts PostgreSQL and Redis first)
-#   make test   fmt check, clippy -D warnings, every test
+#   make test   fmt check, clippy -D warnings, every test, short API fuzz run
 SHELL := /bin/bash
 CARGO ?= cargo
 export DATABASE_URL ?= postgres://talky:talky@127.0.0.1:5432/talky
@@ -20,6 +20,7 @@ demo: services
 fmt:
 	@$(CARGO) fmt --all
 
-# Property-based API fuzzing against the live OpenAPI document (schemathesis).
+# Property-based API fuzzing against the live OpenAPI document (schemathesis);
+# `make test` runs a short version of it (scripts/fuzz.sh --short).
 fuzz: services
 	@bash scripts/fuzz.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: a whole simulated campaign. PostgreSQL and Redis are started
-# by scripts/services.sh (same as the tests); `talky demo` then runs every
+# by scripts/services.sh (same as the tests); `talky-sim demo` then runs every
 # provider emulator on loopback, talky's server against them, a campaign of
 # ten contacts (one per callee persona) through the REST API, and prints a
 # table per contact. `make demo KEEP=1` keeps the server up afterwards.
@@ -21,8 +21,9 @@ fi
 # Logs go to a file; the terminal shows the demo's progress and table.
 export RUST_LOG=${RUST_LOG:-warn}
 
-cargo build --quiet --bin talky
-bin=target/debug/talky
+# talky-sim runs the demo; talky is built too for `talky calls show ID`.
+cargo build --quiet --workspace --bins
+bin=target/debug/talky-sim
 args=()
 [ -n "${KEEP:-}" ] && args+=(--keep-running)
 "$bin" demo "${args[@]}" 2>.talky/demo.log || {

@@ -2,7 +2,9 @@
 # Brings this machine to the state talky's tests and demo need, and does
 # nothing (silently) when it is already there:
 #   - Debian packages: libopus-dev, opus-tools (opusinfo, for the recording
-#     tests), pkg-config, postgresql, redis-server
+#     tests), pkg-config, postgresql, redis-server, and python3-venv + curl
+#     (the schemathesis fuzz run of `make test` / `make fuzz`, which makes
+#     its own venv under .talky/)
 #   - PostgreSQL running on loopback, with a `talky` role (CREATEDB, for the
 #     per-test databases) and a `talky` database
 #   - Redis running on loopback
@@ -23,7 +25,7 @@ as_root() {
 
 # --- packages ----------------------------------------------------------------
 missing=()
-for pkg in libopus-dev opus-tools pkg-config postgresql redis-server; do
+for pkg in libopus-dev opus-tools pkg-config postgresql redis-server python3-venv curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

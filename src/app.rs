@@ -22,6 +22,7 @@ use crate::{db, http, redis};
 /// actor tree this server runs, if any.
 pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow::Result<Ctx> {
     let db = db::pool(config.database.url.expose(), &config.database);
+    let live_db = db::live_pool(config.database.url.expose(), &config.database);
     let redis = redis::pool(config.redis.url.expose(), &config.redis)?;
     let import = ImportOptions {
         default_region: config.default_region(),
@@ -29,15 +30,19 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
         max_field_len: config.contacts.max_field_len,
         max_columns: config.contacts.max_columns,
     };
-    let recorder = crate::recording::Recorder::start(&config.recordings, db.clone());
+    let recorder = crate::recording::Recorder::start(&config.recordings, live_db.clone());
+    let limiter = http::ratelimit::RateLimiter::new(config.api.rate_per_second, config.api.burst);
     Ok(Arc::new(AppState {
         db,
+        live_db,
         redis,
         config: Arc::new(config),
         import,
         root,
         runtime: std::sync::OnceLock::new(),
         recorder,
+        draining: std::sync::atomic::AtomicBool::new(false),
+        limiter,
     }))
 }
 
@@ -49,6 +54,8 @@ pub struct Server {
     pub ctx: Ctx,
     /// The actor tree's root.
     pub root: ractor::ActorRef<RootMsg>,
+    /// This node's id (`redis.node_id`), fixed for the process.
+    pub node_id: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -89,10 +96,12 @@ impl Server {
             let _ = rx.await;
         }));
         tracing::info!(%addr, "talky listening");
+        let node_id = ctx.config.redis.node();
         Ok(Server {
             addr,
             ctx,
             root,
+            node_id,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -112,11 +121,12 @@ impl Server {
         let runtime = crate::runtime::Runtime::start(
             self.root.clone(),
             dialer_name.to_string(),
-            self.ctx.db.clone(),
+            self.ctx.live_db.clone(),
             ports,
             dialer,
             campaigns,
             self.cluster(),
+            self.ownership(),
         )
         .await?;
         self.ctx
@@ -129,7 +139,7 @@ impl Server {
     /// other nodes: Redis when `redis.cluster`, else in memory.
     pub fn cluster(&self) -> Arc<dyn talky_actors::cluster::ClusterPort> {
         let c = &self.ctx.config.redis;
-        let node = c.node();
+        let node = self.node_id.clone();
         let lease_ttl = std::time::Duration::from_millis(c.lease_ttl_ms);
         let slot_ttl = std::time::Duration::from_millis(c.slot_ttl_ms);
         if c.cluster {
@@ -147,6 +157,49 @@ impl Server {
                 lease_ttl,
                 slot_ttl,
             ))
+        }
+    }
+
+    /// This node among the others: its id, who is alive (Redis
+    /// heartbeats, or this process alone), its heartbeat.
+    pub fn ownership(&self) -> crate::runtime::Ownership {
+        let c = &self.ctx.config.redis;
+        let node = self.node_id.clone();
+        let ttl = std::time::Duration::from_millis(c.lease_ttl_ms);
+        if c.cluster {
+            crate::runtime::Ownership {
+                node,
+                nodes: Arc::new(crate::reconcile::RedisNodes {
+                    keys: self.redis_keys(),
+                }),
+                heartbeat: Some(self.redis_keys()),
+                ttl,
+            }
+        } else {
+            crate::runtime::Ownership {
+                nodes: Arc::new(crate::reconcile::LocalNodes { me: node.clone() }),
+                node,
+                heartbeat: None,
+                ttl,
+            }
+        }
+    }
+
+    /// Stops the process's work for a stop (SIGTERM): `/health/ready`
+    /// answers 503 from now on, and the dialer, if any, drains (see
+    /// [`crate::runtime::CampaignRuntime::drain`]); the HTTP server keeps
+    /// serving the provider's callbacks meanwhile. Then [`Self::stop`].
+    pub async fn drain(
+        &self,
+        wait: std::time::Duration,
+        skip: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<crate::runtime::DrainReport> {
+        self.ctx
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        match self.ctx.runtime.get() {
+            Some(runtime) => Some(runtime.drain(wait, skip).await),
+            None => None,
         }
     }
 

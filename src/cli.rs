@@ -1,8 +1,26 @@
-//! The command line.
+//! The command line (the simulated world's commands are `talky-sim`'s).
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+/// Logs to stderr with `config.log`'s filter (`RUST_LOG` wins), as JSON
+/// lines when `log.json` (`talky` and `talky-sim demo`).
+pub fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
 
 /// talky: actor-based telephony runtime for AI outbound calling.
 #[derive(Debug, Parser)]
@@ -23,21 +41,12 @@ pub enum Command {
     Serve,
     /// Apply pending migrations and exit.
     Migrate,
-    /// Run a whole simulated campaign (every provider emulated on
-    /// loopback) and print a table per contact.
-    Demo {
-        /// Keep the server and emulators running afterwards (Ctrl-C stops).
-        #[arg(long)]
-        keep_running: bool,
-    },
     /// Calls.
     Calls {
         /// What to do with calls.
         #[command(subcommand)]
         command: CallsCommand,
     },
-    /// Run every provider emulator on loopback (for load tests and demos).
-    Sim(Box<crate::sim::process::SimArgs>),
     /// Tenants.
     Tenant {
         /// What to do with tenants.

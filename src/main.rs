@@ -3,7 +3,6 @@
 use clap::Parser;
 use talky::cli::{CallsCommand, Cli, Command, TenantCommand};
 use talky::config::Config;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than glibc's malloc: thousands of calls allocate and
 /// free small buffers on every frame from several threads, and glibc's
@@ -11,26 +10,9 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn init_logging(config: &Config) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if config.log.json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if let Command::Sim(args) = &cli.command {
-        // The emulators need no database: no talky config is loaded.
-        std::process::exit(sim(args).await);
-    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -38,20 +20,52 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    init_logging(&config);
+    if matches!(cli.command, Command::Serve)
+        && let Err(e) = config.check_serve()
+    {
+        eprintln!("talky: {e}");
+        std::process::exit(2);
+    }
+    talky::cli::init_logging(&config);
+    if matches!(cli.command, Command::Serve) {
+        warn_weak_callbacks(&config);
+    }
     if let Err(e) = run(cli.command, config).await {
         eprintln!("talky: {e:#}");
         std::process::exit(1);
     }
 }
 
+/// Says at start-up what protects provider callbacks when it is weak.
+fn warn_weak_callbacks(config: &Config) {
+    use talky::providers::vonage::callback::{CallbackKey, KeySource};
+    if config.vonage.signature_secret.expose().trim().is_empty() {
+        tracing::warn!(
+            insecure_flag = config.vonage.insecure_unsigned_callbacks,
+            "vonage.signature_secret is not set: provider callbacks are not signed-checked"
+        );
+    } else if config.vonage.allow_unsigned_webhooks {
+        tracing::warn!(
+            "vonage.allow_unsigned_webhooks: callbacks without a signature are accepted"
+        );
+    }
+    if CallbackKey::from_config(&config.vonage).source() == KeySource::Process {
+        tracing::warn!(
+            "vonage.callback_key is random for this process: callback URLs given out by other nodes (or before a restart) will not verify here; set it on every node"
+        );
+    }
+}
+
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            // Listen for signals before anything runs, so an early SIGTERM
+            // is a drain, not the default exit.
+            let mut signals = Signals::new()?;
             let providers = config.providers.enabled;
             let server = talky::app::Server::start(config.clone()).await?;
             if providers {
-                let ports = talky::runtime::real_ports(&config, server.ctx.db.clone())?;
+                let ports = talky::runtime::real_ports(&config, server.ctx.live_db.clone())?;
                 server
                     .run_dialer(
                         ports,
@@ -65,12 +79,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 tracing::info!("providers.enabled is false: campaigns are stored, not dialled");
             }
             let addr = server.addr;
-            shutdown_signal().await;
-            tracing::info!(%addr, "shutting down");
+            signals.next().await;
+            // Drain: no new calls, live calls may end by themselves for
+            // `server.drain_secs`, the rest end politely; a second signal
+            // skips the wait, a third exits at once.
+            let wait = std::time::Duration::from_secs(config.server.drain_secs);
+            tracing::info!(%addr, drain_secs = wait.as_secs(), "stopping: draining");
+            let (skip_tx, skip_rx) = tokio::sync::watch::channel(false);
+            let watcher = tokio::spawn(async move {
+                signals.next().await;
+                tracing::warn!("second signal: ending the remaining calls now");
+                let _ = skip_tx.send(true);
+                signals.next().await;
+                eprintln!("talky: third signal: exiting without waiting");
+                std::process::exit(1);
+            });
+            if let Some(report) = server.drain(wait, skip_rx).await {
+                tracing::info!(
+                    live_at_start = report.live_at_start,
+                    interrupted = report.interrupted,
+                    left = report.left,
+                    campaigns_left = report.campaigns_left,
+                    "drained"
+                );
+            }
+            watcher.abort();
             server.stop().await;
+            tracing::info!(%addr, "stopped");
             Ok(())
         }
-        Command::Sim(_) => Ok(()),
         Command::Migrate => {
             let applied = talky::db::migrate(config.database.url.expose()).await?;
             if applied.is_empty() {
@@ -84,10 +121,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Tenant {
             command: TenantCommand::Create { name, json, reuse },
         } => tenant_create(config, &name, json, reuse).await,
-        Command::Demo { keep_running } => {
-            talky::demo::run(config, talky::demo::DemoOptions { keep_running }).await?;
-            Ok(())
-        }
         Command::Calls {
             command: CallsCommand::Show { id },
         } => calls_show(config, &id).await,
@@ -177,40 +210,25 @@ fn show_time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// `talky sim`: the emulators until SIGINT/SIGTERM; the exit code.
-async fn sim(args: &talky::sim::process::SimArgs) -> i32 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let settings = match args.settings() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("talky: {e}");
-            return 2;
-        }
-    };
-    match talky::sim::process::run(settings, shutdown_signal()).await {
-        Ok(_) => 0,
-        Err(e) => {
-            eprintln!("talky: {e}");
-            1
-        }
-    }
+/// SIGTERM and SIGINT, each delivery one [`Signals::next`].
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
 }

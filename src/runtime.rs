@@ -31,10 +31,22 @@ use talky_actors::root::{ChildFactory, RootMsg};
 use talky_actors::tree::{campaign_name, campaign_report_sink};
 
 use crate::db::{self, campaigns::Campaign};
+use crate::reconcile::{Nodes, Reconciler};
 use crate::store::{PgCampaignStore, PgDialStore};
 
 /// Timeout of the runtime's own RPCs and store calls.
 pub const RUNTIME_TIMEOUT: Duration = Duration::from_secs(5);
+/// The start-up reconciliation's bound; what it leaves is retried by the
+/// periodic passes.
+const STARTUP_RECONCILE: Duration = Duration::from_secs(20);
+/// How often a drain looks at what is left.
+const DRAIN_POLL: Duration = Duration::from_millis(200);
+/// After the drain time: how long the goodbyes and hang-ups may take.
+const SHUTDOWN_CALLS_WAIT: Duration = Duration::from_secs(20);
+/// How long campaigns get to write their last outcomes and stop.
+const CAMPAIGN_FLUSH_WAIT: Duration = Duration::from_secs(15);
+/// How long the call records' writers get to empty their queues.
+const RECORD_FLUSH_WAIT: Duration = Duration::from_secs(15);
 
 /// What the REST layer needs from the running dialer.
 pub trait CampaignRuntime: Send + Sync {
@@ -53,6 +65,44 @@ pub trait CampaignRuntime: Send + Sync {
         tenant: TenantId,
         campaign: CampaignId,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+
+    /// The process is stopping: stop dialing at once and give the
+    /// campaigns' leases back; let live calls end by themselves for up to
+    /// `wait` (or until `skip` turns true: a second signal); end the rest
+    /// politely (goodbye, hang-up, outcome `interrupted`); let campaigns
+    /// and call records write what they hold. Returns when all is done (or
+    /// its bounds passed).
+    fn drain(
+        &self,
+        wait: Duration,
+        skip: tokio::sync::watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send + '_>>;
+}
+
+/// Who this node is among the others, and how it knows who is alive
+/// (see [`crate::reconcile`]).
+pub struct Ownership {
+    /// This node's id (`redis.node_id`), written on its calls.
+    pub node: String,
+    /// Who is alive.
+    pub nodes: Arc<dyn Nodes>,
+    /// Where this node's heartbeat is kept (Redis coordination on).
+    pub heartbeat: Option<crate::redis::Keys>,
+    /// Heartbeat lifetime; also how often orphans are looked for.
+    pub ttl: Duration,
+}
+
+/// What a drain did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Calls live when the drain began.
+    pub live_at_start: u32,
+    /// Calls still live when the drain time was over (ended politely).
+    pub interrupted: u32,
+    /// Calls still live when the drain gave up waiting.
+    pub left: u32,
+    /// Campaign actors that had not stopped when the drain gave up.
+    pub campaigns_left: usize,
 }
 
 /// The actor tree of one process, over call ports `P`.
@@ -65,6 +115,14 @@ pub struct Runtime<P: CallPorts> {
     campaign_config: CampaignConfig,
     /// CPS tokens, call slots and campaign leases shared with other nodes.
     cluster: Arc<dyn ClusterPort>,
+    /// This node and the others.
+    ownership: Ownership,
+    /// Campaigns whose actor was started here.
+    campaigns: std::sync::Mutex<std::collections::HashSet<CampaignId>>,
+    /// The heartbeat and the periodic reconciliation.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Draining for a stop: no campaign actor is started any more.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 fn call_template(c: &Campaign) -> CallConfig {
@@ -83,7 +141,10 @@ fn call_template(c: &Campaign) -> CallConfig {
 }
 
 impl<P: CallPorts> Runtime<P> {
-    /// Starts the dialer under `root` and resumes the live campaigns.
+    /// Starts this node's heartbeat, reconciles the calls of ended
+    /// processes, starts the dialer under `root` and resumes the live
+    /// campaigns; then looks for orphans every `ownership.ttl`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         root: ActorRef<RootMsg>,
         dialer_name: String,
@@ -92,6 +153,7 @@ impl<P: CallPorts> Runtime<P> {
         dialer: DialerConfig,
         campaign_config: CampaignConfig,
         cluster: Arc<dyn ClusterPort>,
+        ownership: Ownership,
     ) -> anyhow::Result<Arc<Self>> {
         let runtime = Arc::new(Self {
             root,
@@ -100,11 +162,29 @@ impl<P: CallPorts> Runtime<P> {
             ports,
             campaign_config,
             cluster,
+            ownership,
+            campaigns: Default::default(),
+            tasks: Default::default(),
+            draining: Default::default(),
         });
+        runtime.start_heartbeat().await;
+        // Before any campaign resumes: what a dead process left is settled
+        // first, so the campaigns take over finished calls, not ghosts.
+        let first = tokio::time::timeout(STARTUP_RECONCILE, runtime.reconciler().pass(true)).await;
+        match first {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "start-up reconciliation failed; retried periodically")
+            }
+            Err(_) => {
+                tracing::warn!("start-up reconciliation took too long; it goes on periodically")
+            }
+        }
         let ports = runtime.ports.clone();
         let store = Arc::new(PgDialStore {
             pool: runtime.pool.clone(),
             timeout: RUNTIME_TIMEOUT,
+            node: runtime.ownership.node.clone(),
         });
         let name = runtime.dialer_name.clone();
         let cluster = runtime.cluster.clone();
@@ -131,7 +211,182 @@ impl<P: CallPorts> Runtime<P> {
             .start_child(runtime.dialer_name.clone(), factory)
             .await?;
         runtime.resume_live().await?;
+        runtime.start_reconciling();
         Ok(runtime)
+    }
+
+    fn reconciler(&self) -> Reconciler<P::Telephony> {
+        Reconciler {
+            pool: self.pool.clone(),
+            telephony: self.ports.telephony.clone(),
+            nodes: self.ownership.nodes.clone(),
+            me: self.ownership.node.clone(),
+            timeout: RUNTIME_TIMEOUT,
+        }
+    }
+
+    /// Keeps this node's heartbeat while it runs (Redis coordination only).
+    async fn start_heartbeat(&self) {
+        let Some(keys) = self.ownership.heartbeat.clone() else {
+            return;
+        };
+        let node = self.ownership.node.clone();
+        let ttl = self.ownership.ttl;
+        if let Err(e) = crate::redis::nodes::beat(&keys, &node, ttl).await {
+            tracing::warn!(error = %e, "node heartbeat not written; retried");
+        }
+        let task = tokio::spawn(async move {
+            let every = (ttl / 3).max(Duration::from_millis(50));
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = crate::redis::nodes::beat(&keys, &node, ttl).await {
+                    tracing::warn!(error = %e, "node heartbeat not renewed");
+                }
+            }
+        });
+        self.lock_tasks().push(task);
+    }
+
+    /// Looks for the orphans of ended processes every `ownership.ttl`.
+    /// Also gives every live campaign without an actor here one (started
+    /// on another node, or given up on): each node keeps an actor per live
+    /// campaign, and the lease decides which one dials, so a campaign
+    /// whose node died is taken over by the others.
+    fn start_reconciling(self: &Arc<Self>) {
+        let reconciler = self.reconciler();
+        let every = self.ownership.ttl.max(Duration::from_millis(100));
+        let me = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = reconciler.pass(false).await {
+                    tracing::warn!(error = %e, "reconciliation pass failed");
+                }
+                let Some(runtime) = me.upgrade() else {
+                    return;
+                };
+                if runtime.draining.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                if let Err(e) = runtime.resume_live().await {
+                    tracing::warn!(error = %e, "live campaigns not looked up");
+                }
+            }
+        });
+        self.lock_tasks().push(task);
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn dialer(&self) -> Option<ActorRef<DialerMsg>> {
+        ractor::registry::where_is(self.dialer_name.clone()).map(Into::into)
+    }
+
+    /// The dialer's live and queued calls (`None`: it does not answer).
+    async fn dialer_counts(&self) -> Option<(u32, usize)> {
+        let dialer = self.dialer()?;
+        match dialer
+            .call(DialerMsg::Snapshot, Some(Duration::from_secs(2)))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(s)) => Some((s.live, s.queued)),
+            _ => None,
+        }
+    }
+
+    /// Stops this node's dialing and lets its calls end (see
+    /// [`CampaignRuntime::drain`]).
+    async fn drain_here(
+        &self,
+        wait: Duration,
+        mut skip: tokio::sync::watch::Receiver<bool>,
+    ) -> DrainReport {
+        let mut report = DrainReport::default();
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // 1. No new dial: campaigns stop claiming and give their leases
+        //    back (another node may take over at once); the dialer's queue
+        //    goes back to the campaigns.
+        let campaigns: Vec<CampaignId> = self
+            .campaigns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for campaign in &campaigns {
+            let _ = self.control(*campaign, CampaignControl::Drain);
+        }
+        if let Some(dialer) = self.dialer() {
+            let _ = dialer.cast(DialerMsg::Drain);
+        }
+        report.live_at_start = self.dialer_counts().await.map_or(0, |(live, _)| live);
+        tracing::info!(
+            live = report.live_at_start,
+            wait_s = wait.as_secs(),
+            "draining: no new calls; live calls may finish"
+        );
+        // 2. Live calls go on to their natural end, up to `wait`.
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.dialer_counts().await {
+                Some((0, 0)) | None => break,
+                Some(_) => {}
+            }
+            if *skip.borrow() || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(DRAIN_POLL) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = skip.changed() => {}
+            }
+        }
+        // 3. The rest are ended politely: a short goodbye, then the leg is
+        //    hung up; each is recorded `interrupted` (retried).
+        if let Some((live, _)) = self.dialer_counts().await
+            && live > 0
+        {
+            report.interrupted = live;
+            tracing::info!(live, "drain time over: ending the remaining calls politely");
+            if let Some(dialer) = self.dialer() {
+                let _ = dialer.cast(DialerMsg::ShutdownCalls);
+            }
+            let end = tokio::time::Instant::now() + SHUTDOWN_CALLS_WAIT;
+            while tokio::time::Instant::now() < end {
+                match self.dialer_counts().await {
+                    Some((0, _)) | None => break,
+                    _ => tokio::time::sleep(DRAIN_POLL).await,
+                }
+            }
+            report.left = self.dialer_counts().await.map_or(0, |(live, _)| live);
+        }
+        // 4. Campaigns write their last outcomes and stop.
+        let end = tokio::time::Instant::now() + CAMPAIGN_FLUSH_WAIT;
+        loop {
+            let left = campaigns
+                .iter()
+                .filter(|c| ractor::registry::where_is(campaign_name(**c)).is_some())
+                .count();
+            report.campaigns_left = left;
+            if left == 0 || tokio::time::Instant::now() >= end {
+                break;
+            }
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+        // 5. The call records' writers empty their queues.
+        talky_actors::call::wait_for_record_writers(RECORD_FLUSH_WAIT).await;
+        for task in self.lock_tasks().drain(..) {
+            task.abort();
+        }
+        if let Some(keys) = &self.ownership.heartbeat
+            && let Err(e) = crate::redis::nodes::forget(keys, &self.ownership.node).await
+        {
+            tracing::warn!(error = %e, "node heartbeat not removed; it lapses");
+        }
+        report
     }
 
     async fn start_child(&self, name: String, factory: ChildFactory) -> anyhow::Result<()> {
@@ -155,6 +410,9 @@ impl<P: CallPorts> Runtime<P> {
         drop(conn);
         for campaign in live {
             let (tenant, id) = (TenantId(campaign.tenant_id), CampaignId(campaign.id));
+            if ractor::registry::where_is(campaign_name(id)).is_some() {
+                continue;
+            }
             if let Err(e) = self.run_campaign(tenant, id).await {
                 tracing::error!(campaign.id = %id, error = %e, "could not resume campaign");
             } else {
@@ -166,7 +424,18 @@ impl<P: CallPorts> Runtime<P> {
 
     /// Tells the dialer the campaign's call settings and starts its actor.
     async fn run_campaign(&self, tenant: TenantId, campaign: CampaignId) -> anyhow::Result<()> {
+        if self.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("this node is stopping");
+        }
         self.configure_dialer(tenant, campaign).await?;
+        self.campaigns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(campaign);
+        if ractor::registry::where_is(campaign_name(campaign)).is_some() {
+            // Already here (the periodic look-up got there first).
+            return Ok(());
+        }
         let clock: Arc<dyn Clock> = Arc::new(TokioClock);
         let args = CampaignArgs {
             campaign,
@@ -272,6 +541,14 @@ impl<P: CallPorts> CampaignRuntime for Runtime<P> {
             self.control(campaign, CampaignControl::Reload)
         })
     }
+
+    fn drain(
+        &self,
+        wait: Duration,
+        skip: tokio::sync::watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = DrainReport> + Send + '_>> {
+        Box::pin(self.drain_here(wait, skip))
+    }
 }
 
 /// Whether a stored state has a live actor.
@@ -318,66 +595,60 @@ pub fn real_ports(
         ))
     };
     let mut v = vonage::VonageConfig {
-        application_id: p.vonage_application_id.clone(),
-        private_key_file: p.vonage_private_key_file.clone(),
+        application_id: p.vonage.application_id.clone().unwrap_or_default(),
+        private_key_file: p.vonage.private_key_file.clone(),
         public_url: config.public_url()?,
-        answer_mode: p.vonage_answer_mode,
+        answer_mode: p.vonage.answer_mode,
+        callback_key: vonage::CallbackKey::from_config(&config.vonage),
         ..vonage::VonageConfig::default()
     };
-    if !p.vonage_api_base_url.is_empty() {
-        v.api_base_url = p.vonage_api_base_url.clone();
+    if let Some(url) = &p.vonage.api_base_url {
+        v.api_base_url = url.clone();
     }
     let telephony =
         vonage::VonageClient::new(v).map_err(|e| anyhow::anyhow!("providers.vonage: {e}"))?;
-    let mut d = deepgram_stt::DeepgramSttConfig::new(p.deepgram_api_key.clone());
-    if !p.deepgram_base_url.is_empty() {
-        d.base_url = p.deepgram_base_url.clone();
+    let mut d = deepgram_stt::DeepgramSttConfig::new(p.deepgram.api_key.clone());
+    if let Some(url) = &p.deepgram.base_url {
+        d.base_url = url.clone();
     }
     let stt = deepgram_stt::DeepgramStt::new(d, breaker("deepgram"))
         .map_err(|e| anyhow::anyhow!("providers.deepgram: {e}"))?;
-    let mut l = openai::OpenAiConfig::groq(p.llm_api_key.clone());
-    if !p.llm_base_url.is_empty() {
-        l = openai::OpenAiConfig::new("llm", p.llm_base_url.clone(), p.llm_api_key.clone());
+    let mut l = openai::OpenAiConfig::groq(p.llm.api_key.clone());
+    if let Some(url) = &p.llm.base_url {
+        l = openai::OpenAiConfig::new("llm", url.clone(), p.llm.api_key.clone());
     }
     let llm = openai::OpenAiClient::new(l, breaker("llm"))
         .map_err(|e| anyhow::anyhow!("providers.llm: {e}"))?;
-    let mut t = elevenlabs::ElevenLabsConfig::new(p.elevenlabs_api_key.clone());
-    if !p.elevenlabs_base_url.is_empty() {
-        t.base_url = p.elevenlabs_base_url.clone();
+    let mut t = elevenlabs::ElevenLabsConfig::new(p.elevenlabs.api_key.clone());
+    if let Some(url) = &p.elevenlabs.base_url {
+        t.base_url = url.clone();
     }
     let tts = elevenlabs::ElevenLabs::new(t, breaker("elevenlabs"))
         .map_err(|e| anyhow::anyhow!("providers.elevenlabs: {e}"))?;
-    let whisper_key = if p.whisper_api_key.expose().trim().is_empty() {
-        p.llm_api_key.clone()
-    } else {
-        p.whisper_api_key.clone()
-    };
-    let mut w = whisper::WhisperConfig::new(whisper_key);
-    if !p.whisper_base_url.is_empty() {
-        w.base_url = p.whisper_base_url.clone();
+    let whisper_key = p.whisper.api_key.as_ref().unwrap_or(&p.llm.api_key);
+    let mut w = whisper::WhisperConfig::new(whisper_key.clone());
+    if let Some(url) = &p.whisper.base_url {
+        w.base_url = url.clone();
     }
-    if !p.whisper_model.is_empty() {
-        w.model = p.whisper_model.clone();
+    if let Some(model) = &p.whisper.model {
+        w.model = model.clone();
     }
     let stt_fallback = whisper::WhisperStt::new(w, breaker("whisper"))
         .map_err(|e| anyhow::anyhow!("providers.whisper: {e}"))?;
-    let mut a = aura::AuraConfig::new(p.deepgram_api_key.clone());
-    if !p.aura_base_url.is_empty() {
-        a.base_url = p.aura_base_url.clone();
+    let mut a = aura::AuraConfig::new(p.deepgram.api_key.clone());
+    if let Some(url) = &p.aura.base_url {
+        a.base_url = url.clone();
     }
-    if !p.aura_model.is_empty() {
-        a.model = p.aura_model.clone();
+    if let Some(model) = &p.aura.model {
+        a.model = model.clone();
     }
     let tts_fallback = aura::AuraTts::new(a, breaker("aura"))
         .map_err(|e| anyhow::anyhow!("providers.aura: {e}"))?;
     let mut llms = vec![Arc::new(llm)];
-    if !p.llm_fallback_base_url.is_empty() {
-        let mut f = openai::OpenAiConfig::new(
-            "llm_fallback",
-            p.llm_fallback_base_url.clone(),
-            p.llm_fallback_api_key.clone(),
-        );
-        f.use_max_completion_tokens = p.llm_fallback_base_url.contains("api.openai.com");
+    if let Some(url) = &p.llm_fallback.base_url {
+        let mut f =
+            openai::OpenAiConfig::new("llm_fallback", url.clone(), p.llm_fallback.api_key.clone());
+        f.use_max_completion_tokens = url.contains("api.openai.com");
         let fallback = openai::OpenAiClient::new(f, breaker("llm_fallback"))
             .map_err(|e| anyhow::anyhow!("providers.llm_fallback: {e}"))?;
         llms.push(Arc::new(fallback));

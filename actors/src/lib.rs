@@ -14,4 +14,5 @@ pub mod ports;
 pub mod root;
 pub mod schedule;
 pub mod supervision;
+pub mod testing;
 pub mod tree;

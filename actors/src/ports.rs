@@ -52,12 +52,17 @@ pub enum PortError {
     /// The provider sent something we cannot understand.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The request was sent and whether it took effect is unknown (a
+    /// time-out or a reset after it was written): it must be resolved,
+    /// never simply repeated (a second create-call is a second call).
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
 }
 
 impl PortError {
     /// Whether the same request may succeed if tried again.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, PortError::Rejected(_))
+        !matches!(self, PortError::Rejected(_) | PortError::Unknown(_))
     }
 }
 
@@ -96,6 +101,43 @@ pub trait TelephonyPort: Send + Sync + 'static {
     -> impl Future<Output = PortResult<ProviderCallId>> + Send;
     /// Hangs up; a call that is already gone counts as success.
     fn hang_up(&self, id: ProviderCallId) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The provider's leg for our call `call`, placed to `to` since
+    /// `since`, from its call list; `Ok(None)` when it has none (or the
+    /// provider cannot be asked). How a create-call whose answer was lost
+    /// is resolved.
+    fn find_call(
+        &self,
+        _call: CallId,
+        _to: &str,
+        _since: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<Option<ProviderCallId>>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The leg's state as the provider reports it (Vonage `GET
+    /// /v1/calls/{uuid}`), for reconciling a call whose process died;
+    /// `None` when the provider does not know the leg. A provider that
+    /// cannot be asked answers `None`.
+    fn leg_state(
+        &self,
+        _id: ProviderCallId,
+    ) -> impl Future<Output = PortResult<Option<LegState>>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// A provider leg's state (see [`TelephonyPort::leg_state`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LegState {
+    /// Still up (started, ringing, answered).
+    Live {
+        /// The callee picked up.
+        answered: bool,
+    },
+    /// Over, with the provider's final status (`completed`, `busy`,
+    /// `timeout`, `unanswered`, `rejected`, `failed`, `cancelled`).
+    Ended(String),
 }
 
 /// Call progress reported by the provider (webhooks), already parsed.
@@ -143,51 +185,6 @@ pub enum MediaOut {
     Clear,
     /// Ask to be told (as [`MediaIn::Mark`]) when playback reaches here.
     Mark(String),
-}
-
-/// Where a media session's callee audio comes from.
-pub enum MediaInbound {
-    /// A channel (capacity [`MEDIA_IN_CAPACITY`]) the call reads with a
-    /// task of its own.
-    Channel(mpsc::Receiver<MediaIn>),
-    /// The socket's task pushes into the [`crate::call::CallerAudio`] the
-    /// call sends back here: one task and channel fewer per 20 ms frame.
-    /// Dropped unanswered if the call refuses the socket.
-    Inline(tokio::sync::oneshot::Sender<crate::call::CallerAudio>),
-}
-
-impl MediaInbound {
-    /// For fakes of a call: the callee's items as a channel, whichever way
-    /// the session delivers them.
-    pub fn into_channel(self) -> mpsc::Receiver<MediaIn> {
-        match self {
-            Self::Channel(rx) => rx,
-            Self::Inline(reply) => {
-                let (tx, rx) = mpsc::channel(MEDIA_IN_CAPACITY);
-                let _ = reply.send(crate::call::CallerAudio::forward_to(tx));
-                rx
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for MediaInbound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Channel(_) => "Channel",
-            Self::Inline(_) => "Inline",
-        })
-    }
-}
-
-/// A live media socket bound to a call: bounded both ways; closing
-/// either side (dropping) ends the session.
-#[derive(Debug)]
-pub struct MediaSession {
-    /// From the callee.
-    pub inbound: MediaInbound,
-    /// To the callee; capacity [`MEDIA_OUT_CAPACITY`].
-    pub outbound: mpsc::Sender<MediaOut>,
 }
 
 // ----- speech to text ------------------------------------------------------

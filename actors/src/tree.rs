@@ -14,9 +14,8 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, call_t};
 
-use crate::call::ReportSink;
 use crate::campaign_actor::{CampaignControl, CampaignEvent, CampaignMsg, CampaignSnapshot};
-use crate::dialer::{DialerMsg, DialerSnapshot};
+use crate::dialer::{CampaignSink, DialReport, DialerMsg, DialerSnapshot};
 use crate::ids::CampaignId;
 use crate::root::{ChildInfo, RootMsg};
 
@@ -28,15 +27,22 @@ pub fn campaign_name(campaign: CampaignId) -> String {
     format!("campaign-{campaign}")
 }
 
-/// Routes each call report of a campaign to its CampaignActor (found by
+/// Routes what the dialer reports about a campaign's dials (a call's end,
+/// a dial dropped before it was placed) to its CampaignActor (found by
 /// name, so a restarted actor gets the reports of calls placed before).
-pub fn campaign_report_sink(campaign: CampaignId) -> ReportSink {
+pub fn campaign_report_sink(campaign: CampaignId) -> CampaignSink {
     let name = campaign_name(campaign);
-    Arc::new(move |report| {
-        let event = CampaignEvent::CallEnded {
-            contact: report.key.contact,
-            attempt: report.key.attempt,
-            outcome: report.outcome(),
+    Arc::new(move |report: DialReport| {
+        let event = match report {
+            DialReport::Ended(report) => CampaignEvent::CallEnded {
+                contact: report.key.contact,
+                attempt: report.key.attempt,
+                outcome: report.outcome(),
+            },
+            DialReport::NotPlaced { key, .. } => CampaignEvent::NotPlaced {
+                contact: key.contact,
+                attempt: key.attempt,
+            },
         };
         match ractor::registry::where_is(name.clone()) {
             Some(cell) => {
@@ -44,7 +50,7 @@ pub fn campaign_report_sink(campaign: CampaignId) -> ReportSink {
                 let _ = actor.cast(CampaignMsg::Event(event));
             }
             None => {
-                tracing::warn!(campaign.id = %report.key.campaign, "call outcome for a campaign that is not running")
+                tracing::warn!(campaign.id = %campaign, "call report for a campaign that is not running")
             }
         }
     })
@@ -113,6 +119,9 @@ mod tests {
         FakeDialer, FakeStore, TestClock, always_open, exact_retry, wednesday_14z,
     };
     use crate::campaign_actor::{CampaignActor, CampaignArgs, CampaignConfig};
+    use std::sync::atomic::Ordering;
+
+    use crate::dialer::tests::FlakyCluster;
     use crate::dialer::{
         CampaignCalls, DialRequest, DialStore, DialerActor, DialerArgs, DialerConfig, DialerHandle,
         Intent, IntentError, call_name,
@@ -152,6 +161,7 @@ mod tests {
     struct Intents {
         seen: Mutex<HashSet<(CampaignId, ContactId, u32)>>,
         records: FakeDialer,
+        cancelled: Mutex<Vec<CallKey>>,
     }
 
     impl DialStore for Intents {
@@ -168,6 +178,16 @@ mod tests {
                 media_token: "t".into(),
             })
         }
+
+        async fn cancel_intent(&self, key: CallKey) -> PortResult<()> {
+            lock(&self.seen).remove(&(key.campaign, key.contact, key.attempt));
+            self.records
+                .lock()
+                .placed
+                .remove(&(key.contact, key.attempt));
+            lock(&self.cancelled).push(key);
+            Ok(())
+        }
     }
 
     struct TreePorts;
@@ -178,7 +198,7 @@ mod tests {
         type Llm = FakeLlm;
         type Tts = FakeTts;
         type Store = FakeCallStore;
-        type Clock = TokioClock;
+        type Clock = TestClock;
     }
 
     #[tokio::test(start_paused = true)]
@@ -194,7 +214,9 @@ mod tests {
         .await
         .expect("root");
 
-        // The dialer.
+        // The dialer, on the campaign's clock (one wall clock in production:
+        // the dialer checks the deadlines the campaign computes).
+        let clock = TestClock::starting_at(wednesday_14z());
         let world = Arc::new(BusyWorld::default());
         let dialer_name = format!("{DIALER}-{}", uuid::Uuid::new_v4());
         let ports = Ports::<TreePorts> {
@@ -212,13 +234,13 @@ mod tests {
                 Arc::new(Mutex::new(Vec::new())),
             ))],
             store: Arc::new(FakeCallStore::default()),
-            clock: Arc::new(TokioClock),
+            clock: clock.clone(),
         };
-        let clock = TestClock::starting_at(wednesday_14z());
         let records = FakeDialer::manual(clock.clone());
         let intents = Arc::new(Intents {
             seen: Mutex::new(HashSet::new()),
             records: records.clone(),
+            cancelled: Mutex::new(Vec::new()),
         });
         let name = dialer_name.clone();
         let dialer_factory: ChildFactory = Arc::new(move |sup: ActorCell| {
@@ -274,11 +296,13 @@ mod tests {
                     on_report: {
                         let sink = campaign_report_sink(campaign);
                         let records = records.clone();
-                        Arc::new(move |report: crate::call::CallReport| {
-                            records
-                                .lock()
-                                .ended
-                                .insert((report.key.contact, report.key.attempt), report.outcome());
+                        Arc::new(move |report: DialReport| {
+                            if let DialReport::Ended(report) = &report {
+                                records.lock().ended.insert(
+                                    (report.key.contact, report.key.attempt),
+                                    report.outcome(),
+                                );
+                            }
                             sink(report)
                         })
                     },
@@ -372,5 +396,155 @@ mod tests {
         let placed = lock(&world.placed).clone();
         assert_eq!(placed.len(), 20, "each contact dialled once");
         assert_eq!(placed.iter().collect::<HashSet<_>>().len(), 20);
+    }
+
+    fn tree_ports(world: Arc<BusyWorld>, clock: Arc<TestClock>) -> Ports<TreePorts> {
+        Ports::<TreePorts> {
+            telephony: world,
+            stt: vec![Arc::new(FakeStt::new(
+                "stt",
+                Arc::new(Mutex::new(Vec::new())),
+            ))],
+            llm: vec![Arc::new(FakeLlm::new(
+                "llm",
+                Arc::new(Mutex::new(Vec::new())),
+            ))],
+            tts: vec![Arc::new(FakeTts::new(
+                "tts",
+                Arc::new(Mutex::new(Vec::new())),
+            ))],
+            store: Arc::new(FakeCallStore::default()),
+            clock,
+        }
+    }
+
+    /// A dialer (whose cluster's CPS tokens can be cut) and a campaign
+    /// actor over the fake store, wired as the runtime wires them.
+    struct Pair {
+        world: Arc<BusyWorld>,
+        intents: Arc<Intents>,
+        cluster: Arc<FlakyCluster>,
+        dialer: ActorRef<DialerMsg>,
+        campaign: ActorRef<CampaignMsg>,
+        store: FakeStore,
+    }
+
+    async fn pair(contacts: usize) -> Pair {
+        let clock = TestClock::starting_at(wednesday_14z());
+        let world = Arc::new(BusyWorld::default());
+        let records = FakeDialer::manual(clock.clone());
+        let intents = Arc::new(Intents {
+            seen: Mutex::new(HashSet::new()),
+            records: records.clone(),
+            cancelled: Mutex::new(Vec::new()),
+        });
+        let cluster = Arc::new(FlakyCluster::new(clock.clone()));
+        let dialer_name = format!("{DIALER}-{}", uuid::Uuid::new_v4());
+        let (dialer, _) = Actor::spawn(
+            Some(dialer_name.clone()),
+            DialerActor::<TreePorts, Intents>::new(),
+            DialerArgs {
+                config: DialerConfig::default(),
+                ports: tree_ports(world.clone(), clock.clone()),
+                store: intents.clone(),
+                cluster: cluster.clone(),
+            },
+        )
+        .await
+        .expect("dialer");
+        let store = FakeStore::new(FakeStore::settings(always_open(), exact_retry(60, 1), 5));
+        store.add_many(contacts);
+        store.lock().dialer = Some(records);
+        let campaign = store.campaign();
+        let tenant = store.lock().settings.tenant;
+        dialer
+            .cast(DialerMsg::Configure {
+                campaign,
+                calls: Box::new(CampaignCalls {
+                    tenant,
+                    max_concurrent: 5,
+                    template: config(),
+                    on_report: campaign_report_sink(campaign),
+                }),
+            })
+            .expect("configure");
+        let (actor, _) = Actor::spawn(
+            Some(campaign_name(campaign)),
+            CampaignActor::<FakeStore, DialerHandle>::new(),
+            CampaignArgs {
+                campaign,
+                store: Arc::new(store.clone()),
+                dialer: Arc::new(DialerHandle {
+                    name: dialer_name,
+                    timeout: Duration::from_secs(5),
+                }),
+                cluster: Arc::new(crate::cluster::LocalCluster::single("test", clock.clone())),
+                clock,
+                config: CampaignConfig::default(),
+                seed: 7,
+            },
+        )
+        .await
+        .expect("campaign");
+        Pair {
+            world,
+            intents,
+            cluster,
+            dialer,
+            campaign: actor,
+            store,
+        }
+    }
+
+    async fn campaign_snapshot(p: &Pair) -> CampaignSnapshot {
+        call_t!(
+            p.campaign,
+            |r| CampaignMsg::Control(CampaignControl::Snapshot(r)),
+            1000
+        )
+        .expect("campaign snapshot")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_campaigns_queued_dials_are_not_placed_and_its_contacts_go_back() {
+        let p = pair(3).await;
+        // Redis is down: the dialer accepts the dials, but they wait.
+        p.cluster.cps_down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let snap = campaign_snapshot(&p).await;
+        assert_eq!((snap.dialled, snap.live_calls), (3, 3));
+        let d = call_t!(p.dialer, DialerMsg::Snapshot, 1000).expect("dialer");
+        assert_eq!((d.live, d.queued), (0, 3));
+
+        p.campaign
+            .cast(CampaignMsg::Control(CampaignControl::Pause))
+            .expect("pause");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        p.cluster.cps_down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+
+        assert!(lock(&p.world.placed).is_empty(), "nothing of it rang");
+        assert_eq!(lock(&p.intents.cancelled).len(), 3, "intents cancelled");
+        {
+            let s = p.store.lock();
+            for c in &s.contacts {
+                assert_eq!(
+                    (c.status, c.attempts),
+                    (ContactStatus::Pending, 0),
+                    "released, no attempt used"
+                );
+            }
+        }
+        let snap = campaign_snapshot(&p).await;
+        assert_eq!((snap.live_calls, snap.not_placed), (0, 3));
+        let d = call_t!(p.dialer, DialerMsg::Snapshot, 1000).expect("dialer");
+        assert_eq!((d.live, d.queued, d.not_placed), (0, 0, 3));
+
+        // Resumed, the same attempts are dialled.
+        p.campaign
+            .cast(CampaignMsg::Control(CampaignControl::Resume))
+            .expect("resume");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(lock(&p.world.placed).len(), 3);
     }
 }

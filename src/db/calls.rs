@@ -57,6 +57,8 @@ pub struct Call {
     pub callback_at: Option<DateTime<Utc>>,
     /// The callee asked never to be called again.
     pub do_not_call: bool,
+    /// The node (process) that runs the call (see `reconcile`).
+    pub node_id: Option<String>,
 }
 
 /// A raw provider event.
@@ -129,17 +131,40 @@ pub struct CallFilter {
     pub outcome: Option<String>,
 }
 
+/// A dial intent to write: one attempt of one contact, by one node.
+#[derive(Clone, Copy, Debug)]
+pub struct NewIntent<'a> {
+    /// Owner.
+    pub tenant: TenantId,
+    /// The campaign dialling.
+    pub campaign: CampaignId,
+    /// The contact.
+    pub contact: ContactId,
+    /// Which attempt (from 1).
+    pub attempt: i32,
+    /// The number, as dialled.
+    pub phone: &'a str,
+    /// SHA-256 of the media socket's single-use token.
+    pub media_token_hash: Option<&'a [u8]>,
+    /// The node that runs the call (`redis.node_id`).
+    pub node: Option<&'a str>,
+}
+
 /// Writes a dial intent. A second intent for the same (campaign, contact,
 /// attempt) fails with a unique violation (`DbError::is_unique_violation`).
 pub async fn create_intent(
     conn: &mut AsyncPgConnection,
-    tenant: TenantId,
-    campaign: CampaignId,
-    contact: ContactId,
-    attempt: i32,
-    phone: &str,
-    media_token_hash: Option<Vec<u8>>,
+    intent: NewIntent<'_>,
 ) -> Result<Call, DbError> {
+    let NewIntent {
+        tenant,
+        campaign,
+        contact,
+        attempt,
+        phone,
+        media_token_hash,
+        node,
+    } = intent;
     let call = Call {
         id: CallId::new().0,
         tenant_id: tenant.0,
@@ -157,10 +182,11 @@ pub async fn create_intent(
         answered_at: None,
         ended_at: None,
         duration_secs: None,
-        media_token_hash,
+        media_token_hash: media_token_hash.map(<[u8]>::to_vec),
         media_token_used_at: None,
         callback_at: None,
         do_not_call: false,
+        node_id: node.map(str::to_string),
     };
     Ok(diesel::insert_into(calls::table)
         .values(&call)
@@ -189,28 +215,47 @@ pub async fn finish_at(
     hangup_reason: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<Option<Call>, DbError> {
+    finish_where(conn, tenant, id, outcome, hangup_reason, at, false).await
+}
+
+/// Sets the outcome and `finished` (only of a call not finished yet when
+/// `unfinished_only`); the talk time counts from the answer.
+async fn finish_where(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    outcome: &str,
+    hangup_reason: Option<&str>,
+    at: DateTime<Utc>,
+    unfinished_only: bool,
+) -> Result<Option<Call>, DbError> {
     let Some(call) = get(conn, tenant, id).await? else {
         return Ok(None);
     };
+    if unfinished_only && call.status == "finished" {
+        return Ok(None);
+    }
     let duration = call
         .answered_at
         .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
-    Ok(diesel::update(
-        calls::table
-            .filter(calls::tenant_id.eq(tenant.0))
-            .filter(calls::id.eq(id.0)),
-    )
-    .set((
-        calls::status.eq("finished"),
-        calls::outcome.eq(outcome),
-        calls::hangup_reason.eq(hangup_reason),
-        calls::ended_at.eq(at),
-        calls::duration_secs.eq(duration),
-    ))
-    .returning(Call::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?)
+    // A status is never empty (CHECK): `<> ''` keeps every row.
+    let not = if unfinished_only { "finished" } else { "" };
+    let target = calls::table
+        .filter(calls::tenant_id.eq(tenant.0))
+        .filter(calls::id.eq(id.0))
+        .filter(calls::status.ne(not));
+    Ok(diesel::update(target)
+        .set((
+            calls::status.eq("finished"),
+            calls::outcome.eq(outcome),
+            calls::hangup_reason.eq(hangup_reason),
+            calls::ended_at.eq(at),
+            calls::duration_secs.eq(duration),
+        ))
+        .returning(Call::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
 }
 
 /// A status transition; the first `dialing` and `answered` set their
@@ -493,4 +538,116 @@ pub async fn events(
         .select(CallEvent::as_select())
         .load(conn)
         .await?)
+}
+
+// ----- process lifetime: ownership, placement, reconciliation ---------------
+
+/// Marks a written intent as being placed, by `node`, before the provider
+/// is asked: from here on the provider may have a leg for it, so a crash
+/// must be reconciled with the provider, not simply released. `false` when
+/// the intent is no longer `queued` (or gone).
+pub async fn mark_dialing(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    node: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(id.0))
+            .filter(calls::status.eq("queued")),
+    )
+    .set((
+        calls::status.eq("dialing"),
+        calls::dialed_at.eq(at),
+        calls::node_id.eq(node),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Deletes an intent that was never placed (still `queued`, no provider
+/// id): the attempt is given back as if it had not been written. `false`
+/// when it was placed meanwhile (or is gone).
+pub async fn cancel_intent(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+) -> Result<bool, DbError> {
+    let n = diesel::delete(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(id.0))
+            .filter(calls::status.eq("queued"))
+            .filter(calls::provider_call_id.is_null()),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Every call not finished, of every tenant, except those of `node`
+/// (`None`: all): what the reconciler looks at. Few rows (live calls and
+/// the orphans of dead processes), read through `calls_unfinished_idx`.
+pub async fn unfinished(
+    conn: &mut AsyncPgConnection,
+    except_node: Option<&str>,
+) -> Result<Vec<Call>, DbError> {
+    let mut query = calls::table
+        .filter(calls::status.ne("finished"))
+        .select(Call::as_select())
+        .order(calls::id)
+        .into_boxed();
+    if let Some(node) = except_node {
+        query = query.filter(calls::node_id.is_null().or(calls::node_id.ne(node)));
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// Records the provider's id of a call that has none yet (learnt from a
+/// webhook when the create-call response was lost). `false` when the call
+/// already had one (or another call holds that id).
+pub async fn learn_provider_id(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    provider_call_id: &str,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(id.0))
+            .filter(calls::provider_call_id.is_null()),
+    )
+    .set(calls::provider_call_id.eq(provider_call_id))
+    .execute(conn)
+    .await;
+    match updated {
+        Ok(n) => Ok(n > 0),
+        Err(e) => {
+            let e = DbError::from(e);
+            if e.is_unique_violation() {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// [`finish_at`] for a call that is not finished yet (the reconciler's
+/// write, which must never overwrite an outcome its owner recorded).
+/// `None` when it was finished already.
+pub async fn finish_unfinished(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    outcome: &str,
+    hangup_reason: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Call>, DbError> {
+    finish_where(conn, tenant, id, outcome, Some(hangup_reason), at, true).await
 }

@@ -69,6 +69,17 @@ impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for DbError
 /// connects lazily, so start-up does not fail on a database that is still
 /// coming up; readiness reports it instead.
 pub fn pool(url: &str, config: &DatabaseConfig) -> Pool {
+    sized_pool(url, config, config.pool_size)
+}
+
+/// The live calls' own pool (`database.live_pool_size`): the call, dial
+/// and campaign stores, the reconciler, the provider's webhooks and the
+/// media socket draw from it, so no API load can make a live call wait.
+pub fn live_pool(url: &str, config: &DatabaseConfig) -> Pool {
+    sized_pool(url, config, config.live_pool_size)
+}
+
+fn sized_pool(url: &str, config: &DatabaseConfig, size: u32) -> Pool {
     let statement_timeout_ms = config.statement_timeout_ms;
     let mut manager_config = ManagerConfig::default();
     manager_config.custom_setup = Box::new(move |url| {
@@ -85,7 +96,7 @@ pub fn pool(url: &str, config: &DatabaseConfig) -> Pool {
     });
     let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
     bb8::Pool::builder()
-        .max_size(config.pool_size)
+        .max_size(size)
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
         .build_unchecked(manager)
 }

@@ -18,6 +18,8 @@ pub const ENCODING: &str = "encoding";
 pub const READY: &str = "ready";
 /// Encoding failed; the spool is kept aside under `spool/failed/`.
 pub const FAILED: &str = "failed";
+/// Every recording status, in the migration's order.
+pub const STATUSES: [&str; 4] = [SPOOLED, ENCODING, READY, FAILED];
 
 /// A call's recording state.
 #[derive(Clone, Debug, PartialEq, Eq, Queryable)]

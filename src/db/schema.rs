@@ -102,6 +102,7 @@ diesel::table! {
         recording_status -> Nullable<Text>,
         recording_bytes -> Nullable<Int8>,
         recording_duration_ms -> Nullable<Int4>,
+        node_id -> Nullable<Text>,
     }
 }
 

@@ -55,11 +55,12 @@ pub struct CreatedTenant {
 /// The routes.
 pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     let limit = ctx.config.server.max_json_body_bytes;
+    let read_timeout = ctx.body_read_timeout();
     warp::path!("api" / "v1" / "admin" / "tenants")
         .and(warp::post())
         .and(auth::admin(ctx.clone()))
         .and(with_ctx(ctx))
-        .and(json_body::<CreateTenant>(limit))
+        .and(json_body::<CreateTenant>(limit, read_timeout))
         .and_then(|ctx: Ctx, body| respond(ctx.clone(), create_tenant(ctx, body)))
         .boxed()
 }

@@ -100,6 +100,7 @@ pub fn valid_name(field: &str, name: &str) -> Result<String, ApiError> {
 /// The routes.
 pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     let limit = ctx.config.server.max_json_body_bytes;
+    let read_timeout = ctx.body_read_timeout();
     let list = warp::path!("api" / "v1" / "api-keys")
         .and(warp::get())
         .and(auth::tenant(ctx.clone()))
@@ -109,7 +110,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
-        .and(json_body::<CreateApiKey>(limit))
+        .and(json_body::<CreateApiKey>(limit, read_timeout))
         .and_then(|tenant, ctx: Ctx, body| respond(ctx.clone(), create_key(ctx, tenant, body)));
     let revoke = warp::path!("api" / "v1" / "api-keys" / ApiKeyId)
         .and(warp::delete())

@@ -24,7 +24,8 @@ fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// The tenant whose live API key the request carries.
+/// The tenant whose live API key the request carries, within the key's
+/// request rate (429 with `Retry-After` past it).
 pub fn tenant(ctx: Ctx) -> impl Filter<Extract = (TenantId,), Error = warp::Rejection> + Clone {
     with_ctx(ctx)
         .and(warp::header::optional::<String>("authorization"))
@@ -32,7 +33,23 @@ pub fn tenant(ctx: Ctx) -> impl Filter<Extract = (TenantId,), Error = warp::Reje
             let secret = bearer(header.as_deref())?;
             let mut conn = ctx.conn().await?;
             match db::api_keys::authenticate(&mut conn, secret).await {
-                Ok(Some((tenant, _key))) => Ok(tenant),
+                Ok(Some((tenant, key))) => {
+                    drop(conn);
+                    match ctx.limiter.check(key, std::time::Instant::now()) {
+                        Ok(()) => Ok(tenant),
+                        Err(wait) => {
+                            let retry_after_secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                            Err(warp::Rejection::from(ApiError::TooManyRequests {
+                                detail: format!(
+                                    "this API key is over its request rate ({} per second, \
+                                     bursts of {}); retry after {retry_after_secs} s",
+                                    ctx.config.api.rate_per_second, ctx.config.api.burst
+                                ),
+                                retry_after_secs,
+                            }))
+                        }
+                    }
+                }
                 Ok(None) => Err(warp::Rejection::from(ApiError::Unauthorized(
                     "unknown or revoked API key".into(),
                 ))),

@@ -105,15 +105,17 @@ impl VoicemailAction {
     }
 }
 
-/// The agent's settings, as sent.
+/// The agent's settings, as sent. The document shows this type with the
+/// fields a create requires (`CampaignInput.agent`); a PATCH takes any
+/// subset (`AgentPatch`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentInput {
     /// Instructions for the LLM (required on create), at most 20,000 characters.
-    #[schema(min_length = 1, max_length = 20000)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 20000)]
     pub system_prompt: Option<String>,
     /// First words of every answered call (required on create), at most 1,000.
-    #[schema(min_length = 1, max_length = 1000)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 1000)]
     pub greeting: Option<String>,
     /// Message for voicemail; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
@@ -142,18 +144,19 @@ pub struct WindowInput {
 }
 
 /// A campaign as sent: every field for a create (`name`, `caller_id`,
-/// `agent.system_prompt` and `agent.greeting` are required), any subset
-/// for a PATCH.
+/// `agent.system_prompt` and `agent.greeting` are required, as the
+/// document says), any subset for a PATCH (documented as `CampaignPatch`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignInput {
     /// Label, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// Number shown to the callee (E.164, or national in the default region).
-    #[schema(example = "+14155550100")]
+    #[schema(value_type = String, required = true, min_length = 1, example = "+14155550100")]
     pub caller_id: Option<String>,
     /// The agent.
+    #[schema(value_type = AgentInput, required = true)]
     pub agent: Option<AgentInput>,
     /// When contacts may be called, in their own time zone.
     pub calling_window: Option<WindowInput>,
@@ -172,6 +175,61 @@ pub struct CampaignInput {
     /// On a machine: leave a message or hang up (default `hangup`).
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call (default false).
+    pub recording_enabled: Option<bool>,
+}
+
+/// The agent's settings in a PATCH: any subset (documentation of
+/// [`AgentInput`] as a PATCH reads it).
+#[derive(Debug, Default, ToSchema)]
+#[allow(dead_code)]
+pub struct AgentPatch {
+    /// Instructions for the LLM, 1 to 20,000 characters.
+    #[schema(min_length = 1, max_length = 20000)]
+    pub system_prompt: Option<String>,
+    /// First words of every answered call, 1 to 1,000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
+    pub greeting: Option<String>,
+    /// Message for voicemail; `null` clears it.
+    pub voicemail_message: Option<String>,
+    /// TTS voice id.
+    pub voice: Option<String>,
+    /// BCP 47 language tag.
+    pub language: Option<String>,
+    /// LLM model.
+    pub llm_model: Option<String>,
+}
+
+/// A PATCH of a campaign: any subset of [`CampaignInput`]'s fields; those
+/// left out keep their value (documentation of [`CampaignInput`] as a
+/// PATCH reads it).
+#[derive(Debug, Default, ToSchema)]
+#[allow(dead_code)]
+pub struct CampaignPatch {
+    /// Label, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// Number shown to the callee (E.164, or national in the default region).
+    #[schema(example = "+14155550100")]
+    pub caller_id: Option<String>,
+    /// The agent's settings to change.
+    pub agent: Option<AgentPatch>,
+    /// When contacts may be called, in their own time zone.
+    pub calling_window: Option<WindowInput>,
+    /// Live calls at once, 1 to 10,000.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub max_concurrent_calls: Option<i32>,
+    /// Attempts per contact, 1 to 100.
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_attempts: Option<i32>,
+    /// Base retry delay in seconds, 0 to 2,592,000.
+    #[schema(minimum = 0, maximum = 2592000)]
+    pub retry_backoff_secs: Option<i32>,
+    /// Longest call in seconds, 10 to 7200.
+    #[schema(minimum = 10, maximum = 7200)]
+    pub max_call_duration_secs: Option<i32>,
+    /// On a machine: leave a message or hang up.
+    pub voicemail_action: Option<VoicemailAction>,
+    /// Record both sides of each call.
     pub recording_enabled: Option<bool>,
 }
 
@@ -511,6 +569,7 @@ fn blank_campaign(tenant: TenantId) -> Campaign {
 /// The routes.
 pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     let limit = ctx.config.server.max_json_body_bytes;
+    let read_timeout = ctx.body_read_timeout();
     let list = warp::path!("api" / "v1" / "campaigns")
         .and(warp::get())
         .and(auth::tenant(ctx.clone()))
@@ -521,7 +580,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
-        .and(json_body::<CampaignInput>(limit))
+        .and(json_body::<CampaignInput>(limit, read_timeout))
         .and_then(|tenant, ctx: Ctx, body| {
             respond(ctx.clone(), create_campaign(ctx, tenant, body))
         });
@@ -534,7 +593,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::patch())
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
-        .and(json_body::<CampaignInput>(limit))
+        .and(json_body::<CampaignInput>(limit, read_timeout))
         .and_then(|id, tenant, ctx: Ctx, body| {
             respond(ctx.clone(), update_campaign(ctx, tenant, id, body))
         });
@@ -652,7 +711,7 @@ pub async fn get_campaign(
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns",
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Campaign id")),
-    request_body = CampaignInput,
+    request_body = CampaignPatch,
     responses(
         (status = 200, description = "The changed campaign", body = CampaignView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),

@@ -1,17 +1,19 @@
 //! `/api/v1/campaigns/{id}/contacts`: upload (CSV or JSON) and list.
 //!
-//! An upload is one transaction: rows are parsed as the body streams in
-//! and inserted in batches; a fatal problem (too large, too many rows, a
-//! broken file) rolls the whole upload back, while invalid rows are only
-//! reported and the valid ones kept.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! The body is read to its end first (at most `contacts.max_upload_bytes`,
+//! within `server.body_read_timeout_ms`), before any pooled connection or
+//! row lock is taken, so a client that sends slowly holds nothing another
+//! tenant or a live call needs. Then the upload is one transaction: rows
+//! are parsed from the buffer and inserted in batches; a fatal problem (too
+//! many rows, a broken file) rolls the whole upload back, while invalid
+//! rows are only reported and the valid ones kept. The trade: memory per
+//! upload is bounded by `max_upload_bytes` (32 MiB by default) rather than
+//! by a batch.
 
 use bytes::Buf;
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use talky_actors::ids::{CampaignId, ContactId, TenantId};
 use utoipa::{IntoParams, ToSchema};
@@ -144,12 +146,14 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
         .and_then(
-            |id, tenant, ctx: Ctx, content_type: Option<String>, length: Option<u64>, body| {
-                let body = body_stream(body);
-                respond(
-                    ctx.clone(),
-                    upload_contacts(ctx, tenant, id, content_type, length, body),
-                )
+            |id, tenant, ctx: Ctx, content_type: Option<String>, length: Option<u64>, body| async move {
+                // Read before `respond`: the body's own deadline, not the
+                // handler's, applies to a client that sends slowly.
+                let body = match read_upload(&ctx, content_type.as_deref(), length, body).await {
+                    Ok(body) => body,
+                    Err(e) => return Ok::<_, warp::Rejection>(e.into_response()),
+                };
+                respond(ctx.clone(), upload_contacts(ctx, tenant, id, content_type, body)).await
             },
         );
     let list = warp::path!("api" / "v1" / "campaigns" / CampaignId / "contacts")
@@ -163,31 +167,29 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     upload.or(list).unify().boxed()
 }
 
-/// The body as a stream of byte chunks.
-type BodyStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
-
-fn body_stream(
-    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send + 'static,
-) -> BodyStream {
-    Box::pin(
-        body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()))
-            .map_err(std::io::Error::other),
-    )
-}
-
-/// Caps a body stream at `limit` bytes; past it the stream fails and
-/// `exceeded` is set, so the handler answers 413.
-fn limited(body: BodyStream, limit: u64, exceeded: Arc<AtomicBool>) -> BodyStream {
-    let mut seen: u64 = 0;
-    Box::pin(body.map(move |chunk| {
-        let chunk = chunk?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            exceeded.store(true, Ordering::Relaxed);
-            return Err(std::io::Error::other("upload limit exceeded"));
-        }
-        Ok(chunk)
-    }))
+/// Checks the content type and reads the whole upload, at most
+/// `contacts.max_upload_bytes`, within `server.body_read_timeout_ms`.
+async fn read_upload(
+    ctx: &Ctx,
+    content_type: Option<&str>,
+    content_length: Option<u64>,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Send,
+) -> Result<bytes::Bytes, ApiError> {
+    format_of(content_type)?;
+    let limit = ctx.config.contacts.max_upload_bytes;
+    if content_length.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the upload is larger than {limit} bytes"
+        )));
+    }
+    super::read_body(body, limit, ctx.body_read_timeout())
+        .await
+        .map_err(|e| match e {
+            ApiError::PayloadTooLarge(_) => {
+                ApiError::PayloadTooLarge(format!("the upload is larger than {limit} bytes"))
+            }
+            other => other,
+        })
 }
 
 enum Format {
@@ -217,10 +219,7 @@ fn format_of(content_type: Option<&str>) -> Result<Format, ApiError> {
     }
 }
 
-fn import_error(e: ImportError, exceeded: bool, limit: u64) -> ApiError {
-    if exceeded {
-        return ApiError::PayloadTooLarge(format!("the upload is larger than {limit} bytes"));
-    }
+fn import_error(e: ImportError) -> ApiError {
     let status = e.status();
     let message = e.to_string();
     match status {
@@ -299,6 +298,7 @@ async fn store(
         (status = 400, description = "Unreadable body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within its read deadline", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The campaign has ended", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too large or too many rows", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither CSV nor JSON", body = Problem, content_type = "application/problem+json"),
@@ -309,18 +309,9 @@ pub async fn upload_contacts(
     tenant: TenantId,
     id: CampaignId,
     content_type: Option<String>,
-    content_length: Option<u64>,
-    body: BodyStream,
+    body: bytes::Bytes,
 ) -> Result<Response, ApiError> {
     let format = format_of(content_type.as_deref())?;
-    let limit = ctx.config.contacts.max_upload_bytes;
-    if content_length.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "the upload is larger than {limit} bytes"
-        )));
-    }
-    let exceeded = Arc::new(AtomicBool::new(false));
-    let body = limited(body, limit, exceeded.clone());
     let opts = ctx.import;
     let mut conn = ctx.conn().await?;
     let report = conn
@@ -335,24 +326,19 @@ pub async fn upload_contacts(
                 )));
             }
             let mut report = ImportReport::default();
-            let fail = |e: ImportError| import_error(e, exceeded.load(Ordering::Relaxed), limit);
             match format {
                 Format::Csv => {
-                    let reader = tokio_util::io::StreamReader::new(body);
-                    let mut csv = CsvImport::new(reader, &opts).await.map_err(fail)?;
-                    while let Some(rows) = csv.next_batch(INSERT_BATCH).await.map_err(fail)? {
+                    let mut csv = CsvImport::new(&body[..], &opts)
+                        .await
+                        .map_err(import_error)?;
+                    while let Some(rows) =
+                        csv.next_batch(INSERT_BATCH).await.map_err(import_error)?
+                    {
                         store(conn, tenant, id, rows, &mut report).await?;
                     }
                 }
                 Format::Json => {
-                    let bytes: Vec<u8> = body
-                        .try_fold(Vec::new(), |mut acc, chunk| async move {
-                            acc.extend_from_slice(&chunk);
-                            Ok(acc)
-                        })
-                        .await
-                        .map_err(|e| fail(ImportError::Io(e)))?;
-                    let mut rows = import::parse_json(&bytes, &opts).map_err(fail)?;
+                    let mut rows = import::parse_json(&body, &opts).map_err(import_error)?;
                     while !rows.is_empty() {
                         let rest = rows.split_off(rows.len().min(INSERT_BATCH));
                         store(conn, tenant, id, rows, &mut report).await?;

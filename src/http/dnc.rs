@@ -58,6 +58,7 @@ pub struct AddDnc {
 /// The routes.
 pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     let limit = ctx.config.server.max_json_body_bytes;
+    let read_timeout = ctx.body_read_timeout();
     let list = warp::path!("api" / "v1" / "dnc")
         .and(warp::get())
         .and(auth::tenant(ctx.clone()))
@@ -68,7 +69,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
-        .and(json_body::<AddDnc>(limit))
+        .and(json_body::<AddDnc>(limit, read_timeout))
         .and_then(|tenant, ctx: Ctx, body| respond(ctx.clone(), add_dnc(ctx, tenant, body)));
     let remove = warp::path!("api" / "v1" / "dnc" / String)
         .and(warp::delete())

@@ -1,5 +1,5 @@
 //! `/health` (the process is up) and `/health/ready` (it can serve: both
-//! PostgreSQL and Redis answer).
+//! PostgreSQL and Redis answer, and it is not draining for a stop).
 
 use std::time::Duration;
 
@@ -64,9 +64,16 @@ pub async fn health() -> Result<Response, ApiError> {
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Ready),
-        (status = 503, description = "A dependency is down", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is down, or the process is draining", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ready(ctx: Ctx) -> Result<Response, ApiError> {
+    if ctx.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        // Stopping: the load balancer should send nothing new here (the
+        // provider's callbacks of live calls still reach this node).
+        return Err(ApiError::Unavailable(
+            "not ready: draining (the process is stopping)".into(),
+        ));
+    }
     let timeout = Duration::from_millis(ctx.config.redis.timeout_ms);
     let pg = async {
         match tokio::time::timeout(Duration::from_secs(2), db::ping(&ctx.db)).await {

@@ -6,7 +6,9 @@
 //! bounded [`MediaSession`]: 20 ms PCM frames in and out, `clear` and
 //! `notify` as Vonage's JSON commands, DTMF and notify echoes in. No audio
 //! passes through an actor mailbox; a full inbound channel drops the frame
-//! (the caller's audio is real time: late audio is worth nothing).
+//! (the caller's audio is real time: late audio is worth nothing). The
+//! socket's wire format is `providers::vonage::socket`'s; this module is
+//! the route and the pump.
 //!
 //! When the call's campaign records calls, both directions are also
 //! tapped into the call's spool (`crate::recording`): each caller frame as
@@ -14,13 +16,14 @@
 //! cuts nothing already sent). Closing the socket finishes the spool and
 //! queues it for encoding.
 
-use super::ws::{Message, WebSocket, Ws};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use talky_actors::call::CallMsg;
+use talky_actors::call::lifecycle::EndCause;
+use talky_actors::call::{MediaInbound, MediaSession};
 use talky_actors::dialer::call_name;
 use talky_actors::ids::{CallId, CampaignId, TenantId};
-use talky_actors::ports::{MEDIA_OUT_CAPACITY, MediaIn, MediaInbound, MediaOut, MediaSession};
+use talky_actors::ports::{MEDIA_OUT_CAPACITY, MediaIn};
 use tokio::sync::{mpsc, oneshot};
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -29,13 +32,10 @@ use warp::reply::{Reply, Response};
 use super::problem::ApiError;
 use super::{Ctx, query, with_ctx};
 use crate::db;
+use crate::net::ws::{self, Message, WebSocket, Ws};
+use crate::providers::vonage::socket::{CLOSE_IDLE, check_frame, event, outbound};
 use crate::recording::spool::{Direction, Spool, SpoolTap};
 
-/// Bytes of one 20 ms frame at 16 kHz, the rate our NCCO asks for.
-pub const FRAME_BYTES: usize = 640;
-/// Largest WebSocket message accepted (a frame is 640 bytes; JSON events
-/// are small).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// How long a call may take to accept its media socket (it answers from
 /// its mailbox, behind whatever it is doing).
 const ATTACH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -53,11 +53,12 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(with_ctx(ctx))
         .and(query::<MediaQuery>())
-        .and(super::ws::ws())
+        .and(ws::ws())
         .and_then(|call: CallId, ctx: Ctx, q: MediaQuery, ws: Ws| async move {
             match admit(&ctx, call, q.token.as_deref()).await {
                 Ok(row) => Ok::<Response, warp::Rejection>(
-                    ws.max_message_size(MAX_MESSAGE_BYTES)
+                    ws.max_message_size(ctx.config.media.max_message_bytes as usize)
+                        .max_frame_size(ctx.config.media.max_message_bytes as usize)
                         .on_upgrade(move |socket| {
                             let owner = (TenantId(row.tenant_id), CampaignId(row.campaign_id));
                             session(ctx, call, owner, socket)
@@ -74,46 +75,13 @@ async fn admit(ctx: &Ctx, call: CallId, token: Option<&str>) -> Result<db::calls
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::Unauthorized("the media socket needs its token".into()))?;
-    let mut conn = ctx.conn().await?;
+    let mut conn = ctx.live_conn().await?;
     let hash = db::api_keys::hash(token);
     match db::calls::spend_media_token(&mut conn, call, &hash).await? {
         Some(row) => Ok(row),
         None => Err(ApiError::Forbidden(
             "unknown call, wrong token, or a token already used".into(),
         )),
-    }
-}
-
-/// Parses one of Vonage's JSON events on the socket.
-pub(crate) fn event(text: &str) -> Option<MediaIn> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    match value.get("event").and_then(|e| e.as_str())? {
-        "websocket:dtmf" => value
-            .get("digit")
-            .or_else(|| value.get("dtmf").and_then(|d| d.get("digit")))
-            .and_then(|d| d.as_str())
-            .and_then(|d| d.chars().next())
-            .map(MediaIn::Dtmf),
-        "websocket:notify" => value
-            .get("payload")
-            .and_then(|p| p.get("mark"))
-            .and_then(|m| m.as_str())
-            .map(|m| MediaIn::Mark(m.to_string())),
-        _ => None,
-    }
-}
-
-pub(crate) fn outbound(item: MediaOut) -> Message {
-    match item {
-        MediaOut::Audio(mut bytes) => {
-            // Vonage takes exactly one 20 ms frame per message.
-            bytes.resize(FRAME_BYTES, 0);
-            Message::binary(bytes)
-        }
-        MediaOut::Clear => Message::text(r#"{"action":"clear"}"#),
-        MediaOut::Mark(mark) => Message::text(
-            serde_json::json!({ "action": "notify", "payload": { "mark": mark } }).to_string(),
-        ),
     }
 }
 
@@ -179,10 +147,27 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
     };
     let tap: Option<SpoolTap> = spool.as_ref().map(|s| s.tap.clone());
     let agent_tap = tap.clone();
-    let writer = tokio::spawn(async move {
+    // Closing with a code and reason, when talky refuses the socket.
+    let (close_tx, mut close_rx) = oneshot::channel::<(u16, String)>();
+    let mut writer = tokio::spawn(async move {
         // The playout hands frames over in batches (100 ms at a time): all
         // that is queued goes out in one write.
-        while let Some(first) = out_rx.recv().await {
+        loop {
+            // A refusal wins over the end of the outbound queue: both may be
+            // ready at once, and the close must carry its code.
+            let first = tokio::select! {
+                biased;
+                close = &mut close_rx => {
+                    if let Ok((code, reason)) = close {
+                        let _ = sink.send(Message::close_with(code, reason)).await;
+                    }
+                    return;
+                }
+                first = out_rx.recv() => match first {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
             let mut next = Some(first);
             while let Some(item) = next.take() {
                 let message = outbound(item);
@@ -204,11 +189,42 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
     });
     let mut stt = audio.stt_changes();
     let mut call_gone = false;
+    let idle = std::time::Duration::from_secs(ctx.config.media.idle_timeout_secs);
+    // One timer per socket, re-armed only when it fires: a frame just
+    // notes its time (no timer work on the 20 ms path).
+    let mut last_frame = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    // Why talky closes the socket, if it does.
+    let mut refuse: Option<(u16, String, String)> = None;
     loop {
         let message = tokio::select! {
             message = stream.next() => match message {
                 Some(Ok(message)) => message,
-                _ => break,
+                Some(Err(e)) => {
+                    // Too big for `media.max_message_bytes`, or broken.
+                    tracing::warn!(call.id = %call, error = %e, "media socket error");
+                    refuse = Some((
+                        1009,
+                        "message too big or malformed".into(),
+                        format!("media socket error: {e}"),
+                    ));
+                    break;
+                }
+                None => break,
+            },
+            _ = &mut idle_timer => {
+                if last_frame.elapsed() < idle {
+                    idle_timer.as_mut().reset(last_frame + idle);
+                    continue;
+                }
+                tracing::warn!(call.id = %call, idle_s = idle.as_secs(), "media socket idle: closing it");
+                refuse = Some((
+                    CLOSE_IDLE,
+                    format!("no audio for {} s", idle.as_secs()),
+                    format!("media socket idle for {} s", idle.as_secs()),
+                ));
+                break;
             },
             changed = stt.next(), if !call_gone => {
                 if changed {
@@ -222,9 +238,16 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
         };
         if message.is_binary() {
             let bytes = message.into_bytes();
-            if bytes.len() != FRAME_BYTES {
-                tracing::debug!(call.id = %call, len = bytes.len(), "media frame of unexpected size");
+            if let Err((code, reason)) = check_frame(&bytes) {
+                tracing::warn!(call.id = %call, len = bytes.len(), "media frame of the wrong size: closing");
+                refuse = Some((
+                    code,
+                    reason,
+                    format!("media frame of {} bytes", bytes.len()),
+                ));
+                break;
             }
+            last_frame = tokio::time::Instant::now();
             if let Some(tap) = &tap {
                 tap.push(Direction::Callee, &bytes);
             }
@@ -237,54 +260,32 @@ async fn session(ctx: Ctx, call: CallId, owner: (TenantId, CampaignId), socket: 
             break;
         }
     }
+    // The close code goes to the writer before the call learns its media
+    // closed: dropping `audio` ends the outbound queue, and a writer that
+    // saw that first would close without the code.
+    let refused = match refuse {
+        Some((code, reason, why)) => {
+            // The leg is hung up and the call ended with the reason; the
+            // socket's close tells the provider why.
+            let _ = actor.send_message(CallMsg::Hangup(EndCause::Failed(why)));
+            let _ = close_tx.send((code, reason));
+            true
+        }
+        None => false,
+    };
     // Tells the call its media closed.
     drop(audio);
-    writer.abort();
-    // The writer's tap clone must be gone before the spool can finish.
-    let _ = writer.await;
+    let closed = refused
+        && tokio::time::timeout(std::time::Duration::from_secs(3), &mut writer)
+            .await
+            .is_ok();
+    if !closed {
+        writer.abort();
+        // The writer's tap clone must be gone before the spool can finish.
+        let _ = writer.await;
+    }
     drop(tap);
     if let Some(spool) = spool {
         ctx.recorder.close(spool).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vonage_events_on_the_socket() {
-        assert_eq!(
-            event(r#"{"event":"websocket:dtmf","digit":"5","duration":260}"#),
-            Some(MediaIn::Dtmf('5'))
-        );
-        assert_eq!(
-            event(r##"{"event":"websocket:dtmf","dtmf":{"digit":"#"}}"##),
-            Some(MediaIn::Dtmf('#'))
-        );
-        assert_eq!(
-            event(r#"{"event":"websocket:notify","payload":{"mark":"seg-3"}}"#),
-            Some(MediaIn::Mark("seg-3".into()))
-        );
-        assert_eq!(
-            event(r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000"}"#),
-            None
-        );
-        assert_eq!(event("not json"), None);
-    }
-
-    #[test]
-    fn outbound_frames_are_exact() {
-        let m = outbound(MediaOut::Audio(vec![1; 100]));
-        assert_eq!(m.as_bytes().len(), FRAME_BYTES);
-        assert_eq!(
-            outbound(MediaOut::Clear).to_str(),
-            Ok(r#"{"action":"clear"}"#)
-        );
-        let mark = outbound(MediaOut::Mark("m1".into()));
-        assert_eq!(
-            mark.to_str(),
-            Ok(r#"{"action":"notify","payload":{"mark":"m1"}}"#)
-        );
     }
 }

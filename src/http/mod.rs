@@ -16,10 +16,10 @@ pub mod health;
 pub mod media;
 pub mod openapi;
 pub mod problem;
+pub mod ratelimit;
 pub mod recordings;
 pub mod supervisor;
 pub mod vonage;
-pub mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,8 +39,11 @@ use problem::{ApiError, json_response};
 
 /// Everything a handler needs, shared by all requests.
 pub struct AppState {
-    /// PostgreSQL pool.
+    /// The REST API's PostgreSQL pool (tenants' requests, uploads).
     pub db: db::Pool,
+    /// The live calls' own pool: call, dial and campaign stores, the
+    /// reconciler, the provider's webhooks and the media socket.
+    pub live_db: db::Pool,
     /// Redis pool.
     pub redis: crate::redis::Pool,
     /// The loaded configuration.
@@ -54,6 +57,10 @@ pub struct AppState {
     pub runtime: std::sync::OnceLock<std::sync::Arc<dyn crate::runtime::CampaignRuntime>>,
     /// Call recordings: spools, the encoder pool, the files.
     pub recorder: Arc<crate::recording::Recorder>,
+    /// The process is stopping (SIGTERM): `/health/ready` answers 503.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Request rate limits of tenants' API keys (`[api]`).
+    pub limiter: ratelimit::RateLimiter,
 }
 
 /// The shared state as handlers receive it.
@@ -63,6 +70,12 @@ impl AppState {
     /// A pooled PostgreSQL connection.
     pub async fn conn(&self) -> Result<db::Conn<'_>, ApiError> {
         Ok(self.db.get().await.map_err(db::DbError::from)?)
+    }
+
+    /// A connection from the live calls' pool, for the provider's
+    /// webhooks and the media socket: no API load can make them wait.
+    pub async fn live_conn(&self) -> Result<db::Conn<'_>, ApiError> {
+        Ok(self.live_db.get().await.map_err(db::DbError::from)?)
     }
 
     /// The Redis pool with the configured key prefix and timeout.
@@ -76,6 +89,11 @@ impl AppState {
 
     fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.config.server.request_timeout_ms)
+    }
+
+    /// How long a request body may take to arrive in full.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.server.body_read_timeout_ms)
     }
 }
 
@@ -112,19 +130,57 @@ pub fn no_content() -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// A JSON body of type `T`, at most `limit` bytes, with precise errors:
-/// 411 without Content-Length, 413 past the limit, 415 when not JSON,
-/// 400 for broken JSON, 422 for JSON of the wrong shape.
+/// A JSON body of type `T`, at most `limit` bytes, read in full within
+/// `read_timeout`, with precise errors: 411 without Content-Length, 413
+/// past the limit, 408 past the read deadline, 415 when not JSON, 400 for
+/// broken JSON, 422 for JSON of the wrong shape or with a NUL character in
+/// any string or key (PostgreSQL text cannot hold one; the error names
+/// the field).
 pub fn json_body<T: DeserializeOwned + Send + 'static>(
     limit: u64,
+    read_timeout: Duration,
 ) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and(warp::body::content_length_limit(limit))
-        .and(warp::body::bytes())
-        .and_then(|content_type: Option<String>, body: Bytes| async move {
+        .and(warp::body::stream())
+        .and_then(move |content_type: Option<String>, body| async move {
             check_json_content_type(content_type.as_deref())?;
+            let body = read_body(body, limit, read_timeout).await?;
             parse_json::<T>(&body).map_err(warp::Rejection::from)
         })
+}
+
+/// Reads a whole body, at most `limit` bytes, within `deadline`: 413 past
+/// the limit, 408 past the deadline, 400 when the client breaks off.
+pub async fn read_body<B: bytes::Buf>(
+    body: impl futures_util::Stream<Item = Result<B, warp::Error>>,
+    limit: u64,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    use bytes::BufMut;
+    use futures_util::StreamExt;
+    let read = async move {
+        let mut body = std::pin::pin!(body);
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
+            if (out.len() + chunk.remaining()) as u64 > limit {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the request body is larger than {limit} bytes"
+                )));
+            }
+            out.put(chunk);
+        }
+        Ok(out.freeze())
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} ms",
+            deadline.as_millis()
+        ))),
+    }
 }
 
 /// Checks that a body is declared as JSON.
@@ -148,27 +204,86 @@ pub fn check_json_content_type(content_type: Option<&str>) -> Result<(), ApiErro
     }
 }
 
-/// Parses JSON, telling syntax errors (400) from shape errors (422).
+/// Parses JSON, telling syntax errors (400) from shape errors (422); a
+/// NUL character in any string or key is a 422 naming its JSON path.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => ApiError::Validation {
-                detail: format!("the JSON body does not fit: {e}"),
-                errors: Vec::new(),
-            },
-            _ => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+    // A NUL can only be written `\u0000` in JSON (a raw one is a syntax
+    // error), so only a body with that escape is walked.
+    if memchr_escape(body) {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(json_error)?;
+        if let Some(path) = nul_path(&value, String::new()) {
+            return Err(nul_error(if path.is_empty() { "body" } else { &path }));
         }
-    })
+    }
+    serde_json::from_slice(body).map_err(json_error)
 }
 
-/// The query string as `T`, with a precise 400 when it does not fit.
+fn memchr_escape(body: &[u8]) -> bool {
+    body.windows(6).any(|w| w == b"\\u0000")
+}
+
+/// The error for a text holding NUL: PostgreSQL cannot store one.
+pub fn nul_error(field: &str) -> ApiError {
+    ApiError::invalid(field, "must not contain a NUL character (U+0000)")
+}
+
+/// The JSON path (`agent.greeting`, `metadata.k`, `items[2]`) of the first
+/// string or key holding a NUL, if any.
+pub fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let path = if at.is_empty() {
+                k.replace('\0', "\\u0000")
+            } else {
+                format!("{at}.{}", k.replace('\0', "\\u0000"))
+            };
+            if k.contains('\0') {
+                Some(path)
+            } else {
+                nul_path(v, path)
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => ApiError::Validation {
+            detail: format!("the JSON body does not fit: {e}"),
+            errors: Vec::new(),
+        },
+        _ => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+    }
+}
+
+/// The query string as `T`, with a precise 400 when it does not fit; a
+/// parameter whose name or value holds a NUL character is a 422 naming it.
 pub fn query<T: DeserializeOwned + Send + 'static>()
 -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
     warp::query::raw()
         .or(warp::any().map(String::new))
         .unify()
         .and_then(|raw: String| async move {
+            if raw.contains("%00") || raw.contains('\0') {
+                let pairs =
+                    serde_urlencoded::from_str::<Vec<(String, String)>>(&raw).unwrap_or_default();
+                if let Some((name, _)) = pairs
+                    .iter()
+                    .find(|(n, v)| n.contains('\0') || v.contains('\0'))
+                {
+                    return Err(warp::Rejection::from(nul_error(
+                        &name.replace('\0', "\\u0000"),
+                    )));
+                }
+            }
             serde_urlencoded::from_str::<T>(&raw).map_err(|e| {
                 warp::Rejection::from(ApiError::BadRequest(format!("invalid query string: {e}")))
             })

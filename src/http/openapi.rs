@@ -26,6 +26,58 @@ impl Modify for Security {
         };
         components.add_security_scheme("bearer", bearer("A tenant's API key (tk_...)"));
         components.add_security_scheme("admin", bearer("The admin token (TALKY_ADMIN_TOKEN)"));
+        rate_limited(openapi);
+    }
+}
+
+/// Every route a tenant's API key opens may answer 429 (the key's request
+/// rate, `[api]`), with `Retry-After`.
+fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        ContentBuilder, HeaderBuilder, Ref, ResponseBuilder, path::Operation,
+        schema::ObjectBuilder, schema::Type,
+    };
+    let response = ResponseBuilder::new()
+        .description("This API key is over its request rate; retry after Retry-After seconds")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds to wait"))
+                .build(),
+        )
+        .content(
+            super::problem::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build();
+    let by_key = |op: &Operation| {
+        op.security.as_ref().is_some_and(|reqs| {
+            serde_json::to_value(reqs)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .is_some_and(|reqs| reqs.iter().any(|r| r.get("bearer").is_some()))
+        })
+    };
+    for item in openapi.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if by_key(op) {
+                op.responses
+                    .responses
+                    .insert("429".into(), response.clone().into());
+            }
+        }
     }
 }
 

@@ -6,9 +6,12 @@
 //! malformed request, 401 for missing or bad credentials (403 for a media
 //! socket token that is wrong or spent), 404 for anything
 //! the caller cannot see (another tenant's id is a 404, never a 403), 405,
-//! 409 for a state conflict, 411, 413 for a body or upload past its limit,
-//! 415 for a wrong content type, 422 for well-formed input that fails
-//! validation (with `errors` naming each field). 5xx means our side:
+//! 408 for a body that did not arrive within its read deadline, 409 for a
+//! state conflict, 411, 413 for a body or upload past its limit, 415 for a
+//! wrong content type, 422 for well-formed input that fails validation
+//! (with `errors` naming each field; a text holding a NUL character, which
+//! PostgreSQL cannot store, is one), 429 with `Retry-After` for an API key
+//! over its request rate. 5xx means our side:
 //! 503 when PostgreSQL or Redis cannot be reached or a request overran its
 //! deadline, 500 for a bug. The cause of a 5xx is logged, never sent.
 
@@ -78,6 +81,17 @@ pub enum ApiError {
     /// A body or upload past its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request body did not arrive within its read deadline.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The API key is over its request rate; retry after this many seconds.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What happened.
+        detail: String,
+        /// Whole seconds until a request would be accepted (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// The body's content type is not one this route takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -99,10 +113,18 @@ pub enum ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
+/// The detail a client gets when PostgreSQL does not answer: never the
+/// driver's or pool's own text (logged instead).
+pub const DB_UNAVAILABLE: &str = "the database is unavailable; retry later";
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(msg) => ApiError::Unavailable(format!("PostgreSQL: {msg}")),
+            DbError::Unavailable(cause) => {
+                // The cause (pool and driver text) is for the log only.
+                tracing::warn!(%cause, "PostgreSQL unavailable");
+                ApiError::Unavailable(DB_UNAVAILABLE.into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -135,6 +157,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -152,6 +176,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::LengthRequired(_) => "length-required",
+            ApiError::RequestTimeout(_) => "request-timeout",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Validation { .. } => "validation",
@@ -194,6 +220,22 @@ impl ApiError {
             warp::http::header::CONTENT_TYPE,
             warp::http::HeaderValue::from_static(PROBLEM_JSON),
         );
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from(*retry_after_secs),
+            );
+        }
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            // The rest of a body that came too slowly is not waited for.
+            response.headers_mut().insert(
+                warp::http::header::CONNECTION,
+                warp::http::HeaderValue::from_static("close"),
+            );
+        }
         if matches!(self, ApiError::Unauthorized(_)) {
             response.headers_mut().insert(
                 warp::http::header::WWW_AUTHENTICATE,
@@ -252,4 +294,21 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
     };
     Ok(error.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_details_do_not_leak_internal_text() {
+        let e = ApiError::from(DbError::Unavailable(
+            "Timed out in bb8 (pool of 16, host 10.0.0.5)".into(),
+        ));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let p = e.to_problem();
+        assert_eq!(p.detail, DB_UNAVAILABLE);
+        assert!(!p.detail.contains("bb8") && !p.detail.contains("10.0.0.5"));
+        assert_eq!(p.kind, "urn:talky:problem:unavailable");
+    }
 }

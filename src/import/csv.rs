@@ -288,6 +288,14 @@ fn header_names(
             message: format!("header {column} is not valid UTF-8"),
         })?;
         check_len(name, line, || column.clone(), opts)?;
+        if name.contains('\0') {
+            return Err(ImportError::Malformed {
+                line,
+                message: format!(
+                    "header {column} contains a NUL character (U+0000), which cannot be stored"
+                ),
+            });
+        }
         names.push(name.trim().to_owned());
     }
     Ok(names)

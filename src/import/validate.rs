@@ -30,6 +30,13 @@ pub(super) fn validate(raw: RawContact<'_>, opts: &ImportOptions) -> Row {
 
 /// [`validate`], with the rejection as an error.
 fn build_contact(raw: RawContact<'_>, opts: &ImportOptions) -> Result<ContactRow, RowError> {
+    if let Some(field) = nul_field(&raw) {
+        return Err(row_error(
+            raw.line,
+            &field,
+            "contains a NUL character (U+0000), which cannot be stored".to_owned(),
+        ));
+    }
     let phone = phone::normalize(raw.phone, opts.default_region)
         .map_err(|e| row_error(raw.line, "phone", phone_message(raw.phone, &e)))?;
     let timezone = match raw.timezone.map(str::trim).filter(|t| !t.is_empty()) {
@@ -40,6 +47,41 @@ fn build_contact(raw: RawContact<'_>, opts: &ImportOptions) -> Result<ContactRow
         None => phone::derive_timezone(&phone),
     };
     Ok(contact(raw, phone, timezone.map(|tz| tz.name().to_owned())))
+}
+
+/// The first field of the row holding a NUL character (PostgreSQL text and
+/// jsonb cannot store one): `phone`, `name`, `timezone`, or the path of a
+/// metadata key or string (`metadata.notes`, `metadata.tags[1]`).
+fn nul_field(raw: &RawContact<'_>) -> Option<String> {
+    for (field, value) in [
+        ("phone", Some(raw.phone)),
+        ("name", raw.name),
+        ("timezone", raw.timezone),
+    ] {
+        if value.is_some_and(|v| v.contains('\0')) {
+            return Some(field.to_owned());
+        }
+    }
+    raw.metadata
+        .iter()
+        .find_map(|(k, v)| nul_in(k, v, format!("metadata.{}", k.replace('\0', "\\u0000"))))
+}
+
+fn nul_in(key: &str, value: &Value, at: String) -> Option<String> {
+    if key.contains('\0') {
+        return Some(at);
+    }
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in("", v, format!("{at}[{i}]"))),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| nul_in(k, v, format!("{at}.{}", k.replace('\0', "\\u0000")))),
+        _ => None,
+    }
 }
 
 /// Assembles the validated contact.
@@ -152,6 +194,21 @@ mod tests {
             panic!("expected an error");
         };
         assert_eq!(e.message, "phone number is missing");
+    }
+
+    #[test]
+    fn nul_characters_make_the_row_invalid_naming_the_field() {
+        let Row::Invalid(e) = validate(raw("+12125550123", Some("A\0nn"), None), &opts()) else {
+            panic!("expected an error");
+        };
+        assert_eq!((e.line, e.field.as_deref()), (7, Some("name")));
+        let mut r = raw("+12125550123", None, None);
+        r.metadata
+            .insert("tags".into(), serde_json::json!(["ok", {"k\0": 1}]));
+        let Row::Invalid(e) = validate(r, &opts()) else {
+            panic!("expected an error");
+        };
+        assert_eq!(e.field.as_deref(), Some("metadata.tags[1].k\\u0000"));
     }
 
     #[test]

@@ -24,24 +24,18 @@
 mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use talky_actors::ports::{
-    PortError, PortResult, TTS_EVENT_CAPACITY, TtsEvent, TtsPort, TtsRequest,
-};
-use tokio::net::TcpStream;
+use talky_actors::ports::{PortError, PortResult, TtsEvent, TtsPort, TtsRequest};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
+use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
 use crate::providers::elevenlabs::Assembler;
+use crate::providers::tts_stream::{self, Conn, TtsWire};
 pub use wire::LINEAR16_RATES;
 
 /// Deepgram's API host.
@@ -56,8 +50,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest silence between two audio chunks.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest error body read.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest WebSocket message accepted.
 const MAX_WS_MESSAGE: usize = 4 << 20;
 
@@ -106,20 +98,6 @@ impl AuraConfig {
     }
 }
 
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum AuraBuildError {
-    /// The key cannot be a header value.
-    #[error("aura: API key is not a valid header value")]
-    BadKey,
-    /// The base URL is not http(s).
-    #[error("aura: base URL {0:?} is not http(s)")]
-    BadUrl(String),
-    /// reqwest refused the settings.
-    #[error("aura: HTTP client: {0}")]
-    Http(reqwest::Error),
-}
-
 /// The Aura TTS client; cheap to clone, shares its pool and breaker.
 #[derive(Clone, Debug)]
 pub struct AuraTts {
@@ -138,24 +116,14 @@ struct Inner {
 
 impl AuraTts {
     /// A client for `cfg`, reporting to `breaker`.
-    pub fn new(cfg: AuraConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, AuraBuildError> {
-        let base = cfg.base_url.trim_end_matches('/').to_string();
-        let ws_base = if let Some(rest) = base.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else {
-            return Err(AuraBuildError::BadUrl(cfg.base_url.clone()));
-        };
-        let mut auth = HeaderValue::from_str(&format!("Token {}", cfg.api_key.expose()))
-            .map_err(|_| AuraBuildError::BadKey)?;
-        auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(AuraBuildError::Http)?;
+    pub fn new(cfg: AuraConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, BuildError> {
+        let base = build::base_url("aura", "base_url", &cfg.base_url, &HTTP_SCHEMES, "http(s)")?;
+        // The WebSocket mode: the same host, ws(s).
+        let ws_base = format!("ws{}", base.strip_prefix("http").unwrap_or(&base));
+        let auth = build::key_header("aura", "Token ", &cfg.api_key)?;
+        let http = HttpClient::new("aura", cfg.connect_timeout)
+            .streaming()
+            .build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -196,71 +164,31 @@ impl TtsPort for AuraTts {
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// Aura's speak socket (§6.2): binary audio frames until `Flushed`.
+pub(crate) struct Wire;
 
-enum Conn {
-    Http(BoxStream<'static, reqwest::Result<Bytes>>),
-    Ws(Box<Ws>),
-}
+impl TtsWire for Wire {
+    const NAME: &'static str = "aura";
+    const ENDED_EARLY: &'static str = "aura: socket ended before Flushed";
+    const CLOSE_MESSAGE: Option<&'static str> = Some(r#"{"type":"Close"}"#);
 
-impl Conn {
-    /// Reads one chunk or message; `Ok(true)` at the end.
-    async fn step(&mut self, asm: &mut Assembler, out: &mut Vec<TtsEvent>) -> PortResult<bool> {
-        match self {
-            Conn::Http(body) => match body.next().await {
-                None => Ok(true),
-                Some(Ok(b)) => {
-                    asm.audio(&b, out);
-                    Ok(false)
-                }
-                Some(Err(e)) => Err(PortError::Unavailable(format!(
-                    "aura: connection broken: {e}"
-                ))),
-            },
-            Conn::Ws(ws) => loop {
-                let msg = match ws.next().await {
-                    None => {
-                        return Err(PortError::Unavailable(
-                            "aura: socket ended before Flushed".into(),
-                        ));
-                    }
-                    Some(Err(e)) => {
-                        return Err(PortError::Unavailable(format!("aura: socket broken: {e}")));
-                    }
-                    Some(Ok(m)) => m,
-                };
-                match msg {
-                    Message::Binary(b) => {
-                        asm.audio(&b, out);
-                        return Ok(false);
-                    }
-                    Message::Text(t) => match wire::server_message(t.as_str())? {
-                        wire::ServerMessage::Flushed => return Ok(true),
-                        wire::ServerMessage::Other(what) => {
-                            tracing::debug!(message = %what, "aura message");
-                        }
-                    },
-                    Message::Close(frame) => {
-                        return match frame {
-                            None => Ok(true),
-                            Some(f) => wire::close_result(u16::from(f.code), f.reason.as_str()),
-                        };
-                    }
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-                }
-            },
-        }
+    fn text(text: &str, _: &mut Assembler, _: &mut Vec<TtsEvent>) -> PortResult<Option<bool>> {
+        Ok(match wire::server_message(text)? {
+            wire::ServerMessage::Flushed => Some(true),
+            wire::ServerMessage::Other(what) => {
+                tracing::debug!(message = %what, "aura message");
+                None
+            }
+        })
     }
 
-    /// Ends politely (bounded): `Close` then the close handshake.
-    async fn close(self) {
-        if let Conn::Ws(mut ws) = self {
-            let _ = tokio::time::timeout(Duration::from_millis(200), async {
-                let _ = ws.send(Message::text(r#"{"type":"Close"}"#)).await;
-                let _ = ws.close().await;
-            })
-            .await;
-        }
+    fn binary(data: &[u8], asm: &mut Assembler, out: &mut Vec<TtsEvent>) -> PortResult<bool> {
+        asm.audio(data, out);
+        Ok(false)
+    }
+
+    fn close_result(code: u16, reason: &str) -> PortResult<bool> {
+        wire::close_result(code, reason)
     }
 }
 
@@ -280,44 +208,14 @@ impl Inner {
                 "aura: no linear16 output at {rate} Hz"
             )));
         }
-        if !self.breaker.allow(Instant::now()) {
+        let Some(guard) = BreakerGuard::acquire(&self.breaker) else {
             return Err(PortError::Unavailable("aura: circuit open".into()));
-        }
-        let mut guard = BreakerGuard::new(self.breaker.clone());
+        };
         let started = match self.cfg.mode {
             AuraMode::Rest => self.start_rest(&req.text, &model, rate).await,
             AuraMode::WebSocket => self.start_ws(&req.text, &model, rate).await,
         };
-        let (mut conn, deadline) = match started {
-            Ok(c) => c,
-            Err(e) => {
-                guard.resolve(Some(&e));
-                return Err(e);
-            }
-        };
-        let mut asm = Assembler::new(rate);
-        let mut events = Vec::new();
-        let mut done = false;
-        while events.is_empty() && !done {
-            match tokio::time::timeout_at(deadline, conn.step(&mut asm, &mut events)).await {
-                Err(_) => {
-                    let e = PortError::Timeout("aura: first byte".into());
-                    guard.resolve(Some(&e));
-                    conn.close().await;
-                    return Err(e);
-                }
-                Ok(Err(e)) => {
-                    guard.resolve(Some(&e));
-                    conn.close().await;
-                    return Err(e);
-                }
-                Ok(Ok(d)) => done = d,
-            }
-        }
-        guard.produced_output = !events.is_empty();
-        let (tx, rx) = mpsc::channel(TTS_EVENT_CAPACITY);
-        tokio::spawn(self.clone().pump(conn, asm, events, done, tx, guard));
-        Ok(rx)
+        tts_stream::stream(started, rate, self.cfg.idle_timeout, guard).await
     }
 
     async fn start_rest(
@@ -325,8 +223,7 @@ impl Inner {
         text: &str,
         model: &str,
         rate: u32,
-    ) -> PortResult<(Conn, tokio::time::Instant)> {
-        let deadline = tokio::time::Instant::now() + self.cfg.first_byte_timeout;
+    ) -> PortResult<(Conn<Wire>, tokio::time::Instant)> {
         let url = format!(
             "{}/v1/speak?{}",
             self.base,
@@ -337,30 +234,8 @@ impl Inner {
             .post(&url)
             .header(AUTHORIZATION, self.auth.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(serde_json::json!({ "text": text }).to_string())
-            .send();
-        let resp = match tokio::time::timeout_at(deadline, send).await {
-            Err(_) => return Err(PortError::Timeout("aura: first byte".into())),
-            Ok(Err(e)) if e.is_timeout() => {
-                return Err(PortError::Timeout(format!("aura: connect: {e}")));
-            }
-            Ok(Err(e)) => return Err(PortError::Unavailable(format!("aura: {e}"))),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            let headers = resp.headers().clone();
-            let mut body = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while body.len() < MAX_ERROR_BODY {
-                match tokio::time::timeout_at(deadline, stream.next()).await {
-                    Ok(Some(Ok(b))) => body.extend_from_slice(&b),
-                    _ => break,
-                }
-            }
-            return Err(wire::status_error(status.as_u16(), &headers, &body));
-        }
-        Ok((Conn::Http(resp.bytes_stream().boxed()), deadline))
+            .body(serde_json::json!({ "text": text }).to_string());
+        tts_stream::start_http(send, self.cfg.first_byte_timeout, wire::status_error).await
     }
 
     async fn start_ws(
@@ -368,97 +243,29 @@ impl Inner {
         text: &str,
         model: &str,
         rate: u32,
-    ) -> PortResult<(Conn, tokio::time::Instant)> {
+    ) -> PortResult<(Conn<Wire>, tokio::time::Instant)> {
         let url = format!(
             "{}/v1/speak?{}",
             self.ws_base,
             wire::speak_query(model, rate, false)
         );
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| PortError::Rejected(format!("aura: bad URL: {e}")))?;
-        request
-            .headers_mut()
-            .insert("authorization", self.auth.clone());
-        let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        let ws_cfg = WebSocketConfig::default()
             .max_message_size(Some(MAX_WS_MESSAGE))
             .max_frame_size(Some(MAX_WS_MESSAGE));
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(ws_cfg), true);
-        let (mut ws, _resp) = match tokio::time::timeout(self.cfg.connect_timeout, connect).await {
-            Err(_) => return Err(PortError::Timeout("aura: websocket handshake".into())),
-            Ok(Err(e)) => return Err(wire::handshake_error(e)),
-            Ok(Ok(s)) => s,
-        };
-        let deadline = tokio::time::Instant::now() + self.cfg.first_byte_timeout;
-        let msgs = [
+        let messages = vec![
             serde_json::json!({"type": "Speak", "text": text}).to_string(),
             r#"{"type":"Flush"}"#.to_string(),
         ];
-        for m in msgs {
-            match tokio::time::timeout_at(deadline, ws.send(Message::text(m))).await {
-                Err(_) => return Err(PortError::Timeout("aura: first byte".into())),
-                Ok(Err(e)) => {
-                    return Err(PortError::Unavailable(format!("aura: socket broken: {e}")));
-                }
-                Ok(Ok(())) => {}
-            }
-        }
-        Ok((Conn::Ws(Box::new(ws)), deadline))
-    }
-
-    async fn pump(
-        self: Arc<Self>,
-        mut conn: Conn,
-        mut asm: Assembler,
-        mut events: Vec<TtsEvent>,
-        mut done: bool,
-        tx: mpsc::Sender<TtsEvent>,
-        mut guard: BreakerGuard,
-    ) {
-        loop {
-            for ev in events.drain(..) {
-                guard.produced_output = true;
-                if tx.send(ev).await.is_err() {
-                    guard.resolve(None);
-                    conn.close().await;
-                    return;
-                }
-            }
-            if done {
-                asm.finish();
-                guard.resolve(None);
-                let _ = tx.send(TtsEvent::Done).await;
-                conn.close().await;
-                return;
-            }
-            let step = tokio::select! {
-                _ = tx.closed() => {
-                    guard.resolve(None);
-                    conn.close().await;
-                    return;
-                }
-                r = tokio::time::timeout(self.cfg.idle_timeout, conn.step(&mut asm, &mut events)) => r,
-            };
-            let err = match step {
-                Ok(Ok(d)) => {
-                    done = d;
-                    continue;
-                }
-                Ok(Err(e)) => e,
-                Err(_) => PortError::Timeout("aura: idle between chunks".into()),
-            };
-            tracing::debug!(error = %err, "aura stream failed");
-            guard.resolve(Some(&err));
-            for ev in events.drain(..) {
-                if tx.send(ev).await.is_err() {
-                    break;
-                }
-            }
-            let _ = tx.send(TtsEvent::Error(err)).await;
-            conn.close().await;
-            return;
-        }
+        tts_stream::start_ws(
+            &url,
+            vec![("authorization", self.auth.clone())],
+            ws_cfg,
+            self.cfg.connect_timeout,
+            self.cfg.first_byte_timeout,
+            messages,
+            wire::handshake_error,
+        )
+        .await
     }
 }
 

@@ -148,6 +148,12 @@ impl CircuitBreaker {
 /// Reports one attempt's outcome to its breaker exactly once. Dropped
 /// unresolved (the caller gave up), it reports success if output was
 /// produced, else failure, so a half-open probe is never left dangling.
+///
+/// Every client asks its breaker through [`BreakerGuard::acquire`] only:
+/// the permission and the guard that resolves it are one value, so no
+/// attempt (a half-open probe above all) can be let through without a
+/// result being reported, whether the attempt ends, fails, or is dropped by
+/// a caller that gave up on it.
 pub(crate) struct BreakerGuard {
     breaker: Arc<CircuitBreaker>,
     resolved: bool,
@@ -156,13 +162,14 @@ pub(crate) struct BreakerGuard {
 }
 
 impl BreakerGuard {
-    /// Guards one attempt on `breaker`.
-    pub(crate) fn new(breaker: Arc<CircuitBreaker>) -> Self {
-        Self {
-            breaker,
+    /// One attempt on `breaker`, if it lets one through now; `None` while it
+    /// refuses.
+    pub(crate) fn acquire(breaker: &Arc<CircuitBreaker>) -> Option<Self> {
+        breaker.allow(Instant::now()).then(|| Self {
+            breaker: breaker.clone(),
             resolved: false,
             produced_output: false,
-        }
+        })
     }
 
     /// The provider answered properly.

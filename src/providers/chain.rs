@@ -78,6 +78,3 @@ impl TtsPort for AnyTts {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -25,12 +25,13 @@
 //! Handshake failures map to port errors by status: 401/403 and other 4xx
 //! -> `Rejected`, 429 -> `RateLimited`, 5xx -> `Unavailable`; a connect
 //! that takes longer than `connect_timeout` -> `Timeout`. Every open asks
-//! the provider's [`CircuitBreaker`] first; the handshake outcome is
-//! reported to it, and so is a session that later fails with `Unavailable`
-//! or `Timeout` (a broken or stalled provider).
+//! the provider's [`CircuitBreaker`] first (a [`BreakerGuard`]); the
+//! handshake outcome is reported to it (a handshake its caller gave up on
+//! counts as a failure), and so is a session that later fails with
+//! `Unavailable` or `Timeout` (a broken or stalled provider).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -48,7 +49,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Secret;
-use crate::providers::breaker::CircuitBreaker;
+use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
+use crate::providers::build::{self, BuildError, WS_SCHEMES};
+use crate::providers::retry;
 
 /// Deepgram's streaming host.
 pub const DEEPGRAM_BASE_URL: &str = "wss://api.deepgram.com";
@@ -125,17 +128,6 @@ impl DeepgramSttConfig {
     }
 }
 
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum DeepgramBuildError {
-    /// The base URL is not ws(s).
-    #[error("deepgram: base URL {0:?} is not ws:// or wss://")]
-    BadUrl(String),
-    /// The key cannot be a header value.
-    #[error("deepgram: API key is not a valid header value")]
-    BadKey,
-}
-
 /// The Deepgram streaming STT client; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct DeepgramStt {
@@ -154,17 +146,9 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 impl DeepgramStt {
     /// A client for `cfg`, reporting to `breaker`.
-    pub fn new(
-        cfg: DeepgramSttConfig,
-        breaker: Arc<CircuitBreaker>,
-    ) -> Result<Self, DeepgramBuildError> {
-        let base = cfg.base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("ws://") || base.starts_with("wss://")) {
-            return Err(DeepgramBuildError::BadUrl(cfg.base_url.clone()));
-        }
-        let mut auth = HeaderValue::from_str(&format!("Token {}", cfg.api_key.expose()))
-            .map_err(|_| DeepgramBuildError::BadKey)?;
-        auth.set_sensitive(true);
+    pub fn new(cfg: DeepgramSttConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, BuildError> {
+        let base = build::base_url("deepgram", "base_url", &cfg.base_url, &WS_SCHEMES, "ws(s)")?;
+        let auth = build::key_header("deepgram", "Token ", &cfg.api_key)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -251,12 +235,14 @@ impl Inner {
     }
 
     async fn open(self: Arc<Self>, stt: SttConfig) -> PortResult<SttSession> {
-        if !self.breaker.allow(Instant::now()) {
+        let Some(guard) = BreakerGuard::acquire(&self.breaker) else {
             return Err(PortError::Unavailable("deepgram: circuit open".into()));
-        }
+        };
+        // Dropped here unresolved (the caller gave up on the handshake), the
+        // guard counts a failure: a half-open probe is never left in flight.
         match self.connect(&stt).await {
             Ok(ws) => {
-                self.breaker.on_success(Instant::now());
+                guard.success();
                 let (audio_tx, audio_rx) = mpsc::channel(STT_AUDIO_CAPACITY);
                 let (events_tx, events_rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
                 let (sink, stream) = ws.split();
@@ -276,14 +262,8 @@ impl Inner {
                 })
             }
             Err(e) => {
-                match e {
-                    PortError::Unavailable(_)
-                    | PortError::Timeout(_)
-                    | PortError::RateLimited { .. } => self.breaker.on_failure(Instant::now()),
-                    PortError::Rejected(_) | PortError::Protocol(_) => {
-                        self.breaker.on_success(Instant::now())
-                    }
-                }
+                // A refusal (4xx) or nonsense: the provider is up.
+                guard.resolve(Some(&e));
                 Err(e)
             }
         }
@@ -297,8 +277,8 @@ impl Inner {
             .map_err(|e| PortError::Rejected(format!("deepgram: bad URL: {e}")))?;
         req.headers_mut().insert("authorization", self.auth.clone());
         let config = WebSocketConfig::default()
-            .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
-            .write_buffer_size(crate::http::ws::WRITE_BUFFER_BYTES)
+            .read_buffer_size(crate::net::ws::READ_BUFFER_BYTES)
+            .write_buffer_size(crate::net::ws::WRITE_BUFFER_BYTES)
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
         let connect = tokio_tungstenite::connect_async_with_config(req, Some(config), true);
@@ -491,12 +471,7 @@ fn handshake_error(e: tungstenite::Error) -> PortError {
                 .unwrap_or_default();
             match status {
                 429 => PortError::RateLimited {
-                    retry_after: resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs),
+                    retry_after: retry::retry_after_header(resp.headers(), SystemTime::now()),
                 },
                 400..=499 => PortError::Rejected(format!("deepgram: handshake {status}: {body}")),
                 _ => PortError::Unavailable(format!("deepgram: handshake {status}: {body}")),

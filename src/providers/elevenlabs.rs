@@ -25,26 +25,20 @@
 //! Every synthesis asks the provider's [`CircuitBreaker`] first and reports
 //! its outcome.
 
-pub(crate) mod wire;
+pub mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::stream::BoxStream;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use talky_actors::ports::{
-    PortError, PortResult, TTS_EVENT_CAPACITY, TtsEvent, TtsPort, TtsRequest,
-};
-use tokio::net::TcpStream;
+use talky_actors::ports::{PortError, PortResult, TtsEvent, TtsPort, TtsRequest};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
+use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient, WS_SCHEMES};
+use crate::providers::tts_stream::{self, Conn, TtsWire};
 pub use wire::{Assembler, VoiceSettings, pcm_rate};
 
 /// ElevenLabs' REST base URL.
@@ -65,8 +59,6 @@ pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The `pcm_*` rates of the service.
 pub const PCM_RATES: [u32; 7] = [8000, 16000, 22050, 24000, 32000, 44100, 48000];
-/// Longest error body read.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest WebSocket message accepted.
 const MAX_WS_MESSAGE: usize = 16 << 20;
 
@@ -134,23 +126,6 @@ impl ElevenLabsConfig {
     }
 }
 
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ElevenLabsBuildError {
-    /// The key cannot be a header value.
-    #[error("elevenlabs: API key is not a valid header value")]
-    BadKey,
-    /// A base URL has the wrong scheme.
-    #[error("elevenlabs: base URL {0:?} is not {1}")]
-    BadUrl(String, &'static str),
-    /// The configured output format is not `pcm_*` at a known rate.
-    #[error("elevenlabs: output format {0:?} is not a pcm_* format")]
-    BadFormat(String),
-    /// reqwest refused the settings.
-    #[error("elevenlabs: HTTP client: {0}")]
-    Http(reqwest::Error),
-}
-
 /// The ElevenLabs TTS client; cheap to clone, shares its connection pool
 /// and breaker.
 #[derive(Clone, Debug)]
@@ -170,36 +145,22 @@ struct Inner {
 
 impl ElevenLabs {
     /// A client for `cfg`, reporting to `breaker`.
-    pub fn new(
-        cfg: ElevenLabsConfig,
-        breaker: Arc<CircuitBreaker>,
-    ) -> Result<Self, ElevenLabsBuildError> {
-        let base = cfg.base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ElevenLabsBuildError::BadUrl(
-                cfg.base_url.clone(),
-                "http(s)",
-            ));
-        }
-        let ws_base = cfg.ws_base_url.trim_end_matches('/').to_string();
-        if !(ws_base.starts_with("ws://") || ws_base.starts_with("wss://")) {
-            return Err(ElevenLabsBuildError::BadUrl(
-                cfg.ws_base_url.clone(),
-                "ws(s)",
-            ));
-        }
+    pub fn new(cfg: ElevenLabsConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, BuildError> {
+        const NAME: &str = "elevenlabs";
+        let base = build::base_url(NAME, "base_url", &cfg.base_url, &HTTP_SCHEMES, "http(s)")?;
+        let ws_base = build::base_url(NAME, "ws_base_url", &cfg.ws_base_url, &WS_SCHEMES, "ws(s)")?;
         if pcm_rate(&cfg.output_format).is_none() {
-            return Err(ElevenLabsBuildError::BadFormat(cfg.output_format.clone()));
+            return Err(BuildError::BadSetting {
+                provider: NAME.into(),
+                setting: "output_format",
+                value: cfg.output_format.clone(),
+                expected: "a pcm_* format",
+            });
         }
-        let mut key = HeaderValue::from_str(cfg.api_key.expose())
-            .map_err(|_| ElevenLabsBuildError::BadKey)?;
-        key.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(ElevenLabsBuildError::Http)?;
+        let key = build::key_header(NAME, "", &cfg.api_key)?;
+        let http = HttpClient::new(NAME, cfg.connect_timeout)
+            .streaming()
+            .build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -233,66 +194,27 @@ impl TtsPort for ElevenLabs {
     }
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// ElevenLabs' stream-input socket (§5.2): JSON messages of base64 audio
+/// with alignment, until `isFinal`.
+pub(crate) struct Wire;
 
-/// An open synthesis, HTTP body or socket.
-enum Conn {
-    Http(BoxStream<'static, reqwest::Result<Bytes>>),
-    Ws(Box<Ws>),
-}
+impl TtsWire for Wire {
+    const NAME: &'static str = "elevenlabs";
+    const ENDED_EARLY: &'static str = "elevenlabs: socket ended without isFinal";
+    const CLOSE_MESSAGE: Option<&'static str> = None;
 
-impl Conn {
-    /// Reads one body chunk or socket message; `Ok(true)` at the end.
-    async fn step(&mut self, asm: &mut Assembler, out: &mut Vec<TtsEvent>) -> PortResult<bool> {
-        match self {
-            Conn::Http(body) => match body.next().await {
-                None => Ok(true),
-                Some(Ok(b)) => {
-                    asm.audio(&b, out);
-                    Ok(false)
-                }
-                Some(Err(e)) => Err(PortError::Unavailable(format!(
-                    "elevenlabs: connection broken: {e}"
-                ))),
-            },
-            Conn::Ws(ws) => loop {
-                let msg = match ws.next().await {
-                    None => {
-                        return Err(PortError::Unavailable(
-                            "elevenlabs: socket ended without isFinal".into(),
-                        ));
-                    }
-                    Some(Err(e)) => {
-                        return Err(PortError::Unavailable(format!(
-                            "elevenlabs: socket broken: {e}"
-                        )));
-                    }
-                    Some(Ok(m)) => m,
-                };
-                match msg {
-                    Message::Text(t) => return wire::ws_message(t.as_str(), asm, out),
-                    Message::Close(frame) => {
-                        return match frame {
-                            None => Ok(true),
-                            Some(f) => wire::close_result(u16::from(f.code), f.reason.as_str()),
-                        };
-                    }
-                    Message::Binary(_) => {
-                        return Err(PortError::Protocol(
-                            "elevenlabs: unexpected binary message".into(),
-                        ));
-                    }
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-                }
-            },
-        }
+    fn text(text: &str, asm: &mut Assembler, out: &mut Vec<TtsEvent>) -> PortResult<Option<bool>> {
+        wire::ws_message(text, asm, out).map(Some)
     }
 
-    /// Cancels: closes the socket politely (bounded), drops the body.
-    async fn cancel(self) {
-        if let Conn::Ws(mut ws) = self {
-            let _ = tokio::time::timeout(Duration::from_millis(200), ws.close()).await;
-        }
+    fn binary(_: &[u8], _: &mut Assembler, _: &mut Vec<TtsEvent>) -> PortResult<bool> {
+        Err(PortError::Protocol(
+            "elevenlabs: unexpected binary message".into(),
+        ))
+    }
+
+    fn close_result(code: u16, reason: &str) -> PortResult<bool> {
+        wire::close_result(code, reason)
     }
 }
 
@@ -309,45 +231,14 @@ impl Inner {
             )));
         };
         let rate = pcm_rate(&format).unwrap_or(16_000);
-        if !self.breaker.allow(Instant::now()) {
+        let Some(guard) = BreakerGuard::acquire(&self.breaker) else {
             return Err(PortError::Unavailable("elevenlabs: circuit open".into()));
-        }
-        let mut guard = BreakerGuard::new(self.breaker.clone());
-        let mut asm = Assembler::new(rate);
-        let mut events = Vec::new();
+        };
         let started = match self.cfg.mode {
             TtsMode::Http => self.start_http(&req, &format).await,
             TtsMode::WebSocket => self.start_ws(&req, &format).await,
         };
-        let (mut conn, deadline) = match started {
-            Ok(c) => c,
-            Err(e) => {
-                guard.resolve(Some(&e));
-                return Err(e);
-            }
-        };
-        // Up to the first audio (or the end) within the first-byte budget.
-        let mut done = false;
-        while events.is_empty() && !done {
-            match tokio::time::timeout_at(deadline, conn.step(&mut asm, &mut events)).await {
-                Err(_) => {
-                    let e = PortError::Timeout("elevenlabs: first byte".into());
-                    guard.resolve(Some(&e));
-                    conn.cancel().await;
-                    return Err(e);
-                }
-                Ok(Err(e)) => {
-                    guard.resolve(Some(&e));
-                    conn.cancel().await;
-                    return Err(e);
-                }
-                Ok(Ok(d)) => done = d,
-            }
-        }
-        guard.produced_output = !events.is_empty();
-        let (tx, rx) = mpsc::channel(TTS_EVENT_CAPACITY);
-        tokio::spawn(self.clone().pump(conn, asm, events, done, tx, guard));
-        Ok(rx)
+        tts_stream::stream(started, rate, self.cfg.idle_timeout, guard).await
     }
 
     /// Sends the POST; the body is the connection.
@@ -355,8 +246,7 @@ impl Inner {
         &self,
         req: &TtsRequest,
         format: &str,
-    ) -> PortResult<(Conn, tokio::time::Instant)> {
-        let deadline = tokio::time::Instant::now() + self.cfg.first_byte_timeout;
+    ) -> PortResult<(Conn<Wire>, tokio::time::Instant)> {
         let mut url = format!(
             "{}/v1/text-to-speech/{}/stream?output_format={}",
             self.base,
@@ -372,30 +262,8 @@ impl Inner {
             .post(&url)
             .header("xi-api-key", self.key.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body.to_string())
-            .send();
-        let resp = match tokio::time::timeout_at(deadline, send).await {
-            Err(_) => return Err(PortError::Timeout("elevenlabs: first byte".into())),
-            Ok(Err(e)) if e.is_timeout() => {
-                return Err(PortError::Timeout(format!("elevenlabs: connect: {e}")));
-            }
-            Ok(Err(e)) => return Err(PortError::Unavailable(format!("elevenlabs: {e}"))),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            let headers = resp.headers().clone();
-            let mut body = Vec::new();
-            let mut stream = resp.bytes_stream();
-            while body.len() < MAX_ERROR_BODY {
-                match tokio::time::timeout_at(deadline, stream.next()).await {
-                    Ok(Some(Ok(b))) => body.extend_from_slice(&b),
-                    _ => break,
-                }
-            }
-            return Err(wire::status_error(status.as_u16(), &headers, &body));
-        }
-        Ok((Conn::Http(resp.bytes_stream().boxed()), deadline))
+            .body(body.to_string());
+        tts_stream::start_http(send, self.cfg.first_byte_timeout, wire::status_error).await
     }
 
     /// Opens the socket and sends init, text and close.
@@ -403,7 +271,7 @@ impl Inner {
         &self,
         req: &TtsRequest,
         format: &str,
-    ) -> PortResult<(Conn, tokio::time::Instant)> {
+    ) -> PortResult<(Conn<Wire>, tokio::time::Instant)> {
         let url = format!(
             "{}/v1/text-to-speech/{}/stream-input?model_id={}&output_format={}",
             self.ws_base,
@@ -411,122 +279,33 @@ impl Inner {
             wire::query_value(&self.cfg.model_id),
             format
         );
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| PortError::Rejected(format!("elevenlabs: bad URL: {e}")))?;
+        let mut headers = Vec::new();
         if !self.cfg.key_in_first_message {
-            request.headers_mut().insert("xi-api-key", self.key.clone());
+            headers.push(("xi-api-key", self.key.clone()));
         }
-        let ws_cfg = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(crate::http::ws::READ_BUFFER_BYTES)
-            .write_buffer_size(crate::http::ws::WRITE_BUFFER_BYTES)
+        let ws_cfg = WebSocketConfig::default()
+            .read_buffer_size(crate::net::ws::READ_BUFFER_BYTES)
+            .write_buffer_size(crate::net::ws::WRITE_BUFFER_BYTES)
             .max_message_size(Some(MAX_WS_MESSAGE));
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(ws_cfg), true);
-        let budget = self.cfg.connect_timeout + self.cfg.first_byte_timeout;
-        let (mut ws, _resp) = match tokio::time::timeout(budget, connect).await {
-            Err(_) => {
-                return Err(PortError::Timeout("elevenlabs: websocket handshake".into()));
-            }
-            Ok(Err(e)) => return Err(wire::handshake_error(e)),
-            Ok(Ok(s)) => s,
-        };
-        let deadline = tokio::time::Instant::now() + self.cfg.first_byte_timeout;
         let key = self
             .cfg
             .key_in_first_message
             .then(|| self.cfg.api_key.expose());
-        let msgs = [
+        let messages = vec![
             wire::ws_init(&self.cfg, key),
             wire::ws_text(&req.text),
             serde_json::json!({"text": ""}).to_string(),
         ];
-        for m in msgs {
-            match tokio::time::timeout_at(deadline, ws.send(Message::text(m))).await {
-                Err(_) => return Err(PortError::Timeout("elevenlabs: first byte".into())),
-                Ok(Err(e)) => {
-                    return Err(PortError::Unavailable(format!(
-                        "elevenlabs: socket broken: {e}"
-                    )));
-                }
-                Ok(Ok(())) => {}
-            }
-        }
-        Ok((Conn::Ws(Box::new(ws)), deadline))
-    }
-
-    /// Hands the events over, then streams the rest.
-    async fn pump(
-        self: Arc<Self>,
-        mut conn: Conn,
-        mut asm: Assembler,
-        mut events: Vec<TtsEvent>,
-        mut done: bool,
-        tx: mpsc::Sender<TtsEvent>,
-        mut guard: BreakerGuard,
-    ) {
-        loop {
-            for ev in events.drain(..) {
-                guard.produced_output = true;
-                if tx.send(ev).await.is_err() {
-                    // The receiver is gone: the caller cancelled.
-                    guard.resolve(None);
-                    conn.cancel().await;
-                    return;
-                }
-            }
-            if done {
-                asm.finish();
-                guard.resolve(None);
-                let _ = tx.send(TtsEvent::Done).await;
-                if let Conn::Ws(ws) = &mut conn {
-                    // Let the server's close frame arrive (bounded).
-                    let _ = tokio::time::timeout(Duration::from_millis(200), ws.close()).await;
-                }
-                return;
-            }
-            let step = tokio::select! {
-                _ = tx.closed() => {
-                    guard.resolve(None);
-                    conn.cancel().await;
-                    return;
-                }
-                r = tokio::time::timeout(self.cfg.idle_timeout, conn.step(&mut asm, &mut events)) => r,
-            };
-            match step {
-                Ok(Ok(d)) => done = d,
-                Ok(Err(e)) => {
-                    self.fail(e, events, tx, guard, conn).await;
-                    return;
-                }
-                Err(_) => {
-                    let e = PortError::Timeout("elevenlabs: idle between chunks".into());
-                    self.fail(e, events, tx, guard, conn).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn fail(
-        &self,
-        e: PortError,
-        events: Vec<TtsEvent>,
-        tx: mpsc::Sender<TtsEvent>,
-        guard: BreakerGuard,
-        conn: Conn,
-    ) {
-        tracing::debug!(error = %e, "elevenlabs stream failed");
-        guard.resolve(Some(&e));
-        // Audio decoded before the failure still goes out first.
-        for ev in events {
-            if tx.send(ev).await.is_err() {
-                conn.cancel().await;
-                return;
-            }
-        }
-        let _ = tx.send(TtsEvent::Error(e)).await;
-        conn.cancel().await;
+        tts_stream::start_ws(
+            &url,
+            headers,
+            ws_cfg,
+            self.cfg.connect_timeout + self.cfg.first_byte_timeout,
+            self.cfg.first_byte_timeout,
+            messages,
+            wire::handshake_error,
+        )
+        .await
     }
 }
 

@@ -13,7 +13,7 @@ mod sse;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -25,6 +25,8 @@ use tokio::sync::mpsc;
 
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
+use crate::providers::build::{self, BuildError};
+use crate::providers::retry::{self, RetryPolicy};
 pub use sse::{SseParser, SseTooLong};
 use wire::{BodySettings, StreamState};
 
@@ -120,20 +122,6 @@ impl OpenAiConfig {
     }
 }
 
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenAiBuildError {
-    /// The key cannot be a header value.
-    #[error("{0}: API key is not a valid header value")]
-    BadKey(String),
-    /// The base URL is not http(s).
-    #[error("{0}: base URL {1:?} is not http(s)")]
-    BadUrl(String, String),
-    /// reqwest refused the settings.
-    #[error("{0}: HTTP client: {1}")]
-    Http(String, reqwest::Error),
-}
-
 /// A chat completions client; cheap to clone, shares its connection pool
 /// and breaker.
 #[derive(Clone, Debug)]
@@ -152,24 +140,14 @@ struct Inner {
 
 impl OpenAiClient {
     /// A client for `cfg`, reporting to `breaker`.
-    pub fn new(cfg: OpenAiConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, OpenAiBuildError> {
-        let base = cfg.base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(OpenAiBuildError::BadUrl(
-                cfg.name.clone(),
-                cfg.base_url.clone(),
-            ));
-        }
-        let url = format!("{base}/chat/completions");
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key.expose()))
-            .map_err(|_| OpenAiBuildError::BadKey(cfg.name.clone()))?;
-        auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| OpenAiBuildError::Http(cfg.name.clone(), e))?;
+    pub fn new(cfg: OpenAiConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, BuildError> {
+        let build::BearerEndpoint { url, auth, http } = build::bearer_endpoint(
+            &cfg.name,
+            &cfg.base_url,
+            "/chat/completions",
+            &cfg.api_key,
+            cfg.connect_timeout,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -221,53 +199,16 @@ impl Inner {
         let body = wire::request_body(&req, &settings)?;
         let body =
             Bytes::from(serde_json::to_vec(&body).map_err(|e| PortError::Protocol(e.to_string()))?);
-        let mut retry = 0u32;
-        let mut last_err: Option<PortError> = None;
-        loop {
-            if !self.breaker.allow(Instant::now()) {
-                // A retry the breaker refuses ends with the real failure.
-                return Err(last_err.unwrap_or_else(|| {
-                    PortError::Unavailable(format!("{}: circuit open", self.cfg.name))
-                }));
-            }
-            let guard = BreakerGuard::new(self.breaker.clone());
-            let err = match self.attempt(body.clone()).await {
-                Ok(started) => {
-                    let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
-                    tokio::spawn(self.clone().pump(started, tx, guard));
-                    return Ok(rx);
-                }
-                Err(e) => e,
-            };
-            let retryable = matches!(
-                err,
-                PortError::RateLimited { .. } | PortError::Unavailable(_) | PortError::Timeout(_)
-            );
-            if retryable {
-                guard.failure();
-            } else {
-                // The provider answered (a 4xx, or nonsense): it is up.
-                guard.success();
-            }
-            if !retryable || retry >= self.cfg.max_retries {
-                return Err(err);
-            }
-            let wait = match &err {
-                PortError::RateLimited {
-                    retry_after: Some(d),
-                } => {
-                    if *d > self.cfg.max_retry_wait {
-                        return Err(err);
-                    }
-                    *d
-                }
-                _ => backoff(self.cfg.backoff_base, retry).min(self.cfg.max_retry_wait),
-            };
-            tracing::debug!(provider = %self.cfg.name, error = %err, ?wait, retry, "LLM retry");
-            tokio::time::sleep(wait).await;
-            retry += 1;
-            last_err = Some(err);
-        }
+        let c = &self.cfg;
+        let policy = RetryPolicy::new(c.max_retries, c.backoff_base, c.max_retry_wait);
+        let (started, guard) =
+            retry::with_retries(&policy, &self.breaker, &self.cfg.name, "LLM", || {
+                self.attempt(body.clone())
+            })
+            .await?;
+        let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
+        tokio::spawn(self.clone().pump(started, tx, guard));
+        Ok(rx)
     }
 
     /// One request, up to its first events (or its end).
@@ -470,13 +411,3 @@ fn finish_body(
         Err(PortError::Unavailable("stream ended without [DONE]".into()))
     }
 }
-
-/// `base * 2^retry`, with +-25 % jitter.
-fn backoff(base: Duration, retry: u32) -> Duration {
-    let d = base.saturating_mul(1u32 << retry.min(16));
-    let jitter: f64 = rand::random_range(0.75..1.25);
-    d.mul_f64(jitter)
-}
-
-#[cfg(test)]
-mod tests;

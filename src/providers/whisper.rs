@@ -33,7 +33,7 @@ pub mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -48,6 +48,8 @@ use tokio::sync::mpsc;
 use crate::audio::wav;
 use crate::config::Secret;
 use crate::providers::breaker::CircuitBreaker;
+use crate::providers::build::{self, BuildError};
+use crate::providers::retry::{self, RetryPolicy};
 
 /// Groq's API host (the path carries `/openai/v1`).
 pub const GROQ_BASE_URL: &str = "https://api.groq.com";
@@ -138,20 +140,6 @@ impl WhisperConfig {
     }
 }
 
-/// The client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum WhisperBuildError {
-    /// The key cannot be a header value.
-    #[error("whisper: API key is not a valid header value")]
-    BadKey,
-    /// The base URL is not http(s).
-    #[error("whisper: base URL {0:?} is not http(s)")]
-    BadUrl(String),
-    /// reqwest refused the settings.
-    #[error("whisper: HTTP client: {0}")]
-    Http(reqwest::Error),
-}
-
 /// The Whisper batch STT client; cheap to clone, shares its connection
 /// pool and breaker.
 #[derive(Clone, Debug)]
@@ -170,24 +158,14 @@ struct Inner {
 
 impl WhisperStt {
     /// A client for `cfg`, reporting to `breaker`.
-    pub fn new(
-        cfg: WhisperConfig,
-        breaker: Arc<CircuitBreaker>,
-    ) -> Result<Self, WhisperBuildError> {
-        let base = cfg.base_url.trim_end_matches('/');
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(WhisperBuildError::BadUrl(cfg.base_url.clone()));
-        }
-        let url = format!("{base}{TRANSCRIPTIONS_PATH}");
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key.expose()))
-            .map_err(|_| WhisperBuildError::BadKey)?;
-        auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(WhisperBuildError::Http)?;
+    pub fn new(cfg: WhisperConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, BuildError> {
+        let build::BearerEndpoint { url, auth, http } = build::bearer_endpoint(
+            &cfg.name,
+            &cfg.base_url,
+            TRANSCRIPTIONS_PATH,
+            &cfg.api_key,
+            cfg.connect_timeout,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -331,50 +309,15 @@ impl Inner {
         let content_type =
             HeaderValue::from_str(&format!("multipart/form-data; boundary={boundary}"))
                 .map_err(|_| PortError::Protocol("whisper: bad boundary".into()))?;
-        let mut retry = 0u32;
-        let mut last_err: Option<PortError> = None;
-        loop {
-            if !self.breaker.allow(Instant::now()) {
-                return Err(last_err.unwrap_or_else(|| {
-                    PortError::Unavailable(format!("{}: circuit open", self.cfg.name))
-                }));
-            }
-            let err = match self.attempt(body.clone(), content_type.clone()).await {
-                Ok(text) => {
-                    self.breaker.on_success(Instant::now());
-                    return Ok(text);
-                }
-                Err(e) => e,
-            };
-            let retryable = matches!(
-                err,
-                PortError::RateLimited { .. } | PortError::Unavailable(_) | PortError::Timeout(_)
-            );
-            if retryable {
-                self.breaker.on_failure(Instant::now());
-            } else {
-                // The provider answered (a 4xx, or nonsense): it is up.
-                self.breaker.on_success(Instant::now());
-            }
-            if !retryable || retry >= self.cfg.max_retries {
-                return Err(err);
-            }
-            let wait = match &err {
-                PortError::RateLimited {
-                    retry_after: Some(d),
-                } => {
-                    if *d > self.cfg.max_retry_wait {
-                        return Err(err);
-                    }
-                    *d
-                }
-                _ => backoff(self.cfg.backoff_base, retry).min(self.cfg.max_retry_wait),
-            };
-            tracing::debug!(provider = %self.cfg.name, error = %err, ?wait, retry, "whisper retry");
-            tokio::time::sleep(wait).await;
-            retry += 1;
-            last_err = Some(err);
-        }
+        let c = &self.cfg;
+        let policy = RetryPolicy::new(c.max_retries, c.backoff_base, c.max_retry_wait);
+        let (text, guard) =
+            retry::with_retries(&policy, &self.breaker, &self.cfg.name, "whisper", || {
+                self.attempt(body.clone(), content_type.clone())
+            })
+            .await?;
+        guard.success();
+        Ok(text)
     }
 
     /// One request, bounded by the whole-request timeout.
@@ -430,6 +373,7 @@ fn prefixed(name: &str, e: PortError) -> PortError {
         PortError::Unavailable(m) => PortError::Unavailable(format!("{name}: {m}")),
         PortError::Timeout(m) => PortError::Timeout(format!("{name}: {m}")),
         PortError::Protocol(m) => PortError::Protocol(format!("{name}: {m}")),
+        PortError::Unknown(m) => PortError::Unknown(format!("{name}: {m}")),
         e @ PortError::RateLimited { .. } => e,
     }
 }
@@ -442,13 +386,6 @@ fn transport_error(name: &str, e: &reqwest::Error) -> PortError {
     } else {
         PortError::Unavailable(format!("{name}: connection broken: {e}"))
     }
-}
-
-/// `base * 2^retry`, with +-25 % jitter.
-fn backoff(base: Duration, retry: u32) -> Duration {
-    let d = base.saturating_mul(1u32 << retry.min(16));
-    let jitter: f64 = rand::random_range(0.75..1.25);
-    d.mul_f64(jitter)
 }
 
 /// Cuts the audio into utterances with the VAD.

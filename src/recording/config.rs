@@ -14,6 +14,11 @@ pub const DEFAULT_RECORDINGS_DIR: &str = ".talky/recordings";
 pub const DEFAULT_RECORDING_WORKERS: usize = 1;
 /// Default number of finished calls that may wait for an encoder.
 pub const DEFAULT_RECORDING_QUEUE: usize = 64;
+/// Default cap of one call's spool on disk: 256 MiB, about 68 minutes of
+/// both sides at 16 kHz (the longest call allowed is 2 h). Past it the
+/// rest of the call is not recorded (counted in
+/// `talky_recording_truncated_total`).
+pub const DEFAULT_RECORDING_MAX_SPOOL_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Recording settings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -26,6 +31,9 @@ pub struct RecordingsConfig {
     /// Finished calls waiting for an encoder, at least 1; a call that finds
     /// the queue full for long keeps its spool for the next start.
     pub queue: usize,
+    /// Most bytes one call's spool may take on disk; the recording holds
+    /// the call up to there.
+    pub max_spool_bytes: u64,
 }
 
 impl Default for RecordingsConfig {
@@ -34,6 +42,7 @@ impl Default for RecordingsConfig {
             dir: PathBuf::from(DEFAULT_RECORDINGS_DIR),
             workers: DEFAULT_RECORDING_WORKERS,
             queue: DEFAULT_RECORDING_QUEUE,
+            max_spool_bytes: DEFAULT_RECORDING_MAX_SPOOL_BYTES,
         }
     }
 }
@@ -56,6 +65,9 @@ impl RecordingsConfig {
         }
         if self.queue == 0 || self.queue > 100_000 {
             return Err(bad("queue", "must be 1 to 100000"));
+        }
+        if self.max_spool_bytes < 64 * 1024 {
+            return Err(bad("max_spool_bytes", "must be at least 65536"));
         }
         Ok(())
     }

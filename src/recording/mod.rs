@@ -59,6 +59,7 @@ pub enum RecordingError {
 /// The recordings of this node: directory, database and encoder pool.
 pub struct Recorder {
     dir: PathBuf,
+    max_spool_bytes: u64,
     db: db::Pool,
     jobs: mpsc::Sender<PathBuf>,
 }
@@ -69,6 +70,7 @@ impl Recorder {
         let (jobs, rx) = mpsc::channel(config.queue.max(1));
         let recorder = Arc::new(Recorder {
             dir: config.dir.clone(),
+            max_spool_bytes: config.max_spool_bytes,
             db: db.clone(),
             jobs,
         });
@@ -120,6 +122,7 @@ impl Recorder {
                 tenant,
                 call,
             },
+            self.max_spool_bytes,
         )
         .await?;
         pool::set_status(&self.db, tenant, call, Some(db::recordings::SPOOLED)).await;

@@ -45,6 +45,8 @@ pub const SPOOL_CHANNEL_CAPACITY: usize = 256;
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Name of the counter of chunks dropped because a spool's channel was full.
 pub const DROPPED_METRIC: &str = "talky_recording_dropped_chunks_total";
+/// Calls whose spool reached its size cap (the rest was not recorded).
+pub const TRUNCATED_METRIC: &str = "talky_recording_truncated_total";
 
 /// File name suffix of spools.
 pub const SPOOL_SUFFIX: &str = "spool";
@@ -241,8 +243,13 @@ pub struct SpoolSummary {
 
 impl Spool {
     /// Creates `{dir}/spool/{call}.spool` with its header and starts the
-    /// writer task.
-    pub async fn create(dir: &Path, header: SpoolHeader) -> Result<Spool, SpoolError> {
+    /// writer task; the file never grows past `max_bytes` (what comes
+    /// after is dropped, and the call counted once as truncated).
+    pub async fn create(
+        dir: &Path,
+        header: SpoolHeader,
+        max_bytes: u64,
+    ) -> Result<Spool, SpoolError> {
         let path = spool_path(dir, header.call);
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -251,7 +258,7 @@ impl Spool {
         file.write_all(&header.to_bytes()).await?;
         file.flush().await?;
         let (tx, rx) = mpsc::channel(SPOOL_CHANNEL_CAPACITY);
-        let writer = tokio::spawn(write_loop(file, rx));
+        let writer = tokio::spawn(write_loop(file, rx, max_bytes));
         Ok(Spool {
             tap: SpoolTap {
                 tx,
@@ -288,7 +295,10 @@ impl Spool {
 async fn write_loop(
     file: tokio::fs::File,
     mut rx: mpsc::Receiver<Item>,
+    max_bytes: u64,
 ) -> Result<u64, SpoolError> {
+    let mut size = HEADER_LEN as u64;
+    let mut truncated = false;
     let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, file);
     let start = Instant::now();
     let mut last_us = 0u64;
@@ -302,6 +312,18 @@ async fn write_loop(
         last_us = at_us;
         buf.clear();
         encode_record(item.direction, at_us, &item.pcm, &mut buf);
+        if size + buf.len() as u64 > max_bytes {
+            if !truncated {
+                truncated = true;
+                metrics::counter!(TRUNCATED_METRIC).increment(1);
+                tracing::warn!(
+                    max_bytes,
+                    "recording spool full: the rest of the call is not recorded"
+                );
+            }
+            continue;
+        }
+        size += buf.len() as u64;
         out.write_all(&buf).await?;
         records += 1;
         if last_flush.elapsed() >= FLUSH_EVERY {
@@ -388,7 +410,7 @@ mod tests {
     async fn the_writer_spools_both_directions_in_arrival_order() {
         let dir = std::env::temp_dir().join(format!("talky-spool-{}", Uuid::now_v7()));
         let h = header();
-        let spool = Spool::create(&dir, h).await.expect("create");
+        let spool = Spool::create(&dir, h, u64::MAX).await.expect("create");
         let tap = spool.tap.clone();
         tap.push(Direction::Callee, &le(&[1; 320]));
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -407,6 +429,25 @@ mod tests {
         assert_eq!((b.direction, b.pcm[0]), (Direction::Agent, 2));
         assert!(b.at_us >= a.at_us + 15_000, "{} then {}", a.at_us, b.at_us);
         assert_eq!(r.next_chunk(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_spool_never_grows_past_its_cap() {
+        let dir = std::env::temp_dir().join(format!("talky-spool-{}", Uuid::now_v7()));
+        let record = (RECORD_HEADER_LEN + 640) as u64;
+        let cap = HEADER_LEN as u64 + 3 * record + 10;
+        let spool = Spool::create(&dir, header(), cap).await.expect("create");
+        let tap = spool.tap.clone();
+        for _ in 0..10 {
+            tap.push(Direction::Callee, &[1; 640]);
+            tokio::task::yield_now().await;
+        }
+        drop(tap);
+        let summary = spool.finish(Duration::from_secs(5)).await.expect("finish");
+        assert_eq!(summary.records, 3, "only what fits under the cap");
+        let len = std::fs::metadata(&summary.path).expect("meta").len();
+        assert!(len <= cap, "{len} > {cap}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

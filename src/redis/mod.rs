@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod cps;
 pub mod dedup;
 pub mod lease;
+pub mod nodes;
 pub mod slots;
 
 pub use cluster::RedisCluster;

@@ -21,6 +21,9 @@ pub struct PgDialStore {
     pub pool: db::Pool,
     /// Per-operation timeout.
     pub timeout: Duration,
+    /// This node's id, written on every intent: who runs the call (see
+    /// `crate::reconcile`).
+    pub node: String,
 }
 
 /// A fresh random media token (the dial intent's, and the answer
@@ -38,18 +41,22 @@ impl DialStore for PgDialStore {
         let token = media_token();
         let hash = db::api_keys::hash(&token);
         let req = req.clone();
+        let node = self.node.clone();
         let result =
             with_conn(
                 &self.pool,
                 self.timeout,
                 async move |conn| match db::calls::create_intent(
                     conn,
-                    req.tenant,
-                    req.campaign,
-                    req.contact,
-                    req.attempt as i32,
-                    &req.phone,
-                    Some(hash),
+                    db::calls::NewIntent {
+                        tenant: req.tenant,
+                        campaign: req.campaign,
+                        contact: req.contact,
+                        attempt: req.attempt as i32,
+                        phone: &req.phone,
+                        media_token_hash: Some(&hash),
+                        node: Some(&node),
+                    },
                 )
                 .await
                 {
@@ -66,6 +73,15 @@ impl DialStore for PgDialStore {
             }),
             None => Err(IntentError::Duplicate),
         }
+    }
+
+    async fn cancel_intent(&self, key: CallKey) -> PortResult<()> {
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::calls::cancel_intent(conn, key.tenant, key.call)
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     async fn provider_call(&self, key: CallKey) -> PortResult<Option<ProviderCallId>> {

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::Value;
 use talky::config::Secret;
 use talky::providers::vonage::AnswerMode;
-use talky::sim::deepgram::DeepgramSimConfig;
-use talky::sim::elevenlabs::ElevenLabsSimConfig;
-use talky::sim::vonage::persona::Personas;
 use talky::store::PgDialStore;
 use talky_actors::dialer::{DialRequest, DialStore};
 use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
+use talky_sim::deepgram::DeepgramSimConfig;
+use talky_sim::elevenlabs::ElevenLabsSimConfig;
+use talky_sim::vonage::persona::Personas;
 
 use crate::e2e::{World, campaign_with, finished_calls, world_tweaked};
 use crate::support::TestApp;
@@ -42,10 +42,12 @@ async fn intent(app: &TestApp) -> (TenantId, String, String) {
     let store = PgDialStore {
         pool: app.pool(),
         timeout: Duration::from_secs(5),
+        node: "test-node".into(),
     };
     let tenant: TenantId = tenant.parse().expect("tenant");
     let intent = store
         .create_intent(&DialRequest {
+            place_by: None,
             tenant,
             campaign: campaign.parse::<CampaignId>().expect("campaign"),
             contact,
@@ -57,10 +59,34 @@ async fn intent(app: &TestApp) -> (TenantId, String, String) {
     (tenant, intent.call.to_string(), intent.media_token)
 }
 
-/// `GET /vonage/answer/{call}` with Vonage's query: (status, content type, body).
+/// A server placing calls in answer_url mode (the answer URL exists only then).
+async fn answer_url_app(adjust: impl FnOnce(&mut talky::config::Config)) -> TestApp {
+    TestApp::start_with(|c| {
+        c.providers.vonage.answer_mode = AnswerMode::AnswerUrl;
+        adjust(c);
+    })
+    .await
+}
+
+/// `/vonage/answer/{call}/{key}`.
+fn answer_path(app: &TestApp, call: &str) -> String {
+    format!("/vonage/answer/{call}/{}", app.callback_key(call))
+}
+
+/// `GET /vonage/answer/{call}/{key}` with Vonage's query: (status, content type, body).
 async fn answer(app: &TestApp, call: &str, auth: Option<String>) -> (u16, String, Value) {
+    answer_at(app, &answer_path(app, call), "u-1", auth).await
+}
+
+/// `GET {path}` with Vonage's query naming leg `uuid`.
+async fn answer_at(
+    app: &TestApp,
+    path: &str,
+    uuid: &str,
+    auth: Option<String>,
+) -> (u16, String, Value) {
     let mut req = app.client.get(app.url(&format!(
-        "/vonage/answer/{call}?to=14155550123&from=447700900001&uuid=u-1&conversation_uuid=CON-1"
+        "{path}?to=14155550123&from=447700900001&uuid={uuid}&conversation_uuid=CON-1"
     )));
     if let Some(a) = auth {
         req = req.header("authorization", a);
@@ -102,8 +128,8 @@ async fn ws_status(url: &str) -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_answer_mints_a_token_until_one_opens_the_socket() {
-    let app = TestApp::start().await;
+async fn one_answer_per_call_mints_the_only_token() {
+    let app = answer_url_app(|_| {}).await;
     let (_, call, inline_token) = intent(&app).await;
     let (status, ct, first) = answer(&app, &call, None).await;
     assert_eq!(status, 200, "{first}");
@@ -113,27 +139,30 @@ async fn each_answer_mints_a_token_until_one_opens_the_socket() {
         uri.starts_with("ws://") && uri.ends_with(&format!("/vonage/media/{call}?token={t1}")),
         "{uri}"
     );
-    // Caller id and length limit come from the campaign.
+    // Caller id and length limit come from the campaign; the leg's events
+    // go to the call's keyed event URL.
     assert_eq!(first[0]["from"], "14155550100", "{first}");
     assert_eq!(first[0]["limit"], 600, "{first}");
     assert_eq!(first[0]["endpoint"][0]["headers"]["call_id"], call.as_str());
+    assert_eq!(
+        first[0]["eventUrl"][0],
+        app.url(&app.events_path(&call)),
+        "{first}"
+    );
     assert_ne!(t1, inline_token, "a new token");
-    // Vonage retries the answer URL: a second answer re-mints again.
+    // Once per call: a second fetch gets nothing, and t1 stays the token.
     let (status, _, second) = answer(&app, &call, None).await;
-    assert_eq!(status, 200, "{second}");
-    let (_, t2) = media_uri(&second);
-    assert_ne!(t2, t1);
-    // Only the latest token opens the socket, and only once.
+    assert_eq!(status, 404, "{second}");
+    // Only the answer's token opens the socket, and only once.
     assert_eq!(ws_status(&ws_url(&app, &call, &inline_token)).await, 403);
+    assert_eq!(ws_status(&ws_url(&app, &call, &t1)).await, 101);
     assert_eq!(ws_status(&ws_url(&app, &call, &t1)).await, 403);
-    assert_eq!(ws_status(&ws_url(&app, &call, &t2)).await, 101);
-    assert_eq!(ws_status(&ws_url(&app, &call, &t2)).await, 403);
-    // Spent: no new token, and the spent one stays the stored one.
+    // Spent: no new token.
     let (status, _, body) = answer(&app, &call, None).await;
     assert_eq!(status, 404, "{body}");
     let post = app
         .client
-        .post(app.url(&format!("/vonage/answer/{call}")))
+        .post(app.url(&answer_path(&app, &call)))
         .header("content-type", "application/json")
         .body(r#"{"to":"14155550123","uuid":"u-1"}"#)
         .send()
@@ -148,11 +177,11 @@ async fn each_answer_mints_a_token_until_one_opens_the_socket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_call_gets_no_ncco_and_post_answers_work() {
-    let app = TestApp::start().await;
+    let app = answer_url_app(|_| {}).await;
     let (tenant, call, _) = intent(&app).await;
     let post = |call: String| {
         app.client
-            .post(app.url(&format!("/vonage/answer/{call}")))
+            .post(app.url(&answer_path(&app, &call)))
             .header("content-type", "application/json")
             .body(r#"{"to":"14155550123","from":"447700900001","uuid":"u-1"}"#)
             .send()
@@ -190,9 +219,8 @@ fn signed(secret: &str, body: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_verified_when_a_secret_is_configured() {
-    let app = TestApp::start_with(|c| {
+    let app = answer_url_app(|c| {
         c.vonage.signature_secret = Secret::new("sig-secret");
-        c.vonage.require_signed_webhooks = true;
     })
     .await;
     let (_, call, _) = intent(&app).await;
@@ -218,9 +246,8 @@ async fn a_whole_call_in_answer_url_mode() {
         ElevenLabsSimConfig::default(),
         |sim| sim.signature = Some(("abc123".into(), "sig-secret".into())),
         |c| {
-            c.providers.vonage_answer_mode = AnswerMode::AnswerUrl;
+            c.providers.vonage.answer_mode = AnswerMode::AnswerUrl;
             c.vonage.signature_secret = Secret::new("sig-secret");
-            c.vonage.require_signed_webhooks = true;
         },
     )
     .await;
@@ -245,11 +272,97 @@ async fn a_whole_call_in_answer_url_mode() {
     assert!(record.request.get("ncco").is_none(), "{}", record.request);
     assert_eq!(record.request["answer_method"], "GET");
     let url = record.request["answer_url"][0].as_str().unwrap_or_default();
-    assert!(url.ends_with(&format!(
-        "/vonage/answer/{}",
-        call["id"].as_str().unwrap_or("?")
-    )));
+    let id = call["id"].as_str().unwrap_or("?");
+    assert!(
+        url.ends_with(&answer_path(&app, id)),
+        "the call's keyed answer URL: {url}"
+    );
     assert!(record.socket_opened, "the fetched NCCO's socket opened");
     assert_eq!(record.answer_error, None);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_gets_no_media_uri_while_dialling() {
+    let app = answer_url_app(|c| c.vonage.signature_secret = Secret::new("sig-secret")).await;
+    let (tenant, call, _) = intent(&app).await;
+    // Dialling: the provider's id is known, the callee has not answered.
+    let id: CallId = call.parse().expect("call");
+    let mut conn = app.db.conn().await;
+    assert!(
+        talky::db::calls::learn_provider_id(&mut conn, tenant, id, "u-real")
+            .await
+            .expect("provider id")
+    );
+    drop(conn);
+    let path = answer_path(&app, &call);
+    let no_uri = |(status, _, body): (u16, String, Value), want: u16, what: &str| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert!(!body.to_string().contains("token="), "{what}: {body}");
+    };
+    // Unsigned, or signed with a guessed secret.
+    no_uri(
+        answer_at(&app, &path, "u-real", None).await,
+        401,
+        "unsigned",
+    );
+    let guessed = signed("guessed", b"");
+    no_uri(
+        answer_at(&app, &path, "u-real", Some(guessed)).await,
+        401,
+        "bad signature",
+    );
+    // Another call's URL key, or no key (the URL of old): as unknown.
+    let other_key = app.callback_key(&CallId::new().to_string());
+    no_uri(
+        answer_at(
+            &app,
+            &format!("/vonage/answer/{call}/{other_key}"),
+            "u-real",
+            Some(signed("sig-secret", b"")),
+        )
+        .await,
+        404,
+        "another call's key",
+    );
+    no_uri(
+        answer_at(
+            &app,
+            &format!("/vonage/answer/{call}"),
+            "u-real",
+            Some(signed("sig-secret", b"")),
+        )
+        .await,
+        404,
+        "no key",
+    );
+    // Another leg than the one the provider dials.
+    no_uri(
+        answer_at(&app, &path, "u-other", Some(signed("sig-secret", b""))).await,
+        404,
+        "another uuid",
+    );
+    // The real fetch still works, once ...
+    let real = signed("sig-secret", b"");
+    let (status, _, ncco) = answer_at(&app, &path, "u-real", Some(real.clone())).await;
+    assert_eq!(status, 200, "{ncco}");
+    media_uri(&ncco);
+    // ... and its captured token, replayed, gets nothing.
+    no_uri(
+        answer_at(&app, &path, "u-real", Some(real)).await,
+        401,
+        "replayed token",
+    );
+    no_uri(
+        answer_at(&app, &path, "u-real", Some(signed("sig-secret", b""))).await,
+        404,
+        "a second fetch",
+    );
+    app.stop().await;
+
+    // Inline mode has no answer URL at all.
+    let inline = TestApp::start().await;
+    let (_, call, _) = intent(&inline).await;
+    no_uri(answer(&inline, &call, None).await, 404, "inline mode");
+    inline.stop().await;
 }

@@ -26,12 +26,15 @@ pub async fn live_call(app: &TestApp, tenant: &str, campaign: &str) -> CallId {
     let contact = &contacts[0];
     let call = db::calls::create_intent(
         &mut conn,
-        tenant,
-        campaign,
-        ContactId(contact.id),
-        1,
-        &contact.phone,
-        None,
+        db::calls::NewIntent {
+            tenant,
+            campaign,
+            contact: ContactId(contact.id),
+            attempt: 1,
+            phone: &contact.phone,
+            media_token_hash: None,
+            node: None,
+        },
     )
     .await
     .expect("intent");
@@ -61,12 +64,15 @@ async fn calls_with_turns_and_events() {
         .expect("call");
     let dup = db::calls::create_intent(
         &mut conn,
-        tenant_id,
-        CampaignId(first.campaign_id),
-        ContactId(first.contact_id),
-        1,
-        &first.phone,
-        None,
+        db::calls::NewIntent {
+            tenant: tenant_id,
+            campaign: CampaignId(first.campaign_id),
+            contact: ContactId(first.contact_id),
+            attempt: 1,
+            phone: &first.phone,
+            media_token_hash: None,
+            node: None,
+        },
     )
     .await
     .expect_err("duplicate intent");

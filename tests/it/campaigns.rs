@@ -168,7 +168,9 @@ async fn lifecycle_transitions_follow_the_state_machine() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_with_live_calls_drains() {
+/// The REST side of a stop while a call row is live (no dialer runs here:
+/// the drain itself is proven with real calls in `lifetime` and `runtime`).
+async fn stop_with_a_live_call_row_is_stopping_and_a_second_stop_conflicts() {
     let app = TestApp::start().await;
     let (tenant, key) = app.tenant("acme").await;
     let id = app.campaign(&key, "c").await;

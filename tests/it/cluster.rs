@@ -22,7 +22,7 @@ use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
 use talky_actors::ports::*;
 
 use crate::store::Unused;
-use crate::support::{TestApp, redis_url};
+use crate::support::{TestApp, eventually, redis_url};
 
 fn keys() -> Keys {
     let config = talky::config::RedisConfig::default();
@@ -163,11 +163,27 @@ async fn slots_of_a_dead_node_expire_and_renewed_ones_live_on() {
         live.acquire_slot(slot(t, c), caps).await,
         Ok(Err(Full::Global))
     );
+    // The live node renews every 150 ms; the dead one never does: its slot
+    // lapses after the ttl, the renewed one still counts.
+    let ((), took) = eventually(
+        "the dead node's slot lapses",
+        Duration::from_secs(5),
+        || async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            live.renew_slots(vec![kept]).await.expect("renew");
+            (slots::live(&k, None).await.expect("live") == 1).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        took >= ttl - Duration::from_millis(50),
+        "lapsed after {took:?}, ttl {ttl:?}"
+    );
+    // Renewed past several ttls, the live node's slot still counts.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         live.renew_slots(vec![kept]).await.expect("renew");
     }
-    // The dead node's slot lapsed; the renewed one still counts.
     assert_eq!(slots::live(&k, None).await.expect("live"), 1);
     assert_eq!(
         slots::live(&k, Some(("campaign", &c.to_string())))
@@ -219,9 +235,24 @@ async fn one_of_two_nodes_holds_a_lease_and_the_other_takes_over() {
     assert_eq!(o.renew_lease(campaign).await, Ok(false));
     assert_eq!(o.release_lease(campaign).await, Ok(false));
     assert_eq!(h.acquire_lease(campaign).await, Ok(LeaseGrant::Renewed));
-    // The holder stops renewing: the lease lapses, the other takes it.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(o.acquire_lease(campaign).await, Ok(LeaseGrant::Acquired));
+    // The holder stops renewing: the lease lapses, the other takes it (and
+    // not before the ttl ran out).
+    let (grant, took) = eventually(
+        "the other node takes the lapsed lease",
+        Duration::from_secs(5),
+        || async {
+            match o.acquire_lease(campaign).await {
+                Ok(LeaseGrant::HeldElsewhere) => None,
+                other => Some(other),
+            }
+        },
+    )
+    .await;
+    assert_eq!(grant, Ok(LeaseGrant::Acquired));
+    assert!(
+        took >= ttl - Duration::from_millis(50),
+        "taken after {took:?}, ttl {ttl:?}"
+    );
     assert_eq!(
         h.renew_lease(campaign).await,
         Ok(false),
@@ -255,13 +286,15 @@ async fn dedup_lets_the_first_delivery_through_until_the_key_expires() {
             .expect("redis"),
         "a repeat"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert!(
+    // Once the key expired (after its 1 s), a delivery is a first again.
+    let ((), took) = eventually("the de-dup key expires", Duration::from_secs(5), || async {
         dedup::first(&k, &key, Duration::from_secs(1))
             .await
-            .expect("redis"),
-        "first delivery"
-    );
+            .expect("redis")
+            .then_some(())
+    })
+    .await;
+    assert!(took >= Duration::from_millis(900), "expired after {took:?}");
 }
 
 // ----- two dialers sharing a cap over Redis --------------------------------
@@ -407,6 +440,7 @@ async fn two_dialers_sharing_a_global_cap_over_redis_never_exceed_it() {
         drivers.push(tokio::spawn(async move {
             for n in 0..12 {
                 let req = DialRequest {
+                    place_by: None,
                     tenant,
                     campaign,
                     contact: ContactId::new(),
@@ -431,9 +465,17 @@ async fn two_dialers_sharing_a_global_cap_over_redis_never_exceed_it() {
             .expect("all dialled in time")
             .expect("driver");
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let placed = line.placed.lock().unwrap_or_else(|e| e.into_inner()).len();
-    assert_eq!(placed, 24, "every call placed");
+    // Every call placed and ended, every slot given back.
+    eventually(
+        "every call placed and every slot given back",
+        Duration::from_secs(10),
+        || async {
+            let placed = line.placed.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let live = slots::live(&k, None).await.expect("live");
+            (placed == 24 && live == 0).then_some(())
+        },
+    )
+    .await;
     let max = line.max.load(Ordering::SeqCst);
     assert!(max <= 4, "{max} calls up at once over a cluster cap of 4");
     assert!(max >= 3, "the cap was used: {max}");
@@ -505,7 +547,7 @@ async fn a_duplicate_webhook_is_stored_once_and_routed_once() {
         "from": "447700900000",
         "to": "14155550123"
     });
-    let url = app.url(&format!("/vonage/events/{call}"));
+    let url = app.url(&app.events_path(&call.to_string()));
     let mut posts = Vec::new();
     for _ in 0..4 {
         let (client, url, body) = (app.client.clone(), url.clone(), body.clone());
@@ -521,6 +563,14 @@ async fn a_duplicate_webhook_is_stored_once_and_routed_once() {
     for p in posts {
         assert_eq!(p.await.expect("task").expect("send"), 204);
     }
+    // Every post was answered, so every routing decision was taken: one
+    // event reaches the call, and no second one follows.
+    eventually(
+        "the event reaches the call",
+        Duration::from_secs(5),
+        || async { (routed.load(Ordering::SeqCst) >= 1).then_some(()) },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(routed.load(Ordering::SeqCst), 1, "routed once");
     let (_, detail) = app.get(&format!("/api/v1/calls/{call}"), &key).await;

@@ -247,3 +247,142 @@ async fn contacts_of_an_ended_campaign_are_refused() {
     assert_eq!(status, 404);
     app.stop().await;
 }
+
+/// One raw HTTP upload that sends its headers, then one byte a second,
+/// until the server answers; returns what the server sent.
+pub(crate) async fn trickle_upload(
+    addr: std::net::SocketAddr,
+    path: String,
+    key: String,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: talky\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: text/csv\r\nContent-Length: 200\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    let mut reply = Vec::new();
+    let body = b"phone\n+14155550123\n";
+    for byte in body.iter().cycle().take(200) {
+        tokio::select! {
+            n = s.read_buf(&mut reply) => {
+                if n.unwrap_or(0) == 0 { break; }
+                // The answer has begun: read the rest of it.
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    s.read_to_end(&mut reply),
+                ).await;
+                break;
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                if s.write_all(&[*byte]).await.is_err() { break; }
+            }
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// 16 uploads of tenant A that trickle one byte a second hold no pooled
+/// connection (the body is read before any is taken), do not make tenant
+/// B's requests wait, and are cut at the body read deadline with a 408.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_hold_nothing_and_are_cut() {
+    let app = TestApp::start_with(|c| {
+        c.database.pool_size = 4;
+        c.server.body_read_timeout_ms = 5_000;
+    })
+    .await;
+    let (_, a) = app.tenant("a").await;
+    let (_, b) = app.tenant("b").await;
+    let campaign = app.campaign(&a, "a's").await;
+    app.campaign(&b, "b's").await;
+    let addr = app.server().addr;
+    let uploads: Vec<_> = (0..16)
+        .map(|_| {
+            tokio::spawn(trickle_upload(
+                addr,
+                format!("/api/v1/campaigns/{campaign}/contacts"),
+                a.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    for _ in 0..3 {
+        let state = app.pool().state();
+        assert_eq!(
+            state.connections - state.idle_connections,
+            0,
+            "a stalled upload holds a connection: {state:?}"
+        );
+        let t = std::time::Instant::now();
+        let (status, page) = app.get("/api/v1/campaigns", &b).await;
+        let took = t.elapsed();
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["items"].as_array().expect("items").len(), 1);
+        assert!(
+            took < std::time::Duration::from_secs(1),
+            "B waited {took:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    for upload in uploads {
+        let reply = upload.await.expect("task");
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+        assert!(reply.contains("application/problem+json"), "{reply}");
+        assert!(
+            reply.contains("urn:talky:problem:request-timeout"),
+            "{reply}"
+        );
+    }
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{campaign}/contacts"), &a)
+        .await;
+    assert_eq!(page["items"].as_array().expect("items").len(), 0);
+    app.stop().await;
+}
+
+/// A NUL character (which PostgreSQL text cannot hold) in a contact field
+/// makes that row invalid, naming the field; in a header it refuses the
+/// upload (422). Never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_in_uploads_are_refused_by_field() {
+    let (app, key, id) = setup().await;
+    let path = format!("/api/v1/campaigns/{id}/contacts");
+    let csv = "phone,name,notes\n+14155550121,A\0nn,x\n+14155550122,Bob,n\0\n+14155550123,Cy,ok\n";
+    let (status, report) = app.upload(&path, &key, "text/csv", csv).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["accepted"].as_u64(), report["invalid"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(report["errors"][0]["field"], "name", "{report}");
+    assert_eq!(report["errors"][1]["field"], "metadata.notes", "{report}");
+    let (status, problem) = app
+        .upload(&path, &key, "text/csv", "phone,no\0te\n+14155550124,x\n")
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let body = json!([
+        { "phone": "+14155550125", "metadata": { "k": "v\u{0}" } },
+        { "phone": "+14155550126", "metadata": { "k\u{0}": "v" } },
+        { "phone": "+14155550127", "timezone": "UTC\u{0}" },
+        { "phone": "+14155550128", "metadata": { "tags": ["a", "b"] } },
+    ]);
+    let (status, report) = app
+        .upload(&path, &key, "application/json", body.to_string())
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["accepted"].as_u64(), report["invalid"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let fields: Vec<&str> = report["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, ["metadata.k", "metadata.k\\u0000", "timezone"]);
+    assert_eq!(all_contacts(&app, &key, &id).await.len(), 2);
+    app.stop().await;
+}

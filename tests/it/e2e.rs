@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use talky::config::Secret;
-use talky::sim::aura::{AuraSim, AuraSimConfig};
-use talky::sim::deepgram::{DeepgramSim, DeepgramSimConfig, FailHandshake};
-use talky::sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
-use talky::sim::llm::{FailRule, LlmSim, LlmSimConfig};
-use talky::sim::vonage::persona::Personas;
-use talky::sim::vonage::{VonageSim, VonageSimConfig};
-use talky::sim::whisper::{WhisperSim, WhisperSimConfig};
 use talky_actors::campaign_actor::CampaignConfig;
 use talky_actors::dialer::DialerConfig;
+use talky_sim::aura::{AuraSim, AuraSimConfig};
+use talky_sim::deepgram::{DeepgramSim, DeepgramSimConfig, FailHandshake};
+use talky_sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
+use talky_sim::llm::{FailRule, LlmSim, LlmSimConfig};
+use talky_sim::vonage::persona::Personas;
+use talky_sim::vonage::{VonageSim, VonageSimConfig};
+use talky_sim::whisper::{WhisperSim, WhisperSimConfig};
 
 use crate::support::{TestApp, test_config};
 
@@ -30,15 +30,65 @@ fn testdata(file: &str) -> std::path::PathBuf {
 
 /// Every emulator, and talky running its dialer against them.
 pub(crate) struct World {
-    pub(crate) vonage: talky::sim::vonage::VonageSimHandle,
+    pub(crate) vonage: talky_sim::vonage::VonageSimHandle,
     pub(crate) app: TestApp,
     pub(crate) _keep: (
-        talky::sim::deepgram::DeepgramSimHandle,
-        talky::sim::llm::LlmSimHandle,
-        talky::sim::elevenlabs::ElevenLabsSimHandle,
-        talky::sim::whisper::WhisperSimHandle,
-        talky::sim::aura::AuraSimHandle,
+        talky_sim::deepgram::DeepgramSimHandle,
+        talky_sim::llm::LlmSimHandle,
+        talky_sim::elevenlabs::ElevenLabsSimHandle,
+        talky_sim::whisper::WhisperSimHandle,
+        talky_sim::aura::AuraSimHandle,
     ),
+}
+
+/// Which emulators served the speech: what each STT and TTS provider
+/// answered successfully (a socket upgraded or a request answered 200)
+/// and the text each TTS spoke.
+#[derive(Debug)]
+pub(crate) struct Served {
+    /// Deepgram sockets that received audio.
+    pub(crate) deepgram_sockets_with_audio: usize,
+    /// Whisper transcriptions answered 200.
+    pub(crate) whisper_transcriptions: usize,
+    /// Text spoken by ElevenLabs (answered 200 or upgraded).
+    pub(crate) elevenlabs_spoke: Vec<String>,
+    /// Text spoken by Aura (answered 200 or upgraded).
+    pub(crate) aura_spoke: Vec<String>,
+}
+
+impl Served {
+    /// What the emulators of a [`World`] (its `_keep`) served so far.
+    pub(crate) fn by(
+        (deepgram, _, elevenlabs, whisper, aura): &(
+            talky_sim::deepgram::DeepgramSimHandle,
+            talky_sim::llm::LlmSimHandle,
+            talky_sim::elevenlabs::ElevenLabsSimHandle,
+            talky_sim::whisper::WhisperSimHandle,
+            talky_sim::aura::AuraSimHandle,
+        ),
+    ) -> Served {
+        let ok = |status: u16| status == 200 || status == 101;
+        Served {
+            deepgram_sockets_with_audio: deepgram
+                .sessions()
+                .iter()
+                .filter(|s| s.audio_frames > 0)
+                .count(),
+            whisper_transcriptions: whisper.requests().iter().filter(|r| ok(r.status)).count(),
+            elevenlabs_spoke: elevenlabs
+                .requests()
+                .into_iter()
+                .filter(|r| ok(r.status) && !r.text.trim().is_empty())
+                .map(|r| r.text)
+                .collect(),
+            aura_spoke: aura
+                .requests()
+                .into_iter()
+                .filter(|r| ok(r.status) && !r.text.trim().is_empty())
+                .map(|r| r.text)
+                .collect(),
+        }
+    }
 }
 
 /// The built-in persona `name`, answering the (valid) number `phone`.
@@ -104,19 +154,19 @@ pub(crate) async fn world_tweaked(
     config(&mut cfg);
     cfg.server.public_url = Some(app.base.clone());
     cfg.providers.enabled = true;
-    cfg.providers.vonage_application_id = APP_ID.into();
-    cfg.providers.vonage_private_key_file = Some(testdata("test_private.pem"));
-    cfg.providers.vonage_api_base_url = vonage.base_url();
-    cfg.providers.deepgram_base_url = deepgram.base_url();
-    cfg.providers.deepgram_api_key = Secret::new(deepgram.api_key());
-    cfg.providers.llm_base_url = llm.base_url();
-    cfg.providers.llm_api_key = Secret::new(llm.api_key());
-    cfg.providers.elevenlabs_base_url = tts.base_url();
-    cfg.providers.elevenlabs_api_key = Secret::new(tts.api_key());
-    cfg.providers.whisper_base_url = whisper.base_url();
-    cfg.providers.whisper_api_key = Secret::new(whisper.api_key());
-    cfg.providers.aura_base_url = aura.base_url();
-    let ports = talky::runtime::real_ports(&cfg, app.pool()).expect("ports");
+    cfg.providers.vonage.application_id = Some(APP_ID.into());
+    cfg.providers.vonage.private_key_file = Some(testdata("test_private.pem"));
+    cfg.providers.vonage.api_base_url = Some(vonage.base_url());
+    cfg.providers.deepgram.base_url = Some(deepgram.base_url());
+    cfg.providers.deepgram.api_key = Secret::new(deepgram.api_key());
+    cfg.providers.llm.base_url = Some(llm.base_url());
+    cfg.providers.llm.api_key = Secret::new(llm.api_key());
+    cfg.providers.elevenlabs.base_url = Some(tts.base_url());
+    cfg.providers.elevenlabs.api_key = Secret::new(tts.api_key());
+    cfg.providers.whisper.base_url = Some(whisper.base_url());
+    cfg.providers.whisper.api_key = Some(Secret::new(whisper.api_key()));
+    cfg.providers.aura.base_url = Some(aura.base_url());
+    let ports = talky::runtime::real_ports(&cfg, app.live_pool()).expect("ports");
     app.server()
         .run_dialer(
             ports,
@@ -245,6 +295,18 @@ async fn an_interested_callee_talks_with_the_agent() {
         "webhooks stored: {}",
         call["events"]
     );
+    // The primaries served the call, the fallbacks were never needed.
+    let served = Served::by(&_keep);
+    assert!(served.deepgram_sockets_with_audio >= 1, "{served:?}");
+    assert!(
+        served
+            .elevenlabs_spoke
+            .iter()
+            .any(|t| t.contains("Hello, this is Ada.")),
+        "ElevenLabs spoke the greeting: {served:?}"
+    );
+    assert_eq!(served.whisper_transcriptions, 0, "{served:?}");
+    assert!(served.aura_spoke.is_empty(), "{served:?}");
     app.stop().await;
 }
 
@@ -347,10 +409,21 @@ async fn dead_primaries_hand_the_call_to_whisper_and_aura() {
         heard.first().map(String::as_str),
         Some("Hello, this is Ada.")
     );
+    // The fallbacks served the call, the primaries never did.
+    let served = Served::by(&_keep);
     assert!(
-        _keep.3.requests().len() >= 2,
-        "Whisper transcribed the turns"
+        served.whisper_transcriptions >= 2,
+        "Whisper transcribed the turns: {served:?}"
     );
+    assert!(
+        served
+            .aura_spoke
+            .iter()
+            .any(|t| t.contains("Hello, this is Ada.")),
+        "Aura spoke the greeting: {served:?}"
+    );
+    assert_eq!(served.deepgram_sockets_with_audio, 0, "{served:?}");
+    assert!(served.elevenlabs_spoke.is_empty(), "{served:?}");
     app.stop().await;
 }
 
@@ -397,6 +470,10 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
             .as_array()
             .map(|es| es.iter().filter_map(|e| e["status"].as_str()).collect())
             .unwrap_or_default();
+        assert!(
+            stored.len() >= 2,
+            "the call's events were stored: {stored:?}"
+        );
         let mut unique = stored.clone();
         unique.sort_unstable();
         unique.dedup();
@@ -413,5 +490,63 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
             .unwrap_or(0);
         assert_eq!(posted, 2 * stored.len(), "every webhook was posted twice");
     }
+    app.stop().await;
+}
+
+/// Another tenant's 16 uploads trickling one byte a second (holding their
+/// requests open for the whole call) do not slow a live call: it runs to
+/// its end, every turn is stored, and each agent reply comes as fast as
+/// the emulated pipeline allows (about 0.8 s; a call that waited on the
+/// database for its media socket, webhooks or records would show seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_keeps_its_pace_while_another_tenants_uploads_stall() {
+    let World { vonage, app, _keep } = world_tweaked(
+        Personas::builtin(),
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+        |_| {},
+        |c| {
+            c.database.pool_size = 4;
+            c.server.body_read_timeout_ms = 60_000;
+        },
+    )
+    .await;
+    let (_, other) = app.tenant("other").await;
+    let theirs = app.campaign(&other, "theirs").await;
+    let addr = app.server().addr;
+    let uploads: Vec<_> = (0..16)
+        .map(|_| {
+            tokio::spawn(crate::contacts::trickle_upload(
+                addr,
+                format!("/api/v1/campaigns/{theirs}/contacts"),
+                other.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (id, key) = campaign(&app, &["+442079460958"]).await;
+    let calls = finished_calls(&app, &key, &id, 1).await;
+    let call = calls.first().cloned().unwrap_or(Value::Null);
+    assert_eq!(call["outcome"], "completed", "{call}");
+    let turns = call["turns"].as_array().cloned().unwrap_or_default();
+    assert!(turns.len() >= 4, "every turn stored: {call}");
+    let replies: Vec<i64> = turns
+        .iter()
+        .filter(|t| t["speaker"] == "agent")
+        .filter_map(|t| t["latency"]["voice_to_voice_ms"].as_i64())
+        .collect();
+    assert!(!replies.is_empty(), "{call}");
+    assert!(
+        replies.iter().all(|ms| *ms < 3_000),
+        "replies kept their pace: {replies:?}"
+    );
+    assert!(
+        uploads.iter().all(|u| !u.is_finished()),
+        "the uploads were still stalled throughout"
+    );
+    for u in uploads {
+        u.abort();
+    }
+    drop(vonage);
     app.stop().await;
 }

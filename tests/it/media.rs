@@ -36,7 +36,7 @@ impl Actor for Echo {
         if let CallMsg::AttachMedia(session) = msg {
             tokio::spawn(async move {
                 let mut n = 0;
-                let mut inbound = session.inbound.into_channel();
+                let mut inbound = talky_actors::testing::inbound_channel(session.inbound);
                 while let Some(item) = inbound.recv().await {
                     match item {
                         MediaIn::Audio(frame) => {
@@ -84,11 +84,13 @@ async fn intent(app: &TestApp) -> (String, String) {
     let store = PgDialStore {
         pool: app.pool(),
         timeout: Duration::from_secs(5),
+        node: "test-node".into(),
     };
     let tenant: TenantId = tenant.parse().expect("tenant");
     let campaign: CampaignId = campaign.parse().expect("campaign");
     let intent = store
         .create_intent(&DialRequest {
+            place_by: None,
             tenant,
             campaign,
             contact,
@@ -208,5 +210,150 @@ async fn frames_and_commands_flow_between_vonage_and_the_call() {
     );
     let _ = socket.close(None).await;
     echo.stop(None);
+    app.stop().await;
+}
+
+/// Stands in for a CallActor: takes the socket's audio and notes every
+/// hang-up it is asked for.
+struct Listener(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Actor for Listener {
+    type Msg = CallMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<CallMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<CallMsg>,
+        msg: CallMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CallMsg::AttachMedia(session) => {
+                tokio::spawn(async move {
+                    let _out = session.outbound;
+                    let mut inbound = talky_actors::testing::inbound_channel(session.inbound);
+                    while inbound.recv().await.is_some() {}
+                });
+            }
+            CallMsg::Hangup(cause) => {
+                let why = match cause {
+                    talky_actors::call::lifecycle::EndCause::Failed(why) => why,
+                    other => format!("{other:?}"),
+                };
+                self.0.lock().unwrap_or_else(|e| e.into_inner()).push(why);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Opens a call's socket with a [`Listener`] behind it; the socket and
+/// what the call was asked.
+async fn listened(
+    app: &TestApp,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ActorRef<CallMsg>,
+) {
+    let (call, token) = intent(app).await;
+    let hangups = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (actor, _) = Actor::spawn(
+        Some(call_name(call.parse().expect("call id"))),
+        Listener(hangups.clone()),
+        (),
+    )
+    .await
+    .expect("listener");
+    let (socket, _) = tokio_tungstenite::connect_async(ws_url(app, &call, Some(&token)))
+        .await
+        .expect("upgrade");
+    (socket, hangups, actor)
+}
+
+/// What the stand-in call was asked to hang up for, once it was asked (the
+/// request is a message the call handles on its own time).
+async fn asked_to_hang_up(hangups: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+    crate::support::eventually(
+        "the call is asked to hang up",
+        Duration::from_secs(5),
+        || async {
+            let asked = hangups.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            (!asked.is_empty()).then_some(asked)
+        },
+    )
+    .await
+    .0
+}
+
+/// Reads until the server's close frame; its code.
+async fn close_code(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("the server closes in time")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => {
+                eprintln!("socket ended without a close frame: {other:?}");
+                return None;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_idle_sockets_and_oversized_messages_are_closed_and_end_the_call() {
+    let app = TestApp::start_with(|c| c.media.idle_timeout_secs = 1).await;
+
+    // A binary message that is not one 20 ms frame (640 bytes at 16 kHz).
+    let (mut socket, hangups, actor) = listened(&app).await;
+    socket
+        .send(Message::binary(vec![0u8; 640]))
+        .await
+        .expect("frame");
+    socket
+        .send(Message::binary(vec![0u8; 100]))
+        .await
+        .expect("short frame");
+    assert_eq!(close_code(&mut socket).await, Some(1007));
+    let asked = asked_to_hang_up(&hangups).await;
+    assert_eq!(asked, ["media frame of 100 bytes"], "the call is ended");
+    actor.stop(None);
+
+    // No audio for longer than media.idle_timeout_secs (1 s here).
+    let (mut socket, hangups, actor) = listened(&app).await;
+    socket
+        .send(Message::binary(vec![0u8; 640]))
+        .await
+        .expect("frame");
+    let started = std::time::Instant::now();
+    assert_eq!(close_code(&mut socket).await, Some(1008));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let asked = asked_to_hang_up(&hangups).await;
+    assert_eq!(asked, ["media socket idle for 1 s"]);
+    actor.stop(None);
+
+    // A message bigger than media.max_message_bytes (8 KiB) is not read
+    // whole into memory: the socket is closed.
+    let (mut socket, hangups, actor) = listened(&app).await;
+    let _ = socket.send(Message::binary(vec![0u8; 64 * 1024])).await;
+    let code = close_code(&mut socket).await;
+    assert!(matches!(code, Some(1009) | None), "{code:?}");
+    let asked = asked_to_hang_up(&hangups).await;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].starts_with("media socket error"), "{asked:?}");
+    actor.stop(None);
     app.stop().await;
 }

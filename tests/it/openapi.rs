@@ -54,3 +54,93 @@ async fn document_lists_every_route() {
     }
     app.stop().await;
 }
+
+/// Each input schema lists as `required` exactly what the handlers refuse
+/// to go without, and each of those is refused (422 naming it) when left
+/// out of a create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_schemas_state_their_required_fields() {
+    let app = TestApp::start().await;
+    let (_, doc) = decode(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    let schemas = &doc["components"]["schemas"];
+    let required = |name: &str| -> Vec<String> {
+        let mut r: Vec<String> = schemas[name]["required"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().expect("name").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        r.sort();
+        r
+    };
+    let expected: [(&str, &[&str]); 8] = [
+        ("CampaignInput", &["agent", "caller_id", "name"]),
+        ("AgentInput", &["greeting", "system_prompt"]),
+        ("CampaignPatch", &[]),
+        ("AgentPatch", &[]),
+        ("WindowInput", &[]),
+        ("AddDnc", &["phone"]),
+        ("CreateApiKey", &["name"]),
+        ("CreateTenant", &["name"]),
+    ];
+    for (schema, fields) in expected {
+        assert!(schemas[schema].is_object(), "{schema} is documented");
+        assert_eq!(required(schema), fields, "{schema}");
+    }
+    let body_of = |method: &str, path: &str| {
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        body_of("post", "/api/v1/campaigns"),
+        "#/components/schemas/CampaignInput"
+    );
+    assert_eq!(
+        body_of("patch", "/api/v1/campaigns/{id}"),
+        "#/components/schemas/CampaignPatch"
+    );
+    // Rate-limited routes document their 429.
+    assert!(doc["paths"]["/api/v1/campaigns"]["get"]["responses"]["429"].is_object());
+    assert!(doc["paths"]["/api/v1/admin/tenants"]["post"]["responses"]["429"].is_null());
+
+    // What the document requires, the server requires.
+    let (_, key) = app.tenant("acme").await;
+    let full = crate::support::campaign_body("c");
+    for (path, field) in [
+        (vec!["name"], "name"),
+        (vec!["caller_id"], "caller_id"),
+        (vec!["agent"], "agent.system_prompt"),
+        (vec!["agent", "system_prompt"], "agent.system_prompt"),
+        (vec!["agent", "greeting"], "agent.greeting"),
+    ] {
+        let mut body = full.clone();
+        let mut at = &mut body;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at.as_object_mut()
+            .expect("object")
+            .remove(path[path.len() - 1]);
+        let (status, problem) = app.post("/api/v1/campaigns", &key, &body).await;
+        assert_eq!(status, 422, "{path:?}: {problem}");
+        let named: Vec<&str> = problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["field"].as_str())
+            .collect();
+        assert!(named.contains(&field), "{path:?}: {problem}");
+    }
+    app.stop().await;
+}

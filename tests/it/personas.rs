@@ -4,9 +4,9 @@
 //! stored against what the callee emulator said and decoded.
 
 use serde_json::{Value, json};
-use talky::sim::llm::agent::AgentScript;
-use talky::sim::vonage::CallRecord;
-use talky::sim::vonage::persona::Personas;
+use talky_sim::llm::agent::AgentScript;
+use talky_sim::vonage::CallRecord;
+use talky_sim::vonage::persona::Personas;
 
 use crate::e2e::{World, campaign_with, finished_calls, persona_for, world};
 
@@ -244,7 +244,10 @@ async fn a_busy_line_is_retried_up_to_max_attempts() {
     let contact = &page["items"][0];
     assert_eq!(contact["attempts"], 2, "{contact}");
     assert_eq!(contact["last_outcome"], "busy", "{contact}");
-    assert_ne!(contact["status"], "pending", "no third attempt: {contact}");
+    assert_eq!(
+        contact["status"], "failed",
+        "attempts exhausted, no third attempt: {contact}"
+    );
     assert_eq!(
         vonage
             .calls()
@@ -336,5 +339,22 @@ async fn a_voicemail_gets_the_campaign_message_after_the_tone() {
         .map(|h| letters(h))
         .unwrap_or_default();
     assert!(last.ends_with(&letters(message)), "{:?}", record.heard);
+    // ... and it was played after the tone: the beep_start event was posted
+    // before the machine heard the message, so the utterance that holds it
+    // ends at least the message's length (70 ms a character in the in-band
+    // code) after the beep.
+    let beep = record
+        .webhooks
+        .iter()
+        .find(|w| w.body["sub_state"] == "beep_start")
+        .map(|w| w.at)
+        .expect("the emulator reported the beep");
+    let utterance = record.heard.last().expect("an utterance");
+    let message_ms = 70 * i64::try_from(message.chars().count()).unwrap_or(0);
+    assert!(
+        (utterance.ended - beep).num_milliseconds() >= message_ms * 9 / 10,
+        "message heard until {}, beep at {beep}: the message started before the tone",
+        utterance.ended
+    );
     app.stop().await;
 }

@@ -12,12 +12,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use talky::recording::encode::decode_file;
 use talky::recording::spool::{Direction, SpoolHeader, encode_record};
-use talky::sim::codec::{Decoder, Encoder};
 use talky::store::PgDialStore;
 use talky_actors::call::CallMsg;
 use talky_actors::dialer::{DialRequest, DialStore, call_name};
 use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
 use talky_actors::ports::MediaOut;
+use talky_sim::codec::{Decoder, Encoder};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{TestApp, campaign_body, test_config};
@@ -61,7 +61,7 @@ impl Actor for Speaker {
                 // A barge-in after the words: cuts nothing already sent.
                 let _ = outbound.send(MediaOut::Clear).await;
             });
-            let mut inbound = session.inbound.into_channel();
+            let mut inbound = talky_actors::testing::inbound_channel(session.inbound);
             tokio::spawn(async move { while inbound.recv().await.is_some() {} });
         }
         Ok(())
@@ -96,9 +96,11 @@ async fn intent(app: &TestApp, key: &str, tenant: &str, record: bool) -> (String
     let store = PgDialStore {
         pool: app.pool(),
         timeout: Duration::from_secs(5),
+        node: "test-node".into(),
     };
     let intent = store
         .create_intent(&DialRequest {
+            place_by: None,
             tenant: tenant.parse().expect("tenant"),
             campaign: campaign.parse::<CampaignId>().expect("campaign"),
             contact,

@@ -1,6 +1,8 @@
 //! The lifecycle routes drive real actors: start spawns the campaign's
 //! actor, which dials through the dialer; pause, resume and stop reach it;
-//! a restarted server resumes running campaigns.
+//! a dialer started later on the same database picks up the stored
+//! campaigns in their stored state. (Real restarts, with processes
+//! stopped and killed mid-campaign, are in `lifetime`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,7 +138,7 @@ async fn lifecycle_routes_drive_the_actors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pause_stops_dialling_and_a_restarted_server_resumes() {
+async fn a_dialer_started_later_takes_up_a_paused_campaign_paused_and_resume_dials() {
     let app = TestApp::start().await;
     let line = Arc::new(BusyLine::default());
     let (_, key) = app.tenant("acme").await;
@@ -225,21 +227,21 @@ async fn real_providers_are_built_from_configuration() {
     config.providers.enabled = true;
     let err = config.validate().expect_err("keys missing");
     assert!(
-        err.to_string().contains("providers.vonage_application_id"),
+        err.to_string().contains("providers.vonage.application_id"),
         "{err}"
     );
-    config.providers.vonage_application_id = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab".into();
-    config.providers.vonage_private_key_file = Some(
+    config.providers.vonage.application_id = Some("aaaaaaaa-bbbb-cccc-dddd-0123456789ab".into());
+    config.providers.vonage.private_key_file = Some(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("src/providers/vonage/testdata/test_private.pem"),
     );
-    config.providers.vonage_api_base_url = "http://127.0.0.1:9".into();
-    config.providers.deepgram_api_key = talky::config::Secret::new("dg");
-    config.providers.deepgram_base_url = "ws://127.0.0.1:9".into();
-    config.providers.llm_api_key = talky::config::Secret::new("llm");
-    config.providers.llm_base_url = "http://127.0.0.1:9".into();
-    config.providers.elevenlabs_api_key = talky::config::Secret::new("el");
-    config.providers.elevenlabs_base_url = "http://127.0.0.1:9".into();
+    config.providers.vonage.api_base_url = Some("http://127.0.0.1:9".into());
+    config.providers.deepgram.api_key = talky::config::Secret::new("dg");
+    config.providers.deepgram.base_url = Some("ws://127.0.0.1:9".into());
+    config.providers.llm.api_key = talky::config::Secret::new("llm");
+    config.providers.llm.base_url = Some("http://127.0.0.1:9".into());
+    config.providers.elevenlabs.api_key = talky::config::Secret::new("el");
+    config.providers.elevenlabs.base_url = Some("http://127.0.0.1:9".into());
     config.validate().expect("valid");
     let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
     // Chains: [Deepgram, Whisper], [LLM], [ElevenLabs, Aura].
@@ -252,21 +254,80 @@ async fn real_providers_are_built_from_configuration() {
         ("whisper", "aura")
     );
     // A second LLM only when its base URL is set, and then with its key.
-    config.providers.llm_fallback_base_url = "http://127.0.0.1:9/v1".into();
+    config.providers.llm_fallback.base_url = Some("http://127.0.0.1:9/v1".into());
     let err = config.validate().expect_err("fallback key missing");
     assert!(
-        err.to_string().contains("providers.llm_fallback_api_key"),
+        err.to_string().contains("providers.llm_fallback.api_key"),
         "{err}"
     );
-    config.providers.llm_fallback_api_key = talky::config::Secret::new("oa");
+    config.providers.llm_fallback.api_key = talky::config::Secret::new("oa");
     config.validate().expect("valid");
     let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
     assert_eq!(ports.llm.len(), 2);
     // A key file that does not exist is a start-up error naming Vonage.
-    config.providers.vonage_private_key_file = Some("/nonexistent.pem".into());
+    config.providers.vonage.private_key_file = Some("/nonexistent.pem".into());
     let err = talky::runtime::real_ports(&config, app.pool())
         .err()
         .expect("bad key file");
     assert!(err.to_string().contains("vonage"), "{err}");
+    app.stop().await;
+}
+
+/// Live calls have their own pool: with every connection of the API's pool
+/// held (as by stalled API requests), a dialer started now still reconciles,
+/// resumes the stored campaign and dials, and its calls' records land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_calls_do_not_wait_for_the_api_pool() {
+    let app = TestApp::start_with(|c| {
+        c.database.pool_size = 2;
+        c.database.live_pool_size = 2;
+        c.database.connect_timeout_ms = 1_000;
+    })
+    .await;
+    let line = Arc::new(BusyLine::default());
+    let (_, key) = app.tenant("acme").await;
+    let mut body = crate::support::campaign_body("c");
+    body["calling_window"] = json!({ "start": "00:00", "end": "23:59",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] });
+    body["max_attempts"] = json!(1);
+    let (_, c) = app.post("/api/v1/campaigns", &key, &body).await;
+    let id = c["id"].as_str().expect("id").to_string();
+    app.upload(
+        &format!("/api/v1/campaigns/{id}/contacts"),
+        &key,
+        "text/csv",
+        "phone,timezone\n+14155550501,UTC\n",
+    )
+    .await;
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/campaigns/{id}/start"), &key)
+        .await;
+    assert_eq!(status, 200);
+
+    // Every API connection taken.
+    let api = app.pool();
+    let held = (api.get().await.expect("one"), api.get().await.expect("two"));
+    assert_eq!(api.state().idle_connections, 0);
+    app.server()
+        .run_dialer(
+            ports(app.live_pool(), line.clone()),
+            dialer(),
+            campaigns(),
+            &format!("dialer-{}", uuid::Uuid::new_v4()),
+        )
+        .await
+        .expect("the dialer starts without an API connection");
+    let mut placed = 0;
+    for _ in 0..40 {
+        placed = line.placed.lock().unwrap_or_else(|e| e.into_inner()).len();
+        if placed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(placed, 1, "dialled while the API pool is exhausted");
+    drop(held);
+    let done = wait_for(&app, &key, &id, |s| s.iter().all(|x| x == "failed")).await;
+    assert_eq!(done, ["failed"], "the call's outcome was stored");
     app.stop().await;
 }

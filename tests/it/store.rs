@@ -61,6 +61,7 @@ fn stores(app: &TestApp, tenant: TenantId) -> (PgCampaignStore, PgDialStore, PgC
         PgDialStore {
             pool: pool.clone(),
             timeout,
+            node: "test-node".into(),
         },
         PgCallStore { pool, timeout },
     )
@@ -146,6 +147,7 @@ async fn campaign_store_contract() {
     );
     // ...then dialled (live)...
     let req = DialRequest {
+        place_by: None,
         tenant,
         campaign,
         contact: a,
@@ -249,6 +251,7 @@ async fn a_do_not_call_request_lists_the_number_at_once() {
         .expect("due");
     let contact = due[0].id;
     let req = DialRequest {
+        place_by: None,
         tenant,
         campaign,
         contact,

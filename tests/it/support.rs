@@ -3,6 +3,7 @@
 //! 127.0.0.1:0.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
@@ -60,7 +61,10 @@ fn migrations_hash() -> String {
     entries.sort();
     let mut hasher = Sha256::new();
     for path in entries {
-        hasher.update(path.to_string_lossy().as_bytes());
+        // Relative: checkouts in other folders share the template instead
+        // of dropping each other's as stale.
+        let name = path.strip_prefix(&dir).unwrap_or(&path);
+        hasher.update(name.to_string_lossy().as_bytes());
         hasher.update(std::fs::read(&path).expect("read migration"));
     }
     let digest = hasher.finalize();
@@ -224,8 +228,11 @@ pub fn test_config(db_url: &str) -> Config {
     config.database.url = Secret::new(db_url);
     config.redis.url = Secret::new(redis_url());
     config.redis.key_prefix = format!("talky-test:{}:", uuid::Uuid::new_v4());
+    // Each server its own node, as separate processes are.
+    config.redis.node_id = Some(format!("test-{}", uuid::Uuid::new_v4()));
     config.admin.token = Secret::new(format!("admin-{}", uuid::Uuid::new_v4()));
     config.database.pool_size = 4;
+    config.database.live_pool_size = 4;
     // Each server its own recordings: a start encodes every spool found.
     config.recordings.dir =
         std::env::temp_dir().join(format!("talky-rec-{}", uuid::Uuid::now_v7()));
@@ -267,8 +274,24 @@ impl TestApp {
         self.server.as_ref().expect("running").ctx.db.clone()
     }
 
+    /// The server's live-call pool (stores, dialer, reconciler, webhooks).
+    pub fn live_pool(&self) -> talky::db::Pool {
+        self.server.as_ref().expect("running").ctx.live_db.clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The callback key of a call's Vonage URLs on this server.
+    pub fn callback_key(&self, call: &str) -> String {
+        talky::providers::vonage::CallbackKey::from_config(&self.server().ctx.config.vonage)
+            .for_call(call)
+    }
+
+    /// A call's event webhook path: `/vonage/events/{call}/{key}`.
+    pub fn events_path(&self, call: &str) -> String {
+        format!("/vonage/events/{call}/{}", self.callback_key(call))
     }
 
     /// Creates a tenant; returns (tenant id, API key).
@@ -422,4 +445,39 @@ pub async fn decode(res: reqwest::Response) -> (u16, Value) {
         return (status, Value::Null);
     }
     (status, serde_json::from_slice(&bytes).expect("json body"))
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, for at most
+/// `within`; its value and how long it took. Panics naming `what` when
+/// the deadline passes: a test proves "happens" with a deadline, never
+/// with a sleep that guesses how long it takes.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> (T, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return (v, started.elapsed());
+        }
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `talky` binary cargo built for this suite.
+pub const TALKY_BINARY: &str = env!("CARGO_BIN_EXE_talky");
+
+/// The `talky-sim` binary beside `talky` (cargo builds a dependency's
+/// binaries only on request: `scripts/test.sh` builds every binary of the
+/// workspace before the tests).
+pub fn sim_binary() -> std::path::PathBuf {
+    let path = talky_sim::loadtest::sibling(std::path::Path::new(TALKY_BINARY), "talky-sim");
+    assert!(
+        path.is_file(),
+        "{} is missing; build it: cargo build -p talky-sim",
+        path.display()
+    );
+    path
 }

@@ -20,8 +20,27 @@ pub const DEFAULT_BACKCHANNEL_MAX_WORDS: usize = 2;
 pub const DEFAULT_SWITCH_AFTER: u32 = 2;
 /// Default: timeout of one port call (open a session, start a stream).
 pub const DEFAULT_PORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default: timeout of the create-call request (see
+/// [`CallConfig::place_timeout`]).
+pub const DEFAULT_PLACE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default: how long a call whose create-call ended unknown waits for an
+/// event to tell the provider's id before asking the provider's call list.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default: how long the apology may play before the hang-up.
 pub const DEFAULT_APOLOGY_GRACE: Duration = Duration::from_secs(4);
+/// Longest wait for a do-not-call to be stored before the call ends
+/// anyway. The agent's acknowledgement ("you will not be called again") is
+/// held until the write lands; past this the call is hung up without it,
+/// and the record writer keeps retrying in the background (the report
+/// carries `do_not_call` meanwhile).
+pub const DNC_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the shutdown line may play before the hang-up: the default
+/// line is about five seconds of speech; the node is draining, so this
+/// bounds how long a call holds it up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// Default: said when the node stops under a live call.
+pub const DEFAULT_SHUTDOWN_TEXT: &str =
+    "I'm sorry, I have to end our call now. We will call you back. Goodbye.";
 
 /// What to do when a machine answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +90,12 @@ pub struct CallConfig {
     pub goodbye_text: String,
     /// Said when a provider fails beyond its restarts.
     pub apology_text: String,
+    /// Said when this node shuts down under the call (`CallMsg::Shutdown`).
+    pub shutdown_text: String,
     /// Minimum caller speech that cuts the agent.
     pub barge_in_min_speech: Duration,
+    /// Quiet audio after which the VAD calls the callee's speech over.
+    pub vad_hangover: Duration,
     /// Longest final transcript treated as a backchannel.
     pub backchannel_max_words: usize,
     /// Restart intensity of each child.
@@ -81,6 +104,15 @@ pub struct CallConfig {
     pub switch_after: u32,
     /// Timeout of one port call.
     pub port_timeout: Duration,
+    /// Timeout of `place_call`. Must exceed the telephony client's own
+    /// request timeout, so the client's timeout fires first (and says
+    /// whether the request was sent); if this one fires anyway, whether
+    /// the call was placed is unknown (`PortError::Unknown`).
+    pub place_timeout: Duration,
+    /// After a create-call of unknown outcome, wait this long for an event
+    /// carrying the provider's id (`CallMsg::ProviderId`) before asking
+    /// `TelephonyPort::find_call`.
+    pub resolve_timeout: Duration,
     /// Single-use token of the media socket URL.
     pub media_token: String,
 }
@@ -109,11 +141,15 @@ impl CallConfig {
             apology_text:
                 "I'm sorry, we're having technical difficulties. We'll call you back. Goodbye."
                     .into(),
+            shutdown_text: DEFAULT_SHUTDOWN_TEXT.into(),
             barge_in_min_speech: DEFAULT_BARGE_IN_MIN_SPEECH,
+            vad_hangover: crate::media::vad::DEFAULT_HANGOVER,
             backchannel_max_words: DEFAULT_BACKCHANNEL_MAX_WORDS,
             restart: RestartPolicy::default(),
             switch_after: DEFAULT_SWITCH_AFTER,
             port_timeout: DEFAULT_PORT_TIMEOUT,
+            place_timeout: DEFAULT_PLACE_TIMEOUT,
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             media_token: String::new(),
         }
     }

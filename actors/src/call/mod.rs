@@ -2,22 +2,29 @@
 //! through the ports while supervising its STT, LLM and TTS children.
 
 mod actor;
-mod agent;
 mod children;
 pub mod config;
+mod conversation;
+mod leg;
 pub mod lifecycle;
 mod msg;
-mod router;
+mod ports;
+pub(crate) mod router;
+mod state;
 mod store_writer;
+mod supervise;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use actor::{CallActor, CallState};
-pub use agent::tools;
+pub use actor::{CallActor, CallArgs};
 pub use config::{CallConfig, MachineAction};
+pub use conversation::tools;
 pub use msg::{
-    CallArgs, CallMsg, CallPorts, CallReport, CallSnapshot, ChildKind, ChildSnapshot, Ports,
+    CallMsg, CallReport, CallSnapshot, ChildKind, ChildSnapshot, MediaInbound, MediaSession,
     ReportSink, TimerKind, campaign_outcome,
 };
+pub use ports::{CallPorts, Ports};
 pub use router::{CallerAudio, SttChanges};
+pub use state::CallState;
+pub use store_writer::wait_for_record_writers;

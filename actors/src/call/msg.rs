@@ -1,64 +1,22 @@
-//! The CallActor's arguments, messages (split by source) and reports.
+//! The CallActor's messages (split by source), its media session, and
+//! what it reports.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::RpcReplyPort;
+use tokio::sync::mpsc;
 
-use super::config::CallConfig;
 use super::lifecycle::{CallStatus, EndCause};
+use super::router::CallerAudio;
 use crate::media::SegmentId;
+#[cfg(doc)]
+use crate::ports::MEDIA_OUT_CAPACITY;
 use crate::ports::{
-    CallKey, CallStore, Clock, LlmEvent, LlmPort, MediaSession, PortError, ProviderCallId,
-    SttEvent, SttPort, TelephonyEvent, TelephonyPort, TtsPort,
+    CallKey, CalleeRequest, LlmEvent, MediaOut, PortError, ProviderCallId, SttEvent, TelephonyEvent,
 };
 use crate::schedule::retry::CallOutcome;
-
-/// The port implementations a call uses, as one type parameter.
-pub trait CallPorts: Send + Sync + 'static {
-    /// Telephony.
-    type Telephony: TelephonyPort;
-    /// Speech to text (one type; a provider chain holds several values).
-    type Stt: SttPort;
-    /// LLM.
-    type Llm: LlmPort;
-    /// Text to speech.
-    type Tts: TtsPort;
-    /// Call records.
-    type Store: CallStore;
-    /// Time.
-    type Clock: Clock;
-}
-
-/// The ports of a call: one telephony, store and clock; a provider chain
-/// (primary first) for each of STT, LLM and TTS.
-pub struct Ports<P: CallPorts> {
-    /// Places and ends the call.
-    pub telephony: Arc<P::Telephony>,
-    /// STT providers, primary first (at least one).
-    pub stt: Vec<Arc<P::Stt>>,
-    /// LLM providers, primary first (at least one).
-    pub llm: Vec<Arc<P::Llm>>,
-    /// TTS providers, primary first (at least one).
-    pub tts: Vec<Arc<P::Tts>>,
-    /// Records.
-    pub store: Arc<P::Store>,
-    /// Time.
-    pub clock: Arc<P::Clock>,
-}
-
-impl<P: CallPorts> Clone for Ports<P> {
-    fn clone(&self) -> Self {
-        Self {
-            telephony: self.telephony.clone(),
-            stt: self.stt.clone(),
-            llm: self.llm.clone(),
-            tts: self.tts.clone(),
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-}
 
 /// How a call ended, for whoever placed it (the dialer, the campaign).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,25 +64,41 @@ pub fn campaign_outcome(
         EndCause::NoAnswer | EndCause::NoInput => CallOutcome::NoAnswer,
         EndCause::Rejected => CallOutcome::Rejected,
         EndCause::Machine => CallOutcome::Machine,
-        EndCause::Failed(_) | EndCause::ProviderError(_) | EndCause::Cancelled => {
-            CallOutcome::Failed
-        }
+        // An interrupted call is a technical failure for the contact: the
+        // retry policy redials it (no new outcome name to store).
+        EndCause::Failed(_)
+        | EndCause::ProviderError(_)
+        | EndCause::Cancelled
+        | EndCause::Interrupted => CallOutcome::Failed,
     }
 }
 
 /// Receives the report when a call is over.
 pub type ReportSink = Arc<dyn Fn(CallReport) + Send + Sync>;
 
-/// What a CallActor starts from.
-pub struct CallArgs<P: CallPorts> {
-    /// Who the call belongs to.
-    pub key: CallKey,
-    /// Its settings.
-    pub config: CallConfig,
-    /// Its ports.
-    pub ports: Ports<P>,
-    /// Told once, when the call is over.
-    pub report: ReportSink,
+/// Where a media session's callee audio goes: the socket's task pushes
+/// each item into the [`CallerAudio`] the call sends back here (no task or
+/// channel per 20 ms frame). Dropped unanswered if the call refuses the
+/// socket.
+pub enum MediaInbound {
+    /// The call answers with its [`CallerAudio`].
+    Inline(tokio::sync::oneshot::Sender<CallerAudio>),
+}
+
+impl std::fmt::Debug for MediaInbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inline")
+    }
+}
+
+/// A live media socket bound to a call: bounded both ways; closing
+/// either side (dropping) ends the session.
+#[derive(Debug)]
+pub struct MediaSession {
+    /// From the callee.
+    pub inbound: MediaInbound,
+    /// To the callee; capacity [`MEDIA_OUT_CAPACITY`].
+    pub outbound: mpsc::Sender<MediaOut>,
 }
 
 /// Which child.
@@ -153,6 +127,11 @@ pub enum TimerKind {
     /// `completed` came before any answer; the more specific status
     /// (busy, timeout, rejected…) it stands for had its time to arrive.
     CompletedUnanswered,
+    /// A do-not-call was not confirmed stored in time: end the call anyway.
+    DoNotCallStored,
+    /// No event told the id of a leg placed with an unknown outcome: ask
+    /// the provider's call list.
+    ResolvePlacement,
 }
 
 /// A live child as the supervisor view shows it.
@@ -196,12 +175,24 @@ pub enum CallMsg {
     AttachMedia(MediaSession),
     /// End the call (campaign stopped, operator).
     Hangup(EndCause),
+    /// The provider's id of this call's leg, learnt from a webhook event
+    /// (sent by the webhook route when an event carries the provider's
+    /// uuid). Adopted when the call has none yet (its create-call ended of
+    /// unknown outcome); otherwise ignored.
+    ProviderId(ProviderCallId),
+    /// This node is stopping and its drain time is over (sent by the
+    /// dialer): a live call says `CallConfig::shutdown_text` and hangs up,
+    /// one not yet answered is hung up at once, both with
+    /// `EndCause::Interrupted`; a finished call ignores it.
+    Shutdown,
     /// Supervisor view.
     Snapshot(RpcReplyPort<CallSnapshot>),
 
     // ----- results of port calls made in tasks -----
     /// `place_call` answered.
     Placed(Result<ProviderCallId, PortError>),
+    /// `find_call` answered (asked after a create-call of unknown outcome).
+    Resolved(Result<Option<ProviderCallId>, PortError>),
 
     // ----- child events -----
     /// From the STT child of this generation.
@@ -231,14 +222,23 @@ pub enum CallMsg {
     },
     /// A child is to be started again.
     Restart(ChildKind),
+    /// The call's record writer stored what the callee asked for (the
+    /// do-not-call is acknowledged to the callee only after this).
+    RequestStored(CalleeRequest),
 
     // ----- media control (from the audio router; no audio here) -----
     /// The callee has spoken for at least the barge-in minimum.
     CallerSpeech,
-    /// The callee stopped speaking (after the VAD's hangover).
-    CallerSilent,
-    /// A keypad digit.
+    /// The callee stopped speaking: the VAD saw its hangover of quiet
+    /// audio, which ended `silent_for` ago (audio time).
+    CallerSilent {
+        /// Quiet audio since the end of the speech.
+        silent_for: Duration,
+    },
+    /// A keypad digit (logged).
     Dtmf(char),
+    /// The provider played our audio up to a mark we sent (logged).
+    MarkPlayed(String),
     /// The media socket closed.
     MediaClosed,
 
@@ -275,6 +275,12 @@ mod tests {
         assert_eq!(report(EndCause::Busy).outcome(), CallOutcome::Busy);
         assert_eq!(report(EndCause::NoInput).outcome(), CallOutcome::NoAnswer);
         assert_eq!(report(EndCause::Timeout).outcome(), CallOutcome::Completed);
+        assert_eq!(report(EndCause::Interrupted).outcome(), CallOutcome::Failed);
+        assert_eq!(
+            EndCause::from_stored(EndCause::Interrupted.outcome(), ""),
+            EndCause::Interrupted
+        );
+        assert_eq!(EndCause::Interrupted.outcome(), "interrupted");
         assert_eq!(
             report(EndCause::ProviderError("x".into())).outcome(),
             CallOutcome::Failed

@@ -1,5 +1,6 @@
-//! The audio router: the one task that reads the callee's media. Audio
-//! goes straight to the live STT session (never through an actor mailbox)
+//! The callee's audio path ([`CallerAudio`]), driven by whoever reads the
+//! media socket (its own task; no task of the call's). Audio goes
+//! straight to the live STT session (never through an actor mailbox)
 //! and runs through a VAD; only control events reach the CallActor. While
 //! STT is restarting, audio waits in a bounded buffer and is replayed to
 //! the new session, so nothing the callee says is lost to a restart.
@@ -8,7 +9,6 @@ use std::collections::VecDeque;
 
 use ractor::ActorRef;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use super::msg::CallMsg;
 use crate::media::{Vad, VadEvent};
@@ -181,9 +181,9 @@ impl CallerAudio {
         }))
     }
 
-    /// For fakes of a call: every item goes to `tx` as it comes (dropped
-    /// when the channel is full).
-    pub fn forward_to(tx: mpsc::Sender<MediaIn>) -> Self {
+    /// For fakes of a call (see [`crate::testing`]): every item goes to
+    /// `tx` as it comes (dropped when the channel is full).
+    pub(crate) fn forward_to(tx: mpsc::Sender<MediaIn>) -> Self {
         Self(Audio::Forward(tx, watch::channel(None).0))
     }
 
@@ -206,7 +206,8 @@ impl CallerAudio {
                         let _ = a.parent.cast(CallMsg::CallerSpeech);
                     }
                     Some(VadEvent::SpeechEnd { .. }) => {
-                        let _ = a.parent.cast(CallMsg::CallerSilent);
+                        let silent_for = a.vad.trailing_silence();
+                        let _ = a.parent.cast(CallMsg::CallerSilent { silent_for });
                     }
                     None => {}
                 }
@@ -217,7 +218,9 @@ impl CallerAudio {
             MediaIn::Dtmf(digit) => {
                 let _ = a.parent.cast(CallMsg::Dtmf(digit));
             }
-            MediaIn::Mark(_) => {}
+            MediaIn::Mark(mark) => {
+                let _ = a.parent.cast(CallMsg::MarkPlayed(mark));
+            }
         }
     }
 
@@ -270,35 +273,6 @@ impl SttChanges {
     pub async fn next(&mut self) -> bool {
         self.0.changed().await.is_ok()
     }
-}
-
-/// Drives a call's [`CallerAudio`] from a channel (media sessions that
-/// hand over a receiver rather than pushing themselves).
-pub(crate) fn spawn(
-    mut inbound: mpsc::Receiver<MediaIn>,
-    mut audio: CallerAudio,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut changes = audio.stt_changes();
-        loop {
-            tokio::select! {
-                item = inbound.recv() => match item {
-                    // Dropping `audio` tells the call.
-                    None => break,
-                    Some(item) => audio.push(item),
-                },
-                changed = changes.next() => {
-                    if changed {
-                        audio.stt_changed();
-                    } else {
-                        // The call dropped the slot: it is ending.
-                        audio.call_gone();
-                        break;
-                    }
-                }
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -3,64 +3,18 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::config::CampaignConfig;
 use super::lease::LeaseStatus;
-use super::messages::{CampaignControl, CampaignMsg};
+use super::msg::{CampaignControl, CampaignMsg};
 use super::ports::{CampaignStore, DialSink};
 use super::state::CampaignActorState;
 use crate::campaign::CampaignCommand;
 use crate::cluster::ClusterPort;
 use crate::ids::CampaignId;
-use crate::ports::{Clock, PortError};
-
-/// Default time between ticks (looking for due contacts).
-pub const DEFAULT_TICK: Duration = Duration::from_secs(1);
-/// Default limit on each store and dialer call.
-pub const DEFAULT_PORT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default number of store failures in a row that make the actor fail.
-pub const DEFAULT_MAX_STORE_FAILURES: u32 = 5;
-/// Default wait before a contact the dialer did not take is due again.
-pub const DEFAULT_REFUSAL_BACKOFF: Duration = Duration::from_secs(5);
-/// Default most batches of due contacts read per tick.
-pub const DEFAULT_BATCHES_PER_TICK: u32 = 4;
-/// Shortest tick, so a zero interval cannot spin.
-pub const MIN_TICK: Duration = Duration::from_millis(1);
-
-/// How a campaign actor paces itself and tolerates failures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CampaignConfig {
-    /// Time between ticks (at least [`MIN_TICK`]).
-    pub tick: Duration,
-    /// Limit on each store and dialer call; a call that takes longer
-    /// counts as failed.
-    pub port_timeout: Duration,
-    /// Store failures in a row (one counted per tick at most: after a
-    /// failure the store is left alone until the next tick) after which
-    /// the actor fails, for its supervisor to restart it. At least 1.
-    pub max_store_failures: u32,
-    /// How long a contact the dialer refused (or did not answer for) waits
-    /// before it is due again.
-    pub refusal_backoff: Duration,
-    /// Most batches of due contacts read in one tick (each at most twice
-    /// the free call slots), so contacts outside their window do not hold
-    /// up those inside it for long. At least 1.
-    pub batches_per_tick: u32,
-}
-
-impl Default for CampaignConfig {
-    fn default() -> Self {
-        CampaignConfig {
-            tick: DEFAULT_TICK,
-            port_timeout: DEFAULT_PORT_TIMEOUT,
-            max_store_failures: DEFAULT_MAX_STORE_FAILURES,
-            refusal_backoff: DEFAULT_REFUSAL_BACKOFF,
-            batches_per_tick: DEFAULT_BATCHES_PER_TICK,
-        }
-    }
-}
+use crate::ports::Clock;
 
 /// What a campaign actor is started with. Cheap to clone, so a supervisor
 /// keeps it to restart the actor (which then resumes from the store).
@@ -93,19 +47,6 @@ impl<S, D> Clone for CampaignArgs<S, D> {
             cluster: Arc::clone(&self.cluster),
         }
     }
-}
-
-/// Why a campaign actor failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CampaignActorError {
-    /// The store kept failing; a restart resumes from it once it is back.
-    #[error("campaign store failed {failures} times in a row; last error: {last}")]
-    StoreFailing {
-        /// Failures in a row.
-        failures: u32,
-        /// The last one.
-        last: PortError,
-    },
 }
 
 /// The actor running one campaign: see the module docs of
@@ -164,6 +105,7 @@ impl<S: CampaignStore, D: DialSink> Actor for CampaignActor<S, D> {
         }
         let is_tick = matches!(message, CampaignMsg::Tick);
         match message {
+            CampaignMsg::Tick if state.is_draining() => state.tick_draining().await,
             CampaignMsg::Tick => match state.lease.hold().await {
                 LeaseStatus::Held => state.tick().await,
                 LeaseStatus::Fresh => {
@@ -177,6 +119,7 @@ impl<S: CampaignStore, D: DialSink> Actor for CampaignActor<S, D> {
                 CampaignControl::Resume => state.command(CampaignCommand::Resume),
                 CampaignControl::Stop => state.command(CampaignCommand::Stop),
                 CampaignControl::Reload => state.request_reload(),
+                CampaignControl::Drain => state.drain().await,
                 CampaignControl::Snapshot(reply) => {
                     let _ = reply.send(state.snapshot());
                     return Ok(());

@@ -84,6 +84,22 @@
 //! current actor; one for a call this incarnation did not place is
 //! recorded like any other.
 //!
+//! # Re-checks, withdrawals and drains
+//!
+//! Each live call is tagged placed (by this incarnation) or taken over.
+//! Once one has been live [`CampaignConfig::recheck_every`], and at most
+//! that often, `claimed` is read again and the live calls settled from
+//! it: ended ones recorded (an event arriving later is not counted
+//! again), never-placed ones released, ones no longer in progress
+//! dropped. A lost event never holds a slot or a stop's drain for ever.
+//!
+//! On pause and stop the dialer is asked to withdraw the campaign's
+//! queued dials ([`DialSink::withdraw`]); each comes back as
+//! [`CampaignEvent::NotPlaced`] and its claim is released, attempt
+//! unchanged. [`CampaignControl::Drain`] (the node is stopping) withdraws
+//! too, gives the lease up at once, sees this incarnation's own calls and
+//! writes through, and stops, leaving the stored state as it is.
+//!
 //! # Failures
 //!
 //! Every store and dialer call has a timeout ([`CampaignConfig::port_timeout`]).
@@ -101,24 +117,26 @@
 //! [`CampaignState::apply`]: crate::campaign::CampaignState::apply
 
 mod actor;
+mod config;
 mod jitter;
 mod lease;
-mod messages;
+mod msg;
 pub mod ports;
 mod state;
+mod steps;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use actor::{
-    CampaignActor, CampaignActorError, CampaignArgs, CampaignConfig, DEFAULT_BATCHES_PER_TICK,
-    DEFAULT_MAX_STORE_FAILURES, DEFAULT_PORT_TIMEOUT, DEFAULT_REFUSAL_BACKOFF, DEFAULT_TICK,
-    MIN_TICK,
+pub use actor::{CampaignActor, CampaignArgs};
+pub use config::{
+    CampaignConfig, DEFAULT_BATCHES_PER_TICK, DEFAULT_MAX_STORE_FAILURES, DEFAULT_PORT_TIMEOUT,
+    DEFAULT_RECHECK_EVERY, DEFAULT_REFUSAL_BACKOFF, DEFAULT_TICK, MIN_TICK,
 };
 pub use jitter::Jitter;
-pub use messages::{CampaignControl, CampaignEvent, CampaignMsg, CampaignSnapshot};
+pub use msg::{CampaignControl, CampaignEvent, CampaignMsg, CampaignSnapshot};
 pub use ports::{
     CampaignSettings, CampaignStore, ClaimedCall, ClaimedContact, DialRefused, DialRequest,
     DialSink, DueContact, GiveUpReason,
 };
-pub use state::CampaignActorState;
+pub use state::{CampaignActorError, CampaignActorState};

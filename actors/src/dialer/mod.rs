@@ -4,54 +4,26 @@
 
 mod actor;
 pub mod admission;
+mod config;
+mod dialing;
+mod handle;
+mod msg;
+mod ports;
 mod room;
+mod state;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-use std::future::Future;
-
-pub use actor::{
-    CampaignCalls, DialStore, DialerActor, DialerArgs, DialerConfig, DialerHandle, DialerMsg,
-    DialerSnapshot, DialerState, Intent, IntentError, call_name,
+pub use actor::{DialerActor, DialerArgs};
+pub use config::{
+    DEFAULT_CALLS_PER_SECOND, DEFAULT_CPS_BURST, DEFAULT_GLOBAL_CAP, DEFAULT_RPC_TIMEOUT,
+    DEFAULT_TENANT_CAP, DialerConfig,
 };
-
-use crate::ids::{CampaignId, ContactId, TenantId};
-
-/// One call the campaign asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DialRequest {
-    /// Owner.
-    pub tenant: TenantId,
-    /// Campaign.
-    pub campaign: CampaignId,
-    /// Contact.
-    pub contact: ContactId,
-    /// Number to call, E.164.
-    pub phone: String,
-    /// Attempt number, from 1: with campaign and contact, the key of the
-    /// dialer's dial intent (one call per key, ever).
-    pub attempt: u32,
-}
-
-/// Why the dialer did not take a call.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DialRefused {
-    /// A concurrency cap (global, tenant or campaign) is full: ask again later.
-    #[error("dialer at capacity")]
-    AtCapacity,
-    /// This (campaign, contact, attempt) was already dialled; its outcome
-    /// is, or will be, reported.
-    #[error("attempt already dialled")]
-    Duplicate,
-    /// Anything else; the campaign tries the contact again later.
-    #[error("dialer unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// Where the campaign sends its calls (the DialerActor).
-pub trait DialSink: Send + Sync + 'static {
-    /// Asks for a call. `Ok` means accepted: the dialer reports its outcome
-    /// later, exactly once.
-    fn dial(&self, req: DialRequest) -> impl Future<Output = Result<(), DialRefused>> + Send;
-}
+pub use handle::{DialerHandle, call_name};
+pub use msg::{
+    CampaignCalls, CampaignSink, DialRefused, DialReport, DialRequest, DialerMsg, DialerSnapshot,
+    NotPlacedWhy, shutdown_message,
+};
+pub use ports::{DialSink, DialStore, Intent, IntentError};
+pub use state::DialerState;

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-use super::actor::{DialStore, DialerState, IntentError, Queued};
 use super::admission::Permit;
+use super::ports::{DialStore, IntentError};
+use super::state::{DialerState, Queued};
 use super::{DialRefused, DialRequest};
 use crate::call::CallPorts;
 use crate::cluster::{CpsGrant, Slot, SlotCaps, SlotId};
@@ -102,6 +103,9 @@ pub(super) async fn admit<P: CallPorts, D: DialStore>(
     state: &mut DialerState<P, D>,
     request: DialRequest,
 ) -> Result<(), DialRefused> {
+    if state.draining {
+        return Err(DialRefused::Unavailable("draining".into()));
+    }
     let Some(campaign_cap) = state
         .campaigns
         .get(&request.campaign)

@@ -11,8 +11,11 @@ use ractor::{Actor, ActorRef};
 use tokio::time::Instant;
 
 use super::*;
+use crate::call::lifecycle::EndCause;
 use crate::call::tests::fakes::{FakeLlm, FakeStore, FakeStt, FakeTts, config, lock};
 use crate::call::{CallMsg, CallPorts, CallReport, Ports};
+use crate::cluster::{ClusterFuture, CpsGrant, LeaseGrant, Slot, SlotCaps};
+use crate::dialer::admission::Full;
 use crate::ids::{CallId, CampaignId, ContactId, TenantId};
 use crate::ports::*;
 
@@ -91,11 +94,13 @@ impl TelephonyPort for World {
     }
 }
 
-/// Intents, unique per (campaign, contact, attempt).
+/// Intents, unique per (campaign, contact, attempt); a cancelled one is
+/// gone (the attempt may be dialled again).
 #[derive(Default)]
 struct Intents {
     seen: Mutex<HashSet<(CampaignId, ContactId, u32)>>,
     owners: Owners,
+    cancelled: Mutex<Vec<CallKey>>,
 }
 
 impl DialStore for Intents {
@@ -114,12 +119,80 @@ impl DialStore for Intents {
     async fn provider_call(&self, key: CallKey) -> PortResult<Option<ProviderCallId>> {
         Ok(Some(ProviderCallId(format!("p-{}", key.call))))
     }
+
+    async fn cancel_intent(&self, key: CallKey) -> PortResult<()> {
+        lock(&self.seen).remove(&(key.campaign, key.contact, key.attempt));
+        lock(&self.owners).remove(&key.call);
+        lock(&self.cancelled).push(key);
+        Ok(())
+    }
 }
 
-/// Tokio's clock; `utc()` panics once when armed (to crash one call).
-#[derive(Default)]
+/// The cluster, whose CPS tokens can be made unavailable (Redis down).
+pub(crate) struct FlakyCluster {
+    inner: crate::cluster::LocalCluster,
+    /// `take_cps` fails while set.
+    pub(crate) cps_down: AtomicBool,
+}
+
+impl FlakyCluster {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
+        FlakyCluster {
+            inner: crate::cluster::LocalCluster::single("test", clock),
+            cps_down: AtomicBool::new(false),
+        }
+    }
+}
+
+impl crate::cluster::ClusterPort for FlakyCluster {
+    fn node(&self) -> &str {
+        self.inner.node()
+    }
+    fn slot_renew_every(&self) -> Duration {
+        self.inner.slot_renew_every()
+    }
+    fn take_cps(&self, rate: f64, burst: u32) -> ClusterFuture<'_, CpsGrant> {
+        if self.cps_down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(PortError::Unavailable("redis down".into())) });
+        }
+        self.inner.take_cps(rate, burst)
+    }
+    fn acquire_slot(&self, slot: Slot, caps: SlotCaps) -> ClusterFuture<'_, Result<(), Full>> {
+        self.inner.acquire_slot(slot, caps)
+    }
+    fn renew_slots(&self, slots: Vec<Slot>) -> ClusterFuture<'_, ()> {
+        self.inner.renew_slots(slots)
+    }
+    fn release_slot(&self, slot: Slot) -> ClusterFuture<'_, ()> {
+        self.inner.release_slot(slot)
+    }
+    fn acquire_lease(&self, campaign: CampaignId) -> ClusterFuture<'_, LeaseGrant> {
+        self.inner.acquire_lease(campaign)
+    }
+    fn renew_lease(&self, campaign: CampaignId) -> ClusterFuture<'_, bool> {
+        self.inner.renew_lease(campaign)
+    }
+    fn release_lease(&self, campaign: CampaignId) -> ClusterFuture<'_, bool> {
+        self.inner.release_lease(campaign)
+    }
+}
+
+/// Tokio's clock (wall time follows it from the start); `utc()` panics
+/// once when armed (to crash one call).
 struct TrapClock {
     armed: AtomicBool,
+    utc0: DateTime<Utc>,
+    t0: Instant,
+}
+
+impl Default for TrapClock {
+    fn default() -> Self {
+        TrapClock {
+            armed: AtomicBool::new(false),
+            utc0: Utc::now(),
+            t0: Instant::now(),
+        }
+    }
 }
 
 impl Clock for TrapClock {
@@ -130,7 +203,7 @@ impl Clock for TrapClock {
         if self.armed.swap(false, Ordering::SeqCst) {
             panic!("trap clock sprung");
         }
-        Utc::now()
+        self.utc0 + chrono::TimeDelta::from_std(Instant::now() - self.t0).expect("elapsed")
     }
 }
 
@@ -150,11 +223,15 @@ struct Rig {
     handle: DialerHandle,
     counts: Arc<Mutex<Counts>>,
     reports: Arc<Mutex<Vec<CallReport>>>,
+    not_placed: Arc<Mutex<Vec<(CallKey, NotPlacedWhy)>>>,
+    intents: Arc<Intents>,
+    cluster: Arc<FlakyCluster>,
     clock: Arc<TrapClock>,
 }
 
 async fn rig(config_: DialerConfig, talk: Duration) -> Rig {
     let intents = Arc::new(Intents::default());
+    let cluster = Arc::new(FlakyCluster::new(Arc::new(TrapClock::default())));
     let counts = Arc::new(Mutex::new(Counts::default()));
     let clock = Arc::new(TrapClock::default());
     let sessions = Arc::new(Mutex::new(Vec::new()));
@@ -183,13 +260,16 @@ async fn rig(config_: DialerConfig, talk: Duration) -> Rig {
         DialerArgs {
             config: config_,
             ports,
-            store: intents,
-            cluster: Arc::new(crate::cluster::LocalCluster::single("test", clock.clone())),
+            store: intents.clone(),
+            cluster: cluster.clone(),
         },
     )
     .await
     .expect("dialer starts");
     Rig {
+        not_placed: Arc::new(Mutex::new(Vec::new())),
+        intents,
+        cluster,
         handle: DialerHandle {
             name,
             timeout: Duration::from_secs(5),
@@ -204,6 +284,7 @@ async fn rig(config_: DialerConfig, talk: Duration) -> Rig {
 impl Rig {
     fn configure(&self, tenant: TenantId, campaign: CampaignId, cap: u32) {
         let reports = self.reports.clone();
+        let not_placed = self.not_placed.clone();
         self.dialer
             .cast(DialerMsg::Configure {
                 campaign,
@@ -211,7 +292,10 @@ impl Rig {
                     tenant,
                     max_concurrent: cap,
                     template: config(),
-                    on_report: Arc::new(move |r| lock(&reports).push(r)),
+                    on_report: Arc::new(move |r| match r {
+                        DialReport::Ended(r) => lock(&reports).push(r),
+                        DialReport::NotPlaced { key, why } => lock(&not_placed).push((key, why)),
+                    }),
                 }),
             })
             .expect("configure");
@@ -225,6 +309,7 @@ fn request(tenant: TenantId, campaign: CampaignId, contact: ContactId, n: usize)
         contact,
         phone: format!("+1415555{n:04}"),
         attempt: 1,
+        place_by: None,
     }
 }
 
@@ -388,4 +473,178 @@ async fn a_crashing_call_leaves_its_siblings_and_the_dialer_alone() {
         .dial(request(tenant, campaign, ContactId::new(), 99))
         .await
         .expect("accepted after the crash");
+}
+
+async fn snapshot(rig: &Rig) -> DialerSnapshot {
+    ractor::call_t!(rig.dialer, DialerMsg::Snapshot, 1000).expect("snapshot")
+}
+
+fn not_placed_contacts(rig: &Rig) -> Vec<(ContactId, NotPlacedWhy)> {
+    let mut v: Vec<_> = lock(&rig.not_placed)
+        .iter()
+        .map(|(k, why)| (k.contact, *why))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_dial_whose_window_closes_is_not_placed_and_goes_back() {
+    let rig = rig(DialerConfig::default(), Duration::from_secs(1)).await;
+    let (tenant, campaign) = (TenantId::new(), CampaignId::new());
+    rig.configure(tenant, campaign, 10);
+    rig.cluster.cps_down.store(true, Ordering::SeqCst);
+    let closes = ContactId::new();
+    let open = ContactId::new();
+    let by = rig.clock.utc() + chrono::TimeDelta::seconds(2);
+    let req = DialRequest {
+        place_by: Some(by),
+        ..request(tenant, campaign, closes, 1)
+    };
+    rig.handle.dial(req).await.expect("accepted");
+    let req = DialRequest {
+        place_by: Some(by + chrono::TimeDelta::hours(1)),
+        ..request(tenant, campaign, open, 2)
+    };
+    rig.handle.dial(req).await.expect("accepted");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(snapshot(&rig).await.queued, 2, "both wait for a CPS token");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        not_placed_contacts(&rig),
+        [(closes, NotPlacedWhy::WindowClosed)]
+    );
+    rig.cluster.cps_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        lock(&rig.counts).placed_to,
+        ["+14155550002"],
+        "only the open one rang"
+    );
+    let cancelled: Vec<ContactId> = lock(&rig.intents.cancelled)
+        .iter()
+        .map(|k| k.contact)
+        .collect();
+    assert_eq!(cancelled, [closes], "its intent was cancelled");
+    let s = snapshot(&rig).await;
+    assert_eq!((s.live, s.queued, s.dialled, s.not_placed), (0, 0, 1, 1));
+    // The same attempt may be asked for again (its intent is gone).
+    rig.handle
+        .dial(request(tenant, campaign, closes, 1))
+        .await
+        .expect("the attempt is dialled after all");
+}
+
+#[tokio::test(start_paused = true)]
+async fn withdraw_drops_only_that_campaigns_queued_dials() {
+    let rig = rig(DialerConfig::default(), Duration::from_secs(1)).await;
+    let tenant = TenantId::new();
+    let (paused, other) = (CampaignId::new(), CampaignId::new());
+    rig.configure(tenant, paused, 10);
+    rig.configure(tenant, other, 10);
+    rig.cluster.cps_down.store(true, Ordering::SeqCst);
+    let mine = [ContactId::new(), ContactId::new()];
+    for (n, c) in mine.iter().enumerate() {
+        rig.handle
+            .dial(request(tenant, paused, *c, n))
+            .await
+            .expect("accepted");
+    }
+    rig.handle
+        .dial(request(tenant, other, ContactId::new(), 9))
+        .await
+        .expect("accepted");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rig.handle.withdraw(paused).await.expect("withdrawn");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut expected = vec![
+        (mine[0], NotPlacedWhy::Withdrawn),
+        (mine[1], NotPlacedWhy::Withdrawn),
+    ];
+    expected.sort();
+    assert_eq!(not_placed_contacts(&rig), expected);
+    assert_eq!(lock(&rig.intents.cancelled).len(), 2);
+    assert_eq!(snapshot(&rig).await.queued, 1);
+    rig.cluster.cps_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(lock(&rig.counts).placed_to, ["+14155550009"]);
+    assert_eq!(lock(&rig.reports).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_refuses_new_dials_and_drops_queued_ones_while_live_calls_go_on() {
+    let rig = rig(DialerConfig::default(), Duration::from_secs(10)).await;
+    let (tenant, campaign) = (TenantId::new(), CampaignId::new());
+    rig.configure(tenant, campaign, 10);
+    rig.handle
+        .dial(request(tenant, campaign, ContactId::new(), 1))
+        .await
+        .expect("accepted");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rig.cluster.cps_down.store(true, Ordering::SeqCst);
+    for n in 2..4 {
+        rig.handle
+            .dial(request(tenant, campaign, ContactId::new(), n))
+            .await
+            .expect("accepted");
+    }
+    let s = snapshot(&rig).await;
+    assert_eq!((s.live, s.queued, s.draining), (1, 2, false));
+
+    rig.dialer.cast(DialerMsg::Drain).expect("drain");
+    assert_eq!(
+        rig.handle
+            .dial(request(tenant, campaign, ContactId::new(), 5))
+            .await,
+        Err(DialRefused::Unavailable("draining".into()))
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s = snapshot(&rig).await;
+    assert_eq!(
+        (s.live, s.queued, s.draining, s.not_placed),
+        (1, 0, true, 2)
+    );
+    assert!(
+        lock(&rig.not_placed)
+            .iter()
+            .all(|(_, why)| *why == NotPlacedWhy::Draining)
+    );
+    assert_eq!(lock(&rig.intents.cancelled).len(), 2);
+    rig.cluster.cps_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(lock(&rig.counts).placed_to.len(), 1, "nothing queued rang");
+    let reports = lock(&rig.reports).clone();
+    assert_eq!(reports.len(), 1, "the live call went on to its end");
+    assert_eq!(reports[0].cause.outcome(), "busy");
+    let s = snapshot(&rig).await;
+    assert_eq!((s.live, s.queued), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_calls_ends_every_live_call() {
+    let rig = rig(DialerConfig::default(), Duration::from_secs(600)).await;
+    let (tenant, campaign) = (TenantId::new(), CampaignId::new());
+    rig.configure(tenant, campaign, 10);
+    for n in 0..3 {
+        rig.handle
+            .dial(request(tenant, campaign, ContactId::new(), n))
+            .await
+            .expect("accepted");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(snapshot(&rig).await.live, 3);
+    rig.dialer.cast(DialerMsg::Drain).expect("drain");
+    rig.dialer.cast(DialerMsg::ShutdownCalls).expect("shutdown");
+    // Hung up; each call finishes when the provider confirms, or after
+    // its own timeout (this fake provider never confirms).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let reports = lock(&rig.reports).clone();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    // Cut short by the node's stop: redialled later.
+    assert!(
+        reports.iter().all(|r| r.cause == EndCause::Interrupted),
+        "{reports:?}"
+    );
+    let s = snapshot(&rig).await;
+    assert_eq!((s.live, s.queued), (0, 0));
 }

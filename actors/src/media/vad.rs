@@ -78,6 +78,8 @@ pub struct Vad {
     quiet: u64,
     /// Whether the last frame was above the threshold.
     last_loud: bool,
+    /// The quiet audio that ended the last speech.
+    trailing_silence: Duration,
 }
 
 impl Vad {
@@ -95,6 +97,7 @@ impl Vad {
             loud: 0,
             quiet: 0,
             last_loud: false,
+            trailing_silence: Duration::ZERO,
         }
     }
 
@@ -123,6 +126,7 @@ impl Vad {
                 return None;
             }
             let speech = duration_of(self.loud, self.sample_rate);
+            self.trailing_silence = duration_of(self.quiet, self.sample_rate);
             self.reset();
             return Some(VadEvent::SpeechEnd { speech });
         }
@@ -142,6 +146,13 @@ impl Vad {
     /// Whether speech is on (started and not yet ended).
     pub fn in_speech(&self) -> bool {
         self.in_speech
+    }
+
+    /// The quiet audio that ended the last speech: the configured
+    /// `hangover`, rounded up to whole frames. The speech ended that long
+    /// before the [`VadEvent::SpeechEnd`] that reported it.
+    pub fn trailing_silence(&self) -> Duration {
+        self.trailing_silence
     }
 
     /// Whether the last frame pushed was above the threshold.

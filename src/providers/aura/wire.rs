@@ -81,7 +81,7 @@ pub fn status_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u
     let text = format!("aura: HTTP {status}: {}", error_message(body));
     match status {
         429 => PortError::RateLimited {
-            retry_after: crate::providers::openai::wire::retry_after(
+            retry_after: crate::providers::retry::retry_after(
                 headers,
                 std::time::SystemTime::now(),
             ),

@@ -310,8 +310,7 @@ fn error_message(body: &[u8]) -> String {
 /// A non-2xx answer as a port error.
 pub fn status_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> PortError {
     let text = format!("elevenlabs: HTTP {status}: {}", error_message(body));
-    let retry_after =
-        crate::providers::openai::wire::retry_after(headers, std::time::SystemTime::now());
+    let retry_after = crate::providers::retry::retry_after(headers, std::time::SystemTime::now());
     by_status(status, text, retry_after)
 }
 

@@ -3,11 +3,12 @@
 //! bodies and rate-limit headers into [`PortError`]s.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 use talky_actors::ports::{ChatRequest, FinishReason, LlmEvent, PortError, Role, ToolCall};
+
+use crate::providers::retry::retry_after;
 
 /// Body settings that come from the client's configuration.
 #[derive(Clone, Debug)]
@@ -364,85 +365,12 @@ pub fn status_error(
     }
 }
 
-/// How long the provider asks us to wait: `retry-after-ms`, `retry-after`
-/// (seconds or an HTTP-date), else the `x-ratelimit-reset-*` of an
-/// exhausted limit.
-pub fn retry_after(
-    headers: &reqwest::header::HeaderMap,
-    now: std::time::SystemTime,
-) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64((ms / 1000.0).min(1e9)));
-    }
-    if let Some(v) = get("retry-after") {
-        if let Ok(secs) = v.parse::<f64>() {
-            if secs.is_finite() && secs >= 0.0 {
-                return Some(Duration::from_secs_f64(secs.min(1e9)));
-            }
-        } else if let Ok(at) = chrono::DateTime::parse_from_rfc2822(v) {
-            let at: std::time::SystemTime = at.with_timezone(&chrono::Utc).into();
-            return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
-        }
-    }
-    let mut hint: Option<Duration> = None;
-    for kind in ["requests", "tokens"] {
-        if get(&format!("x-ratelimit-remaining-{kind}")) == Some("0")
-            && let Some(d) = get(&format!("x-ratelimit-reset-{kind}")).and_then(parse_go_duration)
-        {
-            hint = Some(hint.map_or(d, |h| h.max(d)));
-        }
-    }
-    hint
-}
-
-/// Parses durations like `2m59.56s`, `7.66s`, `1s`, `6m0s`, `120ms`, `1h2m`.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * scale;
-    }
-    (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::retry::parse_go_duration;
     use reqwest::header::{HeaderMap, HeaderValue};
+    use std::time::Duration;
     use std::time::SystemTime;
     use talky_actors::ports::{ChatMessage, ToolSpec};
 

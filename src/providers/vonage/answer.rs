@@ -1,5 +1,5 @@
 //! answer_url mode (spec §1.2, §1.4): instead of an inline NCCO, the
-//! create-call body names `{public}/vonage/answer/{call_id}` and Vonage
+//! create-call body names `{public}/vonage/answer/{call_id}/{key}` and Vonage
 //! fetches the NCCO from it when the callee answers. The NCCO served there
 //! (by `crate::http::answer`) is the same [`connect_ncco`](super::ncco::connect_ncco)
 //! the inline mode sends, with a media token minted at answer time.
@@ -20,9 +20,13 @@ pub enum AnswerMode {
     AnswerUrl,
 }
 
-/// Answer webhook URL of a call: `{public}/vonage/answer/{call_id}`.
-pub fn answer_url(public_url: &str, call: &str) -> Result<String, NccoError> {
-    Ok(format!("{}/vonage/answer/{call}", public_base(public_url)?))
+/// Answer webhook URL of a call: `{public}/vonage/answer/{call_id}/{key}`,
+/// `key` the call's callback key ([`super::callback::CallbackKey::for_call`]).
+pub fn answer_url(public_url: &str, call: &str, key: &str) -> Result<String, NccoError> {
+    Ok(format!(
+        "{}/vonage/answer/{call}/{key}",
+        public_base(public_url)?
+    ))
 }
 
 /// Turns an inline create-call body into its answer_url form: `ncco`
@@ -32,9 +36,10 @@ pub fn use_answer_url(
     mut body: CreateCall,
     public_url: &str,
     call: &str,
+    url_key: &str,
 ) -> Result<CreateCall, NccoError> {
     body.ncco = None;
-    body.answer_url = Some(vec![answer_url(public_url, call)?]);
+    body.answer_url = Some(vec![answer_url(public_url, call, url_key)?]);
     body.answer_method = Some("GET".into());
     Ok(body)
 }
@@ -62,23 +67,29 @@ mod tests {
         let inline = create_call(
             &req,
             "https://d.example.com/",
+            "k",
             MachineDetection::default(),
             16_000,
         )
         .expect("inline");
-        let body = use_answer_url(inline.clone(), "https://d.example.com/", &call.to_string())
-            .expect("answer");
+        let body = use_answer_url(
+            inline.clone(),
+            "https://d.example.com/",
+            &call.to_string(),
+            "k",
+        )
+        .expect("answer");
         let v = serde_json::to_value(&body).expect("json");
         assert!(v.get("ncco").is_none(), "{v}");
         assert_eq!(
             v["answer_url"],
-            serde_json::json!([format!("https://d.example.com/vonage/answer/{call}")])
+            serde_json::json!([format!("https://d.example.com/vonage/answer/{call}/k")])
         );
         assert_eq!(v["answer_method"], "GET");
         assert!(!v.to_string().contains("tok"), "no media token in the body");
         assert_eq!(
             v["event_url"],
-            serde_json::json!([format!("https://d.example.com/vonage/events/{call}")])
+            serde_json::json!([format!("https://d.example.com/vonage/events/{call}/k")])
         );
         assert_eq!(v["ringing_timer"], 30);
         assert_eq!(v["length_timer"], 900);
@@ -90,10 +101,10 @@ mod tests {
 
     #[test]
     fn answer_url_needs_an_http_public_url() {
-        assert!(answer_url("ftp://x", "c").is_err());
+        assert!(answer_url("ftp://x", "c", "k").is_err());
         assert_eq!(
-            answer_url("http://127.0.0.1:8080", "c").expect("url"),
-            "http://127.0.0.1:8080/vonage/answer/c"
+            answer_url("http://127.0.0.1:8080", "c", "k").expect("url"),
+            "http://127.0.0.1:8080/vonage/answer/c/k"
         );
     }
 

@@ -10,24 +10,35 @@
 //! - Errors (RFC 7807 bodies): 401/403 and other 4xx -> `Rejected`,
 //!   429 -> `RateLimited` (with `Retry-After`), 5xx -> `Unavailable`,
 //!   time-outs -> `Timeout`, connection failures -> `Unavailable`, a 2xx we
-//!   cannot read -> `Protocol`.
+//!   cannot read -> `Protocol`. A create-call that was sent and then timed
+//!   out or lost its connection is `Unknown`: the call may exist, so it is
+//!   resolved (webhooks, [`VonageClient::find_call`]), never repeated.
+//! - `get_call` (`GET /v1/calls/{uuid}`) and `find_call` (`GET /v1/calls`
+//!   filtered by time, matched on the number): what the reconciler asks
+//!   after a crash.
 //!
 //! Every request has a connect and a total time-out.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use percent_encoding::utf8_percent_encode;
 use reqwest::StatusCode;
 use serde::Deserialize;
-use talky_actors::ports::{PlaceCall, PortError, PortResult, ProviderCallId, TelephonyPort};
+use talky_actors::ids::CallId;
+use talky_actors::ports::{
+    LegState, PlaceCall, PortError, PortResult, ProviderCallId, TelephonyPort,
+};
 
 use super::answer::{AnswerMode, use_answer_url};
-use super::jwt::{AppJwt, JwtError};
+use super::callback::CallbackKey;
+use super::jwt::AppJwt;
 use super::ncco::{self, CreateCallResponse, DEFAULT_SAMPLE_RATE, MachineDetection, UNRESERVED};
 use crate::config::Secret;
+use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
+use crate::providers::retry::parse_retry_after;
 
 /// Vonage's REST base (regional hosts: `https://api-us.vonage.com`, ...).
 pub const DEFAULT_API_BASE_URL: &str = "https://api.nexmo.com";
@@ -58,8 +69,10 @@ pub struct VonageConfig {
     pub machine_detection: MachineDetection,
     /// PCM rate on the media socket (8000, 16000 or 24000).
     pub sample_rate: u32,
-    /// Inline NCCO or answer_url (`providers.vonage_answer_mode`).
+    /// Inline NCCO or answer_url (`providers.vonage.answer_mode`).
     pub answer_mode: AnswerMode,
+    /// Server key of the per-call keys in our callback URLs.
+    pub callback_key: CallbackKey,
 }
 
 impl Default for VonageConfig {
@@ -75,25 +88,9 @@ impl Default for VonageConfig {
             machine_detection: MachineDetection::default(),
             sample_rate: DEFAULT_SAMPLE_RATE,
             answer_mode: AnswerMode::Inline,
+            callback_key: CallbackKey::from_config(&Default::default()),
         }
     }
-}
-
-/// Why the client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum VonageError {
-    /// The key or application id.
-    #[error(transparent)]
-    Jwt(#[from] JwtError),
-    /// No key configured at all.
-    #[error("vonage: no private key (private_key or private_key_file)")]
-    NoKey,
-    /// A URL setting is not http(s).
-    #[error("vonage: {0} must start with http:// or https://: {1:?}")]
-    Url(&'static str, String),
-    /// The HTTP client.
-    #[error("vonage: http client: {0}")]
-    Http(String),
 }
 
 /// An RFC 7807 problem body.
@@ -121,22 +118,12 @@ impl Problem {
     }
 }
 
-/// `Retry-After`: delta seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
 /// The port error of a non-2xx answer.
 fn status_error(status: StatusCode, retry_after: Option<&str>, body: &[u8]) -> PortError {
     let msg = Problem::describe(status, body);
     match status.as_u16() {
         429 => PortError::RateLimited {
-            retry_after: retry_after.and_then(|v| parse_retry_after(v, Utc::now())),
+            retry_after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())),
         },
         400..=499 => PortError::Rejected(msg),
         500..=599 => PortError::Unavailable(msg),
@@ -144,8 +131,13 @@ fn status_error(status: StatusCode, retry_after: Option<&str>, body: &[u8]) -> P
     }
 }
 
+/// Marks a transport error that happened before the request was sent.
+const CONNECT_FAILED: &str = "(not sent: connect failed)";
+
 fn transport_error(what: &str, e: &reqwest::Error) -> PortError {
-    if e.is_timeout() {
+    if e.is_connect() {
+        PortError::Unavailable(format!("vonage {what}: {e} {CONNECT_FAILED}"))
+    } else if e.is_timeout() {
         PortError::Timeout(format!("vonage {what}: {e}"))
     } else if e.is_decode() || e.is_body() {
         PortError::Protocol(format!("vonage {what}: {e}"))
@@ -164,35 +156,32 @@ pub struct VonageClient {
     machine_detection: MachineDetection,
     sample_rate: u32,
     answer_mode: AnswerMode,
+    callback_key: CallbackKey,
 }
 
-fn http_base(key: &'static str, url: &str) -> Result<String, VonageError> {
-    let b = url.trim().trim_end_matches('/');
-    if b.starts_with("http://") || b.starts_with("https://") {
-        Ok(b.to_owned())
-    } else {
-        Err(VonageError::Url(key, url.to_owned()))
-    }
+fn http_base(key: &'static str, url: &str) -> Result<String, BuildError> {
+    build::base_url("vonage", key, url.trim(), &HTTP_SCHEMES, "http(s)")
 }
 
 impl VonageClient {
     /// Builds the client: loads the key, checks the URLs.
-    pub fn new(cfg: VonageConfig) -> Result<Self, VonageError> {
+    pub fn new(cfg: VonageConfig) -> Result<Self, BuildError> {
         let jwt = if !cfg.private_key.expose().trim().is_empty() {
             AppJwt::from_pem(&cfg.application_id, &cfg.private_key)?
         } else if let Some(path) = &cfg.private_key_file {
             AppJwt::from_pem_file(&cfg.application_id, path)?
         } else {
-            return Err(VonageError::NoKey);
+            return Err(BuildError::NoKey {
+                provider: "vonage".into(),
+                what: "private key (private_key or private_key_file)",
+            });
         };
         let base = http_base("api_base_url", &cfg.api_base_url)?;
         let public_url = http_base("public_url", &cfg.public_url)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout)
-            .user_agent(concat!("talky/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| VonageError::Http(e.to_string()))?;
+        let http = HttpClient::new("vonage", cfg.connect_timeout)
+            .request_timeout(cfg.request_timeout)
+            .user_agent()
+            .build()?;
         Ok(Self {
             http,
             base: base.into(),
@@ -201,6 +190,7 @@ impl VonageClient {
             machine_detection: cfg.machine_detection,
             sample_rate: cfg.sample_rate,
             answer_mode: cfg.answer_mode,
+            callback_key: cfg.callback_key,
         })
     }
 
@@ -239,28 +229,39 @@ impl VonageClient {
 
     /// Creates the call (`POST /v1/calls`).
     pub async fn create_call(&self, req: &PlaceCall) -> PortResult<CreateCallResponse> {
+        let call = req.call.to_string();
+        let url_key = self.callback_key.for_call(&call);
         let body = ncco::create_call(
             req,
             &self.public_url,
+            &url_key,
             self.machine_detection,
             self.sample_rate,
         )
         .and_then(|body| match self.answer_mode {
             AnswerMode::Inline => Ok(body),
-            AnswerMode::AnswerUrl => use_answer_url(body, &self.public_url, &req.call.to_string()),
+            AnswerMode::AnswerUrl => use_answer_url(body, &self.public_url, &call, &url_key),
         })
         .map_err(|e| PortError::Rejected(e.to_string()))?;
         let url = format!("{}/v1/calls", self.base);
         let (status, retry_after, bytes) = self
             .send("create call", self.http.post(url).json(&body))
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Sent (or maybe sent) and then lost: the call may exist.
+                PortError::Timeout(m) | PortError::Protocol(m) => PortError::Unknown(m),
+                PortError::Unavailable(m) if !m.contains(CONNECT_FAILED) => PortError::Unknown(m),
+                e => e,
+            })?;
         if !status.is_success() {
             return Err(status_error(status, retry_after.as_deref(), &bytes));
         }
+        // A 2xx says the call exists: without a readable uuid it is
+        // unknown which one, not failed.
         let created: CreateCallResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| PortError::Protocol(format!("vonage create call: {e}")))?;
+            .map_err(|e| PortError::Unknown(format!("vonage create call: {e}")))?;
         if created.uuid.trim().is_empty() {
-            return Err(PortError::Protocol("vonage create call: empty uuid".into()));
+            return Err(PortError::Unknown("vonage create call: empty uuid".into()));
         }
         Ok(created)
     }
@@ -281,6 +282,137 @@ impl VonageClient {
     }
 }
 
+/// A call leg as `GET /v1/calls/{uuid}` describes it (spec §1.3).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The leg's id.
+    pub uuid: String,
+    /// `started`, `ringing`, `answered`, `machine`, `completed`, `busy`,
+    /// `timeout`, `unanswered`, `rejected`, `failed`, `cancelled`.
+    #[serde(default)]
+    pub status: String,
+    /// The callee's endpoint (`{"type":"phone","number":"..."}`).
+    #[serde(default)]
+    pub to: Option<serde_json::Value>,
+    /// `YYYY-MM-DD HH:MM:SS` (UTC), when present.
+    #[serde(default)]
+    pub start_time: Option<String>,
+}
+
+impl CallInfo {
+    /// Whether the leg is over, by its status.
+    pub fn is_over(&self) -> bool {
+        !matches!(
+            self.status.as_str(),
+            "started" | "ringing" | "answered" | "machine" | "human" | ""
+        )
+    }
+
+    /// The number called (digits), if the leg is a phone leg.
+    pub fn to_number(&self) -> Option<&str> {
+        self.to.as_ref()?.get("number")?.as_str()
+    }
+
+    /// The start time, if given in Vonage's format.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        let t = self.start_time.as_deref()?;
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|n| n.and_utc())
+            .or_else(|| DateTime::parse_from_rfc3339(t).ok().map(|d| d.to_utc()))
+    }
+}
+
+#[derive(Deserialize)]
+struct CallPage {
+    #[serde(default)]
+    count: u64,
+    #[serde(default, rename = "_embedded")]
+    embedded: Option<Embedded>,
+}
+
+#[derive(Deserialize)]
+struct Embedded {
+    #[serde(default)]
+    calls: Vec<CallInfo>,
+}
+
+/// Calls per page asked of `GET /v1/calls` (the API's maximum).
+const PAGE_SIZE: u64 = 100;
+/// Pages read at most by one [`VonageClient::find_call`].
+const MAX_PAGES: u64 = 10;
+
+impl VonageClient {
+    /// `GET /v1/calls/{uuid}`: the leg's state; `None` when Vonage does not
+    /// know it (404).
+    pub async fn get_call(&self, id: &ProviderCallId) -> PortResult<Option<CallInfo>> {
+        let url = format!(
+            "{}/v1/calls/{}",
+            self.base,
+            utf8_percent_encode(&id.0, UNRESERVED)
+        );
+        let (status, retry_after, bytes) = self.send("get call", self.http.get(url)).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(status_error(status, retry_after.as_deref(), &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| PortError::Protocol(format!("vonage get call: {e}")))
+    }
+
+    /// The leg Vonage placed to `to` (E.164, `+` optional) since `since`,
+    /// from `GET /v1/calls` (oldest first): how a create-call whose answer
+    /// was lost is resolved. Legs in `exclude` (already known as other
+    /// calls') are skipped. `None` when there is none.
+    pub async fn find_leg(
+        &self,
+        to: &str,
+        since: DateTime<Utc>,
+        exclude: &[String],
+    ) -> PortResult<Option<CallInfo>> {
+        let digits = to.trim_start_matches('+');
+        let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let start = fmt(since - chrono::Duration::seconds(60));
+        let end = fmt(Utc::now() + chrono::Duration::seconds(60));
+        for page in 0..MAX_PAGES {
+            let query = [
+                ("date_start", start.clone()),
+                ("date_end", end.clone()),
+                ("page_size", PAGE_SIZE.to_string()),
+                ("record_index", (page * PAGE_SIZE).to_string()),
+                ("order", "asc".to_string()),
+            ];
+            let query = serde_urlencoded::to_string(query)
+                .map_err(|e| PortError::Protocol(format!("vonage list calls: {e}")))?;
+            let url = format!("{}/v1/calls?{query}", self.base);
+            let (status, retry_after, bytes) = self.send("list calls", self.http.get(url)).await?;
+            if !status.is_success() {
+                return Err(status_error(status, retry_after.as_deref(), &bytes));
+            }
+            let page_of: CallPage = serde_json::from_slice(&bytes)
+                .map_err(|e| PortError::Protocol(format!("vonage list calls: {e}")))?;
+            let calls = page_of.embedded.map(|e| e.calls).unwrap_or_default();
+            let n = calls.len() as u64;
+            let found = calls.into_iter().find(|c| {
+                c.to_number() == Some(digits)
+                    && !exclude.contains(&c.uuid)
+                    && c.started_at()
+                        .is_none_or(|at| at + chrono::Duration::seconds(5) >= since)
+            });
+            if found.is_some() {
+                return Ok(found);
+            }
+            if n < PAGE_SIZE || (page + 1) * PAGE_SIZE >= page_of.count {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl TelephonyPort for VonageClient {
     async fn place_call(&self, req: PlaceCall) -> PortResult<ProviderCallId> {
         self.create_call(&req)
@@ -291,6 +423,30 @@ impl TelephonyPort for VonageClient {
     async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
         let base = Arc::clone(&self.base);
         self.hang_up_at(&base, &id).await
+    }
+
+    async fn find_call(
+        &self,
+        _call: CallId,
+        to: &str,
+        since: DateTime<Utc>,
+    ) -> PortResult<Option<ProviderCallId>> {
+        Ok(self
+            .find_leg(to, since, &[])
+            .await?
+            .map(|info| ProviderCallId(info.uuid)))
+    }
+
+    async fn leg_state(&self, id: ProviderCallId) -> PortResult<Option<LegState>> {
+        Ok(self.get_call(&id).await?.map(|info| {
+            if info.is_over() {
+                LegState::Ended(info.status)
+            } else {
+                LegState::Live {
+                    answered: matches!(info.status.as_str(), "answered" | "machine" | "human"),
+                }
+            }
+        }))
     }
 }
 
@@ -383,6 +539,7 @@ mod tests {
             public_url: "https://dialer.example.com".to_owned(),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_millis(500),
+            callback_key: CallbackKey::new(b"test-callback-key"),
             ..VonageConfig::default()
         }
     }
@@ -452,7 +609,10 @@ mod tests {
         );
         assert_eq!(
             b["event_url"],
-            serde_json::json!([format!("https://dialer.example.com/vonage/events/{call}")])
+            serde_json::json!([format!(
+                "https://dialer.example.com/vonage/events/{call}/{}",
+                CallbackKey::new(b"test-callback-key").for_call(&call.to_string())
+            )])
         );
         assert_eq!(b["ringing_timer"], 30);
         assert_eq!(b["length_timer"], 900);
@@ -514,18 +674,20 @@ mod tests {
             (canned(503, &problem("unavailable")), |e| {
                 matches!(e, PortError::Unavailable(_))
             }),
+            // Created, but which call is unreadable: unknown, not failed.
             (canned(201, "not json"), |e| {
-                matches!(e, PortError::Protocol(_))
+                matches!(e, PortError::Unknown(_))
             }),
             (canned(201, r#"{"uuid":""}"#), |e| {
-                matches!(e, PortError::Protocol(_))
+                matches!(e, PortError::Unknown(_))
             }),
             (
                 Canned {
                     delay: Duration::from_secs(3),
                     ..canned(201, CREATED)
                 },
-                |e| matches!(e, PortError::Timeout(_)),
+                // Sent, then no answer in time: the call may exist.
+                |e| matches!(e, PortError::Unknown(_)),
             ),
         ];
         for (c, check) in cases {
@@ -585,37 +747,30 @@ mod tests {
     fn config_errors_and_redaction() {
         let mut c = config("http://127.0.0.1:1");
         c.private_key = Secret::default();
-        assert!(matches!(VonageClient::new(c), Err(VonageError::NoKey)));
+        assert!(matches!(
+            VonageClient::new(c),
+            Err(BuildError::NoKey { .. })
+        ));
         let mut c = config("ftp://x");
         assert!(matches!(
             VonageClient::new(c.clone()),
-            Err(VonageError::Url("api_base_url", _))
+            Err(BuildError::BadSetting {
+                setting: "api_base_url",
+                ..
+            })
         ));
         c.api_base_url = DEFAULT_API_BASE_URL.into();
         c.public_url = "dialer.example.com".into();
         assert!(matches!(
             VonageClient::new(c),
-            Err(VonageError::Url("public_url", _))
+            Err(BuildError::BadSetting {
+                setting: "public_url",
+                ..
+            })
         ));
         let dbg = format!("{:?}", config("http://x"));
         assert!(!dbg.contains("PRIVATE KEY"), "{dbg}");
         let client = VonageClient::new(config("http://x")).expect("client");
         assert!(!format!("{client:?}").contains("PRIVATE KEY"));
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let now = DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
-            .expect("t")
-            .with_timezone(&Utc);
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -10,20 +10,23 @@
 //! - [`events`]: the event webhook parsed into [`VonageEvent`] and mapped to
 //!   [`TelephonyEvent`](talky_actors::ports::TelephonyEvent).
 //! - [`signature`]: verification of signed webhooks (HS256 + payload hash).
-//!
-//! The media WebSocket (§1.6) is served elsewhere; only its URI and
-//! headers are built here, for the NCCO.
+//! - [`callback`]: the per-call key in every callback URL we give Vonage.
+//! - [`socket`]: the media WebSocket's wire format (§1.6): frames, events,
+//!   commands, close codes; the route that serves it is `http::media`.
 
 pub mod answer;
+pub mod callback;
 pub mod client;
 pub mod events;
 pub mod jwt;
 pub mod ncco;
 pub mod signature;
+pub mod socket;
 
 pub use answer::AnswerMode;
+pub use callback::CallbackKey;
 pub use client::{DEFAULT_API_BASE_URL, VonageClient, VonageConfig};
 pub use events::{EventError, VonageEvent, VonageStatus};
 pub use jwt::{AppJwt, JwtError};
 pub use ncco::{CreateCall, MachineDetection, NccoAction};
-pub use signature::{SignatureError, SignatureVerifier};
+pub use signature::{SignatureError, SignatureVerifier, VerifiedClaims};

@@ -324,9 +324,10 @@ fn base(public_url: &str) -> Result<&str, NccoError> {
     }
 }
 
-/// Event webhook URL of a call: `{public}/vonage/events/{call_id}`.
-pub fn event_url(public_url: &str, call: &str) -> Result<String, NccoError> {
-    Ok(format!("{}/vonage/events/{call}", base(public_url)?))
+/// Event webhook URL of a call: `{public}/vonage/events/{call_id}/{key}`,
+/// `key` the call's callback key ([`super::callback::CallbackKey::for_call`]).
+pub fn event_url(public_url: &str, call: &str, key: &str) -> Result<String, NccoError> {
+    Ok(format!("{}/vonage/events/{call}/{key}", base(public_url)?))
 }
 
 /// Media socket URI of a call: the public URL with `http`->`ws` /
@@ -367,12 +368,13 @@ fn clamp_secs(d: std::time::Duration, (lo, hi): (u64, u64)) -> u32 {
 pub fn connect_ncco(
     public_url: &str,
     call: &str,
+    url_key: &str,
     media_token: &str,
     from: &str,
     limit_secs: u32,
     sample_rate: u32,
 ) -> Result<Vec<NccoAction>, NccoError> {
-    let events = event_url(public_url, call)?;
+    let events = event_url(public_url, call, url_key)?;
     let uri = media_uri(public_url, call, media_token)?;
     let connect = Connect {
         from: Some(from.to_owned()),
@@ -391,18 +393,20 @@ pub fn connect_ncco(
 }
 
 /// The create-call body for one call: inline NCCO connecting the callee to
-/// our media socket (headers carry `call_id`), events to our per-call URL,
+/// our media socket (headers carry `call_id`), events to our per-call URL
+/// (call id and its callback key `url_key`),
 /// timers from the request, machine detection per `md` when the call wants it.
 pub fn create_call(
     req: &PlaceCall,
     public_url: &str,
+    url_key: &str,
     md: MachineDetection,
     sample_rate: u32,
 ) -> Result<CreateCall, NccoError> {
     let call = req.call.to_string();
     let to = vonage_number(&req.to)?;
     let from = vonage_number(&req.from)?;
-    let events = event_url(public_url, &call)?;
+    let events = event_url(public_url, &call, url_key)?;
     let ringing = clamp_secs(req.ringing_timeout, RINGING_TIMER_RANGE);
     let length = clamp_secs(req.max_duration, LENGTH_TIMER_RANGE);
     let (machine_detection, advanced_machine_detection) = match (req.machine_detection, md) {
@@ -427,6 +431,7 @@ pub fn create_call(
     let ncco = connect_ncco(
         public_url,
         &call,
+        url_key,
         &req.media_token,
         &from,
         length,
@@ -618,6 +623,7 @@ mod tests {
         let body = create_call(
             &req,
             "https://dialer.example.com/",
+            "k3y",
             MachineDetection::default(),
             16_000,
         )
@@ -625,12 +631,12 @@ mod tests {
         let expected = json!({
             "to":[{"type":"phone","number":"447700900000"}],
             "from":{"type":"phone","number":"447700900001"},
-            "event_url":[format!("https://dialer.example.com/vonage/events/{c}")],
+            "event_url":[format!("https://dialer.example.com/vonage/events/{c}/k3y")],
             "event_method":"POST",
             "advanced_machine_detection":{"behavior":"continue","mode":"default","beep_timeout":45},
             "ringing_timer":30, "length_timer":900,
             "ncco":[{"action":"connect","from":"447700900001","eventType":"synchronous",
-                "eventUrl":[format!("https://dialer.example.com/vonage/events/{c}")],
+                "eventUrl":[format!("https://dialer.example.com/vonage/events/{c}/k3y")],
                 "eventMethod":"POST","limit":900,
                 "endpoint":[{"type":"websocket",
                     "uri":format!("wss://dialer.example.com/vonage/media/{c}?token=t0k%2Fen%2B%3D"),
@@ -645,6 +651,7 @@ mod tests {
         let b = create_call(
             &req,
             "http://127.0.0.1:8080",
+            "k",
             MachineDetection::default(),
             8000,
         )
@@ -672,21 +679,21 @@ mod tests {
         let std = MachineDetection::Standard {
             behavior: MachineBehavior::Hangup,
         };
-        let b = create_call(&req, "http://h", std, 16_000).expect("build");
+        let b = create_call(&req, "http://h", "k", std, 16_000).expect("build");
         assert_eq!(b.machine_detection, Some(MachineBehavior::Hangup));
         assert_eq!(b.ringing_timer, Some(120));
         assert_eq!(b.length_timer, Some(1));
         let v = serde_json::to_value(&b).expect("ser");
         assert_eq!(v["machine_detection"], json!("hangup"));
 
-        let b = create_call(&req, "http://h", MachineDetection::Off, 16_000).expect("build");
+        let b = create_call(&req, "http://h", "k", MachineDetection::Off, 16_000).expect("build");
         assert_eq!(b.machine_detection, None);
         let amd = MachineDetection::Advanced {
             behavior: MachineBehavior::Continue,
             mode: AmdMode::DetectBeep,
             beep_timeout: 500,
         };
-        let b = create_call(&req, "http://h", amd, 16_000).expect("build");
+        let b = create_call(&req, "http://h", "k", amd, 16_000).expect("build");
         let v = serde_json::to_value(&b).expect("ser");
         assert_eq!(
             v["advanced_machine_detection"],
@@ -699,14 +706,14 @@ mod tests {
         let req = place(false);
         for url in ["", "ftp://x", "dialer.example.com", "https://"] {
             assert!(matches!(
-                create_call(&req, url, MachineDetection::Off, 16_000),
+                create_call(&req, url, "k", MachineDetection::Off, 16_000),
                 Err(NccoError::PublicUrl(_))
             ));
         }
         let mut bad = place(false);
         bad.to = "+44 7700".into();
         assert!(matches!(
-            create_call(&bad, "https://x", MachineDetection::Off, 16_000),
+            create_call(&bad, "https://x", "k", MachineDetection::Off, 16_000),
             Err(NccoError::Number(_))
         ));
         assert_eq!(

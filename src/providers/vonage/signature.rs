@@ -59,7 +59,18 @@ struct Claims {
     iat: Option<i64>,
     nbf: Option<i64>,
     exp: Option<i64>,
+    jti: Option<String>,
     payload_hash: Option<String>,
+}
+
+/// What a verified token says beyond "valid now for this body".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedClaims {
+    /// The token's id (replay detection), when it has one.
+    pub jti: Option<String>,
+    /// Seconds from `now` until the token is no longer accepted: the end
+    /// of the `iat` window, or `exp` if sooner (at least 1).
+    pub valid_for_secs: u64,
 }
 
 /// Verifies signed callbacks with one signature secret. `Debug` hides it.
@@ -116,6 +127,17 @@ impl SignatureVerifier {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
+        self.verify_claims(authorization, body, now).map(|_| ())
+    }
+
+    /// [`Self::verify`], returning the claims a caller may bind further
+    /// (the `jti` against replays, for as long as the token is valid).
+    pub fn verify_claims(
+        &self,
+        authorization: Option<&str>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedClaims, SignatureError> {
         let header = authorization.ok_or(SignatureError::MissingHeader)?.trim();
         let token = header
             .strip_prefix("Bearer ")
@@ -168,7 +190,14 @@ impl SignatureVerifier {
         if !ct_eq(want.as_bytes(), payload_hash(body).as_bytes()) {
             return Err(SignatureError::BodyHashMismatch);
         }
-        Ok(())
+        let mut until = iat + self.max_age.as_secs() as i64;
+        if let Some(exp) = claims.exp {
+            until = until.min(exp);
+        }
+        Ok(VerifiedClaims {
+            jti: claims.jti.filter(|j| !j.is_empty()),
+            valid_for_secs: (until - now_s).max(1) as u64,
+        })
     }
 }
 
@@ -211,6 +240,28 @@ mod tests {
     fn valid_signature_passes() {
         let h = sign(&claims(NOW - 10, BODY), SECRET);
         assert_eq!(verifier().verify(Some(&h), BODY, now()), Ok(()));
+    }
+
+    #[test]
+    fn verified_claims_give_the_jti_and_the_remaining_life() {
+        let h = sign(&claims(NOW - 10, BODY), SECRET);
+        assert_eq!(
+            verifier().verify_claims(Some(&h), BODY, now()),
+            Ok(VerifiedClaims {
+                jti: Some("j1".into()),
+                valid_for_secs: 290
+            })
+        );
+        let mut c = claims(NOW - 10, BODY);
+        c["exp"] = json!(NOW + 20);
+        c.as_object_mut().expect("obj").remove("jti");
+        assert_eq!(
+            verifier().verify_claims(Some(&sign(&c, SECRET)), BODY, now()),
+            Ok(VerifiedClaims {
+                jti: None,
+                valid_for_secs: 20
+            })
+        );
     }
 
     #[test]

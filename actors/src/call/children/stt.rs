@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::timed;
 use crate::call::msg::CallMsg;
-use crate::ports::{PortError, SttConfig, SttEvent, SttPort};
+use crate::ports::{PortError, SttConfig, SttEvent, SttPort, SttSession};
 
 /// Where the router finds the live STT session's audio input.
 pub(crate) type AudioSlot = watch::Sender<Option<(u64, mpsc::Sender<Vec<u8>>)>>;
@@ -44,13 +44,19 @@ pub(crate) struct SttArgs<S> {
 
 /// Its messages.
 pub(crate) enum SttChildMsg {
-    /// The session failed.
+    /// The session is open (from the opening task).
+    Opened(SttSession),
+    /// The session failed, or could not be opened.
     Failed(PortError),
 }
 
 /// Its state.
 pub(crate) struct SttChildState {
-    forward: JoinHandle<()>,
+    /// Opens the session; `None` once it answered.
+    opening: Option<JoinHandle<()>>,
+    /// Forwards the open session's events.
+    forward: Option<JoinHandle<()>>,
+    parent: ActorRef<CallMsg>,
     generation: u64,
     slot: Arc<AudioSlot>,
 }
@@ -60,48 +66,68 @@ impl<S: SttPort> Actor for SttActor<S> {
     type State = SttChildState;
     type Arguments = SttArgs<S>;
 
+    /// Returns at once: the session opens in a task of its own (a
+    /// WebSocket handshake, seconds at worst), because the CallActor awaits
+    /// this while it spawns the child and must never wait on the network
+    /// (the greeting and the playout would stall). Until the session is
+    /// published the callee's audio waits in the router's replay buffer; a
+    /// failed open fails the child, as a failed session does.
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let session = timed(args.timeout, "opening STT", args.provider.open(args.config)).await?;
-        let generation = args.generation;
-        args.slot.send_replace(Some((generation, session.audio)));
-        let parent = args.parent;
-        let mut events = session.events;
-        let slot = args.slot.clone();
-        let forward = tokio::spawn(async move {
-            let failure = loop {
-                match events.recv().await {
-                    Some(SttEvent::Error(e)) => break e,
-                    Some(event) => {
-                        if parent.cast(CallMsg::Stt { generation, event }).is_err() {
-                            return;
-                        }
-                    }
-                    None => break PortError::Unavailable("STT session closed".into()),
-                }
+        let (provider, config, timeout) = (args.provider, args.config, args.timeout);
+        let me = myself.clone();
+        let opening = tokio::spawn(async move {
+            let msg = match timed(timeout, "opening STT", provider.open(config)).await {
+                Ok(session) => SttChildMsg::Opened(session),
+                Err(e) => SttChildMsg::Failed(e),
             };
-            // Withdraw the dead session at once, so the router holds the
-            // callee's audio for the next one instead of losing it.
-            withdraw(&slot, generation);
-            let _ = myself.cast(SttChildMsg::Failed(failure));
+            let _ = me.cast(msg);
         });
         Ok(SttChildState {
-            forward,
-            generation,
+            opening: Some(opening),
+            forward: None,
+            parent: args.parent,
+            generation: args.generation,
             slot: args.slot,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        _state: &mut Self::State,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            SttChildMsg::Opened(session) => {
+                state.opening = None;
+                let generation = state.generation;
+                state.slot.send_replace(Some((generation, session.audio)));
+                let parent = state.parent.clone();
+                let mut events = session.events;
+                let slot = state.slot.clone();
+                state.forward = Some(tokio::spawn(async move {
+                    let failure = loop {
+                        match events.recv().await {
+                            Some(SttEvent::Error(e)) => break e,
+                            Some(event) => {
+                                if parent.cast(CallMsg::Stt { generation, event }).is_err() {
+                                    return;
+                                }
+                            }
+                            None => break PortError::Unavailable("STT session closed".into()),
+                        }
+                    };
+                    // Withdraw the dead session at once, so the router holds
+                    // the callee's audio for the next one instead of losing it.
+                    withdraw(&slot, generation);
+                    let _ = myself.cast(SttChildMsg::Failed(failure));
+                }));
+                Ok(())
+            }
             SttChildMsg::Failed(e) => Err(Box::new(e)),
         }
     }
@@ -111,7 +137,12 @@ impl<S: SttPort> Actor for SttActor<S> {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.forward.abort();
+        if let Some(task) = state.opening.take() {
+            task.abort();
+        }
+        if let Some(task) = state.forward.take() {
+            task.abort();
+        }
         withdraw(&state.slot, state.generation);
         Ok(())
     }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorRef};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::call::{CallActor, CallArgs, CallConfig, CallMsg, CallPorts, CallReport, Ports};
+use crate::call::{
+    CallActor, CallArgs, CallConfig, CallMsg, CallPorts, CallReport, CallerAudio, MediaInbound,
+    MediaSession, Ports,
+};
 use crate::ids::{CallId, CampaignId, ContactId, TenantId};
 use crate::ports::*;
 
@@ -22,21 +25,49 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct TelephonyLog {
     pub placed: Vec<PlaceCall>,
     pub hung_up: Vec<ProviderCallId>,
+    /// `find_call` questions: our call id and the number.
+    pub finds: Vec<(CallId, String)>,
 }
 
 #[derive(Default)]
 pub struct FakeTelephony {
     pub log: Mutex<TelephonyLog>,
+    /// `place_call` answers `PortError::Unknown` after this long.
+    pub place_unknown_after: Mutex<Option<Duration>>,
+    /// `place_call` answers nothing for this long (the caller's timeout).
+    pub place_hangs_for: Mutex<Option<Duration>>,
+    /// What `find_call` answers.
+    pub found: Mutex<Option<ProviderCallId>>,
 }
 
 impl TelephonyPort for FakeTelephony {
     async fn place_call(&self, req: PlaceCall) -> PortResult<ProviderCallId> {
         lock(&self.log).placed.push(req);
+        let unknown = *lock(&self.place_unknown_after);
+        if let Some(after) = unknown {
+            tokio::time::sleep(after).await;
+            return Err(PortError::Unknown(
+                "connection reset after the request".into(),
+            ));
+        }
+        let hang = *lock(&self.place_hangs_for);
+        if let Some(d) = hang {
+            tokio::time::sleep(d).await;
+        }
         Ok(ProviderCallId("prov-1".into()))
     }
     async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
         lock(&self.log).hung_up.push(id);
         Ok(())
+    }
+    async fn find_call(
+        &self,
+        call: CallId,
+        to: &str,
+        _since: DateTime<Utc>,
+    ) -> PortResult<Option<ProviderCallId>> {
+        lock(&self.log).finds.push((call, to.to_string()));
+        Ok(lock(&self.found).clone())
     }
 }
 
@@ -51,6 +82,8 @@ pub struct FakeStt {
     pub name: &'static str,
     /// Opens that fail before one succeeds.
     pub fail_opens: Mutex<u32>,
+    /// How long an open takes (a WebSocket handshake).
+    pub open_delay: Mutex<Duration>,
     pub sessions: Arc<Mutex<Vec<SttHandle>>>,
 }
 
@@ -59,6 +92,7 @@ impl FakeStt {
         Self {
             name,
             fail_opens: Mutex::new(0),
+            open_delay: Mutex::new(Duration::ZERO),
             sessions,
         }
     }
@@ -66,6 +100,10 @@ impl FakeStt {
 
 impl SttPort for FakeStt {
     async fn open(&self, _cfg: SttConfig) -> PortResult<SttSession> {
+        let delay = *lock(&self.open_delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         {
             let mut fails = lock(&self.fail_opens);
             if *fails > 0 {
@@ -232,11 +270,44 @@ pub struct StoreLog {
     pub finished: Option<(String, String)>,
     pub requests: Vec<CalleeRequest>,
     pub provider_id: Option<ProviderCallId>,
+    /// Every write that landed, in order ("status:dialing", "turn:0",
+    /// "request", "provider_id", "finish:completed").
+    pub ops: Vec<String>,
+    /// Attempts that failed.
+    pub failed_attempts: u32,
+    /// When the first callee request was stored.
+    pub request_stored_at: Option<Instant>,
 }
 
 #[derive(Default)]
 pub struct FakeStore {
     pub log: Mutex<StoreLog>,
+    /// Every write fails (unavailable) until then.
+    pub down_until: Mutex<Option<Instant>>,
+    /// Writes refused for good before one is accepted.
+    pub reject_next: Mutex<u32>,
+    /// A callee request takes this long to store.
+    pub request_delay: Mutex<Duration>,
+}
+
+impl FakeStore {
+    /// Every write fails for `d` from now.
+    pub fn fail_for(&self, d: Duration) {
+        *lock(&self.down_until) = Some(Instant::now() + d);
+    }
+
+    fn attempt(&self) -> PortResult<()> {
+        if lock(&self.down_until).is_some_and(|t| Instant::now() < t) {
+            lock(&self.log).failed_attempts += 1;
+            return Err(PortError::Unavailable("database down".into()));
+        }
+        let mut reject = lock(&self.reject_next);
+        if *reject > 0 {
+            *reject -= 1;
+            return Err(PortError::Rejected("constraint violated".into()));
+        }
+        Ok(())
+    }
 }
 
 impl CallStore for FakeStore {
@@ -246,19 +317,34 @@ impl CallStore for FakeStore {
         status: &'static str,
         _at: DateTime<Utc>,
     ) -> PortResult<()> {
-        lock(&self.log).statuses.push(status);
+        self.attempt()?;
+        let mut log = lock(&self.log);
+        log.statuses.push(status);
+        log.ops.push(format!("status:{status}"));
         Ok(())
     }
     async fn provider_id(&self, _key: CallKey, id: ProviderCallId) -> PortResult<()> {
-        lock(&self.log).provider_id = Some(id);
+        self.attempt()?;
+        let mut log = lock(&self.log);
+        log.provider_id = Some(id);
+        log.ops.push("provider_id".into());
         Ok(())
     }
     async fn turn(&self, _key: CallKey, turn: TurnRecord) -> PortResult<()> {
-        lock(&self.log).turns.push(turn);
+        self.attempt()?;
+        let mut log = lock(&self.log);
+        log.ops.push(format!("turn:{}", turn.seq));
+        log.turns.push(turn);
         Ok(())
     }
     async fn requested(&self, _key: CallKey, request: CalleeRequest) -> PortResult<()> {
-        lock(&self.log).requests.push(request);
+        let delay = *lock(&self.request_delay);
+        tokio::time::sleep(delay).await;
+        self.attempt()?;
+        let mut log = lock(&self.log);
+        log.requests.push(request);
+        log.ops.push("request".into());
+        log.request_stored_at.get_or_insert(Instant::now());
         Ok(())
     }
     async fn finish(
@@ -268,7 +354,10 @@ impl CallStore for FakeStore {
         reason: &str,
         _at: DateTime<Utc>,
     ) -> PortResult<()> {
-        lock(&self.log).finished = Some((outcome.into(), reason.into()));
+        self.attempt()?;
+        let mut log = lock(&self.log);
+        log.finished = Some((outcome.into(), reason.into()));
+        log.ops.push(format!("finish:{outcome}"));
         Ok(())
     }
 }
@@ -399,12 +488,19 @@ impl Harness {
                 }
             }
         });
+        let (audio_tx, audio_rx) = oneshot::channel();
         self.call
             .cast(CallMsg::AttachMedia(MediaSession {
-                inbound: MediaInbound::Channel(in_rx),
+                inbound: MediaInbound::Inline(audio_tx),
                 outbound: out_tx,
             }))
             .expect("media");
+        tokio::spawn(async move {
+            // A call that refuses the socket drops the sender.
+            if let Ok(audio) = audio_rx.await {
+                socket(in_rx, audio).await;
+            }
+        });
         self.callee = Some(in_tx);
     }
 
@@ -449,6 +545,30 @@ impl Harness {
 
     pub fn frames_heard(&self) -> usize {
         lock(&self.heard).frames.len()
+    }
+}
+
+/// The fake media socket's reading side, as the real socket task does it:
+/// each item from the callee goes into the call's [`CallerAudio`]; a new
+/// STT session gets the audio held meanwhile; the call gone ends it.
+/// Dropping `audio` tells the call the media closed.
+pub async fn socket(mut inbound: mpsc::Receiver<MediaIn>, mut audio: CallerAudio) {
+    let mut changes = audio.stt_changes();
+    loop {
+        tokio::select! {
+            item = inbound.recv() => match item {
+                None => break,
+                Some(item) => audio.push(item),
+            },
+            changed = changes.next() => {
+                if changed {
+                    audio.stt_changed();
+                } else {
+                    audio.call_gone();
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -126,6 +126,30 @@ async fn multi_turn_conversation_keeps_history_and_latency() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_configured_vad_hangover_is_where_the_speech_ended() {
+    let mut cfg = config();
+    cfg.vad_hangover = secs(1.0);
+    let h = greeted_with(cfg).await;
+    h.llm[0].reply("Great to hear.");
+    h.speak(secs(0.8)).await;
+    h.silence(secs(1.4)).await;
+    h.transcript("I am interested").await;
+    wait(4.0).await;
+
+    let turns = h.turns();
+    assert_eq!(turns[1].speaker, Role::User);
+    let split = turns[2].latency;
+    // The speech ended 1.4 s before the final: the VAD called it over a
+    // second (its hangover, as configured) after it ended, and that is
+    // where the latency counts from; the default hangover (300 ms) would
+    // put it 700 ms later.
+    assert!(
+        split.stt_ms.is_some_and(|ms| (1380..=1420).contains(&ms)),
+        "{split:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn barge_in_cuts_within_a_frame_and_keeps_only_what_was_heard() {
     let h = greeted().await;
     let long = "Let me tell you about our plans. The basic plan costs ten dollars a month. \
@@ -597,7 +621,7 @@ async fn a_completed_without_answer_or_reason_is_a_failure() {
     for event in [TelephonyEvent::Ringing, TelephonyEvent::Completed] {
         h.call.cast(CallMsg::Telephony(event)).expect("cast");
     }
-    wait(0.1 + crate::call::actor::COMPLETED_GRACE.as_secs_f64()).await;
+    wait(0.1 + crate::call::leg::COMPLETED_GRACE.as_secs_f64()).await;
     assert!(h.handle.is_finished());
     let finished = lock(&h.store.log).finished.as_ref().map(|f| f.0.clone());
     assert_eq!(finished.as_deref(), Some("failed"));
@@ -768,4 +792,438 @@ async fn a_long_reply_is_read_from_tts_as_it_plays_and_plays_without_a_gap() {
         "TTS drained in {:?} for {length:?} of audio",
         last - first
     );
+}
+
+/// The records of a call survive a database outage longer than the call.
+#[tokio::test(start_paused = true)]
+async fn records_written_during_a_store_outage_land_once_in_order() {
+    let mut h = Harness::start(config()).await;
+    h.store.fail_for(secs(20.0));
+    h.answer().await;
+    wait(speech_duration(GREETING).as_secs_f64() + 1.0).await;
+    h.llm[0].reply_events(vec![
+        LlmEvent::Text("Understood, I will not call again. Goodbye.".into()),
+        LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: "mark_do_not_call".into(),
+            arguments: "{}".into(),
+        }),
+        LlmEvent::Finish(FinishReason::ToolCalls),
+    ]);
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Please remove me from your list").await;
+    wait(12.0).await;
+    assert!(lock(&h.store.log).ops.is_empty(), "nothing stored yet");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    // `finish` waits a bounded time for the outcome's write, then reports.
+    wait(11.0).await;
+    assert!(h.handle.is_finished(), "the call ended");
+    assert_eq!(lock(&h.reports).len(), 1, "and was reported");
+    wait(30.0).await;
+    let log = lock(&h.store.log);
+    assert!(log.failed_attempts > 0);
+    let turns: Vec<(i32, Role)> = log.turns.iter().map(|t| (t.seq, t.speaker)).collect();
+    assert_eq!(
+        turns,
+        [(0, Role::Assistant), (1, Role::User), (2, Role::Assistant)],
+        "every turn once, in order"
+    );
+    assert_eq!(log.requests, [crate::ports::CalleeRequest::DoNotCall]);
+    let ops: Vec<&str> = log.ops.iter().map(String::as_str).collect();
+    let at = |op: &str| {
+        let found: Vec<usize> = (0..ops.len()).filter(|&i| ops[i] == op).collect();
+        assert_eq!(found.len(), 1, "{op} once: {ops:?}");
+        found[0]
+    };
+    assert!(at("turn:1") < at("request"), "{ops:?}");
+    assert!(at("request") < at("turn:2"), "{ops:?}");
+    assert_eq!(at("finish:completed"), ops.len() - 1, "the outcome last");
+    assert_eq!(
+        log.statuses,
+        ["dialing", "answered", "conversation", "ending", "finished"]
+    );
+}
+
+const SHUTDOWN_LINE: &str = crate::call::config::DEFAULT_SHUTDOWN_TEXT;
+
+/// A draining node stops under a live call: the agent cuts its own reply,
+/// says why, hangs up; the contact will be redialled.
+#[tokio::test(start_paused = true)]
+async fn shutdown_in_conversation_says_the_line_then_hangs_up_as_interrupted() {
+    let h = greeted().await;
+    h.llm[0].reply("Let me explain everything about our offer in great detail now.");
+    h.speak(secs(0.4)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("What is it").await;
+    wait(1.5).await;
+    assert!(h.frames_heard() > 100, "the agent is talking");
+    h.call.cast(CallMsg::Shutdown).expect("cast");
+    wait(0.1).await;
+    assert_eq!(lock(&h.heard).clears.len(), 1, "barged in on itself");
+    assert!(
+        lock(&h.telephony.log).hung_up.is_empty(),
+        "the line plays first"
+    );
+    wait(speech_duration(SHUTDOWN_LINE).as_secs_f64() + 1.0).await;
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1, "then hangs up");
+    let turns = h.turns();
+    let last = turns.last().expect("turns");
+    assert_eq!(last.heard_text.as_deref(), Some(SHUTDOWN_LINE));
+    assert!(turns[turns.len() - 2].interrupted, "the reply was cut");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("interrupted")
+    );
+    let reports = lock(&h.reports);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].cause,
+        crate::call::lifecycle::EndCause::Interrupted
+    );
+    assert_eq!(
+        reports[0].outcome(),
+        crate::schedule::retry::CallOutcome::Failed,
+        "redialled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_before_an_answer_hangs_up_at_once_and_a_finished_call_ignores_it() {
+    let h = Harness::start(config()).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.1).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Ringing))
+        .expect("cast");
+    h.call.cast(CallMsg::Shutdown).expect("cast");
+    wait(0.1).await;
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1, "at once");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.1).await;
+    assert!(h.handle.is_finished());
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("interrupted")
+    );
+    assert!(h.turns().is_empty(), "nothing was said");
+    let _ = h.call.cast(CallMsg::Shutdown);
+    wait(0.1).await;
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    assert_eq!(lock(&h.reports).len(), 1);
+}
+
+/// Asserts the frames play back to back: none later than its slot.
+fn assert_no_gap(frames: &[(tokio::time::Instant, Vec<u8>)]) {
+    let t0 = frames[0].0;
+    for (i, (at, _)) in frames.iter().enumerate() {
+        let due = t0 + Duration::from_millis(20 * i as u64);
+        assert!(*at <= due, "frame {i} late by {:?}: a gap", *at - due);
+    }
+}
+
+/// Opening STT is a network handshake: the CallActor does not wait on it.
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_stt_open_does_not_delay_the_greeting() {
+    let mut h = Harness::start(config()).await;
+    *lock(&h.stt[0].open_delay) = secs(4.0);
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(0.05).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Answered))
+        .expect("answered");
+    let attached = tokio::time::Instant::now();
+    h.answer_media_only().await;
+    wait(1.0).await;
+    let first = lock(&h.heard).frames.first().map(|f| f.0);
+    let first = first.expect("the greeting started before STT opened");
+    assert!(first - attached < secs(0.3), "{:?}", first - attached);
+    assert!(lock(&h.stt_sessions).is_empty(), "STT still opening");
+    wait(4.0).await;
+    assert_eq!(lock(&h.stt_sessions).len(), 1, "then it opened");
+    let heard = lock(&h.heard);
+    assert_no_gap(&heard.frames);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_stt_reopen_mid_reply_leaves_no_gap_in_the_agent_audio() {
+    let h = greeted().await;
+    let long = "This sentence goes on and on about the offer, the prices, the \
+                terms, the delivery dates, the guarantee and the support hours.";
+    h.llm[0].reply(long);
+    let start = h.frames_heard();
+    h.speak(secs(0.6)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Tell me more").await;
+    wait(1.5).await;
+    let before = {
+        let heard = lock(&h.heard);
+        assert!(heard.frames.len() > 120, "the reply is playing");
+        heard.frames.len()
+    };
+    // The STT session drops; its reopen takes 4 s.
+    *lock(&h.stt[0].open_delay) = secs(4.0);
+    let events = lock(&h.stt_sessions)[0].events.clone();
+    events
+        .send(SttEvent::Error(crate::ports::PortError::Unavailable(
+            "socket dropped".into(),
+        )))
+        .await
+        .expect("event");
+    wait(speech_duration(long).as_secs_f64()).await;
+    assert_eq!(lock(&h.stt_sessions).len(), 2, "reopened");
+    let heard = lock(&h.heard);
+    assert!(heard.clears.is_empty());
+    assert!(heard.frames.len() > before + 150, "it went on playing");
+    assert_no_gap(&heard.frames[start..]);
+    drop(heard);
+    let turns = h.turns();
+    assert_eq!(
+        turns.last().and_then(|t| t.heard_text.as_deref()),
+        Some(long)
+    );
+}
+
+fn do_not_call_reply() -> Vec<LlmEvent> {
+    vec![
+        LlmEvent::Text("Understood, I will not call again. ".into()),
+        LlmEvent::Text("Goodbye.".into()),
+        LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: "mark_do_not_call".into(),
+            arguments: "{}".into(),
+        }),
+        LlmEvent::Finish(FinishReason::ToolCalls),
+    ]
+}
+
+/// The callee hears "I will not call again" only once it is stored.
+#[tokio::test(start_paused = true)]
+async fn do_not_call_is_acknowledged_only_after_it_is_stored() {
+    let h = greeted().await;
+    *lock(&h.store.request_delay) = secs(3.0);
+    h.llm[0].reply_events(do_not_call_reply());
+    let start = h.frames_heard();
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Please remove me from your list").await;
+    wait(2.5).await;
+    assert_eq!(h.frames_heard(), start, "held while the write is pending");
+    assert!(lock(&h.telephony.log).hung_up.is_empty(), "no hang-up yet");
+    wait(6.0).await;
+    let stored_at = lock(&h.store.log).request_stored_at.expect("stored");
+    {
+        let heard = lock(&h.heard);
+        assert!(heard.frames.len() > start + 100, "then it played");
+        assert!(
+            heard.frames[start..].iter().all(|(at, _)| *at >= stored_at),
+            "no frame of the acknowledgement before the write completed"
+        );
+    }
+    assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
+    assert_eq!(
+        h.turns()
+            .last()
+            .and_then(|t| t.heard_text.clone())
+            .as_deref(),
+        Some("Understood, I will not call again. Goodbye.")
+    );
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.5).await;
+    assert_eq!(
+        lock(&h.store.log).requests,
+        [crate::ports::CalleeRequest::DoNotCall]
+    );
+    let reports = lock(&h.reports);
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].do_not_call);
+    assert_eq!(
+        reports[0].outcome(),
+        crate::schedule::retry::CallOutcome::DoNotCall
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unconfirmed_do_not_call_still_ends_the_call_in_bounded_time() {
+    let h = greeted().await;
+    h.store.fail_for(secs(40.0));
+    h.llm[0].reply_events(do_not_call_reply());
+    let start = h.frames_heard();
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Please remove me from your list").await;
+    wait(9.0).await;
+    assert!(lock(&h.telephony.log).hung_up.is_empty());
+    wait(2.0).await;
+    assert_eq!(
+        lock(&h.telephony.log).hung_up.len(),
+        1,
+        "the bound ended it"
+    );
+    assert_eq!(
+        h.frames_heard(),
+        start,
+        "the unconfirmed promise never played"
+    );
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    // The outcome's write queues behind the request: the report waits
+    // its bounded time, then goes.
+    wait(11.0).await;
+    assert!(lock(&h.reports)[0].do_not_call);
+    wait(60.0).await;
+    assert_eq!(
+        lock(&h.store.log).requests,
+        [crate::ports::CalleeRequest::DoNotCall],
+        "the writer kept at it"
+    );
+}
+
+fn prov(id: &str) -> crate::ports::ProviderCallId {
+    crate::ports::ProviderCallId(id.into())
+}
+
+fn finished_as(h: &Harness) -> Option<(String, String)> {
+    lock(&h.store.log).finished.clone()
+}
+
+/// A create-call of unknown outcome is not a failure (a redial could ring
+/// the callee twice): the call waits to learn its leg.
+#[tokio::test(start_paused = true)]
+async fn an_unknown_create_call_then_a_webhook_id_proceeds_to_conversation() {
+    let mut h = Harness::start(config()).await;
+    *lock(&h.telephony.place_unknown_after) = Some(secs(2.0));
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(3.0).await;
+    assert!(!h.handle.is_finished(), "not failed");
+    assert!(finished_as(&h).is_none());
+    h.call
+        .cast(CallMsg::ProviderId(prov("leg-a")))
+        .expect("cast");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Ringing))
+        .expect("cast");
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Answered))
+        .expect("cast");
+    h.answer_media_only().await;
+    wait(speech_duration(GREETING).as_secs_f64() + 1.0).await;
+    assert_eq!(
+        h.turns()
+            .first()
+            .and_then(|t| t.heard_text.clone())
+            .as_deref(),
+        Some(GREETING)
+    );
+    assert_eq!(lock(&h.store.log).provider_id, Some(prov("leg-a")));
+    wait(25.0).await;
+    assert!(lock(&h.telephony.log).finds.is_empty(), "the webhook told");
+    assert_eq!(lock(&h.telephony.log).placed.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_create_call_is_resolved_from_the_providers_call_list() {
+    let h = Harness::start(config()).await;
+    *lock(&h.telephony.place_unknown_after) = Some(secs(2.0));
+    *lock(&h.telephony.found) = Some(prov("leg-b"));
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(2.0 + 19.0).await;
+    assert!(
+        lock(&h.telephony.log).finds.is_empty(),
+        "waits for a webhook first"
+    );
+    wait(2.0).await;
+    let finds = lock(&h.telephony.log).finds.clone();
+    assert_eq!(finds.len(), 1);
+    assert_eq!(finds[0].1, "+14155550123");
+    assert_eq!(lock(&h.store.log).provider_id, Some(prov("leg-b")));
+    assert!(!h.handle.is_finished(), "the adopted leg goes on");
+    // It is ours now: a later hang-up names it.
+    h.call
+        .cast(CallMsg::Hangup(crate::call::lifecycle::EndCause::Cancelled))
+        .expect("cast");
+    wait(0.1).await;
+    assert_eq!(lock(&h.telephony.log).hung_up, [prov("leg-b")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_create_call_with_no_leg_found_fails_as_not_placed() {
+    let h = Harness::start(config()).await;
+    *lock(&h.telephony.place_unknown_after) = Some(secs(2.0));
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(2.0 + 21.0).await;
+    assert_eq!(lock(&h.telephony.log).finds.len(), 1);
+    assert!(h.handle.is_finished());
+    let (outcome, reason) = finished_as(&h).expect("finished");
+    assert_eq!(outcome, "failed");
+    assert!(reason.starts_with("not placed"), "{reason}");
+    let reports = lock(&h.reports);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].outcome(),
+        crate::schedule::retry::CallOutcome::Failed
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ringing_timeout_while_the_leg_is_unknown_hangs_it_up_once_known() {
+    let mut cfg = config();
+    cfg.ringing_timeout = secs(5.0);
+    let h = Harness::start(cfg).await;
+    *lock(&h.telephony.place_unknown_after) = Some(secs(2.0));
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(3.0).await;
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Ringing))
+        .expect("cast");
+    wait(3.0).await;
+    assert!(lock(&h.telephony.log).hung_up.is_empty(), "nothing to name");
+    assert!(!h.handle.is_finished(), "not over while a leg may ring");
+    h.call
+        .cast(CallMsg::ProviderId(prov("leg-d")))
+        .expect("cast");
+    wait(0.1).await;
+    assert_eq!(lock(&h.telephony.log).hung_up, [prov("leg-d")]);
+    h.call
+        .cast(CallMsg::Telephony(TelephonyEvent::Completed))
+        .expect("cast");
+    wait(0.1).await;
+    assert_eq!(finished_as(&h).map(|f| f.0).as_deref(), Some("no_answer"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_create_call_timeout_outlasts_the_clients_and_firing_is_unknown() {
+    let h = Harness::start(config()).await;
+    // The client answers after 10 s (its own timeout): within ours.
+    *lock(&h.telephony.place_hangs_for) = Some(secs(10.0));
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(11.0).await;
+    assert_eq!(lock(&h.store.log).provider_id, Some(prov("prov-1")));
+    // A client that never answers: our timeout is `Unknown`, not failed.
+    let h = Harness::start(config()).await;
+    *lock(&h.telephony.place_hangs_for) = Some(secs(1000.0));
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(16.0).await;
+    assert!(!h.handle.is_finished(), "not failed: resolving");
+    wait(20.0).await;
+    assert_eq!(lock(&h.telephony.log).finds.len(), 1);
 }

@@ -512,6 +512,8 @@ pub struct DialerInner {
     pub ended: HashMap<(ContactId, u32), CallOutcome>,
     /// Outcomes of calls that ended while no campaign actor was alive.
     pub undelivered: Vec<CampaignEvent>,
+    /// Campaigns whose queued dials were withdrawn, in order.
+    pub withdrawn: Vec<CampaignId>,
     pub clock: Arc<TestClock>,
 }
 
@@ -539,6 +541,7 @@ impl FakeDialer {
             max_live: 0,
             ended: HashMap::new(),
             undelivered: Vec::new(),
+            withdrawn: Vec::new(),
             clock,
         })))
     }
@@ -603,6 +606,14 @@ impl FakeDialer {
 }
 
 impl DialSink for FakeDialer {
+    fn withdraw(
+        &self,
+        campaign: CampaignId,
+    ) -> impl Future<Output = Result<(), DialRefused>> + Send {
+        self.lock().withdrawn.push(campaign);
+        async { Ok(()) }
+    }
+
     fn dial(&self, req: DialRequest) -> impl Future<Output = Result<(), DialRefused>> + Send {
         let this = self.clone();
         async move {

@@ -3,9 +3,11 @@
 pub(crate) mod fakes;
 
 mod dialling;
+mod drain;
 mod failures;
 mod lease;
 mod lifecycle;
+mod recheck;
 mod refusals;
 mod retry;
 mod window;

@@ -210,3 +210,33 @@ fn full_scale_frames_do_not_overflow() {
     }
     assert_eq!(v.push_frame(&loud), Some(VadEvent::SpeechStart));
 }
+
+#[test]
+fn the_silence_that_ended_speech_is_the_configured_hangover() {
+    for hangover_ms in [300u64, 700, 1000] {
+        let mut vad = Vad::new(
+            VadConfig {
+                hangover: Duration::from_millis(hangover_ms),
+                ..VadConfig::default()
+            },
+            RATE,
+        );
+        let mut events = feed(&mut vad, &tone(500, LOUD, RATE), RATE, 0);
+        events.extend(feed(&mut vad, &silence(2000, RATE), RATE, 25));
+        let ended = events
+            .iter()
+            .find(|(_, e)| matches!(e, VadEvent::SpeechEnd { .. }))
+            .expect("speech ends");
+        // Reported on the frame that completed the hangover.
+        assert_eq!(
+            ended.0,
+            25 + (hangover_ms / 20) as usize - 1,
+            "{hangover_ms}"
+        );
+        assert_eq!(
+            vad.trailing_silence(),
+            Duration::from_millis(hangover_ms),
+            "{hangover_ms}"
+        );
+    }
+}

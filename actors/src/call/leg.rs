@@ -1,0 +1,365 @@
+//! The call's telephony leg: placing it, learning its provider id,
+//! progress events, timers, hanging up, and finishing the call.
+
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tokio::sync::oneshot;
+
+use super::children::timed;
+use super::conversation::Input;
+use super::lifecycle::{CallEvent, CallStatus, EndCause};
+use super::msg::{CallMsg, CallReport, TimerKind};
+use super::ports::CallPorts;
+use super::state::CallState;
+use super::store_writer::StoreOp;
+use crate::ports::{PlaceCall, PortError, ProviderCallId, TelephonyEvent, TelephonyPort};
+
+pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
+    if !state.apply(CallEvent::Dial) {
+        return;
+    }
+    let req = PlaceCall {
+        call: state.key.call,
+        to: state.cfg.to.clone(),
+        from: state.cfg.from.clone(),
+        ringing_timeout: state.cfg.ringing_timeout,
+        max_duration: state.cfg.max_duration,
+        machine_detection: state.cfg.machine_detection,
+        media_token: state.cfg.media_token.clone(),
+    };
+    let telephony = state.ports.telephony.clone();
+    let timeout = state.cfg.place_timeout;
+    let me = myself.clone();
+    state.leg_unknown = true;
+    state.placed_at = Some(state.utc());
+    state.leg_gone_by = Some(
+        state.now()
+            + state.cfg.place_timeout
+            + state.cfg.ringing_timeout
+            + state.cfg.max_duration
+            + LEG_MARGIN,
+    );
+    tokio::spawn(async move {
+        // The client's own timeout fires first and says whether the
+        // request went out; this one firing means nobody knows.
+        let result = match tokio::time::timeout(timeout, telephony.place_call(req)).await {
+            Ok(result) => result,
+            Err(_) => Err(PortError::Unknown(format!(
+                "no answer to the create-call request in {timeout:?}"
+            ))),
+        };
+        let _ = me.cast(CallMsg::Placed(result));
+    });
+    let ringing = state.cfg.ringing_timeout;
+    state.set_timer(myself, TimerKind::Ringing, ringing);
+}
+
+/// Margin past a leg's own limits after which it is surely gone.
+const LEG_MARGIN: Duration = Duration::from_secs(60);
+
+/// The provider's id of our leg is known (create-call answer, a webhook
+/// event, the provider's call list). The first one wins; a hang-up decided
+/// while it was unknown is carried out now.
+pub(super) fn adopt_leg<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    id: ProviderCallId,
+) {
+    if state.provider_call.is_some() {
+        return;
+    }
+    state.leg_unknown = false;
+    state.cancel_timer(TimerKind::ResolvePlacement);
+    state.provider_call = Some(id.clone());
+    state.record(StoreOp::ProviderId(id.clone()));
+    if state.hangup_owed {
+        state.hangup_owed = false;
+        hang_up_leg(myself, state, id);
+    }
+}
+
+/// No event told the id of a leg placed with an unknown outcome: ask the
+/// provider's call list, in a task, under the port timeout.
+fn resolve_placement<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
+    if state.provider_call.is_some() || !state.leg_unknown {
+        return;
+    }
+    let telephony = state.ports.telephony.clone();
+    let timeout = state.cfg.port_timeout;
+    let (call, to) = (state.key.call, state.cfg.to.clone());
+    let since = state.placed_at.unwrap_or_else(|| state.utc());
+    let me = myself.clone();
+    tokio::spawn(async move {
+        let result = timed(
+            timeout,
+            "finding the call",
+            telephony.find_call(call, &to, since),
+        )
+        .await;
+        let _ = me.cast(CallMsg::Resolved(result));
+    });
+}
+
+/// The provider's call list answered. A leg found is adopted (and hung up
+/// if the call is already ending); none found means the create-call did
+/// not take: the call failed. A failed look-up is asked again later, until
+/// any leg placed then would be over by its own limits.
+pub(super) async fn resolved<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    result: Result<Option<ProviderCallId>, PortError>,
+) {
+    if state.provider_call.is_some() || !state.leg_unknown {
+        return;
+    }
+    match result {
+        Ok(Some(id)) => adopt_leg(myself, state, id),
+        Ok(None) => {
+            state.leg_unknown = false;
+            let why = "not placed: the provider has no leg for this call";
+            finish(myself, state, EndCause::Failed(why.into())).await;
+        }
+        Err(e) => {
+            tracing::warn!(call.id = %state.key.call, error = %e, "finding the call failed");
+            if state.leg_gone_by.is_some_and(|t| state.now() >= t) {
+                state.leg_unknown = false;
+                let why = format!("not placed: placement never resolved ({e})");
+                finish(myself, state, EndCause::Failed(why)).await;
+            } else {
+                let after = state.cfg.resolve_timeout;
+                state.set_timer(myself, TimerKind::ResolvePlacement, after);
+            }
+        }
+    }
+}
+
+/// Tells the provider to hang up our leg (in a task); the provider's
+/// `completed` (or the socket closing) finishes the call, and if neither
+/// comes, a fallback timer does.
+fn hang_up_leg<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    id: ProviderCallId,
+) {
+    let telephony = state.ports.telephony.clone();
+    let timeout = state.cfg.port_timeout;
+    tokio::spawn(async move {
+        if let Err(e) = timed(timeout, "hanging up", telephony.hang_up(id)).await {
+            tracing::warn!(error = %e, "hang-up failed");
+        }
+    });
+    myself.send_after(state.cfg.port_timeout * 2, || CallMsg::MediaClosed);
+}
+
+pub(super) async fn telephony<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    event: TelephonyEvent,
+) {
+    match event {
+        TelephonyEvent::Ringing => {
+            state.apply(CallEvent::Ringing);
+        }
+        TelephonyEvent::Answered => answered(myself, state),
+        TelephonyEvent::Human => {}
+        TelephonyEvent::Machine => {
+            // The provider's detection is authoritative while the call is
+            // live, even when the verdict comes after media is up and the
+            // machine's own greeting was taken for the callee speaking
+            // (asynchronous detection takes seconds).
+            if state.apply(CallEvent::MachineDetected) || state.lifecycle.machine_after_answer() {
+                on_machine(myself, state);
+            }
+        }
+        TelephonyEvent::Busy => finish(myself, state, EndCause::Busy).await,
+        TelephonyEvent::NoAnswer => finish(myself, state, EndCause::NoAnswer).await,
+        TelephonyEvent::Rejected => finish(myself, state, EndCause::Rejected).await,
+        TelephonyEvent::Failed(why) => finish(myself, state, EndCause::Failed(why)).await,
+        TelephonyEvent::Cancelled => finish(myself, state, EndCause::Cancelled).await,
+        TelephonyEvent::Completed => {
+            // Webhooks can arrive out of order: a `completed` before any
+            // answer usually trails a busy / timeout / rejected that is
+            // still on its way. Give it a moment before calling the call
+            // failed.
+            let unanswered = state.lifecycle.status() < CallStatus::Answered
+                && state.lifecycle.cause().is_none();
+            if unanswered {
+                state.set_timer(myself, TimerKind::CompletedUnanswered, COMPLETED_GRACE);
+            } else {
+                finish(myself, state, EndCause::Completed).await
+            }
+        }
+    }
+}
+
+/// How long a `completed` before any answer waits for the status that
+/// says why (webhooks are not ordered).
+pub const COMPLETED_GRACE: Duration = Duration::from_secs(2);
+
+pub(super) fn answered<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
+    state.apply(CallEvent::Answered);
+    state.cancel_timer(TimerKind::Ringing);
+    if !state.max_duration_set {
+        state.max_duration_set = true;
+        let max = state.cfg.max_duration;
+        state.set_timer(myself, TimerKind::MaxDuration, max);
+    }
+}
+
+pub(super) fn on_machine<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
+    use super::config::MachineAction;
+    match (
+        state.cfg.machine_action,
+        state.cfg.voicemail_message.clone(),
+    ) {
+        (MachineAction::LeaveMessage, Some(message)) => {
+            if state.media_out.is_some() {
+                let then = Some(EndCause::Machine);
+                state.drive(
+                    myself,
+                    Input::Say {
+                        text: message,
+                        then,
+                    },
+                );
+            } else {
+                state.voicemail_pending = true;
+            }
+        }
+        _ => state.drive(myself, Input::EndWhenFree(EndCause::Machine)),
+    }
+}
+
+/// The node stops: a call with a callee on the line is told why (the
+/// shutdown line, like the apology: barge in on ourselves, speak, hang up
+/// once it played or [`SHUTDOWN_GRACE`] passed); one not yet answered, or
+/// without media to speak on, is hung up at once. A call already ending
+/// (goodbye or apology playing, hang-up sent) goes on ending as it was.
+/// A machine keeps its `Machine` verdict (the first cause wins).
+///
+/// [`SHUTDOWN_GRACE`]: super::config::SHUTDOWN_GRACE
+pub(super) async fn shutdown<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
+    let status = state.lifecycle.status();
+    if status >= CallStatus::Ending || state.conv.leaving() {
+        return;
+    }
+    let speaks =
+        status >= CallStatus::Answered && state.media_out.is_some() && state.tts.actor.is_some();
+    if !speaks {
+        hang_up(myself, state, EndCause::Interrupted).await;
+        return;
+    }
+    let input = Input::Leave {
+        text: state.cfg.shutdown_text.clone(),
+        then: EndCause::Interrupted,
+        within: super::config::SHUTDOWN_GRACE,
+        cause: EndCause::Interrupted,
+    };
+    state.drive(myself, input);
+}
+
+pub(super) async fn timer<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    kind: TimerKind,
+) {
+    match kind {
+        TimerKind::Ringing => {
+            if state.lifecycle.status() < CallStatus::Answered {
+                hang_up(myself, state, EndCause::NoAnswer).await;
+            }
+        }
+        TimerKind::MaxDuration => {
+            let input = Input::Leave {
+                text: state.cfg.goodbye_text.clone(),
+                then: EndCause::Timeout,
+                within: super::config::DEFAULT_APOLOGY_GRACE,
+                cause: EndCause::Timeout,
+            };
+            state.drive(myself, input);
+        }
+        TimerKind::NoInput | TimerKind::DoNotCallStored | TimerKind::ApologyDone => {
+            if kind == TimerKind::DoNotCallStored && state.conv.awaiting_do_not_call() {
+                tracing::warn!(call.id = %state.key.call, "do-not-call not stored in time; ending the call");
+            }
+            state.drive(myself, Input::Timer(kind));
+        }
+        TimerKind::ResolvePlacement => resolve_placement(myself, state),
+        TimerKind::CompletedUnanswered => finish(myself, state, EndCause::Completed).await,
+    }
+}
+
+/// Ends the call from our side: stop talking, tell the provider.
+pub(super) async fn hang_up<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    cause: EndCause,
+) {
+    if state.lifecycle.status() == CallStatus::Queued {
+        finish(myself, state, cause).await;
+        return;
+    }
+    state.drive(myself, Input::Stop);
+    if !state.apply(CallEvent::Hangup(cause.clone())) {
+        return;
+    }
+    match state.provider_call.clone() {
+        Some(id) => hang_up_leg(myself, state, id),
+        // A leg may be up and we cannot name it yet: hang it up once its
+        // id is known (never call the call over while it may ring).
+        None if state.leg_unknown => state.hangup_owed = true,
+        None => finish(myself, state, cause).await,
+    }
+}
+
+/// The call is over: record everything, stop the children, report, stop.
+pub(super) async fn finish<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    cause: EndCause,
+) {
+    if state.finished {
+        return;
+    }
+    state.drive(myself, Input::Stop);
+    let provider_cause = match cause {
+        EndCause::Completed => None,
+        other => Some(other),
+    };
+    state.lifecycle.apply(CallEvent::Ended(provider_cause));
+    state.finished = true;
+    let cause = match state.lifecycle.cause().cloned() {
+        None | Some(EndCause::Completed) if state.conv.declined() => EndCause::Rejected,
+        cause => cause.unwrap_or(EndCause::Completed),
+    };
+    myself.stop_children(Some("call finished".into()));
+    state.media_out = None;
+    let at = state.utc();
+    state.record(StoreOp::Status(CallStatus::Finished.as_str(), at));
+    let (done, wait) = oneshot::channel();
+    state.record(StoreOp::Finish {
+        outcome: cause.outcome().to_string(),
+        reason: end_reason(&cause),
+        at,
+        done,
+    });
+    let _ = tokio::time::timeout(state.cfg.port_timeout * 2, wait).await;
+    tracing::info!(call.id = %state.key.call, outcome = cause.outcome(), turns = state.conv.turns(), "call finished");
+    metrics::counter!("talky_calls_total", "outcome" => cause.outcome()).increment(1);
+    (state.report)(CallReport {
+        key: state.key,
+        cause,
+        callback_at: state.conv.callback_at(),
+        do_not_call: state.conv.do_not_call(),
+        turns: state.conv.turns(),
+    });
+    myself.stop(Some("finished".into()));
+}
+
+fn end_reason(cause: &EndCause) -> String {
+    match cause {
+        EndCause::Failed(why) | EndCause::ProviderError(why) => why.clone(),
+        other => other.outcome().replace('_', " "),
+    }
+}

@@ -1,0 +1,276 @@
+//! What one call owns: its children, timers, media handles, and the
+//! conversation's state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::ActorRef;
+use tokio::sync::mpsc;
+
+use super::children::llm::LlmChildMsg;
+use super::children::stt::{AudioSlot, SttChildMsg};
+use super::children::tts::{TtsChildMsg, TtsChunk};
+use super::config::CallConfig;
+use super::conversation::{Command, Conversation, Input, Now};
+use super::lifecycle::{CallEvent, EndCause, Lifecycle, Step};
+use super::msg::{CallMsg, CallSnapshot, ChildKind, ChildSnapshot, ReportSink, TimerKind};
+use super::ports::{CallPorts, Ports};
+use super::store_writer::{StoreOp, StoreWriter};
+use crate::ports::{CallKey, Clock, LatencySplit, MediaOut, ProviderCallId, Role};
+use crate::supervision::{ProviderChain, RestartTracker};
+
+/// One supervised child.
+pub(crate) struct Child<M: ractor::Message> {
+    /// Its ref while running.
+    pub actor: Option<ActorRef<M>>,
+    /// Bumped at every (re)start; events of older generations are stale.
+    pub generation: u64,
+    /// Failure history.
+    pub tracker: RestartTracker,
+    /// Providers, by index into the port vector.
+    pub chain: ProviderChain<usize>,
+}
+
+impl<M: ractor::Message> Child<M> {
+    pub(crate) fn new(cfg: &CallConfig, providers: usize) -> Self {
+        Self {
+            actor: None,
+            generation: 0,
+            tracker: RestartTracker::new(cfg.restart),
+            chain: ProviderChain::new((0..providers).collect(), cfg.switch_after)
+                .unwrap_or_else(|| ProviderChain::single(0)),
+        }
+    }
+
+    pub(crate) fn cast(&self, msg: M) {
+        if let Some(actor) = &self.actor {
+            let _ = actor.cast(msg);
+        }
+    }
+
+    pub(crate) fn snapshot(&self, kind: ChildKind) -> ChildSnapshot {
+        ChildSnapshot {
+            kind,
+            provider: self.chain.position(),
+            restarts: self.tracker.total_restarts(),
+            running: self.actor.is_some(),
+        }
+    }
+}
+
+/// Everything one call owns.
+pub struct CallState<P: CallPorts> {
+    pub(crate) key: CallKey,
+    pub(crate) cfg: CallConfig,
+    pub(crate) ports: Ports<P>,
+    pub(crate) report: ReportSink,
+    pub(crate) lifecycle: Lifecycle,
+    pub(crate) provider_call: Option<ProviderCallId>,
+    /// Whether a provider leg may exist whose id we do not know: from the
+    /// create-call request until its answer, and after an answer of
+    /// unknown outcome until an event or the provider's call list tells.
+    /// Meanwhile the call is never finished from our side.
+    pub(crate) leg_unknown: bool,
+    /// A hang-up decided while `leg_unknown`: carried out once the id is
+    /// known.
+    pub(crate) hangup_owed: bool,
+    /// When the call was placed (what `find_call` searches from).
+    pub(crate) placed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a leg placed then is over for sure, whatever happened: ringing
+    /// plus talk time limits (both sent to the provider) and a margin.
+    pub(crate) leg_gone_by: Option<Instant>,
+    /// The conversation (sans I/O): this actor carries out its commands.
+    pub(crate) conv: Conversation,
+    pub(crate) store: StoreWriter,
+    pub(crate) media_out: Option<mpsc::Sender<MediaOut>>,
+    pub(crate) slot: Arc<AudioSlot>,
+    pub(crate) stt: Child<SttChildMsg>,
+    pub(crate) llm: Child<LlmChildMsg>,
+    pub(crate) tts: Child<TtsChildMsg>,
+    pub(crate) tts_tx: mpsc::Sender<TtsChunk>,
+    pub(crate) tts_rx: mpsc::Receiver<TtsChunk>,
+    pub(crate) timers: HashMap<TimerKind, u64>,
+    pub(crate) next_token: u64,
+    pub(crate) tick_at: Option<Instant>,
+    /// Leave the voicemail message once media is up.
+    pub(crate) voicemail_pending: bool,
+    /// A hang-up the conversation commanded (its last line had its time),
+    /// carried out at the end of the current message.
+    pub(crate) hangup_next: Option<EndCause>,
+    pub(crate) max_duration_set: bool,
+    pub(crate) messages: u64,
+    pub(crate) finished: bool,
+}
+
+impl<P: CallPorts> CallState<P> {
+    pub(crate) fn now(&self) -> Instant {
+        self.ports.clock.now()
+    }
+
+    pub(crate) fn utc(&self) -> chrono::DateTime<chrono::Utc> {
+        self.ports.clock.utc()
+    }
+
+    /// Queues a record write (the writer retries it until it lands; a
+    /// full queue drops it, logged and counted).
+    pub(crate) fn record(&self, op: StoreOp) {
+        self.store.send(op);
+    }
+
+    pub(crate) fn apply(&mut self, event: CallEvent) -> bool {
+        match self.lifecycle.apply(event) {
+            Step::Moved(status) => {
+                let at = self.utc();
+                self.record(StoreOp::Status(status.as_str(), at));
+                tracing::debug!(call.id = %self.key.call, status = status.as_str(), "call status");
+                true
+            }
+            Step::Ignored => false,
+        }
+    }
+
+    /// Sets a timer; an earlier one of the same kind is forgotten.
+    pub(crate) fn set_timer(
+        &mut self,
+        myself: &ActorRef<CallMsg>,
+        kind: TimerKind,
+        after: Duration,
+    ) {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.timers.insert(kind, token);
+        myself.send_after(after, move || CallMsg::Timer(kind, token));
+    }
+
+    pub(crate) fn cancel_timer(&mut self, kind: TimerKind) {
+        self.timers.remove(&kind);
+    }
+
+    pub(crate) fn timer_is_live(&mut self, kind: TimerKind, token: u64) -> bool {
+        if self.timers.get(&kind) == Some(&token) {
+            self.timers.remove(&kind);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Makes sure a tick comes at `at` (or earlier).
+    pub(crate) fn schedule_tick(&mut self, myself: &ActorRef<CallMsg>, at: Instant) {
+        let now = self.now();
+        if self.tick_at.is_some_and(|t| t <= at && t >= now) {
+            return;
+        }
+        self.tick_at = Some(at);
+        myself.send_after(at.saturating_duration_since(now), || CallMsg::Tick);
+    }
+
+    pub(crate) fn send_media(&self, item: MediaOut) -> bool {
+        match &self.media_out {
+            Some(tx) => tx.try_send(item).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Hands `input` to the conversation at the current time and carries
+    /// out its commands; then feeds it the TTS audio it wants.
+    pub(crate) fn drive(&mut self, myself: &ActorRef<CallMsg>, input: Input) {
+        let commands = self.conv.on(input, self.time());
+        self.execute(myself, commands);
+        let mut fed = false;
+        while self.conv.wants_audio() {
+            let Ok((segment, pcm)) = self.tts_rx.try_recv() else {
+                break;
+            };
+            let commands = self.conv.on(Input::TtsAudio { segment, pcm }, self.time());
+            self.execute(myself, commands);
+            fed = true;
+        }
+        if fed {
+            let commands = self.conv.on(Input::Tick, self.time());
+            self.execute(myself, commands);
+        }
+    }
+
+    fn time(&self) -> Now {
+        Now {
+            at: self.now(),
+            utc: self.utc(),
+        }
+    }
+
+    fn execute(&mut self, myself: &ActorRef<CallMsg>, commands: Vec<Command>) {
+        for command in commands {
+            match command {
+                Command::Play(frame) => {
+                    self.send_media(MediaOut::Audio(frame));
+                }
+                Command::ClearMedia => {
+                    self.send_media(MediaOut::Clear);
+                }
+                Command::Mark(mark) => {
+                    self.send_media(MediaOut::Mark(mark));
+                }
+                Command::Generate { turn, request } => {
+                    self.llm.cast(LlmChildMsg::Generate { turn, request });
+                }
+                Command::CancelLlm => self.llm.cast(LlmChildMsg::Cancel),
+                Command::Speak { segment, text } => {
+                    self.tts.cast(TtsChildMsg::Speak { segment, text });
+                }
+                Command::CancelTts => {
+                    self.tts.cast(TtsChildMsg::Cancel);
+                    while self.tts_rx.try_recv().is_ok() {}
+                }
+                Command::Record(turn) => {
+                    if turn.speaker == Role::Assistant {
+                        record_latency(&turn.latency);
+                        if turn.interrupted {
+                            tracing::debug!(call.id = %self.key.call, "agent turn cut short");
+                            metrics::counter!("talky_barge_ins_total").increment(1);
+                        }
+                    }
+                    self.record(StoreOp::Turn(Box::new(turn)));
+                }
+                Command::Request(request) => self.record(StoreOp::Request(request)),
+                Command::SetTimer(kind, after) => self.set_timer(myself, kind, after),
+                Command::CancelTimer(kind) => self.cancel_timer(kind),
+                Command::TickAt(at) => self.schedule_tick(myself, at),
+                Command::HangUp(cause) => {
+                    self.hangup_next.get_or_insert(cause);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> CallSnapshot {
+        CallSnapshot {
+            key: self.key,
+            status: self.lifecycle.status(),
+            turns: self.conv.turns(),
+            agent_speaking: self.conv.agent_speaking(),
+            children: vec![
+                self.stt.snapshot(ChildKind::Stt),
+                self.llm.snapshot(ChildKind::Llm),
+                self.tts.snapshot(ChildKind::Tts),
+            ],
+            messages: self.messages,
+        }
+    }
+}
+
+/// Turn latency histograms, one per stage, in milliseconds.
+fn record_latency(split: &LatencySplit) {
+    for (stage, ms) in [
+        ("stt", split.stt_ms),
+        ("llm_first_token", split.llm_first_token_ms),
+        ("tts_first_audio", split.tts_first_audio_ms),
+        ("first_frame", split.first_frame_ms),
+        ("voice_to_voice", split.voice_to_voice_ms),
+    ] {
+        if let Some(ms) = ms {
+            metrics::histogram!("talky_turn_latency_ms", "stage" => stage).record(f64::from(ms));
+        }
+    }
+}

@@ -1,0 +1,2 @@
+DROP INDEX calls_unfinished_idx;
+ALTER TABLE calls DROP COLUMN node_id;

@@ -1,0 +1,423 @@
+//! `talky-sim demo`: a whole simulated campaign in one command. Every emulator
+//! runs on loopback in this process (Vonage with its callee personas,
+//! Deepgram STT, a primary and a fallback LLM, ElevenLabs TTS), talky's
+//! server runs against them with its real clients, and the campaign is
+//! driven through the public REST API exactly as an operator would: a
+//! tenant, a campaign, ten contacts (one per persona), start, watch, and a
+//! closing table per contact.
+//!
+//! Nothing here is a shortcut around the product: the emulators are only
+//! reached over their wire protocols, and the table is read back over REST.
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use talky_actors::campaign_actor::CampaignConfig;
+use talky_actors::dialer::DialerConfig;
+
+use crate::aura::{AuraSim, AuraSimConfig};
+use crate::deepgram::{DeepgramSim, DeepgramSimConfig};
+use crate::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
+use crate::llm::agent::AgentScript;
+use crate::llm::{LlmSim, LlmSimConfig};
+use crate::vonage::persona::Personas;
+use crate::vonage::{VonageSim, VonageSimConfig};
+use crate::whisper::{WhisperSim, WhisperSimConfig};
+use talky::config::{Config, Secret};
+
+/// The demo's Vonage application id (the emulator checks JWTs for it).
+const APP_ID: &str = "d3m0d3m0-0000-4000-8000-000000000001";
+/// The demo's key pair: a test key committed for the emulator, never a
+/// real credential.
+const PRIVATE_KEY: &str = include_str!("../../../src/providers/vonage/testdata/test_private.pem");
+const PUBLIC_KEY: &str = include_str!("../../../src/providers/vonage/testdata/test_public.pem");
+/// What the primary LLM emulator fails on (one contact asks it).
+const FAILURE_TRIGGER: &str = "the offer";
+/// The longest the demo waits for the campaign to finish.
+const DEMO_DEADLINE: Duration = Duration::from_secs(300);
+/// HTTP timeout of the demo's own REST calls.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The contacts: name, persona, number (valid London drama numbers, so the
+/// import accepts them; the Vonage emulator maps each to its persona).
+pub const CONTACTS: &[(&str, &str, &str)] = &[
+    ("Ann", "interested", "+442079460100"),
+    ("Ben", "not_interested", "+442079460101"),
+    ("Cleo", "remove_me", "+442079460102"),
+    ("Dan", "busy", "+442079460103"),
+    ("Eve", "no_answer", "+442079460104"),
+    ("Finn", "voicemail", "+442079460105"),
+    ("Gus", "barge_in", "+442079460106"),
+    ("Hana", "silent", "+442079460107"),
+    ("Ivo", "hangs_up_mid_sentence", "+442079460108"),
+    ("Jo", "asks_about_offer", "+442079460109"),
+];
+
+/// How the demo runs.
+#[derive(Clone, Debug, Default)]
+pub struct DemoOptions {
+    /// Keep the server and emulators up after the table, until Ctrl-C.
+    pub keep_running: bool,
+}
+
+/// What the demo leaves behind, for a test or a caller to inspect.
+#[derive(Debug)]
+pub struct DemoResult {
+    /// One row per contact, in [`CONTACTS`] order.
+    pub rows: Vec<report::Row>,
+    /// The campaign id.
+    pub campaign: String,
+    /// The demo tenant's API key made for this run.
+    pub api_key: String,
+    /// The server's base URL.
+    pub base: String,
+}
+
+fn personas() -> anyhow::Result<Personas> {
+    let mut personas = Personas::builtin();
+    for (_, name, phone) in CONTACTS {
+        let mut p = Personas::builtin()
+            .get(name)
+            .cloned()
+            .with_context(|| format!("built-in persona {name}"))?;
+        p.numbers = vec![phone.trim_start_matches('+').to_string()];
+        personas.insert(p);
+    }
+    Ok(personas)
+}
+
+/// The emulators of the demo, kept alive while it runs.
+struct Emulators {
+    vonage: crate::vonage::VonageSimHandle,
+    deepgram: crate::deepgram::DeepgramSimHandle,
+    llm: crate::llm::LlmSimHandle,
+    llm_fallback: crate::llm::LlmSimHandle,
+    tts: crate::elevenlabs::ElevenLabsSimHandle,
+    whisper: crate::whisper::WhisperSimHandle,
+    aura: crate::aura::AuraSimHandle,
+}
+
+async fn emulators() -> anyhow::Result<Emulators> {
+    let vonage = VonageSim::start(VonageSimConfig {
+        application_id: APP_ID.into(),
+        public_key_pem: PUBLIC_KEY.into(),
+        personas: personas()?,
+        ..VonageSimConfig::default()
+    })
+    .await
+    .context("vonage emulator")?;
+    // Latencies of real services, so the latency column means something.
+    let deepgram = DeepgramSim::start(DeepgramSimConfig {
+        final_latency: Duration::from_millis(150),
+        ..DeepgramSimConfig::default()
+    })
+    .await
+    .context("deepgram emulator")?;
+    let llm_cfg = LlmSimConfig {
+        first_token_latency: Duration::from_millis(200),
+        tokens_per_second: 40.0,
+        ..LlmSimConfig::default()
+    };
+    let llm = LlmSim::start(LlmSimConfig {
+        fail_when_user_says: Some(FAILURE_TRIGGER.into()),
+        ..llm_cfg.clone()
+    })
+    .await
+    .context("llm emulator")?;
+    llm.set_script(AgentScript);
+    let llm_fallback = LlmSim::start(llm_cfg)
+        .await
+        .context("fallback llm emulator")?;
+    llm_fallback.set_script(AgentScript);
+    let tts = ElevenLabsSim::start(ElevenLabsSimConfig {
+        first_audio_latency: Duration::from_millis(120),
+        ..ElevenLabsSimConfig::default()
+    })
+    .await
+    .context("tts emulator")?;
+    // The fallbacks of STT and TTS (Aura shares Deepgram's key).
+    let whisper = WhisperSim::start(WhisperSimConfig::default())
+        .await
+        .context("whisper emulator")?;
+    let aura = AuraSim::start(AuraSimConfig {
+        api_key: deepgram.api_key(),
+        ..AuraSimConfig::default()
+    })
+    .await
+    .context("aura emulator")?;
+    Ok(Emulators {
+        vonage,
+        deepgram,
+        llm,
+        llm_fallback,
+        tts,
+        whisper,
+        aura,
+    })
+}
+
+/// Points `config`'s providers at the emulators.
+fn provider_config(config: &mut Config, sims: &Emulators, key_file: &std::path::Path) {
+    let p = &mut config.providers;
+    p.enabled = true;
+    p.vonage.application_id = Some(APP_ID.into());
+    p.vonage.private_key_file = Some(key_file.to_path_buf());
+    p.vonage.api_base_url = Some(sims.vonage.base_url());
+    p.deepgram.base_url = Some(sims.deepgram.base_url());
+    p.deepgram.api_key = Secret::new(sims.deepgram.api_key());
+    p.llm.base_url = Some(sims.llm.base_url());
+    p.llm.api_key = Secret::new(sims.llm.api_key());
+    p.elevenlabs.base_url = Some(sims.tts.base_url());
+    p.elevenlabs.api_key = Secret::new(sims.tts.api_key());
+    p.llm_fallback.base_url = Some(sims.llm_fallback.base_url());
+    p.llm_fallback.api_key = Secret::new(sims.llm_fallback.api_key());
+    p.whisper.base_url = Some(sims.whisper.base_url());
+    p.whisper.api_key = Some(Secret::new(sims.whisper.api_key()));
+    p.aura.base_url = Some(sims.aura.base_url());
+}
+
+/// A tiny REST client of the demo tenant.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            anyhow::bail!("{method} {path}: {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+async fn demo_key(pool: &talky::db::Pool) -> anyhow::Result<String> {
+    let mut conn = pool.get().await.context("database connection")?;
+    let secret = match talky::db::tenants::find_by_name(&mut conn, "demo").await? {
+        Some(tenant) => {
+            talky::db::api_keys::create(&mut conn, tenant.tenant_id(), "demo")
+                .await?
+                .secret
+        }
+        None => {
+            talky::http::admin::create_tenant_with_key(&mut conn, "demo")
+                .await?
+                .api_key
+                .secret
+        }
+    };
+    Ok(secret)
+}
+
+fn campaign_body() -> Value {
+    json!({
+        "name": format!("Demo campaign {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")),
+        "caller_id": "+14155550100",
+        "agent": {
+            "system_prompt": "You are Ada, a friendly assistant of the clinic. Confirm appointments, answer briefly, respect every wish not to be called.",
+            "greeting": "Hello, this is Ada from the clinic.",
+            "voicemail_message": "Hello, this is Ada from the clinic. Please call us back.",
+        },
+        "calling_window": { "start": "00:00", "end": "23:59",
+            "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] },
+        "max_attempts": 2,
+        "retry_backoff_secs": 4,
+        "max_concurrent_calls": 20,
+        "voicemail_action": "leave_message",
+        "recording_enabled": true,
+    })
+}
+
+/// Runs the demo against `config`'s database; prints progress and the
+/// table to stdout.
+pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoResult> {
+    let started = Instant::now();
+    let sims = emulators().await?;
+    let key_file = std::env::temp_dir().join(format!("talky-demo-{}.pem", std::process::id()));
+    std::fs::write(&key_file, PRIVATE_KEY).context("writing the demo key")?;
+    provider_config(&mut config, &sims, &key_file);
+
+    let server = talky::app::Server::start(config.clone()).await?;
+    let base = format!("http://{}", server.addr);
+    config.server.public_url = Some(base.clone());
+    // Each chain has its fallback: Whisper behind Deepgram, a second LLM
+    // behind the first (the call that trips the primary carries on with
+    // it), Aura behind ElevenLabs.
+    let ports = talky::runtime::real_ports(&config, server.ctx.live_db.clone())?;
+    server
+        .run_dialer(
+            ports,
+            DialerConfig {
+                calls_per_second: 10.0,
+                ..DialerConfig::default()
+            },
+            CampaignConfig {
+                tick: Duration::from_millis(250),
+                ..CampaignConfig::default()
+            },
+            talky_actors::tree::DIALER,
+        )
+        .await?;
+
+    let api = Api {
+        http: reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?,
+        base: base.clone(),
+        key: demo_key(&server.ctx.db).await?,
+    };
+    // Each run starts from the same world: a previous run put Cleo on
+    // the demo tenant's do-not-call list, so take the demo numbers off it.
+    for (_, _, phone) in CONTACTS {
+        let path = format!("/api/v1/dnc/{}", phone.replace('+', "%2B"));
+        match api.call(reqwest::Method::DELETE, &path, None).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("404") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let campaign = api.post("/api/v1/campaigns", campaign_body()).await?;
+    let id = campaign["id"].as_str().context("campaign id")?.to_string();
+    let contacts: Vec<Value> = CONTACTS
+        .iter()
+        .map(|(name, persona, phone)| {
+            json!({ "phone": phone, "name": name, "timezone": "Europe/London",
+                    "metadata": { "persona": persona } })
+        })
+        .collect();
+    let imported = api
+        .post(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            Value::Array(contacts),
+        )
+        .await?;
+    println!(
+        "talky-sim demo: campaign {id}, {} contacts imported; calling through the emulators...",
+        imported["accepted"]
+    );
+    api.post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
+        .await?;
+
+    let mut last = String::new();
+    let deadline = Instant::now() + DEMO_DEADLINE;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let state = api.get(&format!("/api/v1/campaigns/{id}")).await?;
+        let calls = all_calls(&api, &id).await?;
+        let live = calls.iter().filter(|c| c["status"] != "finished").count();
+        let done = calls.len() - live;
+        let line = format!(
+            "campaign {:<9} calls: {live} live, {done} finished",
+            state["state"].as_str().unwrap_or("?")
+        );
+        if line != last {
+            println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            last = line;
+        }
+        if state["state"] == "completed" && live == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            println!("the campaign did not finish in {DEMO_DEADLINE:?}; showing where it stands");
+            break;
+        }
+    }
+
+    let rows = rows(&api, &id).await?;
+    println!("\n{}\n", report::table(&rows));
+    println!(
+        "Finished in {:.0} s. Read any call's transcript:",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(call) = rows.iter().find_map(|r| r.last_call.clone()) {
+        println!(
+            "  curl -s {base}/api/v1/calls/{call} -H 'Authorization: Bearer {}'",
+            api.key
+        );
+        println!("  talky calls show {call}");
+    }
+    let result = DemoResult {
+        rows,
+        campaign: id,
+        api_key: api.key.clone(),
+        base,
+    };
+    if opts.keep_running {
+        println!(
+            "\nThe server stays up on {} (API key above; metrics: GET /metrics with TALKY_ADMIN_TOKEN). Ctrl-C stops it.",
+            result.base
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    server.stop().await;
+    drop(sims);
+    let _ = std::fs::remove_file(&key_file);
+    Ok(result)
+}
+
+async fn all_calls(api: &Api, campaign: &str) -> anyhow::Result<Vec<Value>> {
+    let page = api
+        .get(&format!("/api/v1/calls?campaign_id={campaign}&limit=200"))
+        .await?;
+    Ok(page["items"].as_array().cloned().unwrap_or_default())
+}
+
+async fn rows(api: &Api, campaign: &str) -> anyhow::Result<Vec<report::Row>> {
+    let contacts = api
+        .get(&format!("/api/v1/campaigns/{campaign}/contacts?limit=100"))
+        .await?;
+    let mut by_contact: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut calls = all_calls(api, campaign).await?;
+    calls.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
+    for call in calls {
+        let detail = api
+            .get(&format!(
+                "/api/v1/calls/{}",
+                call["id"].as_str().unwrap_or("")
+            ))
+            .await?;
+        by_contact
+            .entry(call["contact_id"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(detail);
+    }
+    let items = contacts["items"].as_array().cloned().unwrap_or_default();
+    let mut rows = Vec::new();
+    for (name, persona, _) in CONTACTS {
+        if let Some(contact) = items.iter().find(|c| c["name"] == *name) {
+            let id = contact["id"].as_str().unwrap_or("");
+            let calls = by_contact.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            rows.push(report::row(contact, persona, calls));
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,339 @@
+//! The providers `talky serve`'s dialer calls through: `[providers]` turns
+//! the dialer on, and each provider has its own section
+//! (`[providers.vonage]`, `[providers.deepgram]`, ...).
+//!
+//! A setting left out means the provider's default (its real base URL, its
+//! default model); an empty string is refused, never read as "default".
+//! Every base URL is configuration, so the emulators of the simulated world
+//! stand in for the real services. API keys are secrets: the environment
+//! (`TALKY_PROVIDERS__DEEPGRAM__API_KEY`) or a file (`api_key_file`).
+//!
+//! The flat names of the first release (`providers.deepgram_api_key`,
+//! `TALKY_PROVIDERS__DEEPGRAM_API_KEY`, ...) keep their meaning: [`LEGACY`]
+//! maps each to its section's key (an empty legacy value in the file still
+//! means "default", as it did).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Secret, key_label};
+use crate::providers::vonage::AnswerMode;
+
+/// The dialer's providers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// Run the dialer (campaigns then really call). Off: the lifecycle
+    /// routes only change stored state.
+    pub enabled: bool,
+    /// Telephony.
+    pub vonage: VonageProvider,
+    /// Streaming STT (primary); its key also serves Aura.
+    pub deepgram: KeyedProvider,
+    /// OpenAI-compatible chat completions (unset base URL: Groq's).
+    pub llm: KeyedProvider,
+    /// A second OpenAI-compatible LLM (e.g. `https://api.openai.com/v1`):
+    /// used only when its `base_url` is set.
+    pub llm_fallback: KeyedProvider,
+    /// Streaming TTS (primary).
+    pub elevenlabs: KeyedProvider,
+    /// Groq Whisper, the STT fallback.
+    pub whisper: WhisperProvider,
+    /// Deepgram Aura, the TTS fallback (its key is Deepgram's).
+    pub aura: AuraProvider,
+}
+
+/// `[providers.vonage]`: the Voice API client.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VonageProvider {
+    /// Voice API base URL (unset: the real one).
+    pub api_base_url: Option<String>,
+    /// The Vonage application's id (required with the dialer on).
+    pub application_id: Option<String>,
+    /// PEM file of the application's private key (required with the
+    /// dialer on).
+    pub private_key_file: Option<PathBuf>,
+    /// `inline` (NCCO in the create-call body) or `answer_url` (Vonage
+    /// fetches it from `/vonage/answer/{call}/{key}` on answer).
+    pub answer_mode: AnswerMode,
+}
+
+/// A provider reached at a base URL with an API key (`[providers.deepgram]`,
+/// `[providers.llm]`, `[providers.llm_fallback]`, `[providers.elevenlabs]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyedProvider {
+    /// Base URL (unset: the provider's own).
+    pub base_url: Option<String>,
+    /// API key (environment only, or `api_key_file`).
+    pub api_key: Secret,
+    /// File holding the API key.
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// `[providers.whisper]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhisperProvider {
+    /// Base URL, http(s) (unset: Groq's).
+    pub base_url: Option<String>,
+    /// API key (unset: the LLM's key; both are Groq's by default).
+    pub api_key: Option<Secret>,
+    /// File holding the API key.
+    pub api_key_file: Option<PathBuf>,
+    /// Model (unset: `whisper-large-v3-turbo`).
+    pub model: Option<String>,
+}
+
+/// `[providers.aura]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuraProvider {
+    /// Base URL, http(s) (unset: Deepgram's).
+    pub base_url: Option<String>,
+    /// Voice used when a campaign's voice is not an `aura-` id (unset:
+    /// `aura-2-thalia-en`).
+    pub model: Option<String>,
+}
+
+/// The flat keys of `[providers]` before it had a section per provider,
+/// and the key each now means.
+pub const LEGACY: [(&str, &str); 17] = [
+    ("vonage_api_base_url", "vonage.api_base_url"),
+    ("vonage_application_id", "vonage.application_id"),
+    ("vonage_private_key_file", "vonage.private_key_file"),
+    ("vonage_answer_mode", "vonage.answer_mode"),
+    ("deepgram_base_url", "deepgram.base_url"),
+    ("deepgram_api_key", "deepgram.api_key"),
+    ("llm_base_url", "llm.base_url"),
+    ("llm_api_key", "llm.api_key"),
+    ("elevenlabs_base_url", "elevenlabs.base_url"),
+    ("elevenlabs_api_key", "elevenlabs.api_key"),
+    ("whisper_base_url", "whisper.base_url"),
+    ("whisper_api_key", "whisper.api_key"),
+    ("whisper_model", "whisper.model"),
+    ("aura_base_url", "aura.base_url"),
+    ("aura_model", "aura.model"),
+    ("llm_fallback_base_url", "llm_fallback.base_url"),
+    ("llm_fallback_api_key", "llm_fallback.api_key"),
+];
+
+/// The key (below `providers.`) a legacy flat key means, if it is one.
+pub fn legacy_key(flat: &str) -> Option<&'static str> {
+    LEGACY
+        .iter()
+        .find(|(old, _)| *old == flat)
+        .map(|(_, new)| *new)
+}
+
+/// Rewrites a config file's legacy `[providers]` keys into their
+/// sections. An empty legacy value meant "default" and is dropped; a key
+/// set both ways is refused.
+pub(super) fn rewrite_legacy(doc: &mut toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(providers)) = doc.get_mut("providers") else {
+        return Ok(());
+    };
+    for (old, new) in LEGACY {
+        let Some(value) = providers.remove(old) else {
+            continue;
+        };
+        if value.as_str().is_some_and(|s| s.trim().is_empty()) {
+            continue;
+        }
+        let (section, key) = new.split_once('.').unwrap_or((new, ""));
+        let table = providers
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(table) = table.as_table_mut() else {
+            return Err(ConfigError::new(
+                format!("providers.{section}"),
+                "must be a table",
+            ));
+        };
+        if table.contains_key(key) {
+            return Err(ConfigError::new(
+                format!("providers.{old}"),
+                format!("is the older name of providers.{new}, which is set too; keep one"),
+            ));
+        }
+        table.insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
+impl ProvidersConfig {
+    /// Reads the `api_key_file`s.
+    pub(super) fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (name, p) in [
+            ("deepgram", &mut self.deepgram),
+            ("llm", &mut self.llm),
+            ("llm_fallback", &mut self.llm_fallback),
+            ("elevenlabs", &mut self.elevenlabs),
+        ] {
+            super::read_secret_file(
+                &mut p.api_key,
+                &p.api_key_file,
+                &format!("providers.{name}.api_key_file"),
+            )?;
+        }
+        if self.whisper.api_key_file.is_some() {
+            let mut key = Secret::default();
+            super::read_secret_file(
+                &mut key,
+                &self.whisper.api_key_file,
+                "providers.whisper.api_key_file",
+            )?;
+            self.whisper.api_key = Some(key);
+        }
+        Ok(())
+    }
+
+    /// Checks the sections: no empty string where a value was meant, URL
+    /// schemes, and (with the dialer on) what it cannot call without.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let urls = [
+            ("vonage.api_base_url", &self.vonage.api_base_url, HTTP),
+            ("deepgram.base_url", &self.deepgram.base_url, WS),
+            ("llm.base_url", &self.llm.base_url, HTTP),
+            ("llm_fallback.base_url", &self.llm_fallback.base_url, HTTP),
+            ("elevenlabs.base_url", &self.elevenlabs.base_url, HTTP),
+            ("whisper.base_url", &self.whisper.base_url, HTTP),
+            ("aura.base_url", &self.aura.base_url, HTTP),
+        ];
+        for (key, url, schemes) in urls {
+            if let Some(url) = url {
+                let key = format!("providers.{key}");
+                non_empty(&key, url)?;
+                if !schemes.iter().any(|s| url.trim().starts_with(s)) {
+                    return Err(ConfigError::new(
+                        key_label(&key),
+                        format!("must start with {}", schemes.join(" or ")),
+                    ));
+                }
+            }
+        }
+        for (key, value) in [
+            ("vonage.application_id", &self.vonage.application_id),
+            ("whisper.model", &self.whisper.model),
+            ("aura.model", &self.aura.model),
+        ] {
+            if let Some(value) = value {
+                non_empty(&format!("providers.{key}"), value)?;
+            }
+        }
+        if let Some(key) = &self.whisper.api_key
+            && key.is_empty()
+        {
+            return Err(empty("providers.whisper.api_key"));
+        }
+        if !self.enabled {
+            return Ok(());
+        }
+        for (key, missing) in [
+            (
+                "providers.vonage.application_id",
+                self.vonage.application_id.is_none(),
+            ),
+            (
+                "providers.vonage.private_key_file",
+                self.vonage.private_key_file.is_none(),
+            ),
+            (
+                "providers.deepgram.api_key",
+                self.deepgram.api_key.is_empty(),
+            ),
+            ("providers.llm.api_key", self.llm.api_key.is_empty()),
+            (
+                "providers.elevenlabs.api_key",
+                self.elevenlabs.api_key.is_empty(),
+            ),
+        ] {
+            if missing {
+                return Err(ConfigError::new(
+                    key_label(key),
+                    "is required when providers.enabled is true",
+                ));
+            }
+        }
+        if self.llm_fallback.base_url.is_some() && self.llm_fallback.api_key.is_empty() {
+            return Err(ConfigError::new(
+                key_label("providers.llm_fallback.api_key"),
+                "is required when providers.llm_fallback.base_url is set",
+            ));
+        }
+        Ok(())
+    }
+}
+
+const HTTP: &[&str] = &["http://", "https://"];
+const WS: &[&str] = &["ws://", "wss://"];
+
+fn empty(key: &str) -> ConfigError {
+    ConfigError::new(
+        key_label(key),
+        "is empty: leave the setting out for its default",
+    )
+}
+
+fn non_empty(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(empty(key));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_flat_keys_move_into_their_sections() {
+        let mut doc: toml::Table = r#"
+            [providers]
+            enabled = true
+            deepgram_base_url = "ws://127.0.0.1:9"
+            whisper_model = ""
+            vonage_answer_mode = "answer_url"
+        "#
+        .parse()
+        .expect("toml");
+        rewrite_legacy(&mut doc).expect("rewrite");
+        let p = doc["providers"].as_table().expect("table");
+        assert_eq!(p["deepgram"]["base_url"].as_str(), Some("ws://127.0.0.1:9"));
+        assert_eq!(p["vonage"]["answer_mode"].as_str(), Some("answer_url"));
+        assert!(p.get("whisper").is_none(), "an empty legacy value: default");
+        assert!(p.get("deepgram_base_url").is_none());
+        assert_eq!(legacy_key("llm_api_key"), Some("llm.api_key"));
+        assert_eq!(legacy_key("llm.api_key"), None);
+    }
+
+    #[test]
+    fn a_key_set_both_ways_is_refused() {
+        let mut doc: toml::Table = r#"
+            [providers]
+            llm_base_url = "http://a"
+            [providers.llm]
+            base_url = "http://b"
+        "#
+        .parse()
+        .expect("toml");
+        let err = rewrite_legacy(&mut doc).expect_err("both");
+        assert!(err.to_string().contains("providers.llm_base_url"), "{err}");
+    }
+
+    #[test]
+    fn empty_strings_are_refused_and_unset_means_default() {
+        let mut p = ProvidersConfig::default();
+        p.validate().expect("all unset is valid");
+        p.whisper.model = Some(" ".into());
+        let err = p.validate().expect_err("empty");
+        assert!(err.to_string().contains("providers.whisper.model"), "{err}");
+        assert!(err.to_string().contains("leave the setting out"), "{err}");
+        p.whisper.model = None;
+        p.deepgram.base_url = Some("http://127.0.0.1:9".into());
+        let err = p.validate().expect_err("scheme");
+        assert!(err.to_string().contains("ws:// or wss://"), "{err}");
+    }
+}
