@@ -448,12 +448,6 @@ fn env_key(var: &str) -> Option<String> {
 /// The config file as a layer: parsed, secrets refused, the providers'
 /// older flat keys moved into their sections.
 fn file_layer(text: &str, file: &Path) -> Result<toml::Table, ConfigError> {
-    check_no_secrets_in_file(text, file)
-}
-
-/// Parses the file, refuses secrets in it, and moves the providers' older
-/// flat keys into their sections.
-fn check_no_secrets_in_file(text: &str, file: &Path) -> Result<toml::Table, ConfigError> {
     let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         ConfigError::new(
             format!("--config {}", file.display()),
@@ -605,10 +599,10 @@ mod tests {
 
     #[test]
     fn secrets_in_the_file_are_refused() {
-        let err = check_no_secrets_in_file("[admin]\ntoken = \"x\"\n", Path::new("t.toml"))
+        let err = file_layer("[admin]\ntoken = \"x\"\n", Path::new("t.toml"))
             .expect_err("secret in file");
         assert!(err.to_string().contains("TALKY_ADMIN_TOKEN"), "{err}");
-        check_no_secrets_in_file("[server]\nlisten = \"127.0.0.1:1\"\n", Path::new("t.toml"))
+        file_layer("[server]\nlisten = \"127.0.0.1:1\"\n", Path::new("t.toml"))
             .expect("no secrets");
     }
 
@@ -717,7 +711,7 @@ mod tests {
 
     #[test]
     fn the_callback_key_is_a_secret() {
-        let err = check_no_secrets_in_file("[vonage]\ncallback_key = \"x\"\n", Path::new("t.toml"))
+        let err = file_layer("[vonage]\ncallback_key = \"x\"\n", Path::new("t.toml"))
             .expect_err("secret in file");
         assert!(
             err.to_string().contains("TALKY_VONAGE__CALLBACK_KEY"),

@@ -3,7 +3,6 @@
 //! restarted and always finalised: whatever happens, the call ends with a
 //! recorded outcome and a report.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -13,11 +12,13 @@ use tokio::sync::{mpsc, watch};
 use super::children::tts::TTS_AUDIO_CAPACITY;
 use super::config::CallConfig;
 use super::conversation::{Conversation, Input};
-use super::leg::{adopt_leg, dial, finish, hang_up, resolved, shutdown, telephony, timer};
+use super::leg::{
+    LegState, adopt_leg, dial, finish, hang_up, resolved, shutdown, telephony, timer,
+};
 use super::lifecycle::{EndCause, Lifecycle};
 use super::msg::{CallMsg, ChildKind, ReportSink, TimerKind};
 use super::ports::{CallPorts, Ports};
-use super::state::{CallState, Child};
+use super::state::{CallState, Child, Timers};
 use super::store_writer;
 use super::supervise::{attach_media, child_failed, start_child};
 use crate::ports::{CallKey, PortError};
@@ -85,19 +86,13 @@ impl<P: CallPorts> Actor for CallActor<P> {
             ports: args.ports,
             report: args.report,
             lifecycle: Lifecycle::new(),
-            provider_call: None,
-            leg_unknown: false,
-            hangup_owed: false,
-            placed_at: None,
-            leg_gone_by: None,
+            leg: LegState::default(),
             store,
             media_out: None,
             slot: Arc::new(slot),
             tts_tx,
             tts_rx,
-            timers: HashMap::new(),
-            next_token: 0,
-            tick_at: None,
+            timers: Timers::default(),
             voicemail_pending: false,
             hangup_next: None,
             max_duration_set: false,
@@ -130,7 +125,7 @@ impl<P: CallPorts> Actor for CallActor<P> {
                 state.set_timer(&myself, TimerKind::ResolvePlacement, after);
             }
             CallMsg::Placed(Err(e)) => {
-                state.leg_unknown = false;
+                state.leg.unknown = false;
                 finish(&myself, state, EndCause::Failed(e.to_string())).await;
             }
             CallMsg::ProviderId(id) => adopt_leg(&myself, state, id),
@@ -187,7 +182,7 @@ impl<P: CallPorts> Actor for CallActor<P> {
                 finish(&myself, state, EndCause::Completed).await;
             }
             CallMsg::Tick => {
-                state.tick_at = None;
+                state.timers.tick_at = None;
                 state.drive(&myself, Input::Tick);
             }
             CallMsg::Timer(kind, token) => {

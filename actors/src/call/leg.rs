@@ -15,6 +15,26 @@ use super::state::CallState;
 use super::store_writer::StoreOp;
 use crate::ports::{PlaceCall, PortError, ProviderCallId, TelephonyEvent, TelephonyPort};
 
+/// What a call knows of its telephony leg.
+#[derive(Default)]
+pub(crate) struct LegState {
+    /// The provider's id for the leg, once known.
+    pub provider_id: Option<ProviderCallId>,
+    /// Whether a provider leg may exist whose id we do not know: from the
+    /// create-call request until its answer, and after an answer of
+    /// unknown outcome until an event or the provider's call list tells.
+    /// Meanwhile the call is never finished from our side.
+    pub unknown: bool,
+    /// A hang-up decided while `unknown`: carried out once the id is
+    /// known.
+    pub hangup_owed: bool,
+    /// When the call was placed (what `find_call` searches from).
+    pub placed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a leg placed then is over for sure, whatever happened: ringing
+    /// plus talk time limits (both sent to the provider) and a margin.
+    pub gone_by: Option<std::time::Instant>,
+}
+
 pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
     if !state.apply(CallEvent::Dial) {
         return;
@@ -31,9 +51,9 @@ pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallSta
     let telephony = state.ports.telephony.clone();
     let timeout = state.cfg.place_timeout;
     let me = myself.clone();
-    state.leg_unknown = true;
-    state.placed_at = Some(state.utc());
-    state.leg_gone_by = Some(
+    state.leg.unknown = true;
+    state.leg.placed_at = Some(state.utc());
+    state.leg.gone_by = Some(
         state.now()
             + state.cfg.place_timeout
             + state.cfg.ringing_timeout
@@ -66,15 +86,15 @@ pub(super) fn adopt_leg<P: CallPorts>(
     state: &mut CallState<P>,
     id: ProviderCallId,
 ) {
-    if state.provider_call.is_some() {
+    if state.leg.provider_id.is_some() {
         return;
     }
-    state.leg_unknown = false;
+    state.leg.unknown = false;
     state.cancel_timer(TimerKind::ResolvePlacement);
-    state.provider_call = Some(id.clone());
+    state.leg.provider_id = Some(id.clone());
     state.record(StoreOp::ProviderId(id.clone()));
-    if state.hangup_owed {
-        state.hangup_owed = false;
+    if state.leg.hangup_owed {
+        state.leg.hangup_owed = false;
         hang_up_leg(myself, state, id);
     }
 }
@@ -82,13 +102,13 @@ pub(super) fn adopt_leg<P: CallPorts>(
 /// No event told the id of a leg placed with an unknown outcome: ask the
 /// provider's call list, in a task, under the port timeout.
 fn resolve_placement<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
-    if state.provider_call.is_some() || !state.leg_unknown {
+    if state.leg.provider_id.is_some() || !state.leg.unknown {
         return;
     }
     let telephony = state.ports.telephony.clone();
     let timeout = state.cfg.port_timeout;
     let (call, to) = (state.key.call, state.cfg.to.clone());
-    let since = state.placed_at.unwrap_or_else(|| state.utc());
+    let since = state.leg.placed_at.unwrap_or_else(|| state.utc());
     let me = myself.clone();
     tokio::spawn(async move {
         let result = timed(
@@ -110,20 +130,20 @@ pub(super) async fn resolved<P: CallPorts>(
     state: &mut CallState<P>,
     result: Result<Option<ProviderCallId>, PortError>,
 ) {
-    if state.provider_call.is_some() || !state.leg_unknown {
+    if state.leg.provider_id.is_some() || !state.leg.unknown {
         return;
     }
     match result {
         Ok(Some(id)) => adopt_leg(myself, state, id),
         Ok(None) => {
-            state.leg_unknown = false;
+            state.leg.unknown = false;
             let why = "not placed: the provider has no leg for this call";
             finish(myself, state, EndCause::Failed(why.into())).await;
         }
         Err(e) => {
             tracing::warn!(call.id = %state.key.call, error = %e, "finding the call failed");
-            if state.leg_gone_by.is_some_and(|t| state.now() >= t) {
-                state.leg_unknown = false;
+            if state.leg.gone_by.is_some_and(|t| state.now() >= t) {
+                state.leg.unknown = false;
                 let why = format!("not placed: placement never resolved ({e})");
                 finish(myself, state, EndCause::Failed(why)).await;
             } else {
@@ -304,11 +324,11 @@ pub(super) async fn hang_up<P: CallPorts>(
     if !state.apply(CallEvent::Hangup(cause.clone())) {
         return;
     }
-    match state.provider_call.clone() {
+    match state.leg.provider_id.clone() {
         Some(id) => hang_up_leg(myself, state, id),
         // A leg may be up and we cannot name it yet: hang it up once its
         // id is known (never call the call over while it may ring).
-        None if state.leg_unknown => state.hangup_owed = true,
+        None if state.leg.unknown => state.leg.hangup_owed = true,
         None => finish(myself, state, cause).await,
     }
 }

@@ -13,11 +13,12 @@ use super::children::stt::{AudioSlot, SttChildMsg};
 use super::children::tts::{TtsChildMsg, TtsChunk};
 use super::config::CallConfig;
 use super::conversation::{Command, Conversation, Input, Now};
+use super::leg::LegState;
 use super::lifecycle::{CallEvent, EndCause, Lifecycle, Step};
 use super::msg::{CallMsg, CallSnapshot, ChildKind, ChildSnapshot, ReportSink, TimerKind};
 use super::ports::{CallPorts, Ports};
 use super::store_writer::{StoreOp, StoreWriter};
-use crate::ports::{CallKey, Clock, LatencySplit, MediaOut, ProviderCallId, Role};
+use crate::ports::{CallKey, Clock, LatencySplit, MediaOut, Role};
 use crate::supervision::{ProviderChain, RestartTracker};
 
 /// One supervised child.
@@ -59,6 +60,16 @@ impl<M: ractor::Message> Child<M> {
     }
 }
 
+/// The call's timers: each kind armed at most once (a stale expiry carries
+/// an older token and is ignored), and the next conversation tick.
+#[derive(Default)]
+pub(crate) struct Timers {
+    pub armed: HashMap<TimerKind, u64>,
+    pub next_token: u64,
+    /// When the next `Tick` is due, if one is scheduled.
+    pub tick_at: Option<Instant>,
+}
+
 /// Everything one call owns.
 pub struct CallState<P: CallPorts> {
     pub(crate) key: CallKey,
@@ -66,20 +77,8 @@ pub struct CallState<P: CallPorts> {
     pub(crate) ports: Ports<P>,
     pub(crate) report: ReportSink,
     pub(crate) lifecycle: Lifecycle,
-    pub(crate) provider_call: Option<ProviderCallId>,
-    /// Whether a provider leg may exist whose id we do not know: from the
-    /// create-call request until its answer, and after an answer of
-    /// unknown outcome until an event or the provider's call list tells.
-    /// Meanwhile the call is never finished from our side.
-    pub(crate) leg_unknown: bool,
-    /// A hang-up decided while `leg_unknown`: carried out once the id is
-    /// known.
-    pub(crate) hangup_owed: bool,
-    /// When the call was placed (what `find_call` searches from).
-    pub(crate) placed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When a leg placed then is over for sure, whatever happened: ringing
-    /// plus talk time limits (both sent to the provider) and a margin.
-    pub(crate) leg_gone_by: Option<Instant>,
+    /// The telephony leg as far as this call knows it.
+    pub(crate) leg: LegState,
     /// The conversation (sans I/O): this actor carries out its commands.
     pub(crate) conv: Conversation,
     pub(crate) store: StoreWriter,
@@ -90,9 +89,7 @@ pub struct CallState<P: CallPorts> {
     pub(crate) tts: Child<TtsChildMsg>,
     pub(crate) tts_tx: mpsc::Sender<TtsChunk>,
     pub(crate) tts_rx: mpsc::Receiver<TtsChunk>,
-    pub(crate) timers: HashMap<TimerKind, u64>,
-    pub(crate) next_token: u64,
-    pub(crate) tick_at: Option<Instant>,
+    pub(crate) timers: Timers,
     /// Leave the voicemail message once media is up.
     pub(crate) voicemail_pending: bool,
     /// A hang-up the conversation commanded (its last line had its time),
@@ -137,19 +134,19 @@ impl<P: CallPorts> CallState<P> {
         kind: TimerKind,
         after: Duration,
     ) {
-        self.next_token += 1;
-        let token = self.next_token;
-        self.timers.insert(kind, token);
+        self.timers.next_token += 1;
+        let token = self.timers.next_token;
+        self.timers.armed.insert(kind, token);
         myself.send_after(after, move || CallMsg::Timer(kind, token));
     }
 
     pub(crate) fn cancel_timer(&mut self, kind: TimerKind) {
-        self.timers.remove(&kind);
+        self.timers.armed.remove(&kind);
     }
 
     pub(crate) fn timer_is_live(&mut self, kind: TimerKind, token: u64) -> bool {
-        if self.timers.get(&kind) == Some(&token) {
-            self.timers.remove(&kind);
+        if self.timers.armed.get(&kind) == Some(&token) {
+            self.timers.armed.remove(&kind);
             true
         } else {
             false
@@ -159,10 +156,10 @@ impl<P: CallPorts> CallState<P> {
     /// Makes sure a tick comes at `at` (or earlier).
     pub(crate) fn schedule_tick(&mut self, myself: &ActorRef<CallMsg>, at: Instant) {
         let now = self.now();
-        if self.tick_at.is_some_and(|t| t <= at && t >= now) {
+        if self.timers.tick_at.is_some_and(|t| t <= at && t >= now) {
             return;
         }
-        self.tick_at = Some(at);
+        self.timers.tick_at = Some(at);
         myself.send_after(at.saturating_duration_since(now), || CallMsg::Tick);
     }
 
