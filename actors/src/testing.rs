@@ -15,3 +15,22 @@ pub fn inbound_channel(inbound: MediaInbound) -> mpsc::Receiver<MediaIn> {
     let _ = reply.send(CallerAudio::forward_to(tx));
     rx
 }
+
+/// Receives until `stop` matches an item (kept), the channel closes, or
+/// `within` passes: what a test of a streaming port collects.
+pub async fn recv_until<T>(
+    rx: &mut mpsc::Receiver<T>,
+    within: std::time::Duration,
+    mut stop: impl FnMut(&T) -> bool,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(Some(item)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        let done = stop(&item);
+        out.push(item);
+        if done {
+            break;
+        }
+    }
+    out
+}

@@ -22,9 +22,8 @@
 //! N chunks, half-open, a malformed text message instead of `Flushed`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,7 +34,7 @@ use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 
 pub use crate::llm::FailRule;
-use crate::server::{LoopbackServer, Shutdown, lock};
+use crate::server::{Emulator, SimConfig, lock};
 use crate::speech;
 
 /// The emulator's knobs.
@@ -103,90 +102,25 @@ pub struct RecordedRequest {
     pub finished: bool,
 }
 
-struct Shared {
-    cfg: Mutex<AuraSimConfig>,
-    log: Mutex<Vec<RecordedRequest>>,
-    shutdown: Shutdown,
-}
+type Shared = crate::server::Shared<AuraSimConfig, RecordedRequest, ()>;
 
-impl Shared {
-    fn log_mut(&self, index: usize, f: impl FnOnce(&mut RecordedRequest)) {
-        if let Some(r) = lock(&self.log).get_mut(index) {
-            f(r);
-        }
-    }
-
-    async fn wait_shutdown(&self) {
-        self.shutdown.wait().await;
-    }
-
-    async fn pause(&self, d: Duration) -> bool {
-        self.shutdown.pause(d).await
+impl SimConfig for AuraSimConfig {
+    fn api_key(&self) -> &str {
+        &self.api_key
     }
 }
 
 /// The emulator.
 pub struct AuraSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct AuraSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    /// Serves the routes; stopping or dropping it stops the emulator.
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or
+/// [`stop`](crate::server::Emulator::stop)ped.
+pub type AuraSimHandle = Emulator<AuraSimConfig, RecordedRequest, ()>;
 
 impl AuraSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: AuraSimConfig) -> std::io::Result<AuraSimHandle> {
-        let (server, shared) = LoopbackServer::start(0, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                log: Mutex::new(Vec::new()),
-                shutdown,
-            });
-            (shared.clone(), routes(shared))
-        })
-        .await?;
-        Ok(AuraSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
-    }
-}
-
-impl AuraSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's base URL (ws:// for the
-    /// socket on the same port).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The configured key.
-    pub fn api_key(&self) -> String {
-        lock(&self.shared.cfg).api_key.clone()
-    }
-
-    /// Changes knobs for the following requests.
-    pub fn update(&self, f: impl FnOnce(&mut AuraSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// Every request received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// How many requests were received.
-    pub fn request_count(&self) -> usize {
-        lock(&self.shared.log).len()
-    }
-
-    /// Stops serving and waits for the server to end.
-    pub async fn stop(self) {
-        self.server.stop().await;
+        Emulator::start(0, cfg, (), routes).await
     }
 }
 
@@ -304,15 +238,7 @@ fn check_query(query: &HashMap<String, String>, websocket: bool) -> Result<Forma
 
 fn injected_failure(shared: &Shared, cfg: &AuraSimConfig, served: u64) -> Option<Reply> {
     let rule = cfg.fail.as_ref()?;
-    let now = if rule.next > 0 {
-        if let Some(f) = lock(&shared.cfg).fail.as_mut() {
-            f.next = f.next.saturating_sub(1);
-        }
-        true
-    } else {
-        rule.after.is_some_and(|k| served > k)
-    };
-    if !now {
+    if !FailRule::fires(&mut lock(&shared.cfg).fail, served) {
         return None;
     }
     let mut reply = match rule.status {

@@ -27,7 +27,6 @@ mod endpointer;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ use warp::Filter;
 use warp::Reply as _;
 use warp::http::{Response, StatusCode};
 
-use crate::server::{LoopbackServer, Shutdown, lock};
+use crate::server::{Emulator, SimConfig, lock};
 
 pub use endpointer::{Endpointer, ListenParams};
 
@@ -150,24 +149,25 @@ impl SessionLog {
     }
 }
 
-struct Shared {
-    cfg: Mutex<DeepgramSimConfig>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    sessions: Mutex<Vec<Arc<Mutex<SessionLog>>>>,
-    shutdown: Shutdown,
+/// Every upgraded socket's log, kept beside the handshakes.
+#[derive(Default)]
+pub struct Sessions(Mutex<Vec<Arc<Mutex<SessionLog>>>>);
+
+type Shared = crate::server::Shared<DeepgramSimConfig, RecordedRequest, Sessions>;
+
+impl SimConfig for DeepgramSimConfig {
+    const BASE_SCHEME: &'static str = "ws";
+    fn api_key(&self) -> &str {
+        &self.api_key
+    }
 }
 
 /// The emulator.
 pub struct DeepgramSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct DeepgramSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    /// Serves the routes; stopping or dropping it stops the emulator.
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or
+/// [`stop`](crate::server::Emulator::stop)ped.
+pub type DeepgramSimHandle = Emulator<DeepgramSimConfig, RecordedRequest, Sessions>;
 
 impl DeepgramSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -178,62 +178,17 @@ impl DeepgramSim {
     /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
     /// handle goes.
     pub async fn start_on(cfg: DeepgramSimConfig, port: u16) -> std::io::Result<DeepgramSimHandle> {
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                requests: Mutex::new(Vec::new()),
-                sessions: Mutex::new(Vec::new()),
-                shutdown,
-            });
-            (shared.clone(), routes(shared))
-        })
-        .await?;
-        Ok(DeepgramSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
+        Emulator::start(port, cfg, Sessions::default(), routes).await
     }
 }
 
 impl DeepgramSimHandle {
-    /// `ws://127.0.0.1:<port>`: the client's base URL.
-    pub fn base_url(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    /// The configured key.
-    pub fn api_key(&self) -> String {
-        lock(&self.shared.cfg).api_key.clone()
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> DeepgramSimConfig {
-        lock(&self.shared.cfg).clone()
-    }
-
-    /// Changes knobs for what follows (new connects; some apply to open
-    /// sockets at their next frame).
-    pub fn update(&self, f: impl FnOnce(&mut DeepgramSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// Every handshake received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
-    }
-
     /// Every upgraded socket so far.
     pub fn sessions(&self) -> Vec<SessionLog> {
-        lock(&self.shared.sessions)
+        lock(&self.shared.extra.0)
             .iter()
             .map(|s| lock(s).clone())
             .collect()
-    }
-
-    /// Stops serving and waits for the server to end.
-    pub async fn stop(self) {
-        self.server.stop().await;
     }
 }
 
@@ -278,7 +233,7 @@ fn handshake(shared: Arc<Shared>, query: String, headers: warp::http::HeaderMap,
         .map(str::to_string);
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap_or_default();
     let status_of = |reply: Reply| -> Reply {
-        lock(&shared.requests).push(RecordedRequest {
+        lock(&shared.log).push(RecordedRequest {
             query: pairs.clone(),
             authorization: authorization.clone(),
             status: reply.status().as_u16(),
@@ -310,7 +265,7 @@ fn handshake(shared: Arc<Shared>, query: String, headers: warp::http::HeaderMap,
         query: pairs.clone(),
         ..Default::default()
     }));
-    lock(&shared.sessions).push(log.clone());
+    lock(&shared.extra.0).push(log.clone());
     let shared2 = shared.clone();
     let reply = ws
         .max_frame_size(cfg.max_frame_bytes)

@@ -24,9 +24,8 @@
 //! it runs through [`ElevenLabsSimHandle::update`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ use warp::ws::{Message, WebSocket};
 
 use crate::codec::SYMBOL_MS;
 pub use crate::llm::FailRule;
-use crate::server::{LoopbackServer, Shutdown, lock};
+use crate::server::{Emulator, SimConfig, lock};
 use crate::speech::{self, Chunk};
 
 /// Every `output_format` the service lists (§5).
@@ -166,40 +165,20 @@ pub struct RecordedRequest {
     pub outcome: Outcome,
 }
 
-struct Shared {
-    cfg: Mutex<ElevenLabsSimConfig>,
-    log: Mutex<Vec<RecordedRequest>>,
-    shutdown: Shutdown,
-}
+type Shared = crate::server::Shared<ElevenLabsSimConfig, RecordedRequest, ()>;
 
-impl Shared {
-    fn log_mut(&self, index: usize, f: impl FnOnce(&mut RecordedRequest)) {
-        if let Some(r) = lock(&self.log).get_mut(index) {
-            f(r);
-        }
-    }
-
-    async fn wait_shutdown(&self) {
-        self.shutdown.wait().await;
-    }
-
-    /// Sleeps `d`; false if the emulator stops meanwhile.
-    async fn pause(&self, d: Duration) -> bool {
-        self.shutdown.pause(d).await
+impl SimConfig for ElevenLabsSimConfig {
+    fn api_key(&self) -> &str {
+        &self.api_key
     }
 }
 
 /// The emulator.
 pub struct ElevenLabsSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct ElevenLabsSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    /// Serves the routes; stopping or dropping it stops the emulator.
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or
+/// [`stop`](crate::server::Emulator::stop)ped.
+pub type ElevenLabsSimHandle = Emulator<ElevenLabsSimConfig, RecordedRequest, ()>;
 
 impl ElevenLabsSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -213,62 +192,7 @@ impl ElevenLabsSim {
         cfg: ElevenLabsSimConfig,
         port: u16,
     ) -> std::io::Result<ElevenLabsSimHandle> {
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                log: Mutex::new(Vec::new()),
-                shutdown,
-            });
-            (shared.clone(), routes(shared))
-        })
-        .await?;
-        Ok(ElevenLabsSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
-    }
-}
-
-impl ElevenLabsSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's REST base URL.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `ws://127.0.0.1:<port>`: the client's WebSocket base URL.
-    pub fn ws_base_url(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    /// The configured key.
-    pub fn api_key(&self) -> String {
-        lock(&self.shared.cfg).api_key.clone()
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> ElevenLabsSimConfig {
-        lock(&self.shared.cfg).clone()
-    }
-
-    /// Changes knobs for the following requests.
-    pub fn update(&self, f: impl FnOnce(&mut ElevenLabsSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// Every request received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// How many requests were received.
-    pub fn request_count(&self) -> usize {
-        lock(&self.shared.log).len()
-    }
-
-    /// Stops serving and waits for the server to end.
-    pub async fn stop(self) {
-        self.server.stop().await;
+        Emulator::start(port, cfg, (), routes).await
     }
 }
 
@@ -363,15 +287,7 @@ fn check_format(query: &HashMap<String, String>) -> Result<u32, Box<Reply>> {
 /// The injected failure for this request, if any.
 fn injected_failure(shared: &Shared, cfg: &ElevenLabsSimConfig, served: u64) -> Option<Reply> {
     let rule = cfg.fail.as_ref()?;
-    let now = if rule.next > 0 {
-        if let Some(f) = lock(&shared.cfg).fail.as_mut() {
-            f.next = f.next.saturating_sub(1);
-        }
-        true
-    } else {
-        rule.after.is_some_and(|k| served > k)
-    };
-    if !now {
+    if !FailRule::fires(&mut lock(&shared.cfg).fail, served) {
         return None;
     }
     let mut reply = match rule.status {

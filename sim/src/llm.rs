@@ -9,7 +9,6 @@
 //! <last user message>."); how it misbehaves from [`LlmSimConfig`] knobs,
 //! changeable while it runs through [`LlmSimHandle::update`].
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +21,7 @@ use tokio::sync::mpsc;
 use warp::Filter;
 use warp::http::{HeaderValue, Response, StatusCode};
 
-use crate::server::{LoopbackServer, Shutdown, lock};
+use crate::server::{Emulator, SimConfig, lock};
 
 /// Which failure to inject, and when.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,6 +35,23 @@ pub struct FailRule {
     /// Fail every request once this many requests have been served
     /// (counted over the whole log, failed ones included).
     pub after: Option<u64>,
+}
+
+impl FailRule {
+    /// Whether the live knob `rule` fails a request that comes after
+    /// `served` others: one of the `next` (counted down here) or any once
+    /// `after` were served.
+    pub(crate) fn fires(rule: &mut Option<FailRule>, served: u64) -> bool {
+        let Some(rule) = rule.as_mut() else {
+            return false;
+        };
+        if rule.next > 0 {
+            rule.next -= 1;
+            true
+        } else {
+            rule.after.is_some_and(|k| served > k)
+        }
+    }
 }
 
 /// The emulator's knobs.
@@ -159,25 +175,26 @@ pub struct RecordedRequest {
     pub status: u16,
 }
 
-struct Shared {
-    cfg: Mutex<LlmSimConfig>,
+/// What the LLM emulator keeps beside its knobs and log.
+pub struct LlmExtra {
     script: Mutex<Arc<dyn LlmScript>>,
-    log: Mutex<Vec<RecordedRequest>>,
     seq: AtomicU64,
-    shutdown: Shutdown,
+}
+
+type Shared = crate::server::Shared<LlmSimConfig, RecordedRequest, LlmExtra>;
+
+impl SimConfig for LlmSimConfig {
+    fn api_key(&self) -> &str {
+        &self.api_key
+    }
 }
 
 /// The emulator.
 pub struct LlmSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct LlmSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    /// Serves the routes; stopping or dropping it stops the emulator.
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or
+/// [`stop`](crate::server::Emulator::stop)ped.
+pub type LlmSimHandle = Emulator<LlmSimConfig, RecordedRequest, LlmExtra>;
 
 impl LlmSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -188,70 +205,28 @@ impl LlmSim {
     /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
     /// handle goes.
     pub async fn start_on(cfg: LlmSimConfig, port: u16) -> std::io::Result<LlmSimHandle> {
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
+        Emulator::start(
+            port,
+            cfg,
+            LlmExtra {
                 script: Mutex::new(Arc::new(EchoScript)),
-                log: Mutex::new(Vec::new()),
                 seq: AtomicU64::new(1),
-                shutdown,
-            });
-            (shared.clone(), routes(shared))
-        })
-        .await?;
-        Ok(LlmSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
+            },
+            routes,
+        )
+        .await
     }
 }
 
 impl LlmSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's base URL (paths as OpenAI's
-    /// after `/v1`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// Groq-style base URL: `http://127.0.0.1:<port>/openai/v1`.
     pub fn groq_base_url(&self) -> String {
         format!("http://{}/openai/v1", self.addr)
     }
 
-    /// The configured key.
-    pub fn api_key(&self) -> String {
-        lock(&self.shared.cfg).api_key.clone()
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> LlmSimConfig {
-        lock(&self.shared.cfg).clone()
-    }
-
-    /// Changes knobs for the following requests.
-    pub fn update(&self, f: impl FnOnce(&mut LlmSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
     /// Replaces the script.
     pub fn set_script(&self, script: impl LlmScript) {
-        *lock(&self.shared.script) = Arc::new(script);
-    }
-
-    /// Every request received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// How many requests were received.
-    pub fn request_count(&self) -> usize {
-        lock(&self.shared.log).len()
-    }
-
-    /// Stops serving and waits for the server to end.
-    pub async fn stop(self) {
-        self.server.stop().await;
+        *lock(&self.shared.extra.script) = Arc::new(script);
     }
 }
 
@@ -374,9 +349,9 @@ fn respond(
     if let Some(reply) = injected_failure(shared, cfg, served, &body) {
         return reply;
     }
-    let script = lock(&shared.script).clone();
+    let script = lock(&shared.extra.script).clone();
     let reply = script.reply(&body);
-    let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
+    let seq = shared.extra.seq.fetch_add(1, Ordering::Relaxed);
     let stream = body["stream"].as_bool().unwrap_or(false) && !cfg.ignore_stream;
     let resp = if stream {
         let usage = cfg.include_usage || body["stream_options"]["include_usage"] == true;
@@ -401,15 +376,7 @@ fn injected_failure(
         return Some(with_rate_headers(reply, false));
     }
     let rule = cfg.fail.as_ref()?;
-    let now = if rule.next > 0 {
-        if let Some(f) = lock(&shared.cfg).fail.as_mut() {
-            f.next = f.next.saturating_sub(1);
-        }
-        true
-    } else {
-        rule.after.is_some_and(|k| served > k)
-    };
-    if !now {
+    if !FailRule::fires(&mut lock(&shared.cfg).fail, served) {
         return None;
     }
     let mut reply = match rule.status {

@@ -5,7 +5,7 @@
 //! or half-open replies end with the server instead of holding it up.
 
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -114,6 +114,136 @@ impl Drop for LoopbackServer {
             // Connections still open when dropped do not keep it alive.
             task.abort();
         }
+    }
+}
+
+/// What an emulator's handlers and its handle share: the knobs (changed
+/// while it runs), the log of requests it received, the server's stop, and
+/// whatever else that emulator keeps (`X`).
+pub struct Shared<C, R, X = ()> {
+    pub(crate) cfg: Mutex<C>,
+    pub(crate) log: Mutex<Vec<R>>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) extra: X,
+}
+
+impl<C, R, X> Shared<C, R, X> {
+    /// Changes the logged request at `index` (a handler fills its entry
+    /// in as the exchange goes on); nothing if there is none.
+    pub(crate) fn log_mut(&self, index: usize, f: impl FnOnce(&mut R)) {
+        if let Some(r) = lock(&self.log).get_mut(index) {
+            f(r);
+        }
+    }
+
+    /// Resolves once the server is stopping.
+    pub(crate) async fn wait_shutdown(&self) {
+        self.shutdown.wait().await;
+    }
+
+    /// Sleeps `d`; false if the emulator stops meanwhile.
+    pub(crate) async fn pause(&self, d: Duration) -> bool {
+        self.shutdown.pause(d).await
+    }
+}
+
+/// What the handle needs to know of an emulator's knobs.
+pub trait SimConfig {
+    /// The scheme of the client's base URL (`ws` for a socket-only API).
+    const BASE_SCHEME: &'static str = "http";
+    /// The key clients must present.
+    fn api_key(&self) -> &str;
+}
+
+/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
+pub struct Emulator<C, R, X = ()> {
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+    pub(crate) shared: Arc<Shared<C, R, X>>,
+    /// Serves the routes; stopping or dropping it stops the emulator.
+    server: LoopbackServer,
+}
+
+impl<C, R, X> Emulator<C, R, X>
+where
+    C: Send + 'static,
+    R: Send + 'static,
+    X: Send + Sync + 'static,
+{
+    /// Binds 127.0.0.1:`port` (0: any free port) and serves the routes
+    /// `routes` makes over the shared state until the handle goes.
+    pub(crate) async fn start<F>(
+        port: u16,
+        cfg: C,
+        extra: X,
+        routes: impl FnOnce(Arc<Shared<C, R, X>>) -> F,
+    ) -> std::io::Result<Self>
+    where
+        F: Filter + Clone + Send + Sync + 'static,
+        F::Extract: warp::Reply,
+    {
+        let (server, shared) = LoopbackServer::start(port, |shutdown| {
+            let shared = Arc::new(Shared {
+                cfg: Mutex::new(cfg),
+                log: Mutex::new(Vec::new()),
+                shutdown,
+                extra,
+            });
+            (shared.clone(), routes(shared))
+        })
+        .await?;
+        Ok(Self {
+            addr: server.addr(),
+            shared,
+            server,
+        })
+    }
+}
+
+impl<C, R, X> Emulator<C, R, X> {
+    /// `ws://127.0.0.1:<port>`: the client's WebSocket base URL.
+    pub fn ws_base_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Changes knobs for the following requests.
+    pub fn update(&self, f: impl FnOnce(&mut C)) {
+        f(&mut lock(&self.shared.cfg));
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        lock(&self.shared.log).len()
+    }
+
+    /// Stops serving and waits for the server to end.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+impl<C: Clone, R: Clone, X> Emulator<C, R, X> {
+    /// A copy of the knobs.
+    pub fn config(&self) -> C {
+        lock(&self.shared.cfg).clone()
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<R> {
+        lock(&self.shared.log).clone()
+    }
+}
+
+impl<C: SimConfig, R, X> Emulator<C, R, X> {
+    /// `http://127.0.0.1:<port>` (`ws://` for a socket-only API): the
+    /// client's base URL.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", C::BASE_SCHEME, self.addr)
+    }
+
+    /// The key clients must present.
+    pub fn api_key(&self) -> String {
+        lock(&self.shared.cfg).api_key().to_string()
     }
 }
 

@@ -21,9 +21,8 @@
 pub(crate) mod multipart;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,7 +32,7 @@ use warp::http::{HeaderValue, Response, StatusCode};
 
 use crate::codec::Decoder;
 pub use crate::llm::FailRule;
-use crate::server::{LoopbackServer, Shutdown, lock};
+use crate::server::{Emulator, SimConfig, lock};
 use talky::audio::{pcm, wav};
 
 /// The models the service offers (§4).
@@ -91,76 +90,25 @@ pub struct RecordedRequest {
     pub status: u16,
 }
 
-struct Shared {
-    cfg: Mutex<WhisperSimConfig>,
-    log: Mutex<Vec<RecordedRequest>>,
-    seq: AtomicU64,
-    shutdown: Shutdown,
+type Shared = crate::server::Shared<WhisperSimConfig, RecordedRequest, AtomicU64>;
+
+impl SimConfig for WhisperSimConfig {
+    fn api_key(&self) -> &str {
+        &self.api_key
+    }
 }
 
 /// The emulator.
 pub struct WhisperSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct WhisperSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    /// Serves the routes; stopping or dropping it stops the emulator.
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or
+/// [`stop`](crate::server::Emulator::stop)ped.
+pub type WhisperSimHandle = Emulator<WhisperSimConfig, RecordedRequest, AtomicU64>;
 
 impl WhisperSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
     pub async fn start(cfg: WhisperSimConfig) -> std::io::Result<WhisperSimHandle> {
-        let (server, shared) = LoopbackServer::start(0, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                log: Mutex::new(Vec::new()),
-                seq: AtomicU64::new(1),
-                shutdown,
-            });
-            (shared.clone(), routes(shared))
-        })
-        .await?;
-        Ok(WhisperSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
-    }
-}
-
-impl WhisperSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's base URL (the path carries
-    /// `/openai/v1`, as Groq's).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The configured key.
-    pub fn api_key(&self) -> String {
-        lock(&self.shared.cfg).api_key.clone()
-    }
-
-    /// Changes knobs for the following requests.
-    pub fn update(&self, f: impl FnOnce(&mut WhisperSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// Every request received so far.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.log).clone()
-    }
-
-    /// How many requests were received.
-    pub fn request_count(&self) -> usize {
-        lock(&self.shared.log).len()
-    }
-
-    /// Stops serving and waits for the server to end.
-    pub async fn stop(self) {
-        self.server.stop().await;
+        Emulator::start(0, cfg, AtomicU64::new(1), routes).await
     }
 }
 
@@ -358,7 +306,7 @@ fn respond(
     if let Some(r) = lock(&shared.log).get_mut(index) {
         r.heard = Some(heard.clone());
     }
-    let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
+    let seq = shared.extra.fetch_add(1, Ordering::Relaxed);
     if cfg.malformed {
         let mut resp = Response::new("{\"text\": \" half".into());
         resp.headers_mut()
@@ -398,15 +346,7 @@ fn respond(
 
 fn injected_failure(shared: &Shared, cfg: &WhisperSimConfig, served: u64) -> Option<Reply> {
     let rule = cfg.fail.as_ref()?;
-    let now = if rule.next > 0 {
-        if let Some(f) = lock(&shared.cfg).fail.as_mut() {
-            f.next = f.next.saturating_sub(1);
-        }
-        true
-    } else {
-        rule.after.is_some_and(|k| served > k)
-    };
-    if !now {
+    if !FailRule::fires(&mut lock(&shared.cfg).fail, served) {
         return None;
     }
     let mut reply = match rule.status {

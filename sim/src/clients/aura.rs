@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use talky::config::Secret;
 use talky::providers::breaker::CircuitBreaker;
-use talky_actors::ports::{PortError, TtsEvent, TtsPort, TtsRequest};
-use tokio::sync::mpsc;
+use talky_actors::ports::{PortError, TtsPort, TtsRequest};
 
+use super::{collect, decode};
 use crate::aura::{AuraSim, AuraSimConfig, AuraSimHandle, FailRule};
-use crate::codec::{Decoder, normalize};
-use talky::audio::pcm::bytes_to_i16;
+use crate::codec::normalize;
 use talky::providers::aura::*;
 use talky::providers::breaker::BreakerState;
 
@@ -45,42 +44,6 @@ fn req(text: &str, voice: &str, rate: u32) -> TtsRequest {
 
 async fn sim() -> AuraSimHandle {
     AuraSim::start(AuraSimConfig::default()).await.unwrap()
-}
-
-#[derive(Debug, Default)]
-struct Collected {
-    audio: Vec<Vec<u8>>,
-    done: bool,
-    error: Option<PortError>,
-}
-
-async fn collect(mut rx: mpsc::Receiver<TtsEvent>) -> Collected {
-    let mut c = Collected::default();
-    let all = async {
-        while let Some(ev) = rx.recv().await {
-            assert!(!c.done && c.error.is_none(), "event after the end: {ev:?}");
-            match ev {
-                TtsEvent::Audio(a) => c.audio.push(a),
-                TtsEvent::Alignment(_) => {}
-                TtsEvent::Done => c.done = true,
-                TtsEvent::Error(e) => c.error = Some(e),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), all)
-        .await
-        .expect("stream ended");
-    c
-}
-
-fn decode(chunks: &[Vec<u8>], rate: u32) -> String {
-    let mut d = Decoder::new(rate);
-    for c in chunks {
-        assert_eq!(c.len() % 2, 0, "chunk of whole samples");
-        d.push(&bytes_to_i16(c));
-    }
-    d.flush();
-    d.take_text()
 }
 
 async fn wait_finished(sim: &AuraSimHandle) -> crate::aura::RecordedRequest {

@@ -6,13 +6,12 @@ use std::time::Duration;
 use talky::config::Secret;
 use talky::providers::breaker::CircuitBreaker;
 use talky_actors::ports::{PortError, TtsEvent, TtsPort, TtsRequest};
-use tokio::sync::mpsc;
 
-use crate::codec::{Decoder, normalize};
+use super::{collect, decode};
+use crate::codec::normalize;
 use crate::elevenlabs::{
     ElevenLabsSim, ElevenLabsSimConfig, ElevenLabsSimHandle, FailRule, Outcome, SimMode,
 };
-use talky::audio::pcm::bytes_to_i16;
 use talky::providers::elevenlabs::*;
 
 const TEXT: &str = "Hi, this is Sam from Acme. Do you have a minute?";
@@ -53,43 +52,6 @@ async fn sim() -> ElevenLabsSimHandle {
     ElevenLabsSim::start(ElevenLabsSimConfig::default())
         .await
         .unwrap()
-}
-
-#[derive(Debug, Default)]
-struct Collected {
-    audio: Vec<Vec<u8>>,
-    alignment: Vec<(usize, u32)>,
-    done: bool,
-    error: Option<PortError>,
-}
-
-async fn collect(mut rx: mpsc::Receiver<TtsEvent>) -> Collected {
-    let mut c = Collected::default();
-    let all = async {
-        while let Some(ev) = rx.recv().await {
-            assert!(!c.done && c.error.is_none(), "event after the end: {ev:?}");
-            match ev {
-                TtsEvent::Audio(a) => c.audio.push(a),
-                TtsEvent::Alignment(a) => c.alignment.extend(a),
-                TtsEvent::Done => c.done = true,
-                TtsEvent::Error(e) => c.error = Some(e),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), all)
-        .await
-        .expect("stream ended");
-    c
-}
-
-fn decode(chunks: &[Vec<u8>], rate: u32) -> String {
-    let mut d = Decoder::new(rate);
-    for c in chunks {
-        assert_eq!(c.len() % 2, 0, "chunk of whole samples");
-        d.push(&bytes_to_i16(c));
-    }
-    d.flush();
-    d.take_text()
 }
 
 /// Waits until the emulator's last request has ended.

@@ -25,6 +25,28 @@ fn cfg(sim: &LlmSimHandle) -> OpenAiConfig {
     }
 }
 
+/// An emulator whose requests fail by `rule`.
+async fn failing(rule: FailRule) -> LlmSimHandle {
+    LlmSim::start(LlmSimConfig {
+        fail: Some(rule),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A client of `sim` with `max_retries`, sharing breaker `b`.
+fn client_with(sim: &LlmSimHandle, b: &Arc<CircuitBreaker>, max_retries: u32) -> OpenAiClient {
+    OpenAiClient::new(
+        OpenAiConfig {
+            max_retries,
+            ..cfg(sim)
+        },
+        b.clone(),
+    )
+    .unwrap()
+}
+
 fn breaker() -> Arc<CircuitBreaker> {
     Arc::new(CircuitBreaker::new("sim", 5, Duration::from_secs(30)))
 }
@@ -214,17 +236,13 @@ async fn bad_key_is_rejected_without_retry() {
 
 #[tokio::test]
 async fn rate_limited_once_is_retried_after_retry_after() {
-    let sim = LlmSim::start(LlmSimConfig {
-        fail: Some(FailRule {
-            status: 429,
-            retry_after: Some("1".into()),
-            next: 1,
-            after: None,
-        }),
-        ..Default::default()
+    let sim = failing(FailRule {
+        status: 429,
+        retry_after: Some("1".into()),
+        next: 1,
+        after: None,
     })
-    .await
-    .unwrap();
+    .await;
     let c = client(cfg(&sim));
     let t0 = std::time::Instant::now();
     let events = collect(c.stream(req("hi")).await.unwrap()).await;
@@ -243,17 +261,13 @@ async fn rate_limited_once_is_retried_after_retry_after() {
 
 #[tokio::test]
 async fn rate_limited_repeatedly_gives_rate_limited_with_retry_after() {
-    let sim = LlmSim::start(LlmSimConfig {
-        fail: Some(FailRule {
-            status: 429,
-            retry_after: Some("0".into()),
-            next: 100,
-            after: None,
-        }),
-        ..Default::default()
+    let sim = failing(FailRule {
+        status: 429,
+        retry_after: Some("0".into()),
+        next: 100,
+        after: None,
     })
-    .await
-    .unwrap();
+    .await;
     let c = client(cfg(&sim));
     let err = c.stream(req("hi")).await.unwrap_err();
     assert_eq!(
@@ -278,16 +292,12 @@ async fn rate_limited_repeatedly_gives_rate_limited_with_retry_after() {
 
 #[tokio::test]
 async fn server_errors_are_retried_then_unavailable() {
-    let sim = LlmSim::start(LlmSimConfig {
-        fail: Some(FailRule {
-            status: 500,
-            next: 1,
-            ..Default::default()
-        }),
+    let sim = failing(FailRule {
+        status: 500,
+        next: 1,
         ..Default::default()
     })
-    .await
-    .unwrap();
+    .await;
     let c = client(cfg(&sim));
     let events = collect(c.stream(req("hi")).await.unwrap()).await;
     assert_eq!(text_of(&events), "You said: hi.");
@@ -416,25 +426,14 @@ async fn malformed_chunk_is_a_protocol_error_event() {
 
 #[tokio::test]
 async fn breaker_opens_fails_fast_and_a_probe_closes_it() {
-    let sim = LlmSim::start(LlmSimConfig {
-        fail: Some(FailRule {
-            status: 503,
-            next: 100,
-            ..Default::default()
-        }),
+    let sim = failing(FailRule {
+        status: 503,
+        next: 100,
         ..Default::default()
     })
-    .await
-    .unwrap();
+    .await;
     let b = Arc::new(CircuitBreaker::new("sim", 2, Duration::from_millis(300)));
-    let c = OpenAiClient::new(
-        OpenAiConfig {
-            max_retries: 0,
-            ..cfg(&sim)
-        },
-        b.clone(),
-    )
-    .unwrap();
+    let c = client_with(&sim, &b, 0);
     for _ in 0..2 {
         assert!(matches!(
             c.stream(req("hi")).await,
@@ -506,25 +505,14 @@ async fn a_server_ignoring_stream_true_still_works() {
 
 #[tokio::test]
 async fn breaker_opening_between_retries_ends_with_the_real_error() {
-    let sim = LlmSim::start(LlmSimConfig {
-        fail: Some(FailRule {
-            status: 503,
-            next: 100,
-            ..Default::default()
-        }),
+    let sim = failing(FailRule {
+        status: 503,
+        next: 100,
         ..Default::default()
     })
-    .await
-    .unwrap();
+    .await;
     let b = Arc::new(CircuitBreaker::new("sim", 2, Duration::from_secs(30)));
-    let c = OpenAiClient::new(
-        OpenAiConfig {
-            max_retries: 5,
-            ..cfg(&sim)
-        },
-        b.clone(),
-    )
-    .unwrap();
+    let c = client_with(&sim, &b, 5);
     let err = c.stream(req("hi")).await.unwrap_err();
     assert!(
         matches!(&err, PortError::Unavailable(m) if m.contains("503")),

@@ -23,18 +23,9 @@ fn breaker() -> Arc<CircuitBreaker> {
 /// Events until `stop` matches one (included), the channel closes, or 10 s.
 async fn collect(
     events: &mut mpsc::Receiver<SttEvent>,
-    mut stop: impl FnMut(&SttEvent) -> bool,
+    stop: impl FnMut(&SttEvent) -> bool,
 ) -> Vec<SttEvent> {
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
-        let done = stop(&ev);
-        out.push(ev);
-        if done {
-            break;
-        }
-    }
-    out
+    talky_actors::testing::recv_until(events, Duration::from_secs(10), stop).await
 }
 
 fn is_error(e: &SttEvent) -> bool {
