@@ -3,14 +3,10 @@
 //! for calls that cannot be connected, signatures; and a whole call in
 //! answer_url mode through the emulators.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use talky::config::Secret;
 use talky::providers::vonage::AnswerMode;
-use talky::store::PgDialStore;
-use talky_actors::dialer::{DialRequest, DialStore};
-use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
+use talky_actors::ids::{CallId, TenantId};
 use talky_sim::deepgram::DeepgramSimConfig;
 use talky_sim::elevenlabs::ElevenLabsSimConfig;
 use talky_sim::vonage::persona::Personas;
@@ -22,41 +18,8 @@ use crate::support::TestApp;
 async fn intent(app: &TestApp) -> (TenantId, String, String) {
     let (tenant, key) = app.tenant("acme").await;
     let campaign = app.campaign(&key, "c").await;
-    let (_, report) = app
-        .upload(
-            &format!("/api/v1/campaigns/{campaign}/contacts"),
-            &key,
-            "text/csv",
-            "phone\n+14155550123\n",
-        )
-        .await;
-    assert_eq!(report["accepted"], 1);
-    let (_, page) = app
-        .get(&format!("/api/v1/campaigns/{campaign}/contacts"), &key)
-        .await;
-    let contact: ContactId = page["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("contact");
-    let store = PgDialStore {
-        pool: app.pool(),
-        timeout: Duration::from_secs(5),
-        node: "test-node".into(),
-    };
-    let tenant: TenantId = tenant.parse().expect("tenant");
-    let intent = store
-        .create_intent(&DialRequest {
-            place_by: None,
-            tenant,
-            campaign: campaign.parse::<CampaignId>().expect("campaign"),
-            contact,
-            phone: "+14155550123".into(),
-            attempt: 1,
-        })
-        .await
-        .expect("intent");
-    (tenant, intent.call.to_string(), intent.media_token)
+    let (call, token) = app.dial_intent(&key, &tenant, &campaign).await;
+    (tenant.parse().expect("tenant"), call, token)
 }
 
 /// A server placing calls in answer_url mode (the answer URL exists only then).

@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use talky::store::PgDialStore;
 use talky_actors::call::CallMsg;
-use talky_actors::dialer::{DialRequest, DialStore, call_name};
-use talky_actors::ids::{CampaignId, ContactId, TenantId};
+use talky_actors::dialer::call_name;
 use talky_actors::ports::{MediaIn, MediaOut};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -64,42 +62,7 @@ impl Actor for Echo {
 async fn intent(app: &TestApp) -> (String, String) {
     let (tenant, key) = app.tenant("acme").await;
     let campaign = app.campaign(&key, "c").await;
-    let (_, report) = app
-        .upload(
-            &format!("/api/v1/campaigns/{campaign}/contacts"),
-            &key,
-            "text/csv",
-            "phone\n+14155550123\n",
-        )
-        .await;
-    assert_eq!(report["accepted"], 1);
-    let (_, page) = app
-        .get(&format!("/api/v1/campaigns/{campaign}/contacts"), &key)
-        .await;
-    let contact: ContactId = page["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("contact");
-    let store = PgDialStore {
-        pool: app.pool(),
-        timeout: Duration::from_secs(5),
-        node: "test-node".into(),
-    };
-    let tenant: TenantId = tenant.parse().expect("tenant");
-    let campaign: CampaignId = campaign.parse().expect("campaign");
-    let intent = store
-        .create_intent(&DialRequest {
-            place_by: None,
-            tenant,
-            campaign,
-            contact,
-            phone: "+14155550123".into(),
-            attempt: 1,
-        })
-        .await
-        .expect("intent");
-    (intent.call.to_string(), intent.media_token)
+    app.dial_intent(&key, &tenant, &campaign).await
 }
 
 fn ws_url(app: &TestApp, call: &str, token: Option<&str>) -> String {

@@ -12,10 +12,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use talky::recording::encode::decode_file;
 use talky::recording::spool::{Direction, SpoolHeader, encode_record};
-use talky::store::PgDialStore;
 use talky_actors::call::CallMsg;
-use talky_actors::dialer::{DialRequest, DialStore, call_name};
-use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
+use talky_actors::dialer::call_name;
+use talky_actors::ids::{CallId, TenantId};
 use talky_actors::ports::MediaOut;
 use talky_sim::codec::{Decoder, Encoder};
 use tokio_tungstenite::tungstenite::Message;
@@ -78,40 +77,7 @@ async fn intent(app: &TestApp, key: &str, tenant: &str, record: bool) -> (String
     assert_eq!(status, 201, "{campaign}");
     assert_eq!(campaign["recording_enabled"], record);
     let campaign = campaign["id"].as_str().expect("id").to_string();
-    let (_, report) = app
-        .upload(
-            &format!("/api/v1/campaigns/{campaign}/contacts"),
-            key,
-            "text/csv",
-            "phone\n+14155550123\n",
-        )
-        .await;
-    assert_eq!(report["accepted"], 1);
-    let (_, page) = app
-        .get(&format!("/api/v1/campaigns/{campaign}/contacts"), key)
-        .await;
-    let contact: ContactId = page["items"][0]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("contact");
-    let store = PgDialStore {
-        pool: app.pool(),
-        timeout: Duration::from_secs(5),
-        node: "test-node".into(),
-    };
-    let intent = store
-        .create_intent(&DialRequest {
-            place_by: None,
-            tenant: tenant.parse().expect("tenant"),
-            campaign: campaign.parse::<CampaignId>().expect("campaign"),
-            contact,
-            phone: "+14155550123".into(),
-            attempt: 1,
-        })
-        .await
-        .expect("intent");
-    (intent.call.to_string(), intent.media_token)
+    app.dial_intent(key, tenant, &campaign).await
 }
 
 async fn get_recording(app: &TestApp, call: &str, key: &str) -> (u16, String, Vec<u8>) {

@@ -400,6 +400,47 @@ impl TestApp {
         body["id"].as_str().expect("id").to_string()
     }
 
+    /// A dial intent for one contact (+14155550123) uploaded to
+    /// `campaign`, as the dialer writes it before placing the call:
+    /// (call id, the intent's media token).
+    pub async fn dial_intent(&self, key: &str, tenant: &str, campaign: &str) -> (String, String) {
+        use talky_actors::dialer::{DialRequest, DialStore};
+        let (_, report) = self
+            .upload(
+                &format!("/api/v1/campaigns/{campaign}/contacts"),
+                key,
+                "text/csv",
+                "phone\n+14155550123\n",
+            )
+            .await;
+        assert_eq!(report["accepted"], 1, "{report}");
+        let (_, page) = self
+            .get(&format!("/api/v1/campaigns/{campaign}/contacts"), key)
+            .await;
+        let contact = page["items"][0]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("contact");
+        let store = talky::store::PgDialStore {
+            pool: self.pool(),
+            timeout: Duration::from_secs(5),
+            node: "test-node".into(),
+        };
+        let intent = store
+            .create_intent(&DialRequest {
+                place_by: None,
+                tenant: tenant.parse().expect("tenant"),
+                campaign: campaign.parse().expect("campaign"),
+                contact,
+                phone: "+14155550123".into(),
+                attempt: 1,
+            })
+            .await
+            .expect("intent");
+        (intent.call.to_string(), intent.media_token)
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.stop().await;
