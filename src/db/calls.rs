@@ -13,6 +13,18 @@ use uuid::Uuid;
 use super::schema::{call_events, call_turns, calls};
 use super::{DbError, Page};
 
+/// The call `id` of `tenant`: what every update of one call filters on.
+type OneCall = diesel::dsl::Filter<
+    diesel::dsl::Filter<calls::table, diesel::dsl::Eq<calls::tenant_id, Uuid>>,
+    diesel::dsl::Eq<calls::id, Uuid>,
+>;
+
+fn one(tenant: TenantId, id: CallId) -> OneCall {
+    calls::table
+        .filter(calls::tenant_id.eq(tenant.0))
+        .filter(calls::id.eq(id.0))
+}
+
 /// A stored call.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = calls)]
@@ -240,10 +252,7 @@ async fn finish_where(
         .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
     // A status is never empty (CHECK): `<> ''` keeps every row.
     let not = if unfinished_only { "finished" } else { "" };
-    let target = calls::table
-        .filter(calls::tenant_id.eq(tenant.0))
-        .filter(calls::id.eq(id.0))
-        .filter(calls::status.ne(not));
+    let target = one(tenant, id).filter(calls::status.ne(not));
     Ok(diesel::update(target)
         .set((
             calls::status.eq("finished"),
@@ -267,10 +276,7 @@ pub async fn set_status(
     status: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let target = calls::table
-        .filter(calls::tenant_id.eq(tenant.0))
-        .filter(calls::id.eq(id.0))
-        .filter(calls::status.ne("finished"));
+    let target = one(tenant, id).filter(calls::status.ne("finished"));
     match status {
         "dialing" => {
             diesel::update(target)
@@ -301,14 +307,10 @@ pub async fn set_provider_id(
     id: CallId,
     provider_call_id: &str,
 ) -> Result<(), DbError> {
-    diesel::update(
-        calls::table
-            .filter(calls::tenant_id.eq(tenant.0))
-            .filter(calls::id.eq(id.0)),
-    )
-    .set(calls::provider_call_id.eq(provider_call_id))
-    .execute(conn)
-    .await?;
+    diesel::update(one(tenant, id))
+        .set(calls::provider_call_id.eq(provider_call_id))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -319,14 +321,10 @@ pub async fn set_callback(
     id: CallId,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    diesel::update(
-        calls::table
-            .filter(calls::tenant_id.eq(tenant.0))
-            .filter(calls::id.eq(id.0)),
-    )
-    .set(calls::callback_at.eq(at))
-    .execute(conn)
-    .await?;
+    diesel::update(one(tenant, id))
+        .set(calls::callback_at.eq(at))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -443,9 +441,7 @@ pub async fn get(
     tenant: TenantId,
     id: CallId,
 ) -> Result<Option<Call>, DbError> {
-    Ok(calls::table
-        .filter(calls::tenant_id.eq(tenant.0))
-        .filter(calls::id.eq(id.0))
+    Ok(one(tenant, id)
         .select(Call::as_select())
         .first(conn)
         .await
@@ -553,19 +549,14 @@ pub async fn mark_dialing(
     node: &str,
     at: DateTime<Utc>,
 ) -> Result<bool, DbError> {
-    let n = diesel::update(
-        calls::table
-            .filter(calls::tenant_id.eq(tenant.0))
-            .filter(calls::id.eq(id.0))
-            .filter(calls::status.eq("queued")),
-    )
-    .set((
-        calls::status.eq("dialing"),
-        calls::dialed_at.eq(at),
-        calls::node_id.eq(node),
-    ))
-    .execute(conn)
-    .await?;
+    let n = diesel::update(one(tenant, id).filter(calls::status.eq("queued")))
+        .set((
+            calls::status.eq("dialing"),
+            calls::dialed_at.eq(at),
+            calls::node_id.eq(node),
+        ))
+        .execute(conn)
+        .await?;
     Ok(n > 0)
 }
 
@@ -578,9 +569,7 @@ pub async fn cancel_intent(
     id: CallId,
 ) -> Result<bool, DbError> {
     let n = diesel::delete(
-        calls::table
-            .filter(calls::tenant_id.eq(tenant.0))
-            .filter(calls::id.eq(id.0))
+        one(tenant, id)
             .filter(calls::status.eq("queued"))
             .filter(calls::provider_call_id.is_null()),
     )
@@ -616,15 +605,10 @@ pub async fn learn_provider_id(
     id: CallId,
     provider_call_id: &str,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        calls::table
-            .filter(calls::tenant_id.eq(tenant.0))
-            .filter(calls::id.eq(id.0))
-            .filter(calls::provider_call_id.is_null()),
-    )
-    .set(calls::provider_call_id.eq(provider_call_id))
-    .execute(conn)
-    .await;
+    let updated = diesel::update(one(tenant, id).filter(calls::provider_call_id.is_null()))
+        .set(calls::provider_call_id.eq(provider_call_id))
+        .execute(conn)
+        .await;
     match updated {
         Ok(n) => Ok(n > 0),
         Err(e) => {
