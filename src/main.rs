@@ -100,6 +100,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     interrupted = report.interrupted,
                     left = report.left,
                     campaigns_left = report.campaigns_left,
+                    records_lost = report.records_lost,
                     "drained"
                 );
             }

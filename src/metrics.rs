@@ -9,7 +9,10 @@
 //! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
 //! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`,
 //! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
-//! `talky_recording_queue_full_total`.
+//! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`.
+//!
+//! Metrics whose meaning is not plain from their name are described
+//! ([`describe`]): their `# HELP` line says what they count.
 
 use std::sync::OnceLock;
 
@@ -21,6 +24,20 @@ const LATENCY_BUCKETS_MS: [f64; 12] = [
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Calls whose record writes were still queued when a stopping process
+/// gave up waiting for them (see `crate::runtime`): lost with the process.
+pub const RECORD_WRITES_LOST: &str = "talky_call_record_writes_lost_total";
+
+/// Gives the described metrics their `# HELP` line (on the recorder in
+/// use: the global one, or a test's local one).
+pub fn describe() {
+    metrics::describe_counter!(
+        RECORD_WRITES_LOST,
+        metrics::Unit::Count,
+        "Calls whose records (status, outcome, turns, events) were still queued when a stopping process gave up waiting for them; they were lost at exit"
+    );
+}
 
 /// The process's recorder (installed on the first call).
 pub fn handle() -> PrometheusHandle {
@@ -36,6 +53,7 @@ pub fn handle() -> PrometheusHandle {
                     "a metrics recorder was already installed; /metrics shows only ours"
                 );
             }
+            describe();
             handle
         })
         .clone()

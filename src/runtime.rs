@@ -103,6 +103,10 @@ pub struct DrainReport {
     pub left: u32,
     /// Campaign actors that had not stopped when the drain gave up.
     pub campaigns_left: usize,
+    /// Calls whose record writes were still queued when the drain gave up
+    /// waiting for them: lost at exit (warned, and counted in
+    /// `talky_call_record_writes_lost_total`).
+    pub records_lost: usize,
 }
 
 /// The actor tree of one process, over call ports `P`.
@@ -376,8 +380,10 @@ impl<P: CallPorts> Runtime<P> {
             }
             tokio::time::sleep(DRAIN_POLL).await;
         }
-        // 5. The call records' writers empty their queues.
-        talky_actors::call::wait_for_record_writers(RECORD_FLUSH_WAIT).await;
+        // 5. The call records' writers empty their queues; what they still
+        //    hold after the bound is lost with the process: said and counted.
+        report.records_lost = talky_actors::call::wait_for_record_writers(RECORD_FLUSH_WAIT).await;
+        records_lost(report.records_lost);
         for task in self.lock_tasks().drain(..) {
             task.abort();
         }
@@ -551,6 +557,20 @@ impl<P: CallPorts> CampaignRuntime for Runtime<P> {
     }
 }
 
+/// Says (warn) and counts the calls whose record writes were still queued
+/// when a stopping process gave up waiting for them.
+fn records_lost(writers: usize) {
+    if writers == 0 {
+        return;
+    }
+    tracing::warn!(
+        calls = writers,
+        waited_s = RECORD_FLUSH_WAIT.as_secs(),
+        "stopping with call records still queued: their last writes are lost"
+    );
+    metrics::counter!(crate::metrics::RECORD_WRITES_LOST).increment(writers as u64);
+}
+
 /// Whether a stored state has a live actor.
 pub fn is_live(state: CampaignState) -> bool {
     matches!(
@@ -670,4 +690,48 @@ pub fn real_ports(
         }),
         clock: Arc::new(TokioClock),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counter of lost record writes, as `/metrics` renders it.
+    fn rendered(writers: &[usize]) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            crate::metrics::describe();
+            for n in writers {
+                records_lost(*n);
+            }
+        });
+        handle.render()
+    }
+
+    #[test]
+    fn records_still_queued_at_exit_are_counted_with_a_help_line() {
+        let text = rendered(&[0, 3, 2]);
+        let name = crate::metrics::RECORD_WRITES_LOST;
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} ")) && l.len() > name.len() + 10),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == format!("{name} 5")),
+            "3 + 2 calls lost: {text}"
+        );
+    }
+
+    #[test]
+    fn a_drain_that_wrote_everything_counts_nothing() {
+        let text = rendered(&[0]);
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with(crate::metrics::RECORD_WRITES_LOST)),
+            "{text}"
+        );
+    }
 }

@@ -168,8 +168,10 @@ async fn lifecycle_transitions_follow_the_state_machine() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-/// The REST side of a stop while a call row is live (no dialer runs here:
-/// the drain itself is proven with real calls in `lifetime` and `runtime`).
+/// The REST side of a stop while a call row is live: `stopping`, and a
+/// second stop conflicts. No dialer runs here, so the campaign stays
+/// `stopping`; this test does not prove that the live call's end takes it
+/// on to `cancelled`.
 async fn stop_with_a_live_call_row_is_stopping_and_a_second_stop_conflicts() {
     let app = TestApp::start().await;
     let (tenant, key) = app.tenant("acme").await;

@@ -1,9 +1,10 @@
 //! Process lifetime, with real processes (like `load_smoke`): `talky-sim
 //! sim` and one or two `talky serve` on one database and one Redis prefix.
 //! SIGTERM drains, kill -9 is reconciled on restart, a second node takes
-//! over a dead one's campaign; in every case the campaign completes, each
-//! contact ends terminal, no call row is left unfinished, and the
-//! emulator's legs are exactly the call rows with a provider id.
+//! over a dead one's campaign; in each of these the campaign completes,
+//! each contact ends terminal, no call row is left unfinished, and the
+//! emulator's legs are exactly the call rows with a provider id. A second
+//! SIGTERM cuts the drain's wait short, its live calls still recorded.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use talky_sim::loadtest::procs::{self, Proc};
 use talky_sim::process::SimUrls;
 use talky_sim::vonage::CallBrief;
 
-use crate::support::{TALKY_BINARY as BINARY, TestDb, redis_url, sim_binary};
+use crate::support::{TALKY_BINARY as BINARY, TestDb, eventually, redis_url, sim_binary};
 
 /// The tests that run whole `talky-sim sim` + `talky serve` processes take
 /// turns: several at once on a 2-core machine starve the timing-sensitive
@@ -276,6 +277,36 @@ impl World {
         }
     }
 
+    /// Waits until the node answers `/health/ready` with 503: it took the
+    /// signal and drains (it still serves HTTP).
+    pub async fn wait_draining(&self, node: &Node) {
+        eventually(
+            "talky serve draining (/health/ready 503)",
+            Duration::from_secs(10),
+            || async {
+                let r = self.http.get(node.url("/health/ready")).send().await.ok()?;
+                (r.status() == 503).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// The stored rows of these calls, read from the database itself (no
+    /// `talky serve` needed: a new one would reconcile what it finds).
+    pub async fn call_rows(&self, ids: &[String]) -> Vec<talky::db::calls::Call> {
+        let mut conn = self._db.conn().await;
+        let mut rows = Vec::new();
+        for id in ids {
+            let id = talky_actors::ids::CallId(uuid::Uuid::parse_str(id).expect("call id"));
+            let row = talky::db::calls::get_unscoped(&mut conn, id)
+                .await
+                .expect("read call")
+                .unwrap_or_else(|| panic!("call {id} has no row"));
+            rows.push(row);
+        }
+        rows
+    }
+
     /// The test database's URL.
     pub fn database_url(&self) -> String {
         self._db.url.clone()
@@ -436,14 +467,7 @@ async fn sigterm_drains_live_calls_and_a_restart_completes_the_campaign() {
     world.wait_conversations(&a, &campaign, AT_ONCE).await;
     a.signal("-TERM");
     // Draining: not ready, yet still serving the calls' callbacks.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let ready = world
-        .http
-        .get(a.url("/health/ready"))
-        .send()
-        .await
-        .expect("ready");
-    assert_eq!(ready.status(), 503);
+    world.wait_draining(&a).await;
     let status = a.exit(Duration::from_secs(45)).await;
     assert!(status.success(), "a drained stop exits 0: {status:?}");
     // Every call of the first process has an outcome; the interrupted
@@ -470,6 +494,66 @@ async fn sigterm_drains_live_calls_and_a_restart_completes_the_campaign() {
         .await;
     world.check_invariants(&b, &campaign).await;
     world.finish(vec![a, b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_skips_the_drain_wait_and_the_live_calls_end_interrupted() {
+    // Callees that never speak: talky keeps each call up through its
+    // reprompts (tens of seconds), and the drain would wait a minute for
+    // them. Only the second signal can end them soon.
+    let mut world = World::new(&["--default-persona", "silent"]).await;
+    world.set_env("TALKY_SERVER__DRAIN_SECS", "60".into());
+    let mut a = world.serve("a").await;
+    let campaign = world.campaign(&a).await;
+    world.wait_conversations(&a, &campaign, AT_ONCE).await;
+    let live: Vec<String> = world
+        .calls(&a, &campaign)
+        .await
+        .iter()
+        .filter(|c| c["status"] == "conversation")
+        .filter_map(|c| c["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(live.len() >= AT_ONCE, "{live:?}");
+    a.signal("-TERM");
+    world.wait_draining(&a).await;
+    a.signal("-TERM");
+    // Well before `drain_secs` (60 s), and before the calls' own end
+    // (their reprompts alone last longer): the polite goodbye (at most
+    // 8 s) and the last writes.
+    let status = a.exit(Duration::from_secs(20)).await;
+    assert!(status.success(), "a drained stop exits 0: {status:?}");
+    for row in world.call_rows(&live).await {
+        assert_eq!(row.status, "finished", "{row:?}");
+        assert_eq!(
+            row.outcome.as_deref(),
+            Some("interrupted"),
+            "a live call ended by the stop is recorded interrupted: {row:?}"
+        );
+        assert!(row.hangup_reason.is_some(), "it says why: {row:?}");
+    }
+    // talky hung each of their legs up itself (the emulator notes it as
+    // the leg's task ends).
+    let ids: Vec<String> = world
+        .call_rows(&live)
+        .await
+        .iter()
+        .map(|r| r.provider_call_id.clone().expect("a placed call has a leg"))
+        .collect();
+    eventually(
+        "the live calls' legs hung up by talky",
+        Duration::from_secs(10),
+        || async {
+            let legs = world.legs().await;
+            ids.iter()
+                .all(|id| {
+                    legs.iter()
+                        .any(|l| &l.uuid == id && l.ended && l.hung_up_by_talky)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    world.finish(vec![a]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,7 @@ mod media;
 mod openapi;
 mod outage;
 mod personas;
+mod reconcile;
 mod recording;
 mod runtime;
 mod schema;

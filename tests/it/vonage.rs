@@ -48,7 +48,7 @@ async fn post(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_are_stored_once_and_unknown_calls_are_kept() {
+async fn events_are_stored_once_in_time_order_and_unknown_calls_are_acknowledged_not_stored() {
     let app = TestApp::start().await;
     let (call, key) = a_call(&app).await;
     let ringing = event("ringing", "2020-01-01T12:00:01.000Z");

@@ -614,3 +614,271 @@ async fn client_and_emulator_on_the_wire() {
         .is_err()
     );
 }
+
+// ----- the call resource and the call list (§1.3) --------------------------
+
+/// The spec's query parameters of `GET /v1/calls`.
+const LIST_PARAMS: [&str; 7] = [
+    "status",
+    "date_start",
+    "date_end",
+    "page_size",
+    "record_index",
+    "order",
+    "conversation_uuid",
+];
+
+/// Whether a query string of ours is one §1.3 allows: known parameters
+/// only, `page_size` 1..100, `order` asc|desc, times ISO 8601.
+fn spec_list_query(query: &str) -> Result<(), String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|e| format!("{query}: {e}"))?;
+    for (k, v) in pairs {
+        let ok = match k.as_str() {
+            "page_size" => v.parse::<u32>().is_ok_and(|n| (1..=100).contains(&n)),
+            "record_index" => v.parse::<u64>().is_ok(),
+            "order" => v == "asc" || v == "desc",
+            "date_start" | "date_end" => chrono::DateTime::parse_from_rfc3339(&v).is_ok(),
+            k => LIST_PARAMS.contains(&k),
+        };
+        if !ok {
+            return Err(format!("{k}={v} in {query}"));
+        }
+    }
+    Ok(())
+}
+
+/// A stand-in for Vonage's REST API serving the spec's call resources:
+/// `GET /v1/calls/{uuid}` answers the resource of that uuid (404 for
+/// others), `GET /v1/calls` answers `list`; each list query is recorded.
+async fn call_resources(resources: Vec<Value>, list: Value) -> (String, Arc<Mutex<Vec<String>>>) {
+    let queries = Arc::new(Mutex::new(Vec::new()));
+    let q = queries.clone();
+    let one = warp::get()
+        .and(warp::path!("v1" / "calls" / String))
+        .map(move |uuid: String| {
+            match resources.iter().find(|r| r["uuid"] == uuid.as_str()) {
+                Some(r) => warp::reply::with_status(warp::reply::json(r), warp::http::StatusCode::OK),
+                None => warp::reply::with_status(
+                    warp::reply::json(&json!({"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found", "detail": "no such call", "instance": "t"})),
+                    warp::http::StatusCode::NOT_FOUND,
+                ),
+            }
+        });
+    let all = warp::get()
+        .and(warp::path!("v1" / "calls"))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |query: String| {
+            lock(&q).push(query);
+            warp::reply::json(&list)
+        });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(warp::serve(all.or(one)).incoming(listener).run());
+    (format!("http://{addr}"), queries)
+}
+
+fn rest_client(base: &str, public_url: &str) -> VonageClient {
+    VonageClient::new(VonageConfig {
+        api_base_url: base.into(),
+        application_id: APP_ID.into(),
+        private_key: Secret::new(PRIVATE_PEM),
+        public_url: public_url.into(),
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        ..VonageConfig::default()
+    })
+    .expect("client")
+}
+
+#[tokio::test]
+async fn client_reads_the_spec_call_resource_and_call_list() {
+    const LIVE: &str = "aaaaaaaa-4a51-4f6b-86e1-46edebcf9356";
+    let completed = fixture!("vonage/get_call.json");
+    let live = set_value(&fixture!("vonage/get_call_live.json"), "/uuid", json!(LIVE));
+    let (base, queries) =
+        call_resources(vec![completed, live], fixture!("vonage/list_calls.json")).await;
+    let client = rest_client(&base, "https://dialer.example.com");
+
+    let info = client
+        .get_call(&ProviderCallId(UUID.into()))
+        .await
+        .expect("200")
+        .expect("known");
+    assert_eq!(info.uuid, UUID);
+    assert_eq!(info.status, "completed");
+    assert!(info.is_over());
+    assert_eq!(info.to_number(), Some("447700900000"));
+    assert_eq!(
+        info.started_at(),
+        Utc.with_ymd_and_hms(2020, 1, 1, 12, 0, 0).single()
+    );
+    use talky_actors::ports::LegState;
+    assert_eq!(
+        client.leg_state(ProviderCallId(UUID.into())).await,
+        Ok(Some(LegState::Ended("completed".into())))
+    );
+    assert_eq!(
+        client.leg_state(ProviderCallId(LIVE.into())).await,
+        Ok(Some(LegState::Live { answered: true })),
+        "an answered call is up"
+    );
+    assert_eq!(
+        client.leg_state(ProviderCallId("unknown".into())).await,
+        Ok(None),
+        "404: the provider does not know the leg"
+    );
+
+    // The list: the leg to that number since then, none to another.
+    let since = Utc
+        .with_ymd_and_hms(2020, 1, 1, 12, 0, 0)
+        .single()
+        .expect("t");
+    let found = client
+        .find_call(CallId::new(), "+447700900000", since)
+        .await
+        .expect("list");
+    assert_eq!(found, Some(ProviderCallId(UUID.into())));
+    let other = client
+        .find_call(CallId::new(), "+447700900999", since)
+        .await
+        .expect("list");
+    assert_eq!(other, None);
+    // What our client asked is a query of the spec.
+    let asked = lock(&queries).clone();
+    assert!(!asked.is_empty());
+    for q in &asked {
+        assert_eq!(spec_list_query(q), Ok(()));
+    }
+    // And the check can fail.
+    assert!(spec_list_query("page_size=500").is_err());
+    assert!(spec_list_query("sort=asc").is_err());
+}
+
+/// What the emulator answers to `GET /v1/calls/{uuid}` and `GET
+/// /v1/calls` has the spec's shape; our client reads it and the emulator
+/// takes our client's list query.
+#[tokio::test]
+async fn emulator_call_resource_and_call_list_have_the_spec_shape() {
+    let rx = Receiver::start(Duration::from_secs(2)).await;
+    let personas = Personas::from_list(vec![
+        persona("rings", "447700900210", Outcome::NoAnswer, 10, vec![]),
+        persona(
+            "hangs_up",
+            "447700900211",
+            Outcome::Answer,
+            10,
+            vec![Step::HangUp],
+        ),
+    ]);
+    let sim = VonageSim::start(VonageSimConfig {
+        application_id: APP_ID.into(),
+        public_key_pem: PUBLIC_PEM.into(),
+        personas,
+        started_to_ringing: Duration::from_millis(10),
+        ..VonageSimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let client = rest_client(&sim.base_url(), &format!("http://{}", rx.addr));
+    let since = Utc::now();
+    let live = client
+        .place_call(place("447700900210", 60))
+        .await
+        .expect("201");
+    let done = client
+        .place_call(place("447700900211", 30))
+        .await
+        .expect("201");
+    let completed = sim
+        .wait_ended(&done.0, Duration::from_secs(15))
+        .await
+        .expect("the call that hangs up ends");
+    assert_eq!(completed.status, "completed");
+    let ringing = async {
+        while sim.call(&live.0).is_none_or(|r| r.status != "ringing") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), ringing)
+        .await
+        .expect("rings");
+
+    let token = client.jwt().token(Utc::now()).expect("jwt");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let req = http
+            .get(format!("{}{path}", sim.base_url()))
+            .bearer_auth(&token)
+            .timeout(Duration::from_secs(5));
+        async move {
+            let resp = req.send().await.expect("GET");
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<Value>().await.expect("JSON")
+        }
+    };
+    let resource_time = |v: &Value, key: &str| {
+        let t = v[key].as_str().unwrap_or_default();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").is_ok(),
+            "{key} {t:?} is not YYYY-MM-DD HH:MM:SS"
+        );
+    };
+
+    let up = get(format!("/v1/calls/{}", live.0)).await;
+    assert_eq!(
+        same_shape(&fixture!("vonage/get_call_live.json"), &up),
+        Ok(())
+    );
+    resource_time(&up, "start_time");
+    for cost in ["rate", "price", "duration", "end_time"] {
+        assert!(up.get(cost).is_none(), "{cost} before the end: {up}");
+    }
+    let over = get(format!("/v1/calls/{}", done.0)).await;
+    assert_eq!(same_shape(&fixture!("vonage/get_call.json"), &over), Ok(()));
+    resource_time(&over, "start_time");
+    resource_time(&over, "end_time");
+    let list = get("/v1/calls?page_size=10&record_index=0&order=asc".into()).await;
+    assert_eq!(
+        same_shape(&fixture!("vonage/list_calls.json"), &list),
+        Ok(())
+    );
+    assert_eq!(list["count"], 2, "{list}");
+
+    // Our client reads what the emulator really answers.
+    use talky_actors::ports::LegState;
+    assert_eq!(
+        client.leg_state(live.clone()).await,
+        Ok(Some(LegState::Live { answered: false }))
+    );
+    assert_eq!(
+        client.leg_state(done.clone()).await,
+        Ok(Some(LegState::Ended("completed".into())))
+    );
+    assert_eq!(
+        client.leg_state(ProviderCallId("unknown".into())).await,
+        Ok(None)
+    );
+    // The emulator takes our client's list query, and finds by number.
+    for (to, leg) in [("+447700900210", &live), ("+447700900211", &done)] {
+        assert_eq!(
+            client.find_call(CallId::new(), to, since).await,
+            Ok(Some(leg.clone())),
+            "{to}"
+        );
+    }
+
+    // The check can fail: mutated fixtures against the real output.
+    let fix = fixture!("vonage/get_call.json");
+    assert!(same_shape(&rename_key(&fix, "/end_time", "ended_at"), &over).is_err());
+    assert!(same_shape(&set_value(&fix, "/duration", json!(7)), &over).is_err());
+    assert!(
+        same_shape(&fix, &up).is_err(),
+        "a live call has no cost fields"
+    );
+    let fix = fixture!("vonage/list_calls.json");
+    assert!(same_shape(&rename_key(&fix, "/_embedded", "embedded"), &list).is_err());
+    sim.stop().await;
+}

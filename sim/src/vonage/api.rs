@@ -556,6 +556,7 @@ fn create_call(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> (Repl
             hang_up: None,
             ended: false,
             answer_error: None,
+            completion: None,
             created_at: Utc::now(),
         },
         hangup: hangup.clone(),
@@ -640,11 +641,13 @@ fn vonage_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// One call as the resource and the list show it.
+/// One call as the resource and the list show it (§1.3): the figures of
+/// its end (`end_time` and the cost fields `rate`, `price`, `duration`)
+/// only once it completed.
 fn call_json(r: &CallRecord) -> Value {
     let from = r.request.get("from").cloned().unwrap_or(Value::Null);
     let to = r.request["to"].get(0).cloned().unwrap_or(Value::Null);
-    json!({
+    let mut v = json!({
         "uuid": r.uuid,
         "conversation_uuid": r.conversation_uuid,
         "to": to,
@@ -652,8 +655,17 @@ fn call_json(r: &CallRecord) -> Value {
         "status": r.status,
         "direction": "outbound",
         "start_time": vonage_time(r.created_at),
+        "network": super::NETWORK,
         "_links": {"self": {"href": format!("/v1/calls/{}", r.uuid)}},
-    })
+    });
+    if let Some(c) = &r.completion {
+        v["start_time"] = json!(vonage_time(c.start));
+        v["end_time"] = json!(vonage_time(c.end));
+        v["duration"] = json!(c.duration.to_string());
+        v["rate"] = json!(format!("{:.8}", c.rate));
+        v["price"] = json!(format!("{:.8}", c.price));
+    }
+    v
 }
 
 /// A time filter of the list: ISO 8601 (`2020-01-01T12:00:00Z`).

@@ -377,14 +377,24 @@ const RATE: f64 = 0.0045;
 
 fn completed(events: &Events, start: Option<DateTime<Utc>>) {
     let end = Utc::now();
-    let (start_s, duration, network) = match start {
+    let (start, duration) = match start {
         Some(s) => {
             let d = (end - s).num_milliseconds().max(0) as f64 / 1000.0;
-            (timestamp(s), d.round() as u64, "GB-FIXED")
+            (s, d.round() as u64)
         }
-        None => (timestamp(end), 0, "GB-FIXED"),
+        None => (end, 0),
     };
+    let (start_s, network) = (timestamp(start), super::NETWORK);
     let price = RATE * duration as f64 / 60.0;
+    events.shared.with_call(&events.plan.uuid, |r| {
+        r.completion = Some(super::Completion {
+            start,
+            end,
+            duration,
+            rate: RATE,
+            price,
+        })
+    });
     events.call_event(
         "completed",
         json!({

@@ -189,7 +189,28 @@ pub struct CallRecord {
     pub created_at: DateTime<Utc>,
     /// answer_url mode: why the answer URL's NCCO was not usable.
     pub answer_error: Option<String>,
+    /// The figures of its `completed` event, once posted: what the call
+    /// resource (`GET /v1/calls/{uuid}`, §1.3) adds once the call is over.
+    pub completion: Option<Completion>,
 }
+
+/// How a call completed, as its `completed` event and its resource say.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    /// When it was answered (its end, when it never was).
+    pub start: DateTime<Utc>,
+    /// When it ended.
+    pub end: DateTime<Utc>,
+    /// Talk time, whole seconds.
+    pub duration: u64,
+    /// Per-minute rate, EUR.
+    pub rate: f64,
+    /// What it cost, EUR.
+    pub price: f64,
+}
+
+/// The network every leg of the emulator is on.
+pub const NETWORK: &str = "GB-FIXED";
 
 impl CallRecord {
     /// The statuses of the webhooks posted, in order.
