@@ -37,8 +37,8 @@ pub use callbacks::VonageWebhookConfig;
 pub use contacts::*;
 pub use dialer::DialerSettings;
 pub use providers::{
-    AuraProvider, KeyedProvider, LEGACY as LEGACY_PROVIDER_KEYS, ProvidersConfig, VonageProvider,
-    WhisperProvider, legacy_key,
+    AuraProvider, KeyedProvider, LEGACY as LEGACY_PROVIDER_KEYS, ProvidersConfig, TwilioProvider,
+    VonageProvider, WhisperProvider, legacy_key,
 };
 pub use server::*;
 pub use storage::*;
@@ -133,7 +133,7 @@ const NAMED_VARS: [(&str, &str); 5] = [
 
 /// Keys that hold secrets and so may not come from the TOML file (the
 /// providers' keys also under their older flat names).
-const SECRET_KEYS: [&str; 15] = [
+const SECRET_KEYS: [&str; 17] = [
     "database.url",
     "redis.url",
     "admin.token",
@@ -144,6 +144,8 @@ const SECRET_KEYS: [&str; 15] = [
     "providers.elevenlabs.api_key",
     "providers.whisper.api_key",
     "providers.llm_fallback.api_key",
+    "providers.twilio.auth_token",
+    "providers.twilio.api_key_secret",
     "providers.deepgram_api_key",
     "providers.llm_api_key",
     "providers.elevenlabs_api_key",
@@ -563,6 +565,25 @@ mod tests {
             err.to_string().contains("TALKY_PROVIDERS__LLM__API_KEY"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn twilio_credentials_may_not_be_written_in_the_file() {
+        for (text, var) in [
+            (
+                "[providers.twilio]\nauth_token = \"t\"\n",
+                "TALKY_PROVIDERS__TWILIO__AUTH_TOKEN",
+            ),
+            (
+                "[providers.twilio]\napi_key_secret = \"s\"\n",
+                "TALKY_PROVIDERS__TWILIO__API_KEY_SECRET",
+            ),
+        ] {
+            let err = from_file(text).expect_err("secret");
+            assert!(err.to_string().contains(var), "{err}");
+        }
+        let c = from_file("[providers.twilio]\naccount_sid = \"AC1\"\n").expect("not a secret");
+        assert_eq!(c.providers.twilio.account_sid.as_deref(), Some("AC1"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, key_label};
+use crate::providers::twilio::TwilioMachineDetection;
 use crate::providers::vonage::AnswerMode;
 
 /// The dialer's providers.
@@ -29,6 +30,9 @@ pub struct ProvidersConfig {
     pub enabled: bool,
     /// Telephony.
     pub vonage: VonageProvider,
+    /// The second telephony provider (read and checked; `talky serve` does
+    /// not use it yet).
+    pub twilio: TwilioProvider,
     /// Streaming STT (primary); its key also serves Aura.
     pub deepgram: KeyedProvider,
     /// OpenAI-compatible chat completions (unset base URL: Groq's).
@@ -58,6 +62,72 @@ pub struct VonageProvider {
     /// `inline` (NCCO in the create-call body) or `answer_url` (Vonage
     /// fetches it from `/vonage/answer/{call}/{key}` on answer).
     pub answer_mode: AnswerMode,
+}
+
+/// `[providers.twilio]`: the Twilio REST client
+/// ([`crate::providers::twilio::TwilioConfig`]). Every setting is
+/// optional; the credentials are secrets (environment or `*_file`): the
+/// account's auth token, or an API key (SID + secret) instead. The auth
+/// token is also what verifies `X-Twilio-Signature`, so it is worth
+/// setting even with an API key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioProvider {
+    /// REST base URL (unset: `https://api.twilio.com`).
+    pub api_base_url: Option<String>,
+    /// `AC...`: the account calls are created in.
+    pub account_sid: Option<String>,
+    /// The account's auth token (`TALKY_PROVIDERS__TWILIO__AUTH_TOKEN`).
+    pub auth_token: Secret,
+    /// File holding the auth token.
+    pub auth_token_file: Option<PathBuf>,
+    /// `SK...`: an API key to authenticate with instead of the token.
+    pub api_key_sid: Option<String>,
+    /// The API key's secret (`TALKY_PROVIDERS__TWILIO__API_KEY_SECRET`).
+    pub api_key_secret: Secret,
+    /// File holding the API key's secret.
+    pub api_key_secret_file: Option<PathBuf>,
+    /// `off`, `enable` or `detect_message_end` (unset: the latter).
+    pub machine_detection: Option<TwilioMachineDetection>,
+    /// `MachineDetectionTimeout`, seconds (unset: Twilio's 30).
+    pub machine_detection_timeout_secs: Option<u32>,
+    /// Connect time-out of each request, ms (unset: 3000).
+    pub connect_timeout_ms: Option<u64>,
+    /// Whole time-out of each request, ms (unset: 4000); keep it below the
+    /// dialer's port timeout.
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl TwilioProvider {
+    /// The client settings these make, with the public URL and the
+    /// callback key of the rest of the configuration.
+    pub fn client_config(
+        &self,
+        public_url: String,
+        callback_key: crate::providers::vonage::CallbackKey,
+    ) -> crate::providers::twilio::TwilioConfig {
+        let mut c = crate::providers::twilio::TwilioConfig {
+            account_sid: self.account_sid.clone().unwrap_or_default(),
+            auth_token: self.auth_token.clone(),
+            api_key_sid: self.api_key_sid.clone(),
+            api_key_secret: self.api_key_secret.clone(),
+            public_url,
+            machine_detection: self.machine_detection.unwrap_or_default(),
+            machine_detection_timeout_secs: self.machine_detection_timeout_secs,
+            callback_key,
+            ..Default::default()
+        };
+        if let Some(url) = &self.api_base_url {
+            c.api_base_url = url.clone();
+        }
+        if let Some(ms) = self.connect_timeout_ms {
+            c.connect_timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.request_timeout_ms {
+            c.request_timeout = std::time::Duration::from_millis(ms);
+        }
+        c
+    }
 }
 
 /// A provider reached at a base URL with an API key (`[providers.deepgram]`,
@@ -178,6 +248,16 @@ impl ProvidersConfig {
                 &format!("providers.{name}.api_key_file"),
             )?;
         }
+        super::read_secret_file(
+            &mut self.twilio.auth_token,
+            &self.twilio.auth_token_file,
+            "providers.twilio.auth_token_file",
+        )?;
+        super::read_secret_file(
+            &mut self.twilio.api_key_secret,
+            &self.twilio.api_key_secret_file,
+            "providers.twilio.api_key_secret_file",
+        )?;
         if self.whisper.api_key_file.is_some() {
             let mut key = Secret::default();
             super::read_secret_file(
@@ -195,6 +275,7 @@ impl ProvidersConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let urls = [
             ("vonage.api_base_url", &self.vonage.api_base_url, HTTP),
+            ("twilio.api_base_url", &self.twilio.api_base_url, HTTP),
             ("deepgram.base_url", &self.deepgram.base_url, WS),
             ("llm.base_url", &self.llm.base_url, HTTP),
             ("llm_fallback.base_url", &self.llm_fallback.base_url, HTTP),
@@ -216,6 +297,8 @@ impl ProvidersConfig {
         }
         for (key, value) in [
             ("vonage.application_id", &self.vonage.application_id),
+            ("twilio.account_sid", &self.twilio.account_sid),
+            ("twilio.api_key_sid", &self.twilio.api_key_sid),
             ("whisper.model", &self.whisper.model),
             ("aura.model", &self.aura.model),
         ] {
@@ -228,6 +311,7 @@ impl ProvidersConfig {
         {
             return Err(empty("providers.whisper.api_key"));
         }
+        self.validate_twilio()?;
         if !self.enabled {
             return Ok(());
         }
@@ -261,6 +345,34 @@ impl ProvidersConfig {
             return Err(ConfigError::new(
                 key_label("providers.llm_fallback.api_key"),
                 "is required when providers.llm_fallback.base_url is set",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[providers.twilio]`: an API key needs its secret, time-outs are
+    /// not zero. Whether it is complete enough to call is not checked
+    /// while `talky serve` does not use it.
+    fn validate_twilio(&self) -> Result<(), ConfigError> {
+        let t = &self.twilio;
+        if t.api_key_sid.is_some() && t.api_key_secret.is_empty() {
+            return Err(ConfigError::new(
+                key_label("providers.twilio.api_key_secret"),
+                "is required when providers.twilio.api_key_sid is set",
+            ));
+        }
+        for (key, ms) in [
+            ("providers.twilio.connect_timeout_ms", t.connect_timeout_ms),
+            ("providers.twilio.request_timeout_ms", t.request_timeout_ms),
+        ] {
+            if ms == Some(0) {
+                return Err(ConfigError::new(key_label(key), "must be greater than 0"));
+            }
+        }
+        if t.machine_detection_timeout_secs == Some(0) {
+            return Err(ConfigError::new(
+                key_label("providers.twilio.machine_detection_timeout_secs"),
+                "must be greater than 0",
             ));
         }
         Ok(())
@@ -321,6 +433,70 @@ mod tests {
         .expect("toml");
         let err = rewrite_legacy(&mut doc).expect_err("both");
         assert!(err.to_string().contains("providers.llm_base_url"), "{err}");
+    }
+
+    #[test]
+    fn the_twilio_section_is_optional_and_checked() {
+        let p: ProvidersConfig = toml::from_str(
+            r#"
+            [twilio]
+            api_base_url = "http://127.0.0.1:9"
+            account_sid = "AC1"
+            api_key_sid = "SK1"
+            machine_detection = "enable"
+            request_timeout_ms = 2500
+            "#,
+        )
+        .expect("section");
+        let err = p.validate().expect_err("no secret");
+        assert!(
+            err.to_string().contains("providers.twilio.api_key_secret"),
+            "{err}"
+        );
+        let mut p = p;
+        p.twilio.api_key_secret = Secret::new("s");
+        p.validate().expect("valid");
+        let c = p.twilio.client_config(
+            "https://dialer.example.com".into(),
+            crate::providers::vonage::CallbackKey::new(b"k"),
+        );
+        assert_eq!(c.api_base_url, "http://127.0.0.1:9");
+        assert_eq!(c.account_sid, "AC1");
+        assert_eq!(c.machine_detection, TwilioMachineDetection::Enable);
+        assert_eq!(c.request_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(
+            c.connect_timeout,
+            crate::providers::twilio::client::DEFAULT_CONNECT_TIMEOUT
+        );
+        assert!(!format!("{c:?}").contains("\"s\""));
+
+        let unknown = toml::from_str::<ProvidersConfig>("[twilio]\nauth_tokn = \"x\"\n");
+        assert!(unknown.is_err(), "unknown keys are refused");
+        for (toml, key) in [
+            (
+                "[twilio]\naccount_sid = \" \"\n",
+                "providers.twilio.account_sid",
+            ),
+            (
+                "[twilio]\napi_base_url = \"wss://h\"\n",
+                "providers.twilio.api_base_url",
+            ),
+            (
+                "[twilio]\nrequest_timeout_ms = 0\n",
+                "providers.twilio.request_timeout_ms",
+            ),
+            (
+                "[twilio]\nmachine_detection_timeout_secs = 0\n",
+                "providers.twilio.machine_detection_timeout_secs",
+            ),
+        ] {
+            let p: ProvidersConfig = toml::from_str(toml).expect(toml);
+            let err = p.validate().expect_err(toml);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let none = ProvidersConfig::default();
+        assert!(none.twilio.account_sid.is_none());
+        none.validate().expect("all unset");
     }
 
     #[test]

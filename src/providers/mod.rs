@@ -16,6 +16,7 @@ pub mod elevenlabs;
 pub mod openai;
 pub mod retry;
 pub(crate) mod tts_stream;
+pub mod twilio;
 pub mod vonage;
 pub mod whisper;
 

@@ -8,6 +8,8 @@
 //! (a longer one than [`RetryPolicy::max_retry_wait`] ends the retries) or
 //! an exponential backoff with +-25 % jitter capped by the same wait. A
 //! retry the breaker refuses ends with the failure that asked for it.
+//! [`with_retries_by`] also keeps to a deadline: no retry starts that could
+//! not end by it (a caller whose own caller gives up at a known time).
 //!
 //! Parsing is told the time, so tests need no clock.
 
@@ -93,6 +95,37 @@ pub(crate) async fn with_retries<T, F, Fut>(
     breaker: &Arc<CircuitBreaker>,
     name: &str,
     what: &str,
+    attempt: F,
+) -> PortResult<(T, BreakerGuard)>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = PortResult<T>>,
+{
+    with_retries_by(policy, breaker, name, what, None, attempt).await
+}
+
+/// A deadline for [`with_retries_by`]: no retry starts unless its wait plus
+/// `attempt` (the longest one attempt can take, e.g. the request time-out)
+/// ends by `at`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    /// When the caller stops waiting.
+    pub(crate) at: tokio::time::Instant,
+    /// The longest one attempt can take.
+    pub(crate) attempt: Duration,
+}
+
+/// [`with_retries`], but within `deadline` when one is given: a retry that
+/// could not finish in time is not started, and the failure that asked
+/// for it is returned. For callers whose own caller gives up at a known
+/// time (the dialer's place timeout) and must hear the client's answer
+/// first.
+pub(crate) async fn with_retries_by<T, F, Fut>(
+    policy: &RetryPolicy,
+    breaker: &Arc<CircuitBreaker>,
+    name: &str,
+    what: &str,
+    deadline: Option<Deadline>,
     mut attempt: F,
 ) -> PortResult<(T, BreakerGuard)>
 where
@@ -121,6 +154,12 @@ where
         let Some(wait) = policy.wait(&err, retry, jitter()) else {
             return Err(err);
         };
+        if let Some(d) = deadline
+            && tokio::time::Instant::now() + wait + d.attempt > d.at
+        {
+            tracing::debug!(provider = %name, error = %err, ?wait, retry, "{what}: no time left to retry");
+            return Err(err);
+        }
         tracing::debug!(provider = %name, error = %err, ?wait, retry, "{what} retry");
         tokio::time::sleep(wait).await;
         retry += 1;
@@ -386,5 +425,74 @@ mod tests {
             r.err(),
             Some(PortError::Unavailable("x: circuit open".into()))
         );
+    }
+
+    #[tokio::test]
+    async fn with_retries_by_starts_no_retry_that_would_end_past_the_deadline() {
+        const POLICY: RetryPolicy = RetryPolicy {
+            max_retries: 5,
+            backoff_base: Duration::from_millis(1),
+            max_retry_wait: Duration::from_secs(5),
+        };
+        let breaker = Arc::new(CircuitBreaker::new("x", 100, Duration::from_secs(30)));
+        let now = tokio::time::Instant::now();
+        // Room for no attempt of 1 s after the first: no retry at all.
+        let tight = Deadline {
+            at: now + Duration::from_millis(500),
+            attempt: Duration::from_secs(1),
+        };
+        let mut calls = 0;
+        let r: PortResult<((), BreakerGuard)> =
+            with_retries_by(&POLICY, &breaker, "x", "test", Some(tight), || {
+                calls += 1;
+                async { Err(PortError::Unavailable("down".into())) }
+            })
+            .await;
+        assert_eq!(r.err(), Some(PortError::Unavailable("down".into())));
+        assert_eq!(calls, 1);
+        // A Retry-After longer than the time left ends the retries too.
+        let roomy = Deadline {
+            at: now + Duration::from_secs(60),
+            attempt: Duration::from_millis(10),
+        };
+        let mut calls = 0;
+        let limited = PortError::RateLimited {
+            retry_after: Some(Duration::from_secs(4)),
+        };
+        let r: PortResult<((), BreakerGuard)> = with_retries_by(
+            &POLICY,
+            &breaker,
+            "x",
+            "test",
+            Some(Deadline {
+                at: now + Duration::from_secs(2),
+                ..roomy
+            }),
+            || {
+                calls += 1;
+                let e = limited.clone();
+                async move { Err(e) }
+            },
+        )
+        .await;
+        assert_eq!(r.err(), Some(limited));
+        assert_eq!(calls, 1);
+        // With room, it retries as usual.
+        let mut calls = 0;
+        let r: PortResult<((), BreakerGuard)> =
+            with_retries_by(&POLICY, &breaker, "x", "test", Some(roomy), || {
+                calls += 1;
+                let ok = calls == 3;
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(PortError::Unavailable("down".into()))
+                    }
+                }
+            })
+            .await;
+        assert!(r.is_ok());
+        assert_eq!(calls, 3);
     }
 }
