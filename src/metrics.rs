@@ -9,7 +9,9 @@
 //! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
 //! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`,
 //! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
-//! `talky_recording_queue_full_total`.
+//! `talky_recording_queue_full_total`,
+//! `talky_campaign_notices_total{event}` (published, publish_failed,
+//! received, invalid, dropped).
 
 use std::sync::OnceLock;
 
