@@ -127,7 +127,7 @@ pub async fn publish(keys: &Keys, notice: &Notice) -> Result<u64, RedisError> {
 
 /// Listens to the channel for as long as the returned task runs (abort it
 /// to stop), passing each notice to `tx`. Subscribes again after any
-/// failure, after [`RETRY_AFTER`]; a subscription that does not answer a
+/// failure, a second later; a subscription that does not answer a
 /// PING within `keys.timeout` counts as failed. What is published while
 /// no subscription stands is missed (see the module docs for why that is
 /// safe). A notice that does not parse is counted and dropped; so is one
