@@ -32,10 +32,12 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
     };
     let recorder = crate::recording::Recorder::start(&config.recordings, live_db.clone());
     let limiter = http::ratelimit::RateLimiter::new(config.api.rate_per_second, config.api.burst);
+    let node = config.redis.node();
     Ok(Arc::new(AppState {
         db,
         live_db,
         redis,
+        node,
         config: Arc::new(config),
         import,
         root,
@@ -96,7 +98,7 @@ impl Server {
             let _ = rx.await;
         }));
         tracing::info!(%addr, "talky listening");
-        let node_id = ctx.config.redis.node();
+        let node_id = ctx.node.clone();
         Ok(Server {
             addr,
             ctx,
@@ -161,18 +163,32 @@ impl Server {
     }
 
     /// This node among the others: its id, who is alive (Redis
-    /// heartbeats, or this process alone), its heartbeat.
+    /// heartbeats, or this process alone), its heartbeat, and where it
+    /// hears the others' campaign notices.
     pub fn ownership(&self) -> crate::runtime::Ownership {
         let c = &self.ctx.config.redis;
         let node = self.node_id.clone();
         let ttl = std::time::Duration::from_millis(c.lease_ttl_ms);
         if c.cluster {
+            // The pool accepted this URL already; should the client not,
+            // the lease holder still follows the store every tick.
+            let notices = match ::redis::Client::open(c.url.expose()) {
+                Ok(client) => Some(crate::redis::notices::Subscription {
+                    client,
+                    keys: self.redis_keys(),
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "campaign notices cannot be heard: invalid Redis URL");
+                    None
+                }
+            };
             crate::runtime::Ownership {
                 node,
                 nodes: Arc::new(crate::reconcile::RedisNodes {
                     keys: self.redis_keys(),
                 }),
                 heartbeat: Some(self.redis_keys()),
+                notices,
                 ttl,
             }
         } else {
@@ -180,6 +196,7 @@ impl Server {
                 nodes: Arc::new(crate::reconcile::LocalNodes { me: node.clone() }),
                 node,
                 heartbeat: None,
+                notices: None,
                 ttl,
             }
         }

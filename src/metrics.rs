@@ -9,7 +9,9 @@
 //! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
 //! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`,
 //! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
-//! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`.
+//! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`,
+//! `talky_campaign_notices_total{event}` (published, publish_failed,
+//! received, invalid, dropped).
 //!
 //! Metrics whose meaning is not plain from their name are described
 //! ([`describe`]): their `# HELP` line says what they count.
@@ -36,6 +38,11 @@ pub fn describe() {
         RECORD_WRITES_LOST,
         metrics::Unit::Count,
         "Calls whose records (status, outcome, turns, events) were still queued when a stopping process gave up waiting for them; they were lost at exit"
+    );
+    metrics::describe_counter!(
+        crate::redis::notices::METRIC,
+        metrics::Unit::Count,
+        "Campaign lifecycle notices between nodes over Redis pub/sub, by event (published, publish_failed, received, invalid, dropped)"
     );
 }
 

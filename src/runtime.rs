@@ -9,6 +9,10 @@
 //!   lifecycle transition: `start` spawns the campaign's actor (after
 //!   telling the dialer its call settings), `pause`/`resume`/`stop` go to
 //!   the actor.
+//! - The same transitions (and settings changes) served by other nodes
+//!   arrive as notices over Redis pub/sub ([`crate::redis::notices`]) and
+//!   go to this node's actor the same way, so the campaign's lease holder
+//!   hears them wherever it runs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,6 +51,9 @@ const SHUTDOWN_CALLS_WAIT: Duration = Duration::from_secs(20);
 const CAMPAIGN_FLUSH_WAIT: Duration = Duration::from_secs(15);
 /// How long the call records' writers get to empty their queues.
 const RECORD_FLUSH_WAIT: Duration = Duration::from_secs(15);
+/// Notices heard and not yet acted on, at most (more are dropped: each
+/// campaign's lease holder reads the stored state every tick anyway).
+const NOTICE_QUEUE: usize = 1024;
 
 /// What the REST layer needs from the running dialer.
 pub trait CampaignRuntime: Send + Sync {
@@ -88,6 +95,9 @@ pub struct Ownership {
     pub nodes: Arc<dyn Nodes>,
     /// Where this node's heartbeat is kept (Redis coordination on).
     pub heartbeat: Option<crate::redis::Keys>,
+    /// Where it hears the other nodes' campaign notices (Redis
+    /// coordination on).
+    pub notices: Option<crate::redis::notices::Subscription>,
     /// Heartbeat lifetime; also how often orphans are looked for.
     pub ttl: Duration,
 }
@@ -214,6 +224,7 @@ impl<P: CallPorts> Runtime<P> {
         runtime
             .start_child(runtime.dialer_name.clone(), factory)
             .await?;
+        runtime.start_listening();
         runtime.resume_live().await?;
         runtime.start_reconciling();
         Ok(runtime)
@@ -278,6 +289,62 @@ impl<P: CallPorts> Runtime<P> {
             }
         });
         self.lock_tasks().push(task);
+    }
+
+    /// Hears the other nodes' campaign notices (Redis coordination on)
+    /// and acts on each as on a request served here.
+    fn start_listening(self: &Arc<Self>) {
+        let Some(sub) = self.ownership.notices.clone() else {
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(NOTICE_QUEUE);
+        let listener = crate::redis::notices::listen(sub, tx);
+        let me = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            while let Some(notice) = rx.recv().await {
+                let Some(runtime) = me.upgrade() else {
+                    return;
+                };
+                runtime.on_notice(notice).await;
+            }
+        });
+        let mut tasks = self.lock_tasks();
+        tasks.push(listener);
+        tasks.push(task);
+    }
+
+    /// Another node stored a change to a campaign: this node's actor for
+    /// it hears of it as if the request had been served here (a notice of
+    /// this node's own is skipped: it acted on it already). A campaign
+    /// with no actor here gets one when it starts or resumes (each node
+    /// keeps one per live campaign; the lease decides which dials); a
+    /// pause, stop or settings change of a campaign not run here has
+    /// nothing to reach.
+    async fn on_notice(&self, notice: crate::redis::notices::Notice) {
+        use crate::redis::notices::What;
+        if notice.node == self.ownership.node
+            || self.draining.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let (tenant, campaign) = (notice.tenant, notice.campaign);
+        let here = ractor::registry::where_is(campaign_name(campaign)).is_some();
+        tracing::debug!(campaign.id = %campaign, what = ?notice.what, from = %notice.node, here, "campaign notice");
+        let result = match (notice.what, here) {
+            (What::Start | What::Resume, false) => self
+                .run_campaign(tenant, campaign)
+                .await
+                .map_err(|e| e.to_string()),
+            (What::Start, true) => Ok(()),
+            (What::Resume, true) => self.control(campaign, CampaignControl::Resume),
+            (What::Pause, true) => self.control_if_here(campaign, CampaignControl::Pause),
+            (What::Stop, true) => self.control_if_here(campaign, CampaignControl::Stop),
+            (What::Changed, true) => CampaignRuntime::changed(self, tenant, campaign).await,
+            (What::Pause | What::Stop | What::Changed, false) => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(campaign.id = %campaign, what = ?notice.what, from = %notice.node, error = %e, "campaign notice not acted on; the store is followed within a tick");
+        }
     }
 
     fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
@@ -497,6 +564,18 @@ impl<P: CallPorts> Runtime<P> {
         Ok(())
     }
 
+    /// Sends `control` to the campaign's actor if this node runs one.
+    fn control_if_here(
+        &self,
+        campaign: CampaignId,
+        control: CampaignControl,
+    ) -> Result<(), String> {
+        if ractor::registry::where_is(campaign_name(campaign)).is_none() {
+            return Ok(());
+        }
+        self.control(campaign, control)
+    }
+
     fn control(&self, campaign: CampaignId, control: CampaignControl) -> Result<(), String> {
         let actor: ActorRef<CampaignMsg> = ractor::registry::where_is(campaign_name(campaign))
             .ok_or_else(|| format!("campaign {campaign} has no actor here"))?
@@ -520,7 +599,9 @@ impl<P: CallPorts> CampaignRuntime for Runtime<P> {
                     .run_campaign(tenant, campaign)
                     .await
                     .map_err(|e| e.to_string()),
-                CampaignCommand::Pause => self.control(campaign, CampaignControl::Pause),
+                // No actor here: none to hold back on this node (the
+                // stored state is what an actor started later loads).
+                CampaignCommand::Pause => self.control_if_here(campaign, CampaignControl::Pause),
                 CampaignCommand::Resume => match self.control(campaign, CampaignControl::Resume) {
                     Ok(()) => Ok(()),
                     // Its actor is gone (given up on, or another node's):
@@ -530,7 +611,7 @@ impl<P: CallPorts> CampaignRuntime for Runtime<P> {
                         .await
                         .map_err(|e| e.to_string()),
                 },
-                CampaignCommand::Stop => self.control(campaign, CampaignControl::Stop),
+                CampaignCommand::Stop => self.control_if_here(campaign, CampaignControl::Stop),
             }
         })
     }

@@ -111,6 +111,31 @@ impl CampaignState {
         };
         Ok(next)
     }
+
+    /// The states a campaign may move to `self` from: the edges of
+    /// [`Self::apply`] plus the two only the CampaignActor observes
+    /// (`running` to `completed`, a drained `stopping` to `cancelled`).
+    /// A stored state is replaced only from one of these (or by itself),
+    /// so a write decided on an old reading never lands over a newer
+    /// decision: `completed` never over `paused`, `stopping` or
+    /// `cancelled`, nothing over a terminal state.
+    pub fn valid_from(self) -> &'static [CampaignState] {
+        use CampaignState as S;
+        match self {
+            S::Draft => &[],
+            S::Running => &[S::Draft, S::Paused],
+            S::Paused => &[S::Running],
+            S::Stopping => &[S::Running, S::Paused],
+            S::Completed => &[S::Running],
+            S::Cancelled => &[S::Draft, S::Running, S::Paused, S::Stopping],
+        }
+    }
+
+    /// Whether a campaign stored in `stored` may be stored as `self` now
+    /// (a repeat of the same state is allowed: writes are idempotent).
+    pub fn may_replace(self, stored: CampaignState) -> bool {
+        self == stored || self.valid_from().contains(&stored)
+    }
 }
 
 impl std::fmt::Display for CampaignState {
@@ -209,6 +234,40 @@ mod tests {
         for state in [S::Completed, S::Cancelled] {
             assert!(state.is_terminal());
         }
+    }
+
+    #[test]
+    fn stored_states_are_replaced_only_along_the_lifecycle() {
+        // Every command's edge is allowed...
+        for state in S::ALL {
+            for command in [C::Start, C::Pause, C::Resume, C::Stop] {
+                for live in [false, true] {
+                    if let Ok(next) = state.apply(command, live) {
+                        assert!(next.may_replace(state), "{state} -> {next}");
+                    }
+                }
+            }
+        }
+        // ...and the actor's own two, and nothing else.
+        assert!(S::Completed.may_replace(S::Running));
+        assert!(S::Cancelled.may_replace(S::Stopping));
+        for stored in [S::Draft, S::Paused, S::Stopping, S::Cancelled] {
+            assert!(!S::Completed.may_replace(stored), "completed over {stored}");
+        }
+        for terminal in [S::Completed, S::Cancelled] {
+            for next in S::ALL {
+                assert_eq!(
+                    next.may_replace(terminal),
+                    next == terminal,
+                    "{next} over {terminal}"
+                );
+            }
+        }
+        assert!(
+            !S::Running.may_replace(S::Stopping),
+            "a stop is never undone"
+        );
+        assert!(!S::Paused.may_replace(S::Stopping));
     }
 
     #[test]

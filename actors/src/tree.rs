@@ -115,6 +115,7 @@ mod tests {
         FakeLlm, FakeStore as FakeCallStore, FakeStt, FakeTts, config, lock,
     };
     use crate::call::{CallMsg, CallPorts, Ports};
+    use crate::campaign::CampaignCommand;
     use crate::campaign_actor::tests::fakes::{
         FakeDialer, FakeStore, TestClock, always_open, exact_retry, wednesday_14z,
     };
@@ -516,6 +517,8 @@ mod tests {
         let d = call_t!(p.dialer, DialerMsg::Snapshot, 1000).expect("dialer");
         assert_eq!((d.live, d.queued), (0, 3));
 
+        // Stored first, then sent, as the REST layer does.
+        p.store.operator(CampaignCommand::Pause);
         p.campaign
             .cast(CampaignMsg::Control(CampaignControl::Pause))
             .expect("pause");
@@ -541,6 +544,7 @@ mod tests {
         assert_eq!((d.live, d.queued, d.not_placed), (0, 0, 3));
 
         // Resumed, the same attempts are dialled.
+        p.store.operator(CampaignCommand::Resume);
         p.campaign
             .cast(CampaignMsg::Control(CampaignControl::Resume))
             .expect("resume");

@@ -69,7 +69,9 @@ pub struct RedisConfig {
     /// Connect and command timeout (ms).
     pub timeout_ms: u64,
     /// Share CPS tokens, call slots and campaign leases with other nodes
-    /// through Redis; off: this process is the whole cluster (in memory).
+    /// through Redis, and tell them of campaign commands and settings
+    /// changes served here (pub/sub); off: this process is the whole
+    /// cluster (in memory).
     pub cluster: bool,
     /// This node's id in leases and on its calls (unset: hostname and
     /// process id).

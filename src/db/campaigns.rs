@@ -249,17 +249,28 @@ pub async fn transition(
     .await
 }
 
-/// Stores a lifecycle state chosen by the CampaignActor.
+/// Stores a lifecycle state chosen by the CampaignActor, only over a
+/// state it may follow ([`CampaignState::may_replace`]): one statement,
+/// so an operator's command committed meanwhile (through any node) is
+/// never overwritten. Returns the state stored afterwards (`state` when
+/// written, else whatever the campaign holds); `None`: no such campaign.
 pub async fn set_state(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: CampaignId,
     state: CampaignState,
-) -> Result<(), DbError> {
-    diesel::update(
+) -> Result<Option<CampaignState>, DbError> {
+    let from: Vec<&str> = state
+        .valid_from()
+        .iter()
+        .chain(std::iter::once(&state))
+        .map(|s| s.as_str())
+        .collect();
+    let written = diesel::update(
         campaigns::table
             .filter(campaigns::tenant_id.eq(tenant.0))
-            .filter(campaigns::id.eq(id.0)),
+            .filter(campaigns::id.eq(id.0))
+            .filter(campaigns::state.eq_any(from)),
     )
     .set((
         campaigns::state.eq(state.as_str()),
@@ -267,7 +278,27 @@ pub async fn set_state(
     ))
     .execute(conn)
     .await?;
-    Ok(())
+    if written == 1 {
+        return Ok(Some(state));
+    }
+    stored_state(conn, tenant, id).await
+}
+
+/// A campaign's stored lifecycle state alone; `None`: no such campaign.
+pub async fn stored_state(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CampaignId,
+) -> Result<Option<CampaignState>, DbError> {
+    let state: Option<String> = campaigns::table
+        .filter(campaigns::tenant_id.eq(tenant.0))
+        .filter(campaigns::id.eq(id.0))
+        .select(campaigns::state)
+        .first(conn)
+        .await
+        .optional()?;
+    // A value outside the CHECK constraint cannot be stored.
+    Ok(state.map(|s| s.parse().unwrap_or(CampaignState::Draft)))
 }
 
 /// Every campaign (all tenants) in a state with a live actor: running,

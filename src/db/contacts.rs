@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use talky_actors::campaign::CampaignState;
 use talky_actors::ids::{CampaignId, ContactId, TenantId};
 use uuid::Uuid;
 
-use super::schema::{contacts, dnc_numbers};
+use super::schema::{campaigns, contacts, dnc_numbers};
 use super::{DbError, Page};
 
 /// Contact statuses, as stored.
@@ -213,18 +214,26 @@ pub async fn due(
         .await?)
 }
 
-/// Moves a dialable contact to `in_progress`; false if it was not dialable.
+/// Moves a dialable contact to `in_progress`, only while its campaign is
+/// stored `running` (checked in the same statement, so once an operator's
+/// pause or stop is committed, through any node, nothing more is claimed);
+/// false if nothing was claimed.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     campaign: CampaignId,
     contact: ContactId,
 ) -> Result<bool, DbError> {
+    let running = campaigns::table
+        .filter(campaigns::tenant_id.eq(tenant.0))
+        .filter(campaigns::id.eq(campaign.0))
+        .filter(campaigns::state.eq(CampaignState::Running.as_str()));
     let n = diesel::update(
         contacts::table
             .filter(in_campaign(tenant, campaign))
             .filter(contacts::id.eq(contact.0))
-            .filter(contacts::status.eq_any(DIALABLE)),
+            .filter(contacts::status.eq_any(DIALABLE))
+            .filter(diesel::dsl::exists(running)),
     )
     .set((
         contacts::status.eq("in_progress"),

@@ -16,6 +16,7 @@ use super::problem::{ApiError, FieldError, Problem};
 use super::{Ctx, PageOf, PageParams, auth, json_body, no_content, ok, query, respond, with_ctx};
 use crate::db;
 use crate::db::campaigns::{Campaign, TransitionError};
+use crate::redis::notices::What;
 
 /// Voice used when a campaign names none.
 pub const DEFAULT_VOICE: &str = "rachel";
@@ -748,11 +749,15 @@ pub async fn update_campaign(
         })
         .await?;
     drop(conn);
-    if crate::runtime::is_live(saved.state())
-        && let Some(runtime) = ctx.runtime.get()
-        && let Err(e) = runtime.changed(tenant, id).await
-    {
-        tracing::warn!(campaign.id = %id, error = %e, "live campaign not reloaded");
+    if crate::runtime::is_live(saved.state()) {
+        // Every node's dialer and actor for it read the settings again:
+        // this one's directly, the others' through a notice.
+        if let Some(runtime) = ctx.runtime.get()
+            && let Err(e) = runtime.changed(tenant, id).await
+        {
+            tracing::warn!(campaign.id = %id, error = %e, "live campaign not reloaded");
+        }
+        ctx.tell_other_nodes(tenant, id, What::Changed).await;
     }
     ok(StatusCode::OK, &CampaignView::from(saved))
 }
@@ -814,6 +819,11 @@ pub async fn command_campaign(
     match db::campaigns::transition(&mut conn, tenant, id, command).await {
         Ok(campaign) => {
             drop(conn);
+            // Stored: now every node's actor for the campaign must hear of
+            // it, above all the lease holder's, which may run elsewhere.
+            // This node's directly (a cast: at once, even with Redis
+            // down), then the others' through a notice. Whatever is lost
+            // on the way, the holder reads the stored state every tick.
             if let Some(runtime) = ctx.runtime.get()
                 && let Err(e) = runtime.command(tenant, id, command).await
             {
@@ -821,6 +831,7 @@ pub async fn command_campaign(
                 // resume) brings the actor back. Say so in the log.
                 tracing::error!(campaign.id = %id, %command, error = %e, "the runtime did not act on a lifecycle command");
             }
+            ctx.tell_other_nodes(tenant, id, command.into()).await;
             ok(StatusCode::OK, &CampaignView::from(campaign))
         }
         Err(TransitionError::NotFound) => Err(not_found(id)),

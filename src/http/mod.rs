@@ -48,6 +48,9 @@ pub struct AppState {
     pub redis: crate::redis::Pool,
     /// The loaded configuration.
     pub config: Arc<Config>,
+    /// This node's id (`redis.node_id`, or hostname-pid), fixed for the
+    /// process: in leases, on calls, on the campaign notices it sends.
+    pub node: String,
     /// Contact import rules, from `config.contacts`.
     pub import: ImportOptions,
     /// The actor tree's root, when this server runs one.
@@ -84,6 +87,32 @@ impl AppState {
             pool: self.redis.clone(),
             prefix: self.config.redis.key_prefix.clone(),
             timeout: Duration::from_millis(self.config.redis.timeout_ms),
+        }
+    }
+
+    /// Tells the other nodes what happened to a campaign (its new state
+    /// or settings are stored already): at once over Redis pub/sub when
+    /// nodes coordinate through Redis; nothing to tell otherwise (this
+    /// process is the whole cluster). A failure is logged and counted,
+    /// not returned: the request's change is stored, and the lease holder
+    /// reads the stored state every tick all the same.
+    pub async fn tell_other_nodes(
+        &self,
+        tenant: talky_actors::ids::TenantId,
+        campaign: talky_actors::ids::CampaignId,
+        what: crate::redis::notices::What,
+    ) {
+        if !self.config.redis.cluster {
+            return;
+        }
+        let notice = crate::redis::notices::Notice {
+            tenant,
+            campaign,
+            what,
+            node: self.node.clone(),
+        };
+        if let Err(e) = crate::redis::notices::publish(&self.redis_keys(), &notice).await {
+            tracing::warn!(campaign.id = %campaign, ?what, error = %e, "campaign notice not published; other nodes follow the store within a tick");
         }
     }
 

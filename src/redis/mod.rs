@@ -9,6 +9,8 @@
 //! - [`lease`]: campaign leases (one node runs a campaign).
 //! - [`dedup`]: webhook de-duplication keys.
 //! - [`cluster`]: [`RedisCluster`], the actors' `ClusterPort` over these.
+//! - [`notices`]: campaign notices over pub/sub (a pause, stop, resume
+//!   or settings change served by one node reaches every node at once).
 //!
 //! Multi-key scripts assume one Redis server (not Redis Cluster).
 
@@ -17,6 +19,7 @@ pub mod cps;
 pub mod dedup;
 pub mod lease;
 pub mod nodes;
+pub mod notices;
 pub mod slots;
 
 pub use cluster::RedisCluster;

@@ -9,7 +9,8 @@ use talky_actors::call::campaign_outcome;
 use talky_actors::call::lifecycle::EndCause;
 use talky_actors::campaign::CampaignState;
 use talky_actors::campaign_actor::{
-    CampaignSettings, CampaignStore, ClaimedCall, ClaimedContact, DueContact, GiveUpReason,
+    CampaignSettings, CampaignStore, Claim, ClaimedCall, ClaimedContact, DueContact, GiveUpReason,
+    StateWrite,
 };
 use talky_actors::ids::{CampaignId, ContactId, TenantId};
 use talky_actors::ports::{PortError, PortResult};
@@ -74,6 +75,15 @@ impl CampaignStore for PgCampaignStore {
         self.settings(campaign).await.map(|(s, _)| s)
     }
 
+    async fn state(&self, campaign: CampaignId) -> PortResult<CampaignState> {
+        let tenant = self.tenant;
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::campaigns::stored_state(conn, tenant, campaign).await
+        })
+        .await?
+        .ok_or_else(|| not_found(campaign))
+    }
+
     async fn claimed(&self, campaign: CampaignId) -> PortResult<Vec<ClaimedContact>> {
         let tenant = self.tenant;
         with_conn(&self.pool, self.timeout, async move |conn| {
@@ -132,12 +142,24 @@ impl CampaignStore for PgCampaignStore {
             .collect())
     }
 
-    async fn claim(&self, campaign: CampaignId, contact: ContactId) -> PortResult<bool> {
+    async fn claim(&self, campaign: CampaignId, contact: ContactId) -> PortResult<Claim> {
         let tenant = self.tenant;
         with_conn(&self.pool, self.timeout, async move |conn| {
-            db::contacts::claim(conn, tenant, campaign, contact).await
+            if db::contacts::claim(conn, tenant, campaign, contact).await? {
+                return Ok(Some(Claim::Claimed));
+            }
+            // Nothing claimed: say whether the campaign stopped running
+            // (the actor follows that at once) or the contact went.
+            Ok(
+                match db::campaigns::stored_state(conn, tenant, campaign).await? {
+                    None => None,
+                    Some(CampaignState::Running) => Some(Claim::NotDue),
+                    Some(stored) => Some(Claim::NotRunning(stored)),
+                },
+            )
         })
-        .await
+        .await?
+        .ok_or_else(|| not_found(campaign))
     }
 
     async fn release(
@@ -207,12 +229,22 @@ impl CampaignStore for PgCampaignStore {
         .await
     }
 
-    async fn set_state(&self, campaign: CampaignId, state: CampaignState) -> PortResult<()> {
+    async fn set_state(
+        &self,
+        campaign: CampaignId,
+        state: CampaignState,
+    ) -> PortResult<StateWrite> {
         let tenant = self.tenant;
-        with_conn(&self.pool, self.timeout, async move |conn| {
+        let stored = with_conn(&self.pool, self.timeout, async move |conn| {
             db::campaigns::set_state(conn, tenant, campaign, state).await
         })
-        .await
+        .await?
+        .ok_or_else(|| not_found(campaign))?;
+        Ok(if stored == state {
+            StateWrite::Written
+        } else {
+            StateWrite::Refused(stored)
+        })
     }
 
     async fn remaining(&self, campaign: CampaignId) -> PortResult<u64> {

@@ -1,7 +1,10 @@
 //! The Redis engine for real (127.0.0.1:6379, each test under its own key
 //! prefix): every script including expiry, concurrent acquires against a
 //! cap, two nodes competing for a campaign lease, two DialerActors sharing
-//! a global cap, and a duplicate webhook stored once and routed once.
+//! a global cap, a duplicate webhook stored once and routed once, and (two
+//! `talky serve` processes, as in `lifetime`) a pause, resume or stop
+//! served by the node that does not hold a campaign's lease reaching the
+//! one that does.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,8 +24,9 @@ use talky_actors::dialer::{
 use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
 use talky_actors::ports::*;
 
+use crate::lifetime::{Node, World};
 use crate::store::Unused;
-use crate::support::{TestApp, eventually, redis_url};
+use crate::support::{TestApp, eventually, redis_url, throughout};
 
 fn keys() -> Keys {
     let config = talky::config::RedisConfig::default();
@@ -578,4 +582,177 @@ async fn a_duplicate_webhook_is_stored_once_and_routed_once() {
     assert_eq!(events.len(), 1, "stored once: {events:?}");
     actor.stop(None);
     app.stop().await;
+}
+
+// ----- lifecycle commands served by a node without the lease ----------------
+
+/// The node holding the campaign's lease, and the other one.
+async fn holder_and_other<'a>(
+    world: &World,
+    campaign: &str,
+    nodes: [&'a Node; 2],
+) -> (&'a Node, &'a Node) {
+    let (holder, _) = eventually(
+        "a node holds the campaign's lease",
+        Duration::from_secs(20),
+        || world.lease_holder(campaign),
+    )
+    .await;
+    match nodes.iter().position(|n| n.id == holder) {
+        Some(0) => (nodes[0], nodes[1]),
+        Some(_) => (nodes[1], nodes[0]),
+        None => panic!("the lease is held by {holder}, neither node"),
+    }
+}
+
+/// Sends a lifecycle command to `node`: the state it answers with, and
+/// when the answer came.
+async fn command(
+    world: &World,
+    node: &Node,
+    campaign: &str,
+    command: &str,
+) -> (String, chrono::DateTime<chrono::Utc>) {
+    let c = world
+        .api(
+            node,
+            reqwest::Method::POST,
+            &format!("/api/v1/campaigns/{campaign}/{command}"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    let state = c["state"].as_str().unwrap_or_default().to_string();
+    (state, chrono::Utc::now())
+}
+
+/// The emulator's legs created after `t` (every dial talky placed then).
+async fn dialled_after(world: &World, t: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    world
+        .legs()
+        .await
+        .iter()
+        .filter(|l| l.created_at > t)
+        .map(|l| format!("{} at {}", l.to, l.created_at))
+        .collect()
+}
+
+/// Every call of the campaign finished and no contact left in progress
+/// (polled gently: two API requests a go, under the key's rate limit).
+async fn settled(world: &World, node: &Node, campaign: &str) -> Option<()> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = world.calls(node, campaign).await;
+    let contacts = world.contacts(node, campaign).await;
+    (calls.iter().all(|c| c["status"] == "finished")
+        && contacts.iter().all(|c| c["status"] != "in_progress"))
+    .then_some(())
+}
+
+/// A dial already on its way when the command was answered may still
+/// reach the provider within this long; nothing may come after.
+const IN_FLIGHT: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_through_a_node_without_the_lease_stops_the_holder_and_a_resume_there_restarts_it()
+{
+    let world = World::new(&[]).await;
+    let a = world.serve("a").await;
+    let b = world.serve("b").await;
+    let campaign = world.campaign(&a).await;
+    world.wait_conversations(&a, &campaign, 1).await;
+    let (holder, other) = holder_and_other(&world, &campaign, [&a, &b]).await;
+
+    let (state, paused_at) = command(&world, other, &campaign, "pause").await;
+    assert_eq!(state, "paused");
+    // The holder hears of it at once (the notice), or within a tick (it
+    // reads the stored state).
+    let ((), took) = eventually(
+        "the lease holder's actor is paused",
+        Duration::from_secs(10),
+        || async {
+            (world.actor_state(holder, &campaign).await.as_deref() == Some("paused")).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        took <= Duration::from_secs(1),
+        "the holder paused {took:?} after the answer"
+    );
+    // The calls placed before the pause end by themselves...
+    eventually(
+        "the calls live at the pause end and are recorded",
+        Duration::from_secs(120),
+        || settled(&world, holder, &campaign),
+    )
+    .await;
+    // ...and nothing is dialled after it, even with slots free and
+    // contacts due: a holder still running would dial within a tick
+    // (200 ms), so 15 of its ticks pass here.
+    let cutoff = paused_at + IN_FLIGHT;
+    throughout(
+        "nothing dialled after the pause",
+        Duration::from_secs(3),
+        || async {
+            let late = dialled_after(&world, cutoff).await;
+            if late.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("dialled after the pause: {late:?}"))
+            }
+        },
+    )
+    .await;
+    let waiting = world
+        .contacts(holder, &campaign)
+        .await
+        .iter()
+        .filter(|c| c["status"] == "pending" || c["status"] == "retry")
+        .count();
+    assert!(waiting > 0, "the pause left contacts to dial");
+
+    // Resumed through the same node: the lease holder dials again, and
+    // the campaign runs to completion.
+    let (state, resumed_at) = command(&world, other, &campaign, "resume").await;
+    assert_eq!(state, "running");
+    eventually(
+        "a dial after the resume",
+        Duration::from_secs(20),
+        || async { (!dialled_after(&world, resumed_at).await.is_empty()).then_some(()) },
+    )
+    .await;
+    world
+        .wait_completed(&a, &campaign, Duration::from_secs(150))
+        .await;
+    world.check_invariants(&a, &campaign).await;
+    world.finish(vec![a, b]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_through_a_node_without_the_lease_cancels_the_campaign_once_its_calls_end() {
+    let world = World::new(&[]).await;
+    let a = world.serve("a").await;
+    let b = world.serve("b").await;
+    let campaign = world.campaign(&a).await;
+    world.wait_conversations(&a, &campaign, 1).await;
+    let (holder, other) = holder_and_other(&world, &campaign, [&a, &b]).await;
+
+    let (state, stopped_at) = command(&world, other, &campaign, "stop").await;
+    assert_eq!(state, "stopping", "calls were live");
+    // The holder drains its calls and stores `cancelled` (not `completed`,
+    // not a `running` it never left).
+    world
+        .wait_campaign_state(other, &campaign, "cancelled", Duration::from_secs(120))
+        .await;
+    let late = dialled_after(&world, stopped_at + IN_FLIGHT).await;
+    assert!(late.is_empty(), "dialled after the stop: {late:?}");
+    settled(&world, holder, &campaign)
+        .await
+        .expect("every call finished, no contact left in progress");
+    let never_dialled = world
+        .contacts(holder, &campaign)
+        .await
+        .iter()
+        .filter(|c| c["status"] == "pending" && c["attempts"] == 0)
+        .count();
+    assert!(never_dialled > 0, "the stop left contacts undialled");
+    world.finish(vec![a, b]).await;
 }

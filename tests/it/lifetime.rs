@@ -38,6 +38,10 @@ pub struct World {
     urls: SimUrls,
     env: Vec<(String, String)>,
     key: String,
+    /// Every node's admin token (the supervisor view).
+    admin: String,
+    /// Every node's Redis key prefix.
+    prefix: String,
     http: reqwest::Client,
 }
 
@@ -46,6 +50,8 @@ pub struct Node {
     proc: Option<Proc>,
     base: String,
     pid: u32,
+    /// Its node id (`redis.node_id`): in leases and on its calls.
+    pub id: String,
 }
 
 impl World {
@@ -63,14 +69,14 @@ impl World {
             .await
             .expect("talky-sim sim");
         let mut env: Vec<(String, String)> = urls.env.clone().into_iter().collect();
+        let prefix = format!("talky-life:{}:", uuid::Uuid::new_v4());
+        let admin = format!("admin-{}", uuid::Uuid::new_v4());
         env.extend(
             [
                 ("DATABASE_URL", db.url.clone()),
                 ("REDIS_URL", redis_url()),
-                (
-                    "TALKY_REDIS__KEY_PREFIX",
-                    format!("talky-life:{}:", uuid::Uuid::new_v4()),
-                ),
+                ("TALKY_REDIS__KEY_PREFIX", prefix.clone()),
+                ("TALKY_ADMIN_TOKEN", admin.clone()),
                 ("TALKY_REDIS__LEASE_TTL_MS", "3000".into()),
                 ("TALKY_REDIS__SLOT_TTL_MS", "6000".into()),
                 ("TALKY_LOG__FILTER", "info".into()),
@@ -103,6 +109,8 @@ impl World {
         World {
             _turn: turn,
             key: tenant["api_key"].as_str().expect("key").to_string(),
+            admin,
+            prefix,
             dir,
             _db: db,
             sim: Some(sim),
@@ -122,7 +130,8 @@ impl World {
         let mut env = self.env.clone();
         env.push(("TALKY_LISTEN".into(), format!("127.0.0.1:{port}")));
         env.push(("TALKY_PUBLIC_URL".into(), base.clone()));
-        env.push(("TALKY_REDIS__NODE_ID".into(), format!("{name}-{port}")));
+        let id = format!("{name}-{port}");
+        env.push(("TALKY_REDIS__NODE_ID".into(), id.clone()));
         let dir = self.dir.join(name);
         std::fs::create_dir_all(&dir).expect("node dir");
         let proc = procs::start_serve(Path::new(BINARY), &dir, &env).expect("talky serve");
@@ -131,6 +140,7 @@ impl World {
             proc: Some(proc),
             base,
             pid,
+            id,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -147,8 +157,8 @@ impl World {
         }
     }
 
-    /// One REST call; a 503 (a dependency just came back) is retried for
-    /// up to 20 s, as a client would.
+    /// One REST call; a 503 (a dependency just came back) or a 429 (a
+    /// test polling fast) is retried for up to 20 s, as a client would.
     pub async fn api(
         &self,
         node: &Node,
@@ -168,7 +178,7 @@ impl World {
             let res = req.send().await.expect("request");
             let status = res.status();
             let v: Value = res.json().await.unwrap_or(Value::Null);
-            if status == 503 && Instant::now() < deadline {
+            if (status == 503 || status == 429) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
@@ -305,6 +315,39 @@ impl World {
             rows.push(row);
         }
         rows
+    }
+
+    /// The id of the node holding the campaign's lease, as Redis has it.
+    pub async fn lease_holder(&self, campaign: &str) -> Option<String> {
+        let config = talky::config::RedisConfig::default();
+        let keys = talky::redis::Keys {
+            pool: talky::redis::pool(&redis_url(), &config).expect("redis pool"),
+            prefix: self.prefix.clone(),
+            timeout: Duration::from_secs(2),
+        };
+        let mut get = redis::cmd("GET");
+        get.arg(keys.key(&format!("lease:campaign:{campaign}")));
+        keys.cmd(get).await.expect("redis GET")
+    }
+
+    /// The lifecycle state of the campaign's actor on `node` (the
+    /// supervisor view); `None` when no actor runs it there.
+    pub async fn actor_state(&self, node: &Node, campaign: &str) -> Option<String> {
+        let tree: Value = self
+            .http
+            .get(node.url("/api/v1/supervisor/actors"))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .expect("supervisor view")
+            .json()
+            .await
+            .expect("supervisor json");
+        tree["campaigns"]
+            .as_array()?
+            .iter()
+            .find(|c| c["campaign"] == campaign)
+            .and_then(|c| c["state"].as_str().map(str::to_string))
     }
 
     /// The test database's URL.

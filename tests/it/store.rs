@@ -11,7 +11,8 @@ use talky::store::{PgCallStore, PgCampaignStore, PgDialStore};
 use talky_actors::call::{CallMsg, CallPorts, Ports};
 use talky_actors::campaign::CampaignState;
 use talky_actors::campaign_actor::{
-    CampaignActor, CampaignArgs, CampaignConfig, CampaignStore, ClaimedCall, GiveUpReason,
+    CampaignActor, CampaignArgs, CampaignConfig, CampaignStore, Claim, ClaimedCall, GiveUpReason,
+    StateWrite,
 };
 use talky_actors::dialer::{
     CampaignCalls, DialRequest, DialStore, DialerActor, DialerArgs, DialerConfig, DialerHandle,
@@ -106,15 +107,25 @@ async fn campaign_store_contract() {
         "derived at upload"
     );
 
-    // Claims are exclusive; a release gives the contact back.
+    // Nothing is claimed unless the stored campaign is running.
     let (a, b, c) = (due[0].id, due[1].id, due[2].id);
-    assert!(store.claim(campaign, a).await.expect("claim"));
-    assert!(!store.claim(campaign, a).await.expect("claim twice"));
+    assert_eq!(
+        store.claim(campaign, a).await,
+        Ok(Claim::NotRunning(CampaignState::Draft))
+    );
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/campaigns/{campaign}/start"), &key)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(store.state(campaign).await, Ok(CampaignState::Running));
+    // Claims are exclusive; a release gives the contact back.
+    assert_eq!(store.claim(campaign, a).await, Ok(Claim::Claimed));
+    assert_eq!(store.claim(campaign, a).await, Ok(Claim::NotDue));
     store
         .release(campaign, a, now - TimeDelta::seconds(1))
         .await
         .expect("release");
-    assert!(store.claim(campaign, a).await.expect("claim again"));
+    assert_eq!(store.claim(campaign, a).await, Ok(Claim::Claimed));
 
     // Deferred: not due until then.
     store
@@ -228,13 +239,42 @@ async fn campaign_store_contract() {
         2,
         "a (retry) and b (pending)"
     );
-    store
-        .set_state(campaign, CampaignState::Completed)
-        .await
-        .expect("state");
+    // An operator's pause, stored through the API (on any node): no claim
+    // any more, and the actor's `completed` does not land over it.
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/campaigns/{campaign}/pause"), &key)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        store.claim(campaign, b).await,
+        Ok(Claim::NotRunning(CampaignState::Paused))
+    );
+    assert_eq!(
+        store.set_state(campaign, CampaignState::Completed).await,
+        Ok(StateWrite::Refused(CampaignState::Paused))
+    );
+    assert_eq!(store.state(campaign).await, Ok(CampaignState::Paused));
+    let (status, _) = app
+        .post_empty(&format!("/api/v1/campaigns/{campaign}/resume"), &key)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        store.set_state(campaign, CampaignState::Completed).await,
+        Ok(StateWrite::Written)
+    );
+    assert_eq!(
+        store.set_state(campaign, CampaignState::Completed).await,
+        Ok(StateWrite::Written),
+        "a repeat is idempotent"
+    );
     assert_eq!(
         store.load(campaign).await.expect("load").state,
         CampaignState::Completed
+    );
+    assert_eq!(
+        store.set_state(campaign, CampaignState::Cancelled).await,
+        Ok(StateWrite::Refused(CampaignState::Completed)),
+        "nothing over a terminal state"
     );
     app.stop().await;
 }

@@ -507,6 +507,24 @@ where
     }
 }
 
+/// Polls `check` every 20 ms for `during` and panics naming `what` the
+/// first time it fails: how a test shows that something does not happen
+/// (say, no dial after a pause) over a window it names, as
+/// [`eventually`] shows that something does.
+pub async fn throughout<F, Fut>(what: &str, during: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < during {
+        if let Err(why) = check().await {
+            panic!("{what}: broken after {:?}: {why}", started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The `talky` binary cargo built for this suite.
 pub const TALKY_BINARY: &str = env!("CARGO_BIN_EXE_talky");
 

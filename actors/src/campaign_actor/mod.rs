@@ -58,10 +58,25 @@
 //!
 //! # Lifecycle
 //!
-//! Commands move the state as [`CampaignState::apply`] says; an illegal
-//! one is ignored (the REST layer refused it already). The actor stores
-//! every state it enters (idempotent when the REST layer stored it first),
-//! so a restart resumes in it.
+//! The stored state is the truth: the REST layer stores an operator's
+//! command (under a row lock) before any actor hears of it, and the
+//! command then reaches the campaign's actor on every node (the node that
+//! served it directly, the others through a notice). An actor applies a
+//! command at once, as [`CampaignState::apply`] says (one that does not
+//! apply is ignored), and the lease holder then reads the stored state
+//! ([`CampaignStore::state`]) and follows it: notices may come late, out
+//! of order or not at all, the store does not. The holder also reads it
+//! on every tick, so a pause, stop or resume stored through any node is
+//! followed within a tick even without its notice, and every claim is
+//! made only while the stored campaign is `running` (a claim refused
+//! for that hands back the stored state, followed at once). Leaving
+//! `running` withdraws the dialer's queued dials.
+//!
+//! The actor stores only what it alone observes: `completed` (nothing
+//! left, while `running`) and `cancelled` (a stop drained). Those writes
+//! are conditional ([`CampaignStore::set_state`]): `completed` lands only
+//! over `running`, never over a pause or stop stored meanwhile; a write
+//! that loses hands back the stored state, which the actor follows.
 //!
 //! * **Pause**: no new dials; live calls finish and their outcomes are
 //!   recorded. **Resume**: dialling again from the next tick.
@@ -136,7 +151,7 @@ pub use config::{
 pub use jitter::Jitter;
 pub use msg::{CampaignControl, CampaignEvent, CampaignMsg, CampaignSnapshot};
 pub use ports::{
-    CampaignSettings, CampaignStore, ClaimedCall, ClaimedContact, DialRefused, DialRequest,
-    DialSink, DueContact, GiveUpReason,
+    CampaignSettings, CampaignStore, Claim, ClaimedCall, ClaimedContact, DialRefused, DialRequest,
+    DialSink, DueContact, GiveUpReason, StateWrite,
 };
 pub use state::{CampaignActorError, CampaignActorState};

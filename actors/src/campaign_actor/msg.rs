@@ -20,7 +20,10 @@ pub enum CampaignMsg {
     Tick,
 }
 
-/// Operator commands.
+/// Operator commands. Pause, resume and stop are sent after the REST
+/// layer stored them (on this node or another): the actor applies them
+/// at once and, if it holds the lease, reads the stored state again to
+/// follow it (see the module docs, Lifecycle).
 #[derive(Debug)]
 pub enum CampaignControl {
     /// No new dials; live calls finish and their outcomes are recorded.
@@ -38,8 +41,8 @@ pub enum CampaignControl {
     /// `running` for the next start or another node to resume.
     Drain,
     /// The campaign's settings changed: read them again (window, retry
-    /// policy, concurrency cap; the lifecycle state is driven by the
-    /// commands, not re-read).
+    /// policy, concurrency cap; the lifecycle state is followed through
+    /// the commands and the per-tick reading, not taken from here).
     Reload,
     /// Counters and state, for the supervisor view and the REST layer.
     Snapshot(RpcReplyPort<CampaignSnapshot>),

@@ -17,6 +17,17 @@
 //! and a claim the actor could not turn into a call is always given back.
 //! What an actor that died left `in_progress` the next one finds with
 //! `claimed` and settles.
+//!
+//! # The campaign's lifecycle state (the store's side)
+//!
+//! The stored state is the truth every node follows: the REST layer
+//! stores an operator's command (on whichever node served it) before any
+//! actor hears of it. So a `claim` succeeds only while the stored campaign
+//! is `running` (checked in the same statement), and `set_state` is a
+//! conditional write along the lifecycle ([`CampaignState::may_replace`]):
+//! an actor's decision taken on an old reading (say `completed`, while an
+//! operator paused it elsewhere) loses, and the actor learns the stored
+//! state instead.
 
 use std::future::Future;
 
@@ -50,8 +61,9 @@ pub struct CampaignSettings {
     pub tenant: TenantId,
     /// The campaign.
     pub campaign: CampaignId,
-    /// Lifecycle state. Read once when the actor starts (a restarted actor
-    /// resumes from it); afterwards the actor's commands drive it.
+    /// Lifecycle state. A restarted actor (or a new lease holder) resumes
+    /// from it; afterwards the lease holder follows it with
+    /// [`CampaignStore::state`].
     pub state: CampaignState,
     /// When contacts may be called, in their own zone.
     pub window: CallingWindow,
@@ -108,6 +120,29 @@ pub struct ClaimedContact {
     pub call: ClaimedCall,
 }
 
+/// The answer to a [`CampaignStore::claim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The contact is `in_progress` now, for this actor to dial.
+    Claimed,
+    /// It is no longer due (another claim took it, or it changed).
+    NotDue,
+    /// Nothing was claimed: the stored campaign is not `running` (an
+    /// operator paused or stopped it, through any node). The stored state
+    /// is given, for the actor to follow.
+    NotRunning(CampaignState),
+}
+
+/// The answer to a [`CampaignStore::set_state`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateWrite {
+    /// The state is stored (or already was).
+    Written,
+    /// Not written: the stored state may not move to the one asked for
+    /// (see [`CampaignState::may_replace`]); this is the stored state.
+    Refused(CampaignState),
+}
+
 /// Persistence of one campaign's contacts and state. Every method is
 /// scoped to `campaign`; the implementation scopes it to its tenant too.
 pub trait CampaignStore: Send + Sync + 'static {
@@ -117,6 +152,13 @@ pub trait CampaignStore: Send + Sync + 'static {
         &self,
         campaign: CampaignId,
     ) -> impl Future<Output = PortResult<CampaignSettings>> + Send;
+
+    /// The stored lifecycle state alone. The lease holder reads it every
+    /// tick and after every command it hears of, so a pause, stop or
+    /// resume stored through any node reaches it even when the command's
+    /// notice does not.
+    fn state(&self, campaign: CampaignId)
+    -> impl Future<Output = PortResult<CampaignState>> + Send;
 
     /// Every contact of the campaign in `in_progress`, with what became of
     /// the attempt it was claimed for. Read once when the actor starts, so
@@ -142,13 +184,14 @@ pub trait CampaignStore: Send + Sync + 'static {
     ) -> impl Future<Output = PortResult<Vec<DueContact>>> + Send;
 
     /// Atomically moves a due contact (`pending` or `retry`) to
-    /// `in_progress`; `false` when it is no longer due (someone else took
-    /// it, or it changed).
+    /// `in_progress`, if and only if the stored campaign is `running` at
+    /// that moment: once a pause or stop is stored, nothing more is
+    /// claimed, whichever node's actor asks and whatever it believes.
     fn claim(
         &self,
         campaign: CampaignId,
         contact: ContactId,
-    ) -> impl Future<Output = PortResult<bool>> + Send;
+    ) -> impl Future<Output = PortResult<Claim>> + Send;
 
     /// Gives back a claim that did not become a call: `in_progress` goes
     /// back to `pending` (no attempt made yet) or `retry`, with
@@ -193,12 +236,14 @@ pub trait CampaignStore: Send + Sync + 'static {
         attempts: u32,
     ) -> impl Future<Output = PortResult<()>> + Send;
 
-    /// Stores the campaign's lifecycle state.
+    /// Stores the campaign's lifecycle state, only if the stored one may
+    /// move there ([`CampaignState::may_replace`]); otherwise nothing is
+    /// written and the stored state is returned.
     fn set_state(
         &self,
         campaign: CampaignId,
         state: CampaignState,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    ) -> impl Future<Output = PortResult<StateWrite>> + Send;
 
     /// Contacts not in a final status (`pending`, `retry`, `in_progress`).
     fn remaining(&self, campaign: CampaignId) -> impl Future<Output = PortResult<u64>> + Send;

@@ -15,7 +15,7 @@ use super::jitter::Jitter;
 use super::lease::LeaseKeeper;
 use super::msg::{CampaignMsg, CampaignSnapshot};
 use super::ports::CampaignSettings;
-use crate::campaign::{CampaignCommand, CampaignState};
+use crate::campaign::CampaignState;
 use crate::ids::{CampaignId, ContactId};
 use crate::ports::{Clock, PortError};
 use crate::schedule::retry::{CallOutcome, NextStep};
@@ -111,12 +111,15 @@ pub struct CampaignActorState<S, D> {
     pub(super) settings: Option<CampaignSettings>,
     /// The settings must be read again.
     pub(super) reload: bool,
-    /// Where the campaign is; `None` until first loaded.
+    /// Where the campaign is, as this actor acts on it; `None` until
+    /// first loaded.
     pub(super) lifecycle: Option<CampaignState>,
-    /// The state the store is known to hold.
+    /// The state the store was last seen to hold (read or written).
     pub(super) persisted: Option<CampaignState>,
-    /// Commands received before the first load, applied after it.
-    pub(super) early_commands: Vec<CampaignCommand>,
+    /// The stored state must be read again before the next claim: a tick
+    /// came, or a command (stored by the REST layer before it was sent,
+    /// maybe with later commands stored after it, maybe on another node).
+    pub(super) state_stale: bool,
     /// The node is stopping: no dial, no lease, only this incarnation's
     /// own calls and writes are seen through, then the actor stops.
     pub(super) draining: bool,

@@ -17,8 +17,8 @@ use super::jitter::Jitter;
 use super::lease::LeaseKeeper;
 use super::msg::{CampaignEvent, CampaignMsg, CampaignSnapshot};
 use super::ports::{
-    CampaignSettings, CampaignStore, ClaimedCall, DialRefused, DialRequest, DialSink, DueContact,
-    GiveUpReason,
+    CampaignSettings, CampaignStore, Claim, ClaimedCall, DialRefused, DialRequest, DialSink,
+    DueContact, GiveUpReason, StateWrite,
 };
 use super::state::{
     CampaignActorError, CampaignActorState, Flow, LiveCall, Origin, PendingOutcome, PendingRelease,
@@ -42,7 +42,7 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
             reload: true,
             lifecycle: None,
             persisted: None,
-            early_commands: Vec::new(),
+            state_stale: false,
             withdraw_pending: false,
             draining: false,
             taken_over: false,
@@ -118,24 +118,77 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
         }
     }
 
-    /// An operator command: the lifecycle moves as
+    /// An operator command, which the REST layer stored before sending
+    /// (on this node or another). It is applied at once, as
     /// [`CampaignState::apply`] says (a stop drains first when calls are
-    /// live or writes are pending); an illegal command is ignored.
+    /// live or writes are pending), so a pause or stop holds back the
+    /// next dial without waiting for the store; and the stored state is
+    /// read again before the next claim, because the store, not the order
+    /// in which notices arrive, says where the campaign is (a later
+    /// command may be stored already). A command that does not apply (a
+    /// repeat, or one made moot by a later one) changes nothing here.
+    /// Before the first load there is nothing to apply it to: the load
+    /// reads the stored state, this command included.
     pub(super) fn command(&mut self, command: CampaignCommand) {
+        self.state_stale = true;
         let Some(state) = self.lifecycle else {
-            self.early_commands.push(command);
             return;
         };
         match state.apply(command, !self.drained()) {
             Ok(next) => {
                 info!(campaign = %self.campaign, %command, from = %state, to = %next, "campaign command");
-                if next != CampaignState::Running {
-                    // Dials the dialer still holds must not ring now.
-                    self.withdraw_pending = true;
-                }
-                self.lifecycle = Some(next);
+                self.enter(next);
             }
-            Err(e) => warn!(campaign = %self.campaign, error = %e, "campaign command ignored"),
+            Err(e) => {
+                debug!(campaign = %self.campaign, error = %e, "campaign command does not apply")
+            }
+        }
+    }
+
+    /// Moves the lifecycle to `next`. Outside `running` the dials the
+    /// dialer still queues must not ring: they are withdrawn.
+    fn enter(&mut self, next: CampaignState) {
+        if next != CampaignState::Running {
+            self.withdraw_pending = true;
+        }
+        self.lifecycle = Some(next);
+    }
+
+    /// Follows the state the store holds (read, or returned by a claim or
+    /// a state write that lost): the store is where every node's operator
+    /// commands land. A campaign ended in the store (stopped with no call
+    /// live by the REST layer's count, or ended by another holder) while
+    /// this incarnation still has calls live or writes pending is seen
+    /// through as `stopping` first: no dial, its outcomes recorded, then
+    /// it ends in the stored state.
+    fn adopt(&mut self, stored: CampaignState) {
+        self.persisted = Some(stored);
+        let Some(current) = self.lifecycle else {
+            self.lifecycle = Some(stored);
+            return;
+        };
+        let next = if stored.is_terminal() && !self.drained() {
+            CampaignState::Stopping
+        } else {
+            stored
+        };
+        if next != current {
+            info!(campaign = %self.campaign, from = %current, to = %next, stored = %stored, "campaign state taken from the store");
+            self.enter(next);
+        }
+    }
+
+    /// Reads the stored state if a tick or a command asked for it, and
+    /// follows it. Only the lease holder reads: another node's actor does
+    /// not dial, and loads afresh when it takes the lease.
+    async fn refresh_state(&mut self) {
+        if !self.state_stale || self.lifecycle.is_none() {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        if let Some(stored) = self.store_call("state", store.state(self.campaign)).await {
+            self.state_stale = false;
+            self.adopt(stored);
         }
     }
 
@@ -220,9 +273,13 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
     }
 
     /// A tick: the store gets another chance, pending writes are retried,
-    /// and a running campaign dials what is due (or completes).
+    /// the stored lifecycle state is read again (the safety net under the
+    /// command notices: a pause, stop or resume stored through any node is
+    /// followed within a tick even if its notice never came), and a
+    /// running campaign dials what is due (or completes).
     pub(super) async fn tick(&mut self) {
         self.store_suspended = false;
+        self.state_stale = true;
         self.settle().await;
         if self.finished.is_none() && self.lease.held() && self.recheck_due() {
             self.recheck().await;
@@ -250,15 +307,19 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
         }
     }
 
-    /// After every message: load if needed, write what is pending, move a
-    /// drained stop to `cancelled`, store the lifecycle state, and finish
-    /// once a terminal state is stored.
+    /// After every message: load if needed, follow the stored state if it
+    /// is due a reading, write what is pending, move a drained stop to
+    /// `cancelled`, store what the actor decided, and finish once a
+    /// terminal state is stored.
     pub(super) async fn settle(&mut self) {
         if self.finished.is_some() {
             return;
         }
         if self.reload || self.settings.is_none() {
             self.load().await;
+        }
+        if self.lease.held() {
+            self.refresh_state().await;
         }
         self.withdraw_queued().await;
         if !self.lease.held() {
@@ -281,8 +342,13 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
         self.flush_outcomes().await;
         self.flush_releases().await;
         if self.lifecycle == Some(CampaignState::Stopping) && self.drained() {
-            info!(campaign = %self.campaign, "drained: campaign cancelled");
-            self.lifecycle = Some(CampaignState::Cancelled);
+            // Ended in the store already (see `adopt`): end as stored.
+            let end = self
+                .persisted
+                .filter(|s| s.is_terminal())
+                .unwrap_or(CampaignState::Cancelled);
+            info!(campaign = %self.campaign, state = %end, "drained: campaign ended");
+            self.lifecycle = Some(end);
         }
         self.persist_state().await;
         match self.lifecycle {
@@ -308,9 +374,7 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
             info!(campaign = %self.campaign, state = %settings.state, "campaign loaded");
             self.lifecycle = Some(settings.state);
             self.persisted = Some(settings.state);
-            for command in std::mem::take(&mut self.early_commands) {
-                self.command(command);
-            }
+            self.state_stale = false;
         }
         self.settings = Some(settings);
     }
@@ -560,21 +624,31 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
         }
     }
 
-    /// Stores the lifecycle state if the store does not hold it yet.
+    /// Stores a state the actor reached on its own: `completed`, or
+    /// `cancelled` once a stop drained. Operators' commands are stored by
+    /// the REST layer, never again here: a command heard late must not
+    /// overwrite a later one. The write is conditional
+    /// ([`CampaignStore::set_state`]); when it loses (an operator paused
+    /// or stopped the campaign meanwhile, through any node) the actor
+    /// follows the stored state instead.
     async fn persist_state(&mut self) {
         let Some(state) = self.lifecycle else {
             return;
         };
-        if self.persisted == Some(state) {
+        if !state.is_terminal() || self.persisted == Some(state) {
             return;
         }
         let store = Arc::clone(&self.store);
-        if self
+        match self
             .store_call("set_state", store.set_state(self.campaign, state))
             .await
-            .is_some()
         {
-            self.persisted = Some(state);
+            Some(StateWrite::Written) => self.persisted = Some(state),
+            Some(StateWrite::Refused(stored)) => {
+                warn!(campaign = %self.campaign, wanted = %state, %stored, "campaign state not stored: the store moved on");
+                self.adopt(stored);
+            }
+            None => {}
         }
     }
 
@@ -656,8 +730,13 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
             .await
         {
             None => return Flow::Stop,
-            Some(false) => return Flow::Continue,
-            Some(true) => {}
+            Some(Claim::NotDue) => return Flow::Continue,
+            Some(Claim::NotRunning(stored)) => {
+                info!(campaign = %self.campaign, %stored, "claim refused: the stored campaign is not running");
+                self.adopt(stored);
+                return Flow::Stop;
+            }
+            Some(Claim::Claimed) => {}
         }
         let attempt = contact.attempts.saturating_add(1);
         let request = DialRequest {

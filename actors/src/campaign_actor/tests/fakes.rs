@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 
 use super::super::{
     CampaignActor, CampaignArgs, CampaignConfig, CampaignControl, CampaignEvent, CampaignMsg,
-    CampaignSettings, CampaignSnapshot, CampaignStore, ClaimedCall, ClaimedContact, DialRefused,
-    DialRequest, DialSink, DueContact, GiveUpReason, Jitter,
+    CampaignSettings, CampaignSnapshot, CampaignStore, Claim, ClaimedCall, ClaimedContact,
+    DialRefused, DialRequest, DialSink, DueContact, GiveUpReason, Jitter, StateWrite,
 };
-use crate::campaign::CampaignState;
+use crate::campaign::{CampaignCommand, CampaignState};
 use crate::ids::{CampaignId, ContactId, TenantId};
 use crate::ports::{Clock, PortError, PortResult};
 use crate::schedule::retry::{CallOutcome, ContactStatus, NextStep, RetryPolicy};
@@ -138,12 +138,26 @@ pub struct StoreInner {
     pub outcomes: Vec<RecordedOutcome>,
     /// Outcome writes that were repeats (no-ops).
     pub repeated_outcomes: u32,
+    /// States the actor stored (the operator's, stored as the REST layer
+    /// does by [`FakeStore::operator`], are not listed).
     pub states: Vec<CampaignState>,
+    /// State writes refused: (asked for, stored).
+    pub refused_states: Vec<(CampaignState, CampaignState)>,
+    /// Claims refused because the stored campaign was not running.
+    pub refused_claims: u32,
+    /// Readings of the stored state alone.
+    pub state_reads: u32,
     pub due_calls: u32,
     pub loads: u32,
     /// The dialer whose records tell what became of claimed contacts.
     pub dialer: Option<FakeDialer>,
+    /// Run once, at the next call of the named method, before its work:
+    /// something another process does at that exact moment.
+    pub hooks: Vec<(&'static str, Hook)>,
 }
+
+/// A change made to the store by someone else (see [`StoreInner::hooks`]).
+pub type Hook = Box<dyn FnOnce(&mut StoreInner) + Send>;
 
 impl StoreInner {
     /// The contact with this id.
@@ -154,6 +168,14 @@ impl StoreInner {
     fn contact_mut(&mut self, id: ContactId) -> &mut FakeContact {
         let i = self.index[&id];
         &mut self.contacts[i]
+    }
+
+    /// Runs the hook waiting for `method`, if any.
+    fn hook(&mut self, method: &str) {
+        if let Some(i) = self.hooks.iter().position(|(m, _)| *m == method) {
+            let (_, hook) = self.hooks.remove(i);
+            hook(self);
+        }
     }
 }
 
@@ -184,9 +206,13 @@ impl FakeStore {
             outcomes: Vec::new(),
             repeated_outcomes: 0,
             states: Vec::new(),
+            refused_states: Vec::new(),
+            refused_claims: 0,
+            state_reads: 0,
             due_calls: 0,
             loads: 0,
             dialer: None,
+            hooks: Vec::new(),
         })))
     }
 
@@ -240,6 +266,25 @@ impl FakeStore {
         self.lock().settings.campaign
     }
 
+    /// An operator's command stored as the REST layer stores it (on any
+    /// node): moved as [`CampaignState::apply`] says, a stop straight to
+    /// `cancelled` when the dialer has no call live. Nothing is sent to
+    /// any actor. Returns the stored state; panics on an illegal command
+    /// (the API's 409).
+    pub fn operator(&self, command: CampaignCommand) -> CampaignState {
+        operator(&mut self.lock(), command)
+    }
+
+    /// Runs `hook` at the next call of `method` (`due_contacts`,
+    /// `remaining`), before its work.
+    pub fn on_next(
+        &self,
+        method: &'static str,
+        hook: impl FnOnce(&mut StoreInner) + Send + 'static,
+    ) {
+        self.lock().hooks.push((method, Box::new(hook)));
+    }
+
     fn gate(&self) -> Gate {
         let mut g = self.lock();
         if g.fail_always || g.fail_next > 0 {
@@ -272,6 +317,18 @@ impl FakeStore {
     }
 }
 
+/// See [`FakeStore::operator`].
+pub fn operator(s: &mut StoreInner, command: CampaignCommand) -> CampaignState {
+    let live = s.dialer.as_ref().is_some_and(|d| !d.lock().live.is_empty());
+    let next = s
+        .settings
+        .state
+        .apply(command, live)
+        .expect("a legal command");
+    s.settings.state = next;
+    next
+}
+
 fn is_due(c: &FakeContact, now: DateTime<Utc>, max_attempts: u32) -> bool {
     let callback = matches!(c.last_outcome, Some(CallOutcome::CallbackRequested(_)));
     matches!(c.status, ContactStatus::Pending | ContactStatus::Retry)
@@ -287,6 +344,16 @@ impl CampaignStore for FakeStore {
         self.call(|s| {
             s.loads += 1;
             s.settings.clone()
+        })
+    }
+
+    fn state(
+        &self,
+        _campaign: CampaignId,
+    ) -> impl Future<Output = PortResult<CampaignState>> + Send {
+        self.call(|s| {
+            s.state_reads += 1;
+            s.settings.state
         })
     }
 
@@ -324,6 +391,7 @@ impl CampaignStore for FakeStore {
         limit: u32,
     ) -> impl Future<Output = PortResult<Vec<DueContact>>> + Send {
         self.call(move |s| {
+            s.hook("due_contacts");
             s.due_calls += 1;
             let max = s.settings.retry.max_attempts;
             let mut due: Vec<(Option<DateTime<Utc>>, usize)> = s
@@ -353,14 +421,18 @@ impl CampaignStore for FakeStore {
         &self,
         _campaign: CampaignId,
         contact: ContactId,
-    ) -> impl Future<Output = PortResult<bool>> + Send {
+    ) -> impl Future<Output = PortResult<Claim>> + Send {
         self.call(move |s| {
+            if s.settings.state != CampaignState::Running {
+                s.refused_claims += 1;
+                return Claim::NotRunning(s.settings.state);
+            }
             let c = s.contact_mut(contact);
             if matches!(c.status, ContactStatus::Pending | ContactStatus::Retry) {
                 c.status = ContactStatus::InProgress;
-                true
+                Claim::Claimed
             } else {
-                false
+                Claim::NotDue
             }
         })
     }
@@ -449,15 +521,25 @@ impl CampaignStore for FakeStore {
         &self,
         _campaign: CampaignId,
         state: CampaignState,
-    ) -> impl Future<Output = PortResult<()>> + Send {
+    ) -> impl Future<Output = PortResult<StateWrite>> + Send {
         self.call(move |s| {
-            s.settings.state = state;
-            s.states.push(state);
+            let stored = s.settings.state;
+            if state.may_replace(stored) {
+                s.settings.state = state;
+                s.states.push(state);
+                StateWrite::Written
+            } else {
+                s.refused_states.push((state, stored));
+                StateWrite::Refused(stored)
+            }
         })
     }
 
     fn remaining(&self, _campaign: CampaignId) -> impl Future<Output = PortResult<u64>> + Send {
-        self.call(|s| s.contacts.iter().filter(|c| !c.status.is_final()).count() as u64)
+        self.call(|s| {
+            s.hook("remaining");
+            s.contacts.iter().filter(|c| !c.status.is_final()).count() as u64
+        })
     }
 }
 
@@ -792,6 +874,23 @@ impl Harness {
             1000
         )
         .expect("snapshot")
+    }
+
+    /// An operator's command as the REST layer carries it out on this
+    /// node: stored first ([`FakeStore::operator`]), then sent to the
+    /// actor. Returns the stored state.
+    pub fn command(&self, command: CampaignCommand) -> CampaignState {
+        let stored = self.store.operator(command);
+        let control = match command {
+            CampaignCommand::Pause => CampaignControl::Pause,
+            CampaignCommand::Resume => CampaignControl::Resume,
+            CampaignCommand::Stop => CampaignControl::Stop,
+            CampaignCommand::Start => {
+                panic!("a started campaign's actor is spawned, not sent start")
+            }
+        };
+        self.send(control);
+        stored
     }
 
     /// Sends a command.

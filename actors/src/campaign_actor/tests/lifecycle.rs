@@ -4,7 +4,7 @@ use super::fakes::{
     FakeDialer, FakeStore, Harness, TestClock, advance, always_open, assert_consistent,
     exact_retry, settle, wednesday_14z,
 };
-use crate::campaign::CampaignState;
+use crate::campaign::{CampaignCommand, CampaignState};
 use crate::campaign_actor::{CampaignConfig, CampaignControl};
 use crate::schedule::retry::{CallOutcome, ContactStatus};
 
@@ -22,9 +22,13 @@ async fn pause_stops_new_dials_while_outcomes_are_still_recorded_and_resume_dial
     settle().await;
     assert_eq!(h.dialer.placed(), 2);
 
-    h.send(CampaignControl::Pause);
+    h.command(CampaignCommand::Pause);
     settle().await;
-    assert_eq!(h.store.lock().states, vec![CampaignState::Paused]);
+    assert_eq!(h.snapshot().await.state, Some(CampaignState::Paused));
+    assert!(
+        h.store.lock().states.is_empty(),
+        "the operator's command is stored by the REST layer, not again by the actor"
+    );
     let live = h.dialer.live_contacts();
     h.dialer.end(live[0], CallOutcome::Completed);
     advance(30).await;
@@ -42,13 +46,11 @@ async fn pause_stops_new_dials_while_outcomes_are_still_recorded_and_resume_dial
     advance(30).await;
     assert_eq!(h.snapshot().await.state, Some(CampaignState::Paused));
 
-    h.send(CampaignControl::Resume);
+    h.command(CampaignCommand::Resume);
     advance(2).await;
     assert_eq!(h.dialer.placed(), 4);
-    assert_eq!(
-        h.store.lock().states,
-        vec![CampaignState::Paused, CampaignState::Running]
-    );
+    assert_eq!(h.store.lock().settings.state, CampaignState::Running);
+    assert!(h.store.lock().states.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -60,9 +62,9 @@ async fn stop_drains_live_calls_then_cancels_and_the_actor_stops() {
     let live = h.dialer.live_contacts();
     assert_eq!(live.len(), 3);
 
-    h.send(CampaignControl::Stop);
+    assert_eq!(h.command(CampaignCommand::Stop), CampaignState::Stopping);
     settle().await;
-    assert_eq!(h.store.lock().states, vec![CampaignState::Stopping]);
+    assert_eq!(h.snapshot().await.state, Some(CampaignState::Stopping));
     h.dialer.end(live[0], CallOutcome::Completed);
     h.dialer.end(live[1], CallOutcome::NoAnswer);
     advance(60).await;
@@ -70,7 +72,8 @@ async fn stop_drains_live_calls_then_cancels_and_the_actor_stops() {
     let snap = h.snapshot().await;
     assert_eq!(snap.state, Some(CampaignState::Stopping));
     assert_eq!(snap.live_calls, 1);
-    // Commands other than stop's own drain change nothing now.
+    // Commands other than stop's own drain change nothing now (the API
+    // refuses them; one sent all the same is ignored).
     h.send(CampaignControl::Resume);
     settle().await;
     assert_eq!(h.snapshot().await.state, Some(CampaignState::Stopping));
@@ -80,7 +83,8 @@ async fn stop_drains_live_calls_then_cancels_and_the_actor_stops() {
     let s = h.store.lock();
     assert_eq!(
         s.states,
-        vec![CampaignState::Stopping, CampaignState::Cancelled]
+        vec![CampaignState::Cancelled],
+        "stored once drained"
     );
     assert_eq!(
         s.outcomes.len(),
@@ -99,9 +103,13 @@ async fn stop_with_nothing_live_cancels_at_once() {
     let h = Harness::start(store, dialer, clock, CampaignConfig::default()).await;
     settle().await;
     assert_eq!(h.dialer.placed(), 0, "resumed paused: no dial");
-    h.send(CampaignControl::Stop);
+    assert_eq!(h.command(CampaignCommand::Stop), CampaignState::Cancelled);
     let h = h.stopped_within(1).await;
-    assert_eq!(h.store.lock().states, vec![CampaignState::Cancelled]);
+    assert_eq!(h.store.lock().settings.state, CampaignState::Cancelled);
+    assert!(
+        h.store.lock().states.is_empty(),
+        "read as stored: nothing to write"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -170,11 +178,11 @@ async fn commands_sent_before_the_first_load_apply_after_it() {
     store.lock().fail_next = 2;
     let dialer = FakeDialer::manual(clock.clone());
     let h = Harness::start(store, dialer, clock, CampaignConfig::default()).await;
-    h.send(CampaignControl::Pause);
+    h.command(CampaignCommand::Pause);
     settle().await;
     assert_eq!(h.snapshot().await.state, None);
     advance(5).await;
     assert_eq!(h.snapshot().await.state, Some(CampaignState::Paused));
     assert_eq!(h.dialer.placed(), 0);
-    assert_eq!(h.store.lock().states, vec![CampaignState::Paused]);
+    assert!(h.store.lock().states.is_empty(), "the load found it stored");
 }

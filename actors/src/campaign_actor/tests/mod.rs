@@ -4,6 +4,7 @@ pub(crate) mod fakes;
 
 mod dialling;
 mod drain;
+mod elsewhere;
 mod failures;
 mod lease;
 mod lifecycle;

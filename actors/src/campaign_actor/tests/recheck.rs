@@ -7,8 +7,8 @@ use super::fakes::{
     FakeDialer, FakeStore, Harness, TestClock, advance, always_open, exact_retry, settle,
     wednesday_14z,
 };
-use crate::campaign::CampaignState;
-use crate::campaign_actor::{CampaignConfig, CampaignControl};
+use crate::campaign::{CampaignCommand, CampaignState};
+use crate::campaign_actor::CampaignConfig;
 use crate::ids::ContactId;
 use crate::schedule::retry::{CallOutcome, ContactStatus};
 
@@ -53,7 +53,7 @@ async fn a_taken_over_call_finished_elsewhere_is_settled_and_a_stop_drains() {
     settle().await;
     let snap = h.snapshot().await;
     assert_eq!((snap.taken_over, snap.live_calls), (1, 2));
-    h.send(CampaignControl::Stop);
+    h.command(CampaignCommand::Stop);
     settle().await;
     assert_eq!(h.snapshot().await.state, Some(CampaignState::Stopping));
     let other = *h
@@ -73,10 +73,7 @@ async fn a_taken_over_call_finished_elsewhere_is_settled_and_a_stop_drains() {
     );
     let h = h.stopped_within(10).await;
     let s = h.store.lock();
-    assert_eq!(
-        s.states,
-        vec![CampaignState::Stopping, CampaignState::Cancelled]
-    );
+    assert_eq!(s.states, vec![CampaignState::Cancelled]);
     assert_eq!(s.contact(live).status, ContactStatus::Retry);
     assert_eq!(s.contact(live).attempts, 1);
     assert_eq!(
