@@ -330,6 +330,11 @@ impl<'a, M> Conversation<'a, M> {
         true
     }
 
+    /// Frames queued, not yet played.
+    pub(crate) fn queued(&self) -> usize {
+        self.inbox.len()
+    }
+
     /// Places a marker after the audio queued so far. Pending markers are
     /// bounded like the audio ([`MAX_QUEUED_FRAMES`]): past that, the
     /// oldest is given back at once (the transport echoes it early rather
@@ -429,6 +434,22 @@ impl<'a, M> Conversation<'a, M> {
     /// Whether the persona is still speaking (voice left to send).
     pub(crate) fn speaking(&self) -> bool {
         !self.callee.out.is_empty()
+    }
+
+    /// Skips the script up to and including its first `say` without
+    /// playing it: for a machine whose greeting the provider listened to
+    /// before the stream opened (Twilio's synchronous `DetectMessageEnd`).
+    pub(crate) fn skip_greeting(&mut self) {
+        if let Some(i) = self
+            .callee
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Say { .. }))
+        {
+            self.callee.idx = i + 1;
+            self.callee.step_begun = false;
+            self.callee.lines_said += 1;
+        }
     }
 
     /// What the persona said and heard since the last call.

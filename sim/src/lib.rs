@@ -19,5 +19,6 @@ pub mod persona;
 pub mod process;
 pub mod server;
 pub mod speech;
+pub mod twilio;
 pub mod vonage;
 pub mod whisper;
