@@ -447,7 +447,11 @@ async fn fetch_twiml(
     let resp = req.send().await;
     let status = resp.as_ref().ok().map(|r| r.status().as_u16());
     if let Some(i) = index {
-        shared.with_call(&cb.plan.sid, |r| r.callbacks[i].http_status = status);
+        shared.with_call(&cb.plan.sid, |r| {
+            if let Some(c) = r.callbacks.get_mut(i) {
+                c.http_status = status;
+            }
+        });
     }
     let resp = resp.map_err(|e| format!("11200 HTTP retrieval failure: {e}"))?;
     if resp.status().as_u16() != 200 {
@@ -588,7 +592,11 @@ async fn post(shared: &Shared, sid: &str, hook: &Hook) {
         }
         let answered = req.send().await.ok().map(|r| r.status().as_u16());
         if let Some(i) = index {
-            shared.with_call(sid, |r| r.callbacks[i].http_status = answered);
+            shared.with_call(sid, |r| {
+                if let Some(c) = r.callbacks.get_mut(i) {
+                    c.http_status = answered;
+                }
+            });
         }
     }
 }
