@@ -4,6 +4,7 @@
 //! ([`loadtest`]). It depends on `talky`; `talky` never depends on it.
 
 pub mod aura;
+pub mod callee;
 #[cfg(test)]
 mod clients;
 pub mod codec;
@@ -14,8 +15,10 @@ pub mod demo;
 pub mod elevenlabs;
 pub mod llm;
 pub mod loadtest;
+pub mod persona;
 pub mod process;
 pub mod server;
 pub mod speech;
+pub mod twilio;
 pub mod vonage;
 pub mod whisper;

@@ -1,12 +1,15 @@
 //! `talky-sim sim`: every emulator in a process of its own, so a load test can
 //! measure talky's CPU apart from the simulated world's.
 //!
-//! Starts the Vonage, Deepgram, LLM and ElevenLabs emulators on loopback
-//! (ports configurable, 0 = any) with the latencies of [`SimSettings`],
-//! plus a small stats server (`GET /stats`: the Vonage emulator's load
-//! counters, `GET /stats/full`: with every barge-in sample). Prints one JSON
-//! line ([`SimUrls`]) with every base URL and the `TALKY_PROVIDERS__*`
-//! variables that point `talky serve` at them, and runs until the shutdown
+//! Starts the Vonage, Twilio, Deepgram, LLM and ElevenLabs emulators on
+//! loopback (ports configurable, 0 = any) with the latencies of
+//! [`SimSettings`], plus a small stats server (`GET /stats`: the Vonage
+//! emulator's load counters, `GET /stats/full`: with every barge-in
+//! sample, `GET /stats/calls`: its calls; the same for Twilio under
+//! `/stats/twilio`). Prints one JSON line ([`SimUrls`]) with every base
+//! URL and the `TALKY_PROVIDERS__*` variables that point `talky serve` at
+//! them (Twilio's apart, in `twilio_env`, until talky reads a
+//! `[providers.twilio]` section), and runs until the shutdown
 //! future resolves (SIGINT/SIGTERM in the CLI). Every call is a task (no
 //! thread per call); audio buffers are the emulators' own, bounded by
 //! talky's 200 ms lead.
@@ -23,6 +26,7 @@ use warp::Filter;
 use crate::deepgram::{DeepgramSim, DeepgramSimConfig};
 use crate::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
 use crate::llm::{LlmSim, LlmSimConfig};
+use crate::twilio::{TwilioSim, TwilioSimConfig, TwilioSimHandle};
 use crate::vonage::persona::{PersonaError, Personas};
 use crate::vonage::stats::SimStats;
 use crate::vonage::{VonageSim, VonageSimConfig, VonageSimHandle};
@@ -45,6 +49,8 @@ pub const DEFAULT_TTS_FIRST_AUDIO_MS: u64 = 120;
 pub struct SimSettings {
     /// Port of the Vonage emulator (0: any).
     pub vonage_port: u16,
+    /// Port of the Twilio emulator (0: any).
+    pub twilio_port: u16,
     /// Port of the Deepgram emulator (0: any).
     pub deepgram_port: u16,
     /// Port of the LLM emulator (0: any).
@@ -73,6 +79,12 @@ pub struct SimSettings {
     pub signature_secret: Option<String>,
     /// `api_key` claim of signed webhooks.
     pub signature_api_key: String,
+    /// The account SID the Twilio emulator serves.
+    pub twilio_account_sid: String,
+    /// Its auth token (Basic auth and `X-Twilio-Signature`; a fake).
+    pub twilio_auth_token: String,
+    /// Sign Twilio callbacks (`X-Twilio-Signature`, as Twilio always does).
+    pub twilio_sign_requests: bool,
     /// Also write the URL line to this file.
     pub urls_file: Option<PathBuf>,
     /// Write the final stats (JSON) here at exit.
@@ -91,6 +103,7 @@ impl Default for SimSettings {
     fn default() -> Self {
         Self {
             vonage_port: 0,
+            twilio_port: 0,
             deepgram_port: 0,
             llm_port: 0,
             elevenlabs_port: 0,
@@ -105,6 +118,9 @@ impl Default for SimSettings {
             public_key_file: None,
             signature_secret: None,
             signature_api_key: "sim-api-key".into(),
+            twilio_account_sid: crate::twilio::DEFAULT_ACCOUNT_SID.into(),
+            twilio_auth_token: crate::twilio::DEFAULT_AUTH_TOKEN.into(),
+            twilio_sign_requests: true,
             urls_file: None,
             stats_file: None,
             create_response_delay_ms: 0,
@@ -122,6 +138,15 @@ pub struct SimArgs {
     /// Vonage emulator port (0: any).
     #[arg(long)]
     pub vonage_port: Option<u16>,
+    /// Twilio emulator port (0: any).
+    #[arg(long)]
+    pub twilio_port: Option<u16>,
+    /// Twilio account SID the emulator serves.
+    #[arg(long)]
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token (or `TALKY_SIM_TWILIO_AUTH_TOKEN`).
+    #[arg(long, env = "TALKY_SIM_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
     /// Deepgram emulator port (0: any).
     #[arg(long)]
     pub deepgram_port: Option<u16>,
@@ -231,6 +256,7 @@ impl SimArgs {
         }
         over!(
             vonage_port,
+            twilio_port,
             deepgram_port,
             llm_port,
             elevenlabs_port,
@@ -241,7 +267,9 @@ impl SimArgs {
             tts_first_audio_ms,
             create_response_delay_ms,
             application_id,
-            llm_script
+            llm_script,
+            twilio_account_sid,
+            twilio_auth_token
         );
         if !matches!(s.llm_script.as_str(), "echo" | "agent") {
             return Err(SimError::Settings {
@@ -269,6 +297,12 @@ impl SimArgs {
 pub struct SimUrls {
     /// `providers.vonage.api_base_url`.
     pub vonage_api_base_url: String,
+    /// `providers.twilio.api_base_url` (Twilio's `https://api.twilio.com`).
+    #[serde(default)]
+    pub twilio_api_base_url: String,
+    /// The account SID the Twilio emulator serves.
+    #[serde(default)]
+    pub twilio_account_sid: String,
     /// `providers.deepgram.base_url`.
     pub deepgram_base_url: String,
     /// `providers.llm.base_url`.
@@ -280,6 +314,12 @@ pub struct SimUrls {
     /// The environment that points `talky serve` at the emulators (the
     /// emulators' keys are fakes; no real secret is printed).
     pub env: BTreeMap<String, String>,
+    /// The same for the Twilio emulator (`TALKY_PROVIDERS__TWILIO__*`:
+    /// base URL, account SID, auth token), kept apart from `env` because
+    /// a talky without a `[providers.twilio]` section refuses unknown
+    /// keys: whoever starts a talky that knows them merges this in.
+    #[serde(default)]
+    pub twilio_env: BTreeMap<String, String>,
 }
 
 /// The running emulators.
@@ -287,6 +327,7 @@ pub struct RunningSim {
     /// Where they listen.
     pub urls: SimUrls,
     vonage: VonageSimHandle,
+    twilio: TwilioSimHandle,
     _keep: (
         crate::deepgram::DeepgramSimHandle,
         crate::llm::LlmSimHandle,
@@ -301,11 +342,17 @@ impl RunningSim {
         self.vonage.stats(with_samples)
     }
 
-    /// Stops every emulator; the final stats.
+    /// The Twilio emulator's counters now.
+    pub fn twilio_stats(&self, with_samples: bool) -> SimStats {
+        self.twilio.stats(with_samples)
+    }
+
+    /// Stops every emulator; the final stats (Vonage's).
     pub async fn stop(self) -> SimStats {
         let stats = self.vonage.stats(true);
         self.stats_task.abort();
         self.vonage.stop().await;
+        self.twilio.stop().await;
         stats
     }
 }
@@ -325,7 +372,7 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
         VonageSimConfig {
             application_id: s.application_id.clone(),
             public_key_pem,
-            personas,
+            personas: personas.clone(),
             signature: s
                 .signature_secret
                 .clone()
@@ -334,6 +381,19 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
             ..VonageSimConfig::default()
         },
         s.vonage_port,
+    )
+    .await
+    .map_err(SimError::Bind)?;
+    let twilio = TwilioSim::start_on(
+        TwilioSimConfig {
+            account_sid: s.twilio_account_sid.clone(),
+            auth_token: s.twilio_auth_token.clone(),
+            personas: personas.clone(),
+            sign_requests: s.twilio_sign_requests,
+            create_response_delay: Duration::from_millis(s.create_response_delay_ms),
+            ..TwilioSimConfig::default()
+        },
+        s.twilio_port,
     )
     .await
     .map_err(SimError::Bind)?;
@@ -370,7 +430,7 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
     )
     .await
     .map_err(SimError::Bind)?;
-    let (stats_addr, stats_task) = stats_server(&vonage, s.stats_port).await?;
+    let (stats_addr, stats_task) = stats_server(&vonage, &twilio, s.stats_port).await?;
     let mut env = BTreeMap::new();
     let mut put = |k: &str, v: String| {
         env.insert(format!("TALKY_PROVIDERS__{k}"), v);
@@ -384,25 +444,40 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
     put("LLM__API_KEY", llm.api_key());
     put("ELEVENLABS__BASE_URL", tts.base_url());
     put("ELEVENLABS__API_KEY", tts.api_key());
+    let twilio_env = [
+        ("API_BASE_URL", twilio.base_url()),
+        ("ACCOUNT_SID", twilio.account_sid()),
+        ("AUTH_TOKEN", twilio.auth_token()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("TALKY_PROVIDERS__TWILIO__{k}"), v))
+    .collect();
     let urls = SimUrls {
         vonage_api_base_url: vonage.base_url(),
+        twilio_api_base_url: twilio.base_url(),
+        twilio_account_sid: twilio.account_sid(),
         deepgram_base_url: deepgram.base_url(),
         llm_base_url: llm.base_url(),
         elevenlabs_base_url: tts.base_url(),
         stats_url: format!("http://{stats_addr}/stats"),
         env,
+        twilio_env,
     };
     Ok(RunningSim {
         urls,
         vonage,
+        twilio,
         _keep: (deepgram, llm, tts),
         stats_task,
     })
 }
 
-/// Shares the Vonage emulator's counters over HTTP.
+/// Shares the emulators' counters and call lists over HTTP: Vonage's at
+/// `/stats`, `/stats/full`, `/stats/calls`; Twilio's the same under
+/// `/stats/twilio`.
 async fn stats_server(
     vonage: &VonageSimHandle,
+    twilio: &TwilioSimHandle,
     port: u16,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), SimError> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -425,11 +500,30 @@ async fn stats_server(
     let calls = warp::path!("stats" / "calls")
         .and(warp::get())
         .map(move || warp::reply::json(&source.calls()));
+    let tw = twilio.stats_source();
+    let tw_quick = {
+        let tw = tw.clone();
+        warp::path!("stats" / "twilio")
+            .and(warp::get())
+            .map(move || warp::reply::json(&tw.snapshot(false)))
+    };
+    let tw_full = {
+        let tw = tw.clone();
+        warp::path!("stats" / "twilio" / "full")
+            .and(warp::get())
+            .map(move || warp::reply::json(&tw.snapshot(true)))
+    };
+    let tw_calls = warp::path!("stats" / "twilio" / "calls")
+        .and(warp::get())
+        .map(move || warp::reply::json(&tw.calls()));
+    let routes = quick
+        .or(full)
+        .or(calls)
+        .or(tw_quick)
+        .or(tw_full)
+        .or(tw_calls);
     let task = tokio::spawn(async move {
-        warp::serve(quick.or(full).or(calls))
-            .incoming(listener)
-            .run()
-            .await;
+        warp::serve(routes).incoming(listener).run().await;
     });
     Ok((addr, task))
 }
@@ -499,6 +593,18 @@ mod tests {
         let sim = start(&s).await.expect("start");
         assert!(sim.urls.deepgram_base_url.starts_with("ws://127.0.0.1:"));
         assert_eq!(sim.urls.env.len(), 9, "{:?}", sim.urls.env);
+        assert!(
+            sim.urls
+                .twilio_api_base_url
+                .starts_with("http://127.0.0.1:")
+        );
+        assert_eq!(
+            sim.urls
+                .twilio_env
+                .get("TALKY_PROVIDERS__TWILIO__ACCOUNT_SID"),
+            Some(&crate::twilio::DEFAULT_ACCOUNT_SID.to_owned())
+        );
+        assert_eq!(sim.urls.twilio_env.len(), 3);
         let body: SimStats = reqwest::Client::new()
             .get(&sim.urls.stats_url)
             .timeout(Duration::from_secs(5))
@@ -509,6 +615,33 @@ mod tests {
             .await
             .expect("json");
         assert_eq!(body, SimStats::default());
+        let twilio_calls: Vec<crate::twilio::CallBrief> = reqwest::Client::new()
+            .get(format!("{}/twilio/calls", sim.urls.stats_url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("twilio calls")
+            .json()
+            .await
+            .expect("json");
+        assert!(twilio_calls.is_empty());
+        // The Twilio emulator answers with the printed account.
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/2010-04-01/Accounts/{}/Calls.json",
+                sim.urls.twilio_api_base_url, sim.urls.twilio_account_sid
+            ))
+            .basic_auth(
+                &sim.urls.twilio_account_sid,
+                sim.urls
+                    .twilio_env
+                    .get("TALKY_PROVIDERS__TWILIO__AUTH_TOKEN"),
+            )
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(r.status().as_u16(), 200);
         sim.stop().await;
     }
 

@@ -19,6 +19,7 @@
 mod chat;
 mod deepgram;
 mod elevenlabs;
+mod twilio;
 mod vonage;
 mod whisper;
 

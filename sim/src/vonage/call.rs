@@ -1,7 +1,8 @@
 //! One simulated call: ringing, the outcome, event webhooks (§1.7), the
-//! media socket (§1.6) and the persona on it.
+//! media socket (§1.6) and the persona on it (the persona itself is
+//! [`crate::callee`], shared with the Twilio emulator).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +14,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::persona::{Outcome, Persona, Step};
 use super::stats::{dec, inc};
-use super::{HangUpSide, Heard, Said, Shared, WebhookRecord, timestamp};
-use crate::codec::{Decoded, Decoder, Encoder};
+use super::{HangUpSide, Shared, WebhookRecord, timestamp};
+use crate::callee::Conversation;
+use crate::persona::{Outcome, Persona};
 use talky::audio::pcm::{bytes_to_i16, i16_to_bytes};
-use talky_actors::media::{Vad, VadConfig, VadEvent};
 
 /// Machine detection the create request asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -502,161 +502,6 @@ async fn post(shared: &Shared, uuid: &str, hook: &Hook) {
     }
 }
 
-/// The persona on the line: its script's progress and its ears.
-struct Callee {
-    steps: Vec<Step>,
-    idx: usize,
-    step_started: Instant,
-    step_begun: bool,
-    base_ends: u64,
-    base_words: u64,
-    out: VecDeque<i16>,
-    encoder: Encoder,
-    decoder: Decoder,
-    cur_text: String,
-    cur_start: Option<DateTime<Utc>>,
-    utter_ends: u64,
-    words_done: u64,
-    last_agent_sound: Instant,
-    lines_said: usize,
-    dtmf: Vec<char>,
-    /// A line began while the agent was speaking: its first frame starts
-    /// the barge-in clock.
-    barge_pending: bool,
-}
-
-enum Act {
-    Continue,
-    HangUp,
-}
-
-fn completed_words(t: &str) -> u64 {
-    let words = t.split_whitespace().count() as u64;
-    if words == 0 || t.ends_with(char::is_whitespace) {
-        words
-    } else {
-        words - 1
-    }
-}
-
-impl Callee {
-    fn new(persona: &Persona, rate: u32) -> Self {
-        let now = Instant::now();
-        Self {
-            steps: persona.steps.clone(),
-            idx: 0,
-            step_started: now,
-            step_begun: false,
-            base_ends: 0,
-            base_words: 0,
-            out: VecDeque::new(),
-            encoder: Encoder::new(rate),
-            decoder: Decoder::new(rate),
-            cur_text: String::new(),
-            cur_start: None,
-            utter_ends: 0,
-            words_done: 0,
-            last_agent_sound: now,
-            lines_said: 0,
-            dtmf: Vec::new(),
-            barge_pending: false,
-        }
-    }
-
-    fn words(&self) -> u64 {
-        self.words_done + completed_words(&self.cur_text)
-    }
-
-    /// Hears one played frame; finished utterances go to `heard`.
-    fn hear(&mut self, pcm: &[i16], heard: &mut Vec<Heard>) {
-        for ev in self.decoder.push(pcm) {
-            match ev {
-                Decoded::SpeechStart { .. } => {
-                    self.cur_start.get_or_insert_with(Utc::now);
-                }
-                Decoded::Char { c, .. } => {
-                    self.cur_start.get_or_insert_with(Utc::now);
-                    self.cur_text.push(c);
-                }
-                Decoded::UtteranceEnd { .. } => self.end_utterance(heard),
-            }
-        }
-        if self.decoder.in_speech() {
-            self.last_agent_sound = Instant::now();
-        }
-    }
-
-    fn end_utterance(&mut self, heard: &mut Vec<Heard>) {
-        let text = std::mem::take(&mut self.cur_text);
-        let started = self.cur_start.take();
-        self.words_done += text.split_whitespace().count() as u64;
-        if text.is_empty() && started.is_none() {
-            return;
-        }
-        self.utter_ends += 1;
-        heard.push(Heard {
-            text,
-            started: started.unwrap_or_else(Utc::now),
-            ended: Utc::now(),
-        });
-    }
-
-    /// Runs the script as far as it can go now.
-    fn advance(&mut self, said: &mut Vec<Said>) -> Act {
-        while let Some(step) = self.steps.get(self.idx).cloned() {
-            let now = Instant::now();
-            if !self.step_begun {
-                self.step_begun = true;
-                self.step_started = now;
-                self.base_ends = self.utter_ends;
-                self.base_words = self.words();
-                if let Step::Say { text } = &step {
-                    self.barge_pending = self.cur_start.is_some() || self.decoder.in_speech();
-                    let pcm = self.encoder.encode(text);
-                    self.out.extend(pcm);
-                    self.lines_said += 1;
-                    said.push(Said {
-                        text: text.clone(),
-                        at: Utc::now(),
-                    });
-                }
-            }
-            let elapsed = now - self.step_started;
-            let timed_out =
-                |t: Option<u64>| t.is_some_and(|ms| elapsed >= Duration::from_millis(ms));
-            let done = match &step {
-                Step::WaitForAgentUtteranceEnd { timeout_ms } => {
-                    self.utter_ends > self.base_ends || timed_out(*timeout_ms)
-                }
-                Step::WaitForAgentWords { n, timeout_ms } => {
-                    self.words() >= self.base_words + *n as u64 || timed_out(*timeout_ms)
-                }
-                Step::WaitForSilence { ms } => {
-                    let since = self.last_agent_sound.max(self.step_started);
-                    !self.decoder.in_speech() && now - since >= Duration::from_millis(*ms)
-                }
-                Step::Say { .. } => self.out.is_empty(),
-                Step::Pause { ms } => elapsed >= Duration::from_millis(*ms),
-                Step::Press { digits } => {
-                    self.dtmf.extend(
-                        digits
-                            .chars()
-                            .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#'),
-                    );
-                    true
-                }
-                Step::HangUp => return Act::HangUp,
-            };
-            if !done {
-                return Act::Continue;
-            }
-            self.idx += 1;
-            self.step_begun = false;
-        }
-        Act::Continue
-    }
-}
-
 /// The media socket for the life of the answered call.
 async fn media(
     shared: &Arc<Shared>,
@@ -709,52 +554,6 @@ type WsStream = futures_util::stream::SplitStream<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 >;
 
-/// Gaps and barge-in timing of one call's media, fed per tick.
-#[derive(Default)]
-struct Meter {
-    /// Empty ticks since the last agent frame inside the utterance.
-    gap: u64,
-    /// A `clear` cut the current utterance: its trailing silence is no gap.
-    cleared: bool,
-    /// When the callee's barging line sent its first frame.
-    barge_started: Option<Instant>,
-    /// talky's VAD (same code, same barge-in minimum) over the barging
-    /// line's frames: when it fires, talky can know the speech started.
-    barge_vad: Option<Vad>,
-    /// When the frame went out with which that VAD fired.
-    barge_event: Option<Instant>,
-}
-
-impl Meter {
-    fn barge_begins(&mut self, rate: u32) {
-        self.barge_started = Some(Instant::now());
-        self.barge_event = None;
-        self.barge_vad = Some(Vad::new(
-            VadConfig {
-                min_speech: talky_actors::call::config::DEFAULT_BARGE_IN_MIN_SPEECH,
-                ..VadConfig::default()
-            },
-            rate,
-        ));
-    }
-
-    fn barge_forgotten(&mut self) {
-        self.barge_started = None;
-        self.barge_event = None;
-        self.barge_vad = None;
-    }
-
-    /// A frame of the callee's about to go out.
-    fn callee_frame(&mut self, bytes: &[u8]) {
-        if self.barge_event.is_none()
-            && let Some(vad) = &mut self.barge_vad
-            && let Some(VadEvent::SpeechStart) = vad.push_frame(bytes)
-        {
-            self.barge_event = Some(Instant::now());
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn media_loop(
     shared: &Arc<Shared>,
@@ -768,8 +567,6 @@ async fn media_loop(
 ) -> HangUpSide {
     let cfg = shared.cfg();
     let uuid = plan.uuid.as_str();
-    let counters = &shared.counters;
-    let mut meter = Meter::default();
     if sink
         .send(Message::Text(first.to_string().into()))
         .await
@@ -777,13 +574,9 @@ async fn media_loop(
     {
         return HangUpSide::SocketClosed;
     }
-    let frame = (plan.sample_rate / 50) as usize;
-    let silence = vec![0i16; frame];
-    let mut callee = Callee::new(persona, plan.sample_rate);
-    let mut inbox: VecDeque<Vec<i16>> = VecDeque::new();
-    let mut received: u64 = 0;
-    let mut played: u64 = 0;
-    let mut markers: VecDeque<(u64, Value)> = VecDeque::new();
+    let mut conv: Conversation<'_, Value> =
+        Conversation::new(persona, plan.sample_rate, &shared.counters);
+    let frame = conv.frame_len();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let answered_at = Instant::now();
@@ -794,8 +587,6 @@ async fn media_loop(
     let mut beep_pending = false;
     let machine = persona.outcome == Outcome::Machine;
     let mut shutdown = shared.shutdown.clone();
-    let mut heard = Vec::new();
-    let mut said = Vec::new();
     let side = loop {
         tokio::select! {
             _ = hangup.notified() => break HangUpSide::Rest,
@@ -803,9 +594,8 @@ async fn media_loop(
             _ = stopped(&mut shutdown) => break HangUpSide::Rest,
             msg = stream.next() => match msg {
                 Some(Ok(Message::Binary(b))) => {
-                    received += 1;
                     let bad = b.len() != frame * 2;
-                    inbox.push_back(bytes_to_i16(&b));
+                    conv.received(bytes_to_i16(&b));
                     shared.with_call(uuid, |r| {
                         r.frames_in += 1;
                         r.frames_bad_size += u64::from(bad);
@@ -816,21 +606,21 @@ async fn media_loop(
                     let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                     match v["action"].as_str() {
                         Some("clear") => {
-                            inbox.clear();
-                            played = received;
-                            inc(&counters.clears, 1);
-                            meter.gap = 0;
-                            meter.cleared = true;
-                            if let Some(t) = meter.barge_started.take() {
-                                let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
-                                counters.barge(ms(t), meter.barge_event.map(ms));
-                            }
-                            meter.barge_forgotten();
+                            // Markers queued behind the dropped audio are
+                            // echoed after the `cleared` (spec §1.6: whether
+                            // Vonage discards them instead is unconfirmed).
+                            let pending = conv.clear();
                             shared.with_call(uuid, |r| r.clears.push(Utc::now()));
                             let _ = sink.send(Message::Text(json!({"event": "websocket:cleared"}).to_string().into())).await;
+                            for payload in pending {
+                                notified(shared, uuid, &mut sink, payload).await;
+                            }
                         }
                         Some("notify") => {
-                            markers.push_back((received, v.get("payload").cloned().unwrap_or(Value::Null)));
+                            let payload = v.get("payload").cloned().unwrap_or(Value::Null);
+                            if let Some(early) = conv.mark(payload) {
+                                notified(shared, uuid, &mut sink, early).await;
+                            }
                         }
                         _ => {}
                     }
@@ -839,61 +629,21 @@ async fn media_loop(
                 Some(Ok(_)) => {}
             },
             _ = tick.tick() => {
-                // Play one received frame (silence when none is queued).
-                let ends_before = callee.utter_ends;
-                match inbox.pop_front() {
-                    Some(f) => {
-                        played += 1;
-                        inc(&counters.agent_frames, 1);
-                        if meter.gap > 0 && callee.cur_start.is_some() && !meter.cleared {
-                            inc(&counters.underrun_gaps, 1);
-                            inc(&counters.underrun_frames, meter.gap);
-                        }
-                        meter.gap = 0;
-                        callee.hear(&f, &mut heard);
-                    }
-                    None => {
-                        if callee.cur_start.is_some() && !meter.cleared {
-                            meter.gap += 1;
-                        }
-                        callee.hear(&silence, &mut heard);
-                    }
+                let out = conv.tick();
+                for payload in out.marks {
+                    notified(shared, uuid, &mut sink, payload).await;
                 }
-                if callee.utter_ends > ends_before {
-                    // The utterance is over: its trailing silence was no gap,
-                    // and a barge-in that got no clear is not timed.
-                    meter.gap = 0;
-                    meter.cleared = false;
-                    meter.barge_forgotten();
-                }
-                while markers.front().is_some_and(|(at, _)| *at <= played) {
-                    let (_, payload) = markers.pop_front().expect("front");
-                    shared.with_call(uuid, |r| r.notifies.push((payload.clone(), Utc::now())));
-                    let msg = json!({"event": "websocket:notify", "payload": payload});
-                    let _ = sink.send(Message::Text(msg.to_string().into())).await;
-                }
-                // Speak: one frame of the persona's voice or silence.
-                let n = callee.out.len().min(frame);
-                if callee.barge_pending && n > 0 {
-                    callee.barge_pending = false;
-                    inc(&counters.barge_attempts, 1);
-                    meter.barge_begins(plan.sample_rate);
-                }
-                let mut out: Vec<i16> = callee.out.drain(..n).collect();
-                out.resize(frame, 0);
-                let bytes = i16_to_bytes(&out);
-                meter.callee_frame(&bytes);
+                let bytes = i16_to_bytes(&out.frame);
                 if sink.send(Message::Binary(bytes.into())).await.is_err() {
                     break HangUpSide::SocketClosed;
                 }
                 shared.with_call(uuid, |r| r.frames_out += 1);
-                let act = callee.advance(&mut said);
-                for digit in std::mem::take(&mut callee.dtmf) {
+                for digit in out.dtmf {
                     let msg = json!({"event": "websocket:dtmf", "digit": digit.to_string(), "duration": 260});
                     let _ = sink.send(Message::Text(msg.to_string().into())).await;
                 }
-                flush_logs(shared, uuid, &mut heard, &mut said);
-                if let Act::HangUp = act {
+                flush_logs(shared, uuid, &mut conv);
+                if out.hang_up {
                     break HangUpSide::Callee;
                 }
                 if let (Some(due), Some(d)) = (verdict_due, plan.detection)
@@ -908,7 +658,7 @@ async fn media_loop(
                     }
                     beep_pending = machine && d.advanced && d.beep;
                 }
-                if beep_pending && callee.lines_said > 0 && callee.out.is_empty() {
+                if beep_pending && conv.lines_said() > 0 && !conv.speaking() {
                     beep_pending = false;
                     events.call_event("machine", json!({"sub_state": "beep_start"}));
                 }
@@ -919,24 +669,26 @@ async fn media_loop(
         let _ = sink.send(Message::Close(None)).await;
         let _ = sink.close().await;
     }
-    for ev in callee.decoder.flush() {
-        if let Decoded::Char { c, .. } = ev {
-            callee.cur_text.push(c);
-        }
-    }
-    if !callee.cur_text.is_empty() {
-        callee.end_utterance(&mut heard);
-    }
-    flush_logs(shared, uuid, &mut heard, &mut said);
+    conv.finish();
+    flush_logs(shared, uuid, &mut conv);
     side
 }
 
-fn flush_logs(shared: &Shared, uuid: &str, heard: &mut Vec<Heard>, said: &mut Vec<Said>) {
+/// Echoes a notify marker whose audio has played (or was cleared).
+async fn notified(shared: &Shared, uuid: &str, sink: &mut WsSink, payload: Value) {
+    shared.with_call(uuid, |r| r.notifies.push((payload.clone(), Utc::now())));
+    let msg = json!({"event": "websocket:notify", "payload": payload});
+    let _ = sink.send(Message::Text(msg.to_string().into())).await;
+}
+
+/// Moves what the persona said and heard into the call's record.
+fn flush_logs(shared: &Shared, uuid: &str, conv: &mut Conversation<'_, Value>) {
+    let (mut heard, mut said) = conv.take_logs();
     if heard.is_empty() && said.is_empty() {
         return;
     }
     shared.with_call(uuid, |r| {
-        r.heard.append(heard);
-        r.said.append(said);
+        r.heard.append(&mut heard);
+        r.said.append(&mut said);
     });
 }

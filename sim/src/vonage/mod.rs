@@ -21,7 +21,6 @@
 
 pub mod api;
 pub mod call;
-pub mod persona;
 pub mod stats;
 #[cfg(test)]
 mod tests;
@@ -36,7 +35,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-pub use persona::{Outcome, Persona, PersonaError, Personas, Step};
+pub use crate::callee::{Heard, Said};
+/// The personas live in [`crate::persona`] (shared with the Twilio
+/// emulator); `vonage::persona` keeps naming them for existing callers.
+pub use crate::persona;
+pub use crate::persona::{Outcome, Persona, PersonaError, Personas, Step};
 
 /// The emulator's knobs.
 #[derive(Clone, Debug)]
@@ -99,26 +102,6 @@ pub struct WebhookRecord {
     pub http_status: Option<u16>,
     /// When it was posted.
     pub at: DateTime<Utc>,
-}
-
-/// A line the persona said.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Said {
-    /// The text.
-    pub text: String,
-    /// When it started playing.
-    pub at: DateTime<Utc>,
-}
-
-/// An agent utterance the persona heard (decoded).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Heard {
-    /// The decoded text.
-    pub text: String,
-    /// When speech started.
-    pub started: DateTime<Utc>,
-    /// When the utterance ended (or the call did).
-    pub ended: DateTime<Utc>,
 }
 
 /// Who ended the call.

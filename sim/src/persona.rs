@@ -1,5 +1,5 @@
-//! Simulated callees: who answers which number, and what they do once the
-//! media socket is up.
+//! Simulated callees, shared by the telephony emulators (Vonage, Twilio):
+//! who answers which number, and what they do once the media socket is up.
 //!
 //! A persona is a small TOML document (`config/personas/*.toml`):
 //!
@@ -26,7 +26,7 @@
 //! do = "wait_for_silence"      # the agent silent for ms
 //! ms = 2000
 //! [[steps]]
-//! do = "press"                 # DTMF: websocket:dtmf per digit
+//! do = "press"                 # DTMF: one key event per digit
 //! digits = "1#"
 //! [[steps]]
 //! do = "hang_up"
@@ -48,15 +48,16 @@ pub enum Outcome {
     Answer,
     /// An answering machine answers (`machine` verdict when detection is on).
     Machine,
-    /// `busy`.
+    /// `busy` (both providers).
     Busy,
-    /// Rings until `ringing_timer`: `timeout`.
+    /// Rings until the ring limit: Vonage `timeout`, Twilio `no-answer`.
     NoAnswer,
-    /// `unanswered` (`detail: unavailable`).
+    /// Vonage `unanswered` (`detail: unavailable`); Twilio `no-answer`.
     Unanswered,
-    /// `rejected` (`detail: declined`).
+    /// Vonage `rejected` (`detail: declined`); Twilio `busy` (a declined
+    /// call, unconfirmed: carriers differ).
     Rejected,
-    /// `failed` (`detail: cannot_route`).
+    /// Vonage `failed` (`detail: cannot_route`); Twilio `failed`.
     Failed,
 }
 
@@ -95,7 +96,8 @@ pub enum Step {
         /// Milliseconds.
         ms: u64,
     },
-    /// Presses keys: one `websocket:dtmf` event per digit (`0-9*#`).
+    /// Presses keys: one DTMF event per digit (`0-9*#`): Vonage's
+    /// `websocket:dtmf`, Twilio's `dtmf` message.
     Press {
         /// The digits.
         digits: String,
@@ -155,40 +157,37 @@ pub enum PersonaError {
 const BUILTIN: &[(&str, &str)] = &[
     (
         "interested",
-        include_str!("../../../config/personas/interested.toml"),
+        include_str!("../../config/personas/interested.toml"),
     ),
     (
         "not_interested",
-        include_str!("../../../config/personas/not_interested.toml"),
+        include_str!("../../config/personas/not_interested.toml"),
     ),
     (
         "remove_me",
-        include_str!("../../../config/personas/remove_me.toml"),
+        include_str!("../../config/personas/remove_me.toml"),
     ),
-    ("busy", include_str!("../../../config/personas/busy.toml")),
+    ("busy", include_str!("../../config/personas/busy.toml")),
     (
         "no_answer",
-        include_str!("../../../config/personas/no_answer.toml"),
+        include_str!("../../config/personas/no_answer.toml"),
     ),
     (
         "voicemail",
-        include_str!("../../../config/personas/voicemail.toml"),
+        include_str!("../../config/personas/voicemail.toml"),
     ),
     (
         "barge_in",
-        include_str!("../../../config/personas/barge_in.toml"),
+        include_str!("../../config/personas/barge_in.toml"),
     ),
-    (
-        "silent",
-        include_str!("../../../config/personas/silent.toml"),
-    ),
+    ("silent", include_str!("../../config/personas/silent.toml")),
     (
         "hangs_up_mid_sentence",
-        include_str!("../../../config/personas/hangs_up_mid_sentence.toml"),
+        include_str!("../../config/personas/hangs_up_mid_sentence.toml"),
     ),
     (
         "asks_about_offer",
-        include_str!("../../../config/personas/asks_about_offer.toml"),
+        include_str!("../../config/personas/asks_about_offer.toml"),
     ),
 ];
 
