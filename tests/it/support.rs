@@ -101,6 +101,8 @@ struct DbName {
 }
 
 static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+/// Templates of other migration sets kept (see [`template`]).
+const KEEP_OTHER_TEMPLATES: usize = 4;
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The migrated template's name; built once per migration set, under an
@@ -111,14 +113,21 @@ async fn template() -> &'static str {
             let name = format!("talky_tpl_{}", migrations_hash());
             let mut conn = admin_conn().await;
             exec(&mut conn, "SELECT pg_advisory_lock(827364)").await.expect("lock");
+            // Newest first (database OIDs grow with creation).
             let existing: Vec<DbName> = diesel::sql_query(
-                "SELECT datname FROM pg_database WHERE datname LIKE 'talky_tpl_%' OR datname LIKE 'talky_t_%'",
+                "SELECT datname FROM pg_database WHERE datname LIKE 'talky_tpl_%' OR datname LIKE 'talky_t_%' ORDER BY oid DESC",
             )
             .load(&mut conn)
             .await
             .expect("list databases");
+            // Templates of other migration sets may be in use by another
+            // checkout's tests running now: keep the newest few, drop the
+            // older ones.
+            let mut other_templates = 0;
             for db in &existing {
-                let stale_template = db.datname.starts_with("talky_tpl_") && db.datname != name;
+                let other_template = db.datname.starts_with("talky_tpl_") && db.datname != name;
+                other_templates += usize::from(other_template);
+                let stale_template = other_template && other_templates > KEEP_OTHER_TEMPLATES;
                 let dead_test = db
                     .datname
                     .strip_prefix("talky_t_")
