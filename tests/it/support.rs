@@ -139,31 +139,68 @@ async fn template() -> &'static str {
                 }
             }
             if !existing.iter().any(|d| d.datname == name) {
-                let building = format!("{name}_build");
-                exec(&mut conn, &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
-                    .await
-                    .expect("drop half-built template");
-                exec(&mut conn, &format!("CREATE DATABASE \"{building}\""))
-                    .await
-                    .expect("create template");
-                talky::db::migrate(&url_for(&building)).await.expect("migrate template");
-                // The migration connection may linger a moment; rename
-                // needs the database idle.
-                for attempt in 0.. {
-                    match exec(&mut conn, &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"")).await {
-                        Ok(_) => break,
-                        Err(e) if attempt < 50 => {
-                            let _ = e;
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                        Err(e) => panic!("publish template: {e}"),
-                    }
-                }
+                build_template(&mut conn, &name).await;
             }
             exec(&mut conn, "SELECT pg_advisory_unlock(827364)").await.expect("unlock");
             name
         })
         .await
+}
+
+/// Migrates a fresh database and publishes it as template `name`; the
+/// caller holds the advisory lock.
+async fn build_template(conn: &mut AsyncPgConnection, name: &str) {
+    let building = format!("{name}_build");
+    exec(
+        conn,
+        &format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"),
+    )
+    .await
+    .expect("drop half-built template");
+    exec(conn, &format!("CREATE DATABASE \"{building}\""))
+        .await
+        .expect("create template");
+    talky::db::migrate(&url_for(&building))
+        .await
+        .expect("migrate template");
+    // The migration connection may linger a moment; rename
+    // needs the database idle.
+    for attempt in 0.. {
+        match exec(
+            conn,
+            &format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""),
+        )
+        .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < 50 => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("publish template: {e}"),
+        }
+    }
+}
+
+/// Builds template `name` again if it is gone (an older checkout's test
+/// run may have dropped it meanwhile).
+async fn rebuild_template(name: &str) {
+    let mut conn = admin_conn().await;
+    exec(&mut conn, "SELECT pg_advisory_lock(827364)")
+        .await
+        .expect("lock");
+    let existing: Vec<DbName> = diesel::sql_query(format!(
+        "SELECT datname FROM pg_database WHERE datname = '{name}'"
+    ))
+    .load(&mut conn)
+    .await
+    .expect("list databases");
+    if existing.is_empty() {
+        build_template(&mut conn, name).await;
+    }
+    exec(&mut conn, "SELECT pg_advisory_unlock(827364)")
+        .await
+        .expect("unlock");
 }
 
 impl TestDb {
@@ -184,6 +221,9 @@ impl TestDb {
             .await
             {
                 Ok(_) => break,
+                Err(e) if e.to_string().contains("does not exist") && attempt < 100 => {
+                    rebuild_template(template).await;
+                }
                 // "source database is being accessed by other users":
                 // another test's CREATE holds it for a moment.
                 Err(_) if attempt < 100 => {
