@@ -16,6 +16,7 @@ use super::problem::{ApiError, FieldError, Problem};
 use super::{Ctx, PageOf, PageParams, auth, json_body, no_content, ok, query, respond, with_ctx};
 use crate::db;
 use crate::db::campaigns::{Campaign, TransitionError};
+use crate::providers::telephony::Telephony;
 
 /// Voice used when a campaign names none.
 pub const DEFAULT_VOICE: &str = "rachel";
@@ -176,6 +177,12 @@ pub struct CampaignInput {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call (default false).
     pub recording_enabled: Option<bool>,
+    /// Which provider places the calls: `vonage`, `twilio`, or
+    /// `vonage_then_twilio` (Twilio for an attempt Vonage provably did not
+    /// place; never both). Default: the server's `dialer.default_telephony`.
+    /// A server that runs the dialer refuses (422) a choice whose
+    /// provider it has not configured.
+    pub telephony: Option<Telephony>,
 }
 
 /// The agent's settings in a PATCH: any subset (documentation of
@@ -231,6 +238,8 @@ pub struct CampaignPatch {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call.
     pub recording_enabled: Option<bool>,
+    /// Which provider places the calls (takes effect from the next call).
+    pub telephony: Option<Telephony>,
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -293,6 +302,8 @@ pub struct CampaignView {
     pub voicemail_action: String,
     /// Calls are recorded.
     pub recording_enabled: bool,
+    /// Which provider places the calls.
+    pub telephony: Telephony,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -308,6 +319,7 @@ impl From<Campaign> for CampaignView {
         Self {
             id: c.id,
             state: c.state(),
+            telephony: c.telephony(),
             name: c.name,
             caller_id: c.caller_id,
             agent: AgentView {
@@ -504,6 +516,21 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     if let Some(v) = input.recording_enabled {
         c.recording_enabled = v;
     }
+    if let Some(t) = input.telephony {
+        c.telephony = t.as_str().into();
+        // A server that runs the dialer places the calls itself: a choice
+        // it cannot place is refused now, not found out call by call. One
+        // that only stores campaigns cannot tell, and takes any.
+        let providers = &ctx.config.providers;
+        if providers.enabled
+            && let Some(missing) = t.providers().iter().find(|p| !providers.has_telephony(**p))
+        {
+            check.fail(
+                "telephony",
+                format!("{t} needs {missing}, which is not configured on this server ([providers.{missing}])"),
+            );
+        }
+    }
     // Whole-campaign rules.
     if c.system_prompt.is_empty()
         && !check
@@ -537,7 +564,7 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     check.finish()
 }
 
-fn blank_campaign(tenant: TenantId) -> Campaign {
+fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
     let now = Utc::now();
     let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap_or(NaiveTime::MIN);
     Campaign {
@@ -563,6 +590,7 @@ fn blank_campaign(tenant: TenantId) -> Campaign {
         recording_enabled: false,
         created_at: now,
         updated_at: now,
+        telephony: telephony.as_str().into(),
     }
 }
 
@@ -675,7 +703,7 @@ pub async fn create_campaign(
     tenant: TenantId,
     input: CampaignInput,
 ) -> Result<Response, ApiError> {
-    let mut campaign = blank_campaign(tenant);
+    let mut campaign = blank_campaign(tenant, ctx.config.dialer.default_telephony);
     apply(&ctx, input, &mut campaign)?;
     let mut conn = ctx.conn().await?;
     let stored = db::campaigns::insert(&mut conn, &campaign).await?;
