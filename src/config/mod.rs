@@ -553,6 +553,13 @@ mod tests {
         );
         assert_eq!(c.providers.deepgram.base_url, None);
         assert_eq!(c.redis.node_id, None);
+        assert_eq!(
+            c.dialer.default_telephony,
+            Config::default().dialer.default_telephony
+        );
+        assert!(!c.providers.twilio.is_configured());
+        assert!(!c.providers.twilio.allow_unsigned_webhooks);
+        assert!(!c.providers.twilio.insecure_unsigned_callbacks);
         c.providers.validate().expect("valid");
     }
 
