@@ -49,6 +49,19 @@ fn warn_weak_callbacks(config: &Config) {
             "vonage.allow_unsigned_webhooks: callbacks without a signature are accepted"
         );
     }
+    let twilio = &config.providers.twilio;
+    if twilio.is_configured() {
+        if twilio.auth_token.expose().trim().is_empty() {
+            tracing::warn!(
+                insecure_flag = twilio.insecure_unsigned_callbacks,
+                "providers.twilio.auth_token is not set: Twilio callbacks are not signature-checked (their URL key alone binds them)"
+            );
+        } else if twilio.allow_unsigned_webhooks {
+            tracing::warn!(
+                "providers.twilio.allow_unsigned_webhooks: Twilio callbacks without X-Twilio-Signature are accepted"
+            );
+        }
+    }
     if CallbackKey::from_config(&config.vonage).source() == KeySource::Process {
         tracing::warn!(
             "vonage.callback_key is random for this process: callback URLs given out by other nodes (or before a restart) will not verify here; set it on every node"

@@ -3,7 +3,8 @@
 //! first use.
 //!
 //! What a supervisor watches: `talky_calls_active`, `talky_dial_queue`,
-//! `talky_calls_placed_total`, `talky_calls_total{outcome}`,
+//! `talky_calls_dialled_total`, `talky_calls_placed_total{provider}`,
+//! `talky_telephony_failovers_total{reason}`, `talky_calls_total{outcome}`,
 //! `talky_turn_latency_ms{stage}` (histogram), `talky_barge_ins_total`,
 //! `talky_actor_restarts_total{actor}`, `talky_call_child_failures_total{child}`,
 //! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
@@ -31,9 +32,27 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// gave up waiting for them (see `crate::runtime`): lost with the process.
 pub const RECORD_WRITES_LOST: &str = "talky_call_record_writes_lost_total";
 
+/// Call attempts the dialer started (`talky-actors`' dialer counts them).
+pub const DIALLED: &str = "talky_calls_dialled_total";
+
 /// Gives the described metrics their `# HELP` line (on the recorder in
 /// use: the global one, or a test's local one).
 pub fn describe() {
+    metrics::describe_counter!(
+        crate::providers::telephony_chain::CALLS_PLACED,
+        metrics::Unit::Count,
+        "Create-calls a telephony provider accepted (answered with the leg's id), by provider"
+    );
+    metrics::describe_counter!(
+        crate::providers::telephony_chain::FAILOVERS,
+        metrics::Unit::Count,
+        "Call attempts of vonage_then_twilio campaigns placed on Twilio because Vonage provably held no leg for them: its circuit was open (circuit_open) or its create-call failed before a leg existed (no_leg)"
+    );
+    metrics::describe_counter!(
+        DIALLED,
+        metrics::Unit::Count,
+        "Call attempts the dialer started (one call actor each, placed through the campaign's telephony); see talky_calls_placed_total for what the providers accepted"
+    );
     metrics::describe_counter!(
         RECORD_WRITES_LOST,
         metrics::Unit::Count,

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use talky_actors::ids::{CallId, TenantId};
-use talky_actors::ports::{LegState, PortError, ProviderCallId, TelephonyPort};
+use talky_actors::ports::{LegState, PortError, TelephonyPort};
 
 use crate::db::{self, calls::Call};
 
@@ -141,10 +141,11 @@ enum Settled {
 fn ended_outcome(status: &str) -> (&'static str, String) {
     let outcome = match status {
         "busy" => "busy",
-        "timeout" | "unanswered" => "no_answer",
+        // Vonage's names, and Twilio's (`no-answer`, `canceled`).
+        "timeout" | "unanswered" | "no-answer" => "no_answer",
         "rejected" => "rejected",
         "failed" => "failed",
-        "cancelled" => "cancelled",
+        "cancelled" | "canceled" => "cancelled",
         // The leg ended after its process died: the conversation was cut.
         _ => "interrupted",
     };
@@ -254,16 +255,18 @@ impl<T: TelephonyPort> Reconciler<T> {
         let id = CallId(row.id);
         // The row has the id whenever the create-call answered or a phone
         // leg's webhook arrived (the route stores it); else ask the list.
-        let mut leg = row.provider_call_id.clone();
+        // The leg id names the provider that placed it (the row's
+        // `provider`; `crate::providers::telephony`), so every question
+        // below goes to that provider.
+        let mut leg = row.leg();
         if leg.is_none() {
             let since = row.dialed_at.unwrap_or(row.created_at);
-            let found = self
+            leg = self
                 .timed(
                     "the provider's call list",
                     self.telephony.find_call(id, &row.phone, since),
                 )
                 .await?;
-            leg = found.map(|p| p.0);
         }
         let Some(leg) = leg else {
             if row.status == "queued" {
@@ -287,24 +290,22 @@ impl<T: TelephonyPort> Reconciler<T> {
                 .await;
         };
         if row.provider_call_id.is_none() {
-            let l = leg.clone();
+            let (_, bare) = crate::providers::telephony::split_leg(&leg);
+            let l = bare.to_owned();
             self.db(async move |conn| db::calls::learn_provider_id(conn, tenant, id, &l).await)
                 .await?;
         }
         let state = self
             .timed(
                 "the provider's call state",
-                self.telephony.leg_state(ProviderCallId(leg.clone())),
+                self.telephony.leg_state(leg.clone()),
             )
             .await?;
         let answered = row.answered_at.is_some();
         let (outcome, reason, hung_up) = match state {
             Some(LegState::Live { .. }) => {
-                self.timed(
-                    "hanging up the orphaned leg",
-                    self.telephony.hang_up(ProviderCallId(leg)),
-                )
-                .await?;
+                self.timed("hanging up the orphaned leg", self.telephony.hang_up(leg))
+                    .await?;
                 (
                     "interrupted",
                     "reconciled after its process ended: the leg was still up and was hung up"
@@ -362,6 +363,9 @@ mod tests {
             ("failed", "failed"),
             ("cancelled", "cancelled"),
             ("completed", "interrupted"),
+            // Twilio's.
+            ("no-answer", "no_answer"),
+            ("canceled", "cancelled"),
         ] {
             assert_eq!(ended_outcome(status).0, outcome, "{status}");
         }

@@ -151,6 +151,7 @@ fn call_template(c: &Campaign) -> CallConfig {
     t.language = c.language.clone();
     t.llm_model = c.llm_model.clone();
     t.max_duration = Duration::from_secs(c.max_call_duration_secs.max(10) as u64);
+    t.telephony = c.telephony.clone();
     t
 }
 
@@ -660,13 +661,21 @@ pub fn is_live(state: CampaignState) -> bool {
     )
 }
 
-/// The real providers: Vonage, Deepgram (fallback Groq Whisper), an
-/// OpenAI-compatible LLM (and an optional second one), ElevenLabs
-/// (fallback Deepgram Aura), and PostgreSQL for the records.
+/// The real providers: Vonage and/or Twilio (each campaign's `telephony`
+/// picks, through [`TelephonyChain`](crate::providers::telephony_chain::TelephonyChain)),
+/// Deepgram (fallback Groq Whisper), an OpenAI-compatible LLM (and an
+/// optional second one), ElevenLabs (fallback Deepgram Aura), and
+/// PostgreSQL for the records.
 pub struct RealPorts;
 
+/// The telephony port of `talky serve`.
+pub type RealTelephony = crate::providers::telephony_chain::TelephonyChain<
+    crate::providers::vonage::VonageClient,
+    crate::providers::twilio::TwilioClient,
+>;
+
 impl CallPorts for RealPorts {
-    type Telephony = crate::providers::vonage::VonageClient;
+    type Telephony = RealTelephony;
     type Stt = crate::providers::chain::AnyStt;
     type Llm = crate::providers::openai::OpenAiClient;
     type Tts = crate::providers::chain::AnyTts;
@@ -678,6 +687,9 @@ impl CallPorts for RealPorts {
 const BREAKER_THRESHOLD: u32 = 5;
 /// How long an open breaker stays open before a probe.
 const BREAKER_OPEN_FOR: Duration = Duration::from_secs(30);
+/// How long recording the provider of a placement may take (on the dial
+/// path, before the create-call).
+const LEDGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Builds the real ports from configuration (start-up only).
 pub fn real_ports(
@@ -686,7 +698,7 @@ pub fn real_ports(
 ) -> anyhow::Result<Ports<RealPorts>> {
     use crate::providers::breaker::CircuitBreaker;
     use crate::providers::chain::{AnyStt, AnyTts};
-    use crate::providers::{aura, deepgram_stt, elevenlabs, openai, vonage, whisper};
+    use crate::providers::{aura, deepgram_stt, elevenlabs, openai, whisper};
     let p = &config.providers;
     let breaker = |name: &str| {
         Arc::new(CircuitBreaker::new(
@@ -695,19 +707,7 @@ pub fn real_ports(
             BREAKER_OPEN_FOR,
         ))
     };
-    let mut v = vonage::VonageConfig {
-        application_id: p.vonage.application_id.clone().unwrap_or_default(),
-        private_key_file: p.vonage.private_key_file.clone(),
-        public_url: config.public_url()?,
-        answer_mode: p.vonage.answer_mode,
-        callback_key: vonage::CallbackKey::from_config(&config.vonage),
-        ..vonage::VonageConfig::default()
-    };
-    if let Some(url) = &p.vonage.api_base_url {
-        v.api_base_url = url.clone();
-    }
-    let telephony =
-        vonage::VonageClient::new(v).map_err(|e| anyhow::anyhow!("providers.vonage: {e}"))?;
+    let telephony = real_telephony(config, pool.clone(), &breaker)?;
     let mut d = deepgram_stt::DeepgramSttConfig::new(p.deepgram.api_key.clone());
     if let Some(url) = &p.deepgram.base_url {
         d.base_url = url.clone();
@@ -771,6 +771,67 @@ pub fn real_ports(
         }),
         clock: Arc::new(TokioClock),
     })
+}
+
+/// The telephony chain over the configured providers: Vonage when
+/// `providers.vonage.application_id` is set, Twilio when
+/// `providers.twilio.account_sid` is (its REST base URL from
+/// `providers.twilio.api_base_url`, so an emulator can stand in), each
+/// campaign's calls placed through its `telephony` (default
+/// `dialer.default_telephony`).
+pub fn real_telephony(
+    config: &crate::config::Config,
+    pool: db::Pool,
+    breaker: &dyn Fn(&str) -> Arc<crate::providers::breaker::CircuitBreaker>,
+) -> anyhow::Result<RealTelephony> {
+    use crate::providers::telephony_chain::TelephonyChain;
+    use crate::providers::{twilio, vonage};
+    let p = &config.providers;
+    let public_url = config.public_url()?;
+    let callback_key = vonage::CallbackKey::from_config(&config.vonage);
+    let vonage = match &p.vonage.application_id {
+        Some(application_id) => {
+            let mut v = vonage::VonageConfig {
+                application_id: application_id.clone(),
+                private_key_file: p.vonage.private_key_file.clone(),
+                public_url: public_url.clone(),
+                answer_mode: p.vonage.answer_mode,
+                callback_key: callback_key.clone(),
+                ..vonage::VonageConfig::default()
+            };
+            if let Some(url) = &p.vonage.api_base_url {
+                v.api_base_url = url.clone();
+            }
+            Some(
+                vonage::VonageClient::new(v)
+                    .map_err(|e| anyhow::anyhow!("providers.vonage: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let twilio = if p.twilio.is_configured() {
+        let cfg = p.twilio.client_config(public_url, callback_key);
+        Some(
+            twilio::TwilioClient::new(cfg, breaker("twilio"))
+                .map_err(|e| anyhow::anyhow!("providers.twilio: {e}"))?,
+        )
+    } else {
+        None
+    };
+    if vonage.is_none() && twilio.is_none() {
+        anyhow::bail!("no telephony provider: configure [providers.vonage] or [providers.twilio]");
+    }
+    let ledger = Arc::new(crate::store::PgLegLedger {
+        pool,
+        timeout: LEDGER_TIMEOUT,
+    });
+    Ok(TelephonyChain::new(
+        vonage,
+        twilio,
+        breaker("vonage"),
+        config.dialer.default_telephony,
+        ledger,
+    ))
 }
 
 #[cfg(test)]

@@ -71,7 +71,9 @@ pub type PortResult<T> = Result<T, PortError>;
 
 // ----- telephony -----------------------------------------------------------
 
-/// The provider's id of a call (Vonage's `uuid`).
+/// The provider's id of a call (Vonage's `uuid`, Twilio's `CallSid`). An
+/// implementation that routes between providers may qualify it with the
+/// provider's name; the call only stores it and hands it back.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProviderCallId(pub String);
 
@@ -99,6 +101,21 @@ pub trait TelephonyPort: Send + Sync + 'static {
     /// Asks the provider to dial; returns its call id once accepted.
     fn place_call(&self, req: PlaceCall)
     -> impl Future<Output = PortResult<ProviderCallId>> + Send;
+
+    /// [`Self::place_call`] through a named telephony route: the
+    /// campaign's choice of provider(s) (`CallConfig::telephony`), a name
+    /// only the implementation interprets (empty: its default). An
+    /// implementation with one provider ignores it. Whatever the route,
+    /// the returned id must let [`Self::hang_up`] and [`Self::leg_state`]
+    /// reach the provider that placed the leg.
+    fn place_call_on(
+        &self,
+        telephony: &str,
+        req: PlaceCall,
+    ) -> impl Future<Output = PortResult<ProviderCallId>> + Send {
+        let _ = telephony;
+        self.place_call(req)
+    }
     /// Hangs up; a call that is already gone counts as success.
     fn hang_up(&self, id: ProviderCallId) -> impl Future<Output = PortResult<()>> + Send;
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::providers::telephony::Telephony;
+
 /// The dialer's limits: how many calls may be live at once and how fast
 /// they are placed. Defaults are the actor crate's; a load test raises them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -19,6 +21,11 @@ pub struct DialerSettings {
     /// How often a campaign looks for due contacts, ms
     /// (`TALKY_DIALER__CAMPAIGN_TICK_MS`).
     pub campaign_tick_ms: u64,
+    /// The telephony of a campaign created without one
+    /// (`TALKY_DIALER__DEFAULT_TELEPHONY`): `vonage`, `twilio` or
+    /// `vonage_then_twilio`. With the dialer on, its providers must be
+    /// configured.
+    pub default_telephony: Telephony,
 }
 
 impl Default for DialerSettings {
@@ -30,6 +37,7 @@ impl Default for DialerSettings {
             calls_per_second: d.calls_per_second,
             cps_burst: d.cps_burst,
             campaign_tick_ms: talky_actors::campaign_actor::DEFAULT_TICK.as_millis() as u64,
+            default_telephony: Telephony::default(),
         }
     }
 }

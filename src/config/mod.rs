@@ -322,6 +322,21 @@ impl Config {
             ));
         }
         self.providers.validate()?;
+        if self.providers.enabled {
+            let default = self.dialer.default_telephony;
+            if let Some(missing) = default
+                .providers()
+                .iter()
+                .find(|p| !self.providers.has_telephony(**p))
+            {
+                return Err(ConfigError::new(
+                    key_label("dialer.default_telephony"),
+                    format!(
+                        "is {default}, but [providers.{missing}] is not configured on this server"
+                    ),
+                ));
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| ConfigError::new(key_label("log.filter"), e.to_string()))?;
         Ok(())
@@ -331,21 +346,34 @@ impl Config {
     /// must be authenticated. With no `vonage.signature_secret`, the public
     /// URL's host must be loopback unless `vonage.insecure_unsigned_callbacks`
     /// says otherwise.
+    ///
+    /// The same for Twilio when it is configured: with no
+    /// `providers.twilio.auth_token` (the key of `X-Twilio-Signature`), a
+    /// public URL that is not loopback needs
+    /// `providers.twilio.insecure_unsigned_callbacks`.
     pub fn check_serve(&self) -> Result<(), ConfigError> {
-        let v = &self.vonage;
-        if !v.signature_secret.is_empty() || v.insecure_unsigned_callbacks {
-            return Ok(());
-        }
         let url = self.public_url()?;
-        if is_loopback_url(&url) {
-            return Ok(());
+        let public = !is_loopback_url(&url);
+        let v = &self.vonage;
+        if public && v.signature_secret.is_empty() && !v.insecure_unsigned_callbacks {
+            return Err(ConfigError::new(
+                key_label("vonage.signature_secret"),
+                format!(
+                    "not set while the public URL {url} is not loopback: anyone could forge Vonage callbacks; set it (or TALKY_VONAGE__INSECURE_UNSIGNED_CALLBACKS=true to run unauthenticated)"
+                ),
+            ));
         }
-        Err(ConfigError::new(
-            key_label("vonage.signature_secret"),
-            format!(
-                "not set while the public URL {url} is not loopback: anyone could forge Vonage callbacks; set it (or TALKY_VONAGE__INSECURE_UNSIGNED_CALLBACKS=true to run unauthenticated)"
-            ),
-        ))
+        let t = &self.providers.twilio;
+        if public && t.is_configured() && t.auth_token.is_empty() && !t.insecure_unsigned_callbacks
+        {
+            return Err(ConfigError::new(
+                key_label("providers.twilio.auth_token"),
+                format!(
+                    "not set while Twilio is configured and the public URL {url} is not loopback: X-Twilio-Signature cannot be checked and anyone could forge Twilio callbacks; set it (or TALKY_PROVIDERS__TWILIO__INSECURE_UNSIGNED_CALLBACKS=true to run unauthenticated)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The socket address to bind.
@@ -525,6 +553,13 @@ mod tests {
         );
         assert_eq!(c.providers.deepgram.base_url, None);
         assert_eq!(c.redis.node_id, None);
+        assert_eq!(
+            c.dialer.default_telephony,
+            Config::default().dialer.default_telephony
+        );
+        assert!(!c.providers.twilio.is_configured());
+        assert!(!c.providers.twilio.allow_unsigned_webhooks);
+        assert!(!c.providers.twilio.insecure_unsigned_callbacks);
         c.providers.validate().expect("valid");
     }
 
@@ -704,6 +739,138 @@ mod tests {
         let mut insecure = serving(Some("https://dialer.example.com"));
         insecure.vonage.insecure_unsigned_callbacks = true;
         insecure.check_serve().expect("the explicit flag");
+    }
+
+    #[test]
+    fn serve_refuses_unauthenticated_twilio_callbacks_on_a_public_url() {
+        let public = || {
+            let mut c = serving(Some("https://dialer.example.com"));
+            c.vonage.signature_secret = Secret::new("s");
+            c
+        };
+        public().check_serve().expect("Twilio not configured");
+        let mut twilio = public();
+        twilio.providers.twilio.account_sid = Some("AC1".into());
+        let err = twilio.check_serve().expect_err("no auth token").to_string();
+        assert!(
+            err.starts_with(
+                "config: providers.twilio.auth_token (TALKY_PROVIDERS__TWILIO__AUTH_TOKEN): not set"
+            ) && err.contains("TALKY_PROVIDERS__TWILIO__INSECURE_UNSIGNED_CALLBACKS")
+                && !err.contains('\n'),
+            "{err}"
+        );
+        let mut loopback = twilio.clone();
+        loopback.server.public_url = Some("http://127.0.0.1:9000".into());
+        loopback.vonage.signature_secret = Secret::default();
+        loopback.check_serve().expect("loopback");
+        let mut signed = twilio.clone();
+        signed.providers.twilio.auth_token = Secret::new("t");
+        signed.check_serve().expect("an auth token");
+        let mut insecure = twilio.clone();
+        insecure.providers.twilio.insecure_unsigned_callbacks = true;
+        insecure.check_serve().expect("the explicit flag");
+        // The Vonage rule still stands beside it.
+        let mut no_vonage_secret = signed;
+        no_vonage_secret.vonage.signature_secret = Secret::default();
+        let err = no_vonage_secret
+            .check_serve()
+            .expect_err("vonage")
+            .to_string();
+        assert!(err.contains("vonage.signature_secret"), "{err}");
+    }
+
+    #[test]
+    fn unsigned_twilio_callbacks_need_no_token_or_the_named_opt_out() {
+        let mut t = TwilioProvider::default();
+        assert!(t.accepts_unsigned(), "no token: nothing to check");
+        t.auth_token = Secret::new("t");
+        assert!(!t.accepts_unsigned(), "a token: signatures required");
+        t.allow_unsigned_webhooks = true;
+        assert!(t.accepts_unsigned());
+    }
+
+    /// A config whose dialer can run, with the telephony given.
+    fn dialling(vonage: bool, twilio: bool) -> Config {
+        let mut c = serving(None);
+        c.providers.enabled = true;
+        c.providers.deepgram.api_key = Secret::new("k");
+        c.providers.llm.api_key = Secret::new("k");
+        c.providers.elevenlabs.api_key = Secret::new("k");
+        if vonage {
+            c.providers.vonage.application_id = Some("app".into());
+            c.providers.vonage.private_key_file = Some("/etc/talky/vonage.pem".into());
+        }
+        if twilio {
+            c.providers.twilio.account_sid = Some("AC1".into());
+            c.providers.twilio.auth_token = Secret::new("t");
+        }
+        c
+    }
+
+    #[test]
+    fn the_default_telephony_must_be_configured_with_the_dialer_on() {
+        use crate::providers::telephony::Telephony;
+        dialling(true, false).validate().expect("vonage alone");
+        let err = dialling(false, false).validate().expect_err("no telephony");
+        assert!(
+            err.to_string().contains("providers.vonage.application_id"),
+            "{err}"
+        );
+        // Twilio alone, once it is the default.
+        let mut twilio_only = dialling(false, true);
+        let err = twilio_only.validate().expect_err("default vonage");
+        assert!(
+            err.to_string().starts_with(
+                "config: dialer.default_telephony (TALKY_DIALER__DEFAULT_TELEPHONY): is vonage"
+            ),
+            "{err}"
+        );
+        twilio_only.dialer.default_telephony = Telephony::Twilio;
+        twilio_only.validate().expect("twilio alone");
+        let mut both = dialling(true, true);
+        both.dialer.default_telephony = Telephony::VonageThenTwilio;
+        both.validate().expect("both");
+        let mut half = dialling(true, false);
+        half.dialer.default_telephony = Telephony::VonageThenTwilio;
+        let err = half.validate().expect_err("twilio missing");
+        assert!(err.to_string().contains("[providers.twilio]"), "{err}");
+        // Twilio configured with no credential at all.
+        let mut no_token = dialling(true, true);
+        no_token.providers.twilio.auth_token = Secret::default();
+        let err = no_token.validate().expect_err("credentials");
+        assert!(
+            err.to_string().contains("providers.twilio.auth_token"),
+            "{err}"
+        );
+        // A half-configured Vonage is still refused beside Twilio.
+        let mut half_vonage = dialling(false, true);
+        half_vonage.dialer.default_telephony = Telephony::Twilio;
+        half_vonage.providers.vonage.application_id = Some("app".into());
+        let err = half_vonage.validate().expect_err("key file");
+        assert!(
+            err.to_string()
+                .contains("providers.vonage.private_key_file"),
+            "{err}"
+        );
+        // With the dialer off nothing is required.
+        let mut off = dialling(false, false);
+        off.providers.enabled = false;
+        off.dialer.default_telephony = Telephony::Twilio;
+        off.validate().expect("stored, not dialled");
+    }
+
+    #[test]
+    fn the_default_telephony_is_read_from_the_file() {
+        let c = from_file("[dialer]\ndefault_telephony = \"vonage_then_twilio\"\n").expect("file");
+        assert_eq!(
+            c.dialer.default_telephony,
+            crate::providers::telephony::Telephony::VonageThenTwilio
+        );
+        assert!(from_file("[dialer]\ndefault_telephony = \"both\"\n").is_err());
+        assert_eq!(
+            env_key("DIALER__DEFAULT_TELEPHONY").as_deref(),
+            Some("dialer.default_telephony")
+        );
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub struct ProvidersConfig {
     pub enabled: bool,
     /// Telephony.
     pub vonage: VonageProvider,
-    /// The second telephony provider (read and checked; `talky serve` does
-    /// not use it yet).
+    /// The second telephony provider: used by `talky serve` when its
+    /// `account_sid` is set (campaigns choose it through `telephony`).
     pub twilio: TwilioProvider,
     /// Streaming STT (primary); its key also serves Aura.
     pub deepgram: KeyedProvider,
@@ -65,11 +65,16 @@ pub struct VonageProvider {
 }
 
 /// `[providers.twilio]`: the Twilio REST client
-/// ([`crate::providers::twilio::TwilioConfig`]). Every setting is
-/// optional; the credentials are secrets (environment or `*_file`): the
-/// account's auth token, or an API key (SID + secret) instead. The auth
-/// token is also what verifies `X-Twilio-Signature`, so it is worth
-/// setting even with an API key.
+/// ([`crate::providers::twilio::TwilioConfig`]) and how its callbacks are
+/// authenticated. Twilio is configured when `account_sid` is set; the
+/// credentials are secrets (environment or `*_file`): the account's auth
+/// token, or an API key (SID + secret) instead. The auth token is also
+/// what verifies `X-Twilio-Signature`, so it is worth setting even with an
+/// API key: with it, every status callback must be signed (401
+/// otherwise, unless `allow_unsigned_webhooks`); without it, `talky
+/// serve` starts only on a loopback public URL or with
+/// `insecure_unsigned_callbacks` (as `[vonage]`'s settings of the same
+/// names). Every callback URL carries a per-call key either way.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwilioProvider {
@@ -96,9 +101,29 @@ pub struct TwilioProvider {
     /// Whole time-out of each request, ms (unset: 4000); keep it below the
     /// dialer's port timeout.
     pub request_timeout_ms: Option<u64>,
+    /// With an auth token, still accept callbacks that carry no
+    /// `X-Twilio-Signature` at all; a bad signature is refused regardless.
+    /// Off by default.
+    pub allow_unsigned_webhooks: bool,
+    /// Let `talky serve` start with Twilio configured and no auth token
+    /// although its public URL is not loopback (callbacks are then bound
+    /// by their URL key alone). Off by default.
+    pub insecure_unsigned_callbacks: bool,
 }
 
 impl TwilioProvider {
+    /// Whether Twilio is configured (its `account_sid` is set): `talky
+    /// serve` builds its client and campaigns may choose it.
+    pub fn is_configured(&self) -> bool {
+        self.account_sid.is_some()
+    }
+
+    /// Whether a callback with no `X-Twilio-Signature` is accepted: no
+    /// auth token to check it with, or the named opt-out.
+    pub fn accepts_unsigned(&self) -> bool {
+        self.auth_token.is_empty() || self.allow_unsigned_webhooks
+    }
+
     /// The client settings these make, with the public URL and the
     /// callback key of the rest of the configuration.
     pub fn client_config(
@@ -315,14 +340,26 @@ impl ProvidersConfig {
         if !self.enabled {
             return Ok(());
         }
+        // Telephony: Vonage, unless only Twilio is configured.
+        let vonage = self.vonage.application_id.is_some() || self.vonage.private_key_file.is_some();
+        let vonage_required = vonage || !self.twilio.is_configured();
+        if self.twilio.is_configured()
+            && self.twilio.auth_token.is_empty()
+            && self.twilio.api_key_sid.is_none()
+        {
+            return Err(ConfigError::new(
+                key_label("providers.twilio.auth_token"),
+                "is required when providers.twilio.account_sid is set and providers.enabled is true (or api_key_sid and api_key_secret)",
+            ));
+        }
         for (key, missing) in [
             (
                 "providers.vonage.application_id",
-                self.vonage.application_id.is_none(),
+                vonage_required && self.vonage.application_id.is_none(),
             ),
             (
                 "providers.vonage.private_key_file",
-                self.vonage.private_key_file.is_none(),
+                vonage_required && self.vonage.private_key_file.is_none(),
             ),
             (
                 "providers.deepgram.api_key",
@@ -350,9 +387,20 @@ impl ProvidersConfig {
         Ok(())
     }
 
+    /// Whether `provider` is configured, so `talky serve`'s dialer can
+    /// place calls through it (Vonage: its application id; Twilio: its
+    /// account SID; the rest is checked by [`Self::validate`]).
+    pub fn has_telephony(&self, provider: crate::providers::telephony::TelephonyProvider) -> bool {
+        use crate::providers::telephony::TelephonyProvider;
+        match provider {
+            TelephonyProvider::Vonage => self.vonage.application_id.is_some(),
+            TelephonyProvider::Twilio => self.twilio.is_configured(),
+        }
+    }
+
     /// `[providers.twilio]`: an API key needs its secret, time-outs are
-    /// not zero. Whether it is complete enough to call is not checked
-    /// while `talky serve` does not use it.
+    /// not zero. Whether it is complete enough to call is checked with the
+    /// dialer on.
     fn validate_twilio(&self) -> Result<(), ConfigError> {
         let t = &self.twilio;
         if t.api_key_sid.is_some() && t.api_key_secret.is_empty() {

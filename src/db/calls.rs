@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::schema::{call_events, call_turns, calls};
 use super::{DbError, Page};
+use crate::providers::telephony::TelephonyProvider;
 
 /// The call `id` of `tenant`: what every update of one call filters on.
 type OneCall = diesel::dsl::Filter<
@@ -71,6 +72,22 @@ pub struct Call {
     pub do_not_call: bool,
     /// The node (process) that runs the call (see `reconcile`).
     pub node_id: Option<String>,
+}
+
+impl Call {
+    /// The provider the row names (a value outside the CHECK constraint
+    /// cannot exist).
+    pub fn telephony_provider(&self) -> TelephonyProvider {
+        TelephonyProvider::parse(&self.provider).unwrap_or(TelephonyProvider::Vonage)
+    }
+
+    /// The leg's id as the telephony port takes it (qualified with its
+    /// provider: `crate::providers::telephony`), once known.
+    pub fn leg(&self) -> Option<talky_actors::ports::ProviderCallId> {
+        self.provider_call_id
+            .as_deref()
+            .map(|id| crate::providers::telephony::leg_id(self.telephony_provider(), id))
+    }
 }
 
 /// A raw provider event.
@@ -314,6 +331,57 @@ pub async fn set_provider_id(
     Ok(())
 }
 
+/// The leg of the call: its provider and that provider's id (what the
+/// call store writes when a create-call answers).
+pub async fn set_provider_leg(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    provider: TelephonyProvider,
+    provider_call_id: &str,
+) -> Result<(), DbError> {
+    diesel::update(one(tenant, id))
+        .set((
+            calls::provider.eq(provider.as_str()),
+            calls::provider_call_id.eq(provider_call_id),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that `provider` is asked to place the call, before it is (the
+/// telephony chain's ledger): only while no provider id is known. `false`
+/// when no row changed (no such call, or its leg is known already).
+pub async fn set_placing_provider(
+    conn: &mut AsyncPgConnection,
+    id: CallId,
+    provider: TelephonyProvider,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        calls::table
+            .filter(calls::id.eq(id.0))
+            .filter(calls::provider_call_id.is_null()),
+    )
+    .set(calls::provider.eq(provider.as_str()))
+    .execute(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// The provider recorded on a call, by id alone (the chain's ledger).
+pub async fn provider_of(
+    conn: &mut AsyncPgConnection,
+    id: CallId,
+) -> Result<Option<String>, DbError> {
+    Ok(calls::table
+        .filter(calls::id.eq(id.0))
+        .select(calls::provider)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
 /// The callee asked to be called back.
 pub async fn set_callback(
     conn: &mut AsyncPgConnection,
@@ -366,10 +434,13 @@ pub async fn for_attempt(
         .optional()?)
 }
 
-/// Stores a raw provider event once: a repeat of the same (provider call
-/// id, status, timestamp) is ignored. Returns whether it was new.
+/// Stores a raw event of `provider` once: a repeat of the same (provider,
+/// provider call id, status, timestamp) is ignored. Returns whether it was
+/// new.
+#[allow(clippy::too_many_arguments)]
 pub async fn record_event(
     conn: &mut AsyncPgConnection,
+    provider: TelephonyProvider,
     tenant: Option<TenantId>,
     call: Option<CallId>,
     provider_call_id: &str,
@@ -379,6 +450,7 @@ pub async fn record_event(
 ) -> Result<bool, DbError> {
     let n = diesel::insert_into(call_events::table)
         .values((
+            call_events::provider.eq(provider.as_str()),
             call_events::tenant_id.eq(tenant.map(|t| t.0)),
             call_events::call_id.eq(call.map(|c| c.0)),
             call_events::provider_call_id.eq(provider_call_id),
@@ -448,17 +520,20 @@ pub async fn get(
         .optional()?)
 }
 
-/// Spends a call's single-use media token: the call when the token is its
-/// own and unused (now marked used), `None` otherwise (unknown call,
-/// wrong token, or used before).
+/// Spends a call's single-use media token on `provider`'s socket: the
+/// call when the token is its own and unused and the call is `provider`'s
+/// (now marked used), `None` otherwise (unknown call, wrong token, used
+/// before, or another provider's call), in one conditional UPDATE.
 pub async fn spend_media_token(
     conn: &mut AsyncPgConnection,
     id: CallId,
     token_hash: &[u8],
+    provider: TelephonyProvider,
 ) -> Result<Option<Call>, DbError> {
     Ok(diesel::update(
         calls::table
             .filter(calls::id.eq(id.0))
+            .filter(calls::provider.eq(provider.as_str()))
             .filter(calls::media_token_hash.eq(token_hash))
             .filter(calls::media_token_used_at.is_null()),
     )

@@ -58,12 +58,20 @@ pub struct Campaign {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// Which provider(s) place its calls (`Telephony` name).
+    pub telephony: String,
 }
 
 impl Campaign {
     /// The typed state; a value outside the CHECK constraint cannot exist.
     pub fn state(&self) -> CampaignState {
         self.state.parse().unwrap_or(CampaignState::Draft)
+    }
+
+    /// The typed telephony; a value outside the CHECK constraint cannot
+    /// exist.
+    pub fn telephony(&self) -> crate::providers::telephony::Telephony {
+        self.telephony.parse().unwrap_or_default()
     }
 }
 
@@ -165,6 +173,7 @@ pub async fn save(
         campaigns::retry_backoff_secs.eq(campaign.retry_backoff_secs),
         campaigns::max_call_duration_secs.eq(campaign.max_call_duration_secs),
         campaigns::recording_enabled.eq(campaign.recording_enabled),
+        campaigns::telephony.eq(&campaign.telephony),
         campaigns::updated_at.eq(Utc::now()),
     ))
     .returning(Campaign::as_returning())

@@ -47,6 +47,7 @@ diesel::table! {
         recording_enabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        telephony -> Text,
     }
 }
 

@@ -152,6 +152,11 @@ pub async fn answer(
         tracing::info!(call.id = %call, "answer for a finished call");
         return Err(gone());
     }
+    if row.provider != crate::providers::telephony::TelephonyProvider::Vonage.as_str() {
+        // Another provider placed the call: Vonage has no leg to answer.
+        refused(REFUSED, "provider_mismatch", &id);
+        return Err(gone());
+    }
     if let Some(known) = row.provider_call_id.as_deref()
         && uuid.as_deref() != Some(known)
     {

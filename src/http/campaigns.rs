@@ -16,6 +16,7 @@ use super::problem::{ApiError, FieldError, Problem};
 use super::{Ctx, PageOf, PageParams, auth, json_body, no_content, ok, query, respond, with_ctx};
 use crate::db;
 use crate::db::campaigns::{Campaign, TransitionError};
+use crate::providers::telephony::Telephony;
 use crate::redis::notices::What;
 
 /// Voice used when a campaign names none.
@@ -177,6 +178,12 @@ pub struct CampaignInput {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call (default false).
     pub recording_enabled: Option<bool>,
+    /// Which provider places the calls: `vonage`, `twilio`, or
+    /// `vonage_then_twilio` (Twilio for an attempt Vonage provably did not
+    /// place; never both). Default: the server's `dialer.default_telephony`.
+    /// A server that runs the dialer refuses (422) a choice whose
+    /// provider it has not configured.
+    pub telephony: Option<Telephony>,
 }
 
 /// The agent's settings in a PATCH: any subset (documentation of
@@ -232,6 +239,8 @@ pub struct CampaignPatch {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call.
     pub recording_enabled: Option<bool>,
+    /// Which provider places the calls (takes effect from the next call).
+    pub telephony: Option<Telephony>,
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -294,6 +303,8 @@ pub struct CampaignView {
     pub voicemail_action: String,
     /// Calls are recorded.
     pub recording_enabled: bool,
+    /// Which provider places the calls.
+    pub telephony: Telephony,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -309,6 +320,7 @@ impl From<Campaign> for CampaignView {
         Self {
             id: c.id,
             state: c.state(),
+            telephony: c.telephony(),
             name: c.name,
             caller_id: c.caller_id,
             agent: AgentView {
@@ -505,6 +517,21 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     if let Some(v) = input.recording_enabled {
         c.recording_enabled = v;
     }
+    if let Some(t) = input.telephony {
+        c.telephony = t.as_str().into();
+        // A server that runs the dialer places the calls itself: a choice
+        // it cannot place is refused now, not found out call by call. One
+        // that only stores campaigns cannot tell, and takes any.
+        let providers = &ctx.config.providers;
+        if providers.enabled
+            && let Some(missing) = t.providers().iter().find(|p| !providers.has_telephony(**p))
+        {
+            check.fail(
+                "telephony",
+                format!("{t} needs {missing}, which is not configured on this server ([providers.{missing}])"),
+            );
+        }
+    }
     // Whole-campaign rules.
     if c.system_prompt.is_empty()
         && !check
@@ -538,7 +565,7 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     check.finish()
 }
 
-fn blank_campaign(tenant: TenantId) -> Campaign {
+fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
     let now = Utc::now();
     let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap_or(NaiveTime::MIN);
     Campaign {
@@ -564,6 +591,7 @@ fn blank_campaign(tenant: TenantId) -> Campaign {
         recording_enabled: false,
         created_at: now,
         updated_at: now,
+        telephony: telephony.as_str().into(),
     }
 }
 
@@ -676,7 +704,7 @@ pub async fn create_campaign(
     tenant: TenantId,
     input: CampaignInput,
 ) -> Result<Response, ApiError> {
-    let mut campaign = blank_campaign(tenant);
+    let mut campaign = blank_campaign(tenant, ctx.config.dialer.default_telephony);
     apply(&ctx, input, &mut campaign)?;
     let mut conn = ctx.conn().await?;
     let stored = db::campaigns::insert(&mut conn, &campaign).await?;

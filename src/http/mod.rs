@@ -19,6 +19,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod recordings;
 pub mod supervisor;
+pub mod twilio;
 pub mod vonage;
 
 use std::future::Future;
@@ -408,6 +409,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(vonage::routes(ctx.clone()))
         .unify()
         .or(media::routes(ctx.clone()))
+        .unify()
+        .or(twilio::routes(ctx.clone()))
         .unify()
         .or(answer::routes(ctx.clone()))
         .unify()

@@ -8,9 +8,10 @@
 //! event for a call we have no row of is counted in
 //! `talky_webhooks_unmatched_total`, logged at most every
 //! [`LOG_EVERY`], answered 204 and NOT stored); and matched to the call's
-//! leg: a phone-leg event whose `uuid` differs from the call's stored
-//! provider id is refused (404, `talky_webhooks_refused_total`); the call
-//! goes on. A media-leg event (`to` is our ws:// URI) carries the websocket
+//! leg: an event for a call another provider placed (the row's
+//! `provider`), or a phone-leg event whose `uuid` differs from the call's
+//! stored provider id, is refused (404, `talky_webhooks_refused_total`);
+//! the call goes on. A media-leg event (`to` is our ws:// URI) carries the websocket
 //! leg's own uuid, which we never store: it is bound by the URL key (and
 //! signature) alone and never teaches the provider id.
 //!
@@ -35,6 +36,7 @@ use warp::reply::Response;
 use super::problem::ApiError;
 use super::{Ctx, no_content, respond, with_ctx};
 use crate::db;
+use crate::providers::telephony::TelephonyProvider;
 use crate::providers::vonage::signature::VerifiedClaims;
 use crate::providers::vonage::{CallbackKey, SignatureVerifier, VonageEvent};
 
@@ -83,8 +85,9 @@ impl BoundedLog {
 static REFUSED_LOG: BoundedLog = BoundedLog::new();
 
 /// Counts a callback that matched no call (`reason`: `key`, `unknown_call`)
-/// or was refused (`signature`, `uuid_mismatch`, `replay`, `answer_*`),
-/// and logs it at most every [`LOG_EVERY`].
+/// or was refused (`signature`, `uuid_mismatch`, `call_sid_mismatch`,
+/// `account_mismatch`, `provider_mismatch`, `replay`, `answer_*`), and
+/// logs it at most every [`LOG_EVERY`].
 pub(crate) fn refused(metric: &'static str, reason: &'static str, call: &str) {
     metrics::counter!(metric, "reason" => reason).increment(1);
     if let Some(skipped) = REFUSED_LOG.take() {
@@ -175,13 +178,20 @@ async fn first_delivery(
     stored_new: bool,
 ) -> bool {
     let at = timestamp.to_rfc3339();
-    let key = crate::redis::dedup::event_key(&[
-        "vonage",
-        &call.to_string(),
-        provider_call_id,
-        status,
-        &at,
-    ]);
+    first_delivery_of(
+        ctx,
+        &["vonage", &call.to_string(), provider_call_id, status, &at],
+        stored_new,
+    )
+    .await
+}
+
+/// Whether this delivery of the callback named by `parts` (provider,
+/// call, then what names the delivery) is its first: the Redis key
+/// decides, across nodes; when Redis does not answer, whether PostgreSQL
+/// stored it as new.
+pub(crate) async fn first_delivery_of(ctx: &Ctx, parts: &[&str], stored_new: bool) -> bool {
+    let key = crate::redis::dedup::event_key(parts);
     let ttl = std::time::Duration::from_secs(ctx.config.redis.dedup_ttl_secs);
     match crate::redis::dedup::first(&ctx.redis_keys(), &key, ttl).await {
         Ok(first) => first,
@@ -223,6 +233,11 @@ pub async fn event(
         refused(UNMATCHED, "unknown_call", &call.to_string());
         return no_content();
     };
+    if known.provider != TelephonyProvider::Vonage.as_str() {
+        // Another provider placed this call's leg: Vonage has none of it.
+        refused(REFUSED, "provider_mismatch", &call.to_string());
+        return Err(ApiError::NotFound("no such call leg under this URL".into()));
+    }
     let media_leg = event.is_media_leg();
     let other_leg = if media_leg {
         // Our NCCO names the call in the websocket's headers.
@@ -242,6 +257,7 @@ pub async fn event(
     }
     let new = db::calls::record_event(
         &mut conn,
+        TelephonyProvider::Vonage,
         Some(TenantId(known.tenant_id)),
         Some(call),
         &provider_call_id,

@@ -15,6 +15,8 @@ pub mod deepgram_stt;
 pub mod elevenlabs;
 pub mod openai;
 pub mod retry;
+pub mod telephony;
+pub mod telephony_chain;
 pub(crate) mod tts_stream;
 pub mod twilio;
 pub mod vonage;

@@ -33,8 +33,12 @@ impl CallStore for PgCallStore {
     }
 
     async fn provider_id(&self, key: CallKey, id: ProviderCallId) -> PortResult<()> {
+        // The id names its provider (`providers::telephony`): the row keeps
+        // both apart.
+        let (provider, bare) = crate::providers::telephony::split_leg(&id);
+        let bare = bare.to_owned();
         with_conn(&self.pool, self.timeout, async move |conn| {
-            db::calls::set_provider_id(conn, key.tenant, key.call, &id.0).await
+            db::calls::set_provider_leg(conn, key.tenant, key.call, provider, &bare).await
         })
         .await
     }

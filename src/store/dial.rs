@@ -6,10 +6,12 @@ use std::time::Duration;
 use rand::Rng;
 use talky_actors::dialer::{DialRequest, DialStore, Intent, IntentError};
 use talky_actors::ids::CallId;
-use talky_actors::ports::{CallKey, PortResult, ProviderCallId};
+use talky_actors::ports::{CallKey, PortError, PortResult, ProviderCallId};
 
 use super::with_conn;
 use crate::db::{self, DbError};
+use crate::providers::telephony::TelephonyProvider;
+use crate::providers::telephony_chain::{LedgerFuture, LegLedger};
 
 /// Random characters of a media token (~238 bits).
 const MEDIA_TOKEN_LEN: usize = 40;
@@ -34,6 +36,44 @@ pub(crate) fn media_token() -> String {
     (0..MEDIA_TOKEN_LEN)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+/// The telephony chain's [`LegLedger`] in PostgreSQL: the call row's
+/// `provider` (see `crate::providers::telephony_chain`).
+#[derive(Clone)]
+pub struct PgLegLedger {
+    /// Pool (the live calls').
+    pub pool: db::Pool,
+    /// Per-operation timeout.
+    pub timeout: Duration,
+}
+
+impl LegLedger for PgLegLedger {
+    fn placing(&self, call: CallId, provider: TelephonyProvider) -> LedgerFuture<'_, ()> {
+        Box::pin(async move {
+            with_conn(&self.pool, self.timeout, async move |conn| {
+                db::calls::set_placing_provider(conn, call, provider)
+                    .await
+                    .map(|_| ())
+            })
+            .await
+        })
+    }
+
+    fn provider_of(&self, call: CallId) -> LedgerFuture<'_, Option<TelephonyProvider>> {
+        Box::pin(async move {
+            let name = with_conn(&self.pool, self.timeout, async move |conn| {
+                db::calls::provider_of(conn, call).await
+            })
+            .await?;
+            match name {
+                None => Ok(None),
+                Some(n) => TelephonyProvider::parse(&n).map(Some).ok_or_else(|| {
+                    PortError::Protocol(format!("call {call}: unknown provider {n:?}"))
+                }),
+            }
+        })
+    }
 }
 
 impl DialStore for PgDialStore {
@@ -88,8 +128,7 @@ impl DialStore for PgDialStore {
         with_conn(&self.pool, self.timeout, async move |conn| {
             Ok(db::calls::get(conn, key.tenant, key.call)
                 .await?
-                .and_then(|c| c.provider_call_id)
-                .map(ProviderCallId))
+                .and_then(|c| c.leg()))
         })
         .await
     }

@@ -18,8 +18,8 @@ use talky_actors::ports::PortError;
 
 pub use call::PgCallStore;
 pub use campaign::PgCampaignStore;
-pub use dial::PgDialStore;
 pub(crate) use dial::media_token;
+pub use dial::{PgDialStore, PgLegLedger};
 
 use crate::db::{self, DbError};
 

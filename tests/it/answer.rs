@@ -329,3 +329,22 @@ async fn a_stranger_gets_no_media_uri_while_dialling() {
     no_uri(answer(&inline, &call, None).await, 404, "inline mode");
     inline.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_another_provider_placed_gets_no_ncco() {
+    let app = answer_url_app(|_| {}).await;
+    let (_, call, _) = intent(&app).await;
+    let mut conn = app.db.conn().await;
+    talky::db::calls::set_placing_provider(
+        &mut conn,
+        call.parse().expect("call"),
+        talky::providers::telephony::TelephonyProvider::Twilio,
+    )
+    .await
+    .expect("ledger");
+    drop(conn);
+    let (status, _, body) = answer(&app, &call, None).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.to_string().contains("token="), "{body}");
+    app.stop().await;
+}

@@ -84,6 +84,7 @@ async fn calls_with_turns_and_events() {
     for expected_new in [true, false] {
         let new = db::calls::record_event(
             &mut conn,
+            talky::providers::telephony::TelephonyProvider::Vonage,
             Some(tenant_id),
             Some(call),
             "u-1",

@@ -240,3 +240,81 @@ async fn list_paginates_and_filters() {
     assert_eq!(status, 400);
     app.stop().await;
 }
+
+/// A campaign's telephony: the server's default when it names none, any
+/// of the three on a server that only stores campaigns, and only what a
+/// dialling server has configured (422 naming the field otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telephony_defaults_from_the_server_and_must_be_placeable_here() {
+    use talky::providers::telephony::Telephony;
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let (status, c) = app
+        .post("/api/v1/campaigns", &key, &campaign_body("plain"))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["telephony"], "vonage", "the default default");
+    let id = c["id"].as_str().expect("id");
+    for t in ["twilio", "vonage_then_twilio", "vonage"] {
+        let (status, patched) = app
+            .patch(
+                &format!("/api/v1/campaigns/{id}"),
+                &key,
+                &json!({ "telephony": t }),
+            )
+            .await;
+        assert_eq!(status, 200, "{patched}");
+        assert_eq!(patched["telephony"], t);
+    }
+    let mut body = campaign_body("both");
+    body["telephony"] = json!("both");
+    let (status, problem) = app.post("/api/v1/campaigns", &key, &body).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("vonage_then_twilio")),
+        "{problem}"
+    );
+    app.stop().await;
+
+    // A dialling server with Vonage only, whose default is Vonage.
+    let app = TestApp::start_with(|c| {
+        c.providers.enabled = true;
+        c.providers.vonage.application_id = Some("app".into());
+        c.dialer.default_telephony = Telephony::Vonage;
+    })
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    for t in ["twilio", "vonage_then_twilio"] {
+        let mut body = campaign_body(t);
+        body["telephony"] = json!(t);
+        let (status, problem) = app.post("/api/v1/campaigns", &key, &body).await;
+        assert_eq!(status, 422, "{t}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "telephony", "{problem}");
+        assert!(
+            problem["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("providers.twilio")),
+            "{problem}"
+        );
+    }
+    let mut body = campaign_body("v");
+    body["telephony"] = json!("vonage");
+    assert_eq!(app.post("/api/v1/campaigns", &key, &body).await.0, 201);
+    app.stop().await;
+
+    // A server whose default is Twilio.
+    let app = TestApp::start_with(|c| {
+        c.providers.twilio.account_sid = Some("AC1".into());
+        c.dialer.default_telephony = Telephony::Twilio;
+    })
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    let (status, c) = app
+        .post("/api/v1/campaigns", &key, &campaign_body("t"))
+        .await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(c["telephony"], "twilio");
+    app.stop().await;
+}

@@ -26,4 +26,5 @@ mod recording;
 mod runtime;
 mod schema;
 mod store;
+mod twilio;
 mod vonage;

@@ -213,4 +213,18 @@ async fn state_names_match_the_migrations_check_constraints() {
         allowed_values(&mut conn, "calls", "recording_status").await,
         talky::db::recordings::STATUSES
     );
+    use talky::providers::telephony::{Telephony, TelephonyProvider};
+    assert_eq!(
+        allowed_values(&mut conn, "campaigns", "telephony").await,
+        Telephony::ALL.map(|t| t.as_str().to_string())
+    );
+    let providers = TelephonyProvider::ALL.map(|p| p.as_str().to_string());
+    assert_eq!(
+        allowed_values(&mut conn, "calls", "provider").await,
+        providers
+    );
+    assert_eq!(
+        allowed_values(&mut conn, "call_events", "provider").await,
+        providers
+    );
 }

@@ -115,6 +115,10 @@ pub struct CallConfig {
     pub resolve_timeout: Duration,
     /// Single-use token of the media socket URL.
     pub media_token: String,
+    /// The telephony route the call is placed through
+    /// ([`TelephonyPort::place_call_on`](crate::ports::TelephonyPort::place_call_on)):
+    /// the campaign's choice, empty for the port's default.
+    pub telephony: String,
 }
 
 impl CallConfig {
@@ -151,6 +155,7 @@ impl CallConfig {
             place_timeout: DEFAULT_PLACE_TIMEOUT,
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             media_token: String::new(),
+            telephony: String::new(),
         }
     }
 }

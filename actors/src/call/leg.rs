@@ -49,6 +49,7 @@ pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallSta
         media_token: state.cfg.media_token.clone(),
     };
     let telephony = state.ports.telephony.clone();
+    let route = state.cfg.telephony.clone();
     let timeout = state.cfg.place_timeout;
     let me = myself.clone();
     state.leg.unknown = true;
@@ -63,7 +64,8 @@ pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallSta
     tokio::spawn(async move {
         // The client's own timeout fires first and says whether the
         // request went out; this one firing means nobody knows.
-        let result = match tokio::time::timeout(timeout, telephony.place_call(req)).await {
+        let result = match tokio::time::timeout(timeout, telephony.place_call_on(&route, req)).await
+        {
             Ok(result) => result,
             Err(_) => Err(PortError::Unknown(format!(
                 "no answer to the create-call request in {timeout:?}"

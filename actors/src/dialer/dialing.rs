@@ -182,7 +182,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
             Ok((actor, _)) => {
                 let _ = actor.cast(CallMsg::Dial);
                 self.dialled += 1;
-                metrics::counter!("talky_calls_placed_total").increment(1);
+                metrics::counter!("talky_calls_dialled_total").increment(1);
                 self.by_call.insert(key.call, actor.get_id());
                 self.live.insert(
                     actor.get_id(),

@@ -16,9 +16,11 @@
 //! - [`socket`]: Media Streams messages, and the μ-law 8 kHz <-> PCM 16 kHz
 //!   gateway ([`MediaBridge`]).
 //!
-//! Not wired yet: the HTTP routes (`/twilio/status/{call}/{key}`,
-//! `/twilio/media/{call}/{token}`), `talky serve`'s choice of provider,
-//! and the emulator.
+//! Wired in: the routes (`crate::http::twilio`: `POST
+//! /twilio/status/{call}/{key}`, `GET /twilio/media/{call}/{token}` over
+//! the shared media path), and `talky serve`'s per-campaign choice of
+//! provider with the Vonage -> Twilio failover
+//! (`crate::providers::telephony_chain`). Not yet: the emulator.
 
 pub mod callback;
 pub mod client;

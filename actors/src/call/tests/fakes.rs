@@ -24,6 +24,8 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct TelephonyLog {
     pub placed: Vec<PlaceCall>,
+    /// The telephony route of each placement (`place_call_on`).
+    pub routes: Vec<String>,
     pub hung_up: Vec<ProviderCallId>,
     /// `find_call` questions: our call id and the number.
     pub finds: Vec<(CallId, String)>,
@@ -41,6 +43,10 @@ pub struct FakeTelephony {
 }
 
 impl TelephonyPort for FakeTelephony {
+    async fn place_call_on(&self, telephony: &str, req: PlaceCall) -> PortResult<ProviderCallId> {
+        lock(&self.log).routes.push(telephony.to_string());
+        self.place_call(req).await
+    }
     async fn place_call(&self, req: PlaceCall) -> PortResult<ProviderCallId> {
         lock(&self.log).placed.push(req);
         let unknown = *lock(&self.place_unknown_after);

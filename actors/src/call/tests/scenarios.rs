@@ -1106,6 +1106,20 @@ fn finished_as(h: &Harness) -> Option<(String, String)> {
     lock(&h.store.log).finished.clone()
 }
 
+/// The campaign's telephony route goes with the create-call, so a port
+/// that routes between providers can honour it.
+#[tokio::test(start_paused = true)]
+async fn the_call_is_placed_through_its_telephony_route() {
+    let mut cfg = config();
+    cfg.telephony = "vonage_then_twilio".into();
+    let h = Harness::start(cfg).await;
+    h.call.cast(CallMsg::Dial).expect("dial");
+    wait(1.0).await;
+    let log = lock(&h.telephony.log);
+    assert_eq!(log.routes, ["vonage_then_twilio"]);
+    assert_eq!(log.placed.len(), 1);
+}
+
 /// A create-call of unknown outcome is not a failure (a redial could ring
 /// the callee twice): the call waits to learn its leg.
 #[tokio::test(start_paused = true)]
