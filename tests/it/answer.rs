@@ -203,7 +203,9 @@ async fn answers_are_verified_when_a_secret_is_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_call_in_answer_url_mode() {
-    let World { vonage, app, _keep } = world_tweaked(
+    let World {
+        vonage, app, _keep, ..
+    } = world_tweaked(
         Personas::builtin(),
         DeepgramSimConfig::default(),
         ElevenLabsSimConfig::default(),

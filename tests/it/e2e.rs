@@ -1,19 +1,24 @@
 //! A whole call through every emulator: talky's dialer places it with the
-//! Vonage client, the Vonage emulator rings, posts webhooks and opens the
-//! media socket; the callee persona speaks in the in-band code; Deepgram,
-//! the LLM and ElevenLabs emulators answer; what the callee said and heard
-//! must match what talky stored.
+//! Vonage client (or the Twilio client, for a campaign whose `telephony`
+//! says so), the telephony emulator rings, posts webhooks (callbacks) and
+//! opens the media socket; the callee persona speaks in the in-band code;
+//! Deepgram, the LLM and ElevenLabs emulators answer; what the callee said
+//! and heard must match what talky stored.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
 use talky::config::Secret;
+use talky::providers::telephony::TelephonyProvider;
 use talky_actors::campaign_actor::CampaignConfig;
 use talky_actors::dialer::DialerConfig;
 use talky_sim::aura::{AuraSim, AuraSimConfig};
 use talky_sim::deepgram::{DeepgramSim, DeepgramSimConfig, FailHandshake};
 use talky_sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
+use talky_sim::callee::Heard;
 use talky_sim::llm::{FailRule, LlmSim, LlmSimConfig};
+use talky_sim::twilio::{CallbackKind, TwilioSim, TwilioSimConfig};
 use talky_sim::vonage::persona::Personas;
 use talky_sim::vonage::{VonageSim, VonageSimConfig};
 use talky_sim::whisper::{WhisperSim, WhisperSimConfig};
@@ -28,9 +33,11 @@ fn testdata(file: &str) -> std::path::PathBuf {
         .join(file)
 }
 
-/// Every emulator, and talky running its dialer against them.
+/// Every emulator, and talky running its dialer against them (both
+/// telephony emulators configured: a campaign's `telephony` chooses).
 pub(crate) struct World {
     pub(crate) vonage: talky_sim::vonage::VonageSimHandle,
+    pub(crate) twilio: talky_sim::twilio::TwilioSimHandle,
     pub(crate) app: TestApp,
     pub(crate) _keep: (
         talky_sim::deepgram::DeepgramSimHandle,
@@ -126,14 +133,34 @@ pub(crate) async fn world_tweaked(
     sim: impl FnOnce(&mut VonageSimConfig),
     config: impl Fn(&mut talky::config::Config),
 ) -> World {
+    world_full(personas, deepgram, tts, sim, |_| {}, config).await
+}
+
+/// Like [`world_tweaked`], with the Twilio emulator's knobs adjusted too.
+/// `config` runs after the emulators' settings are in, so it may change
+/// them (e.g. point Vonage at a closed port).
+pub(crate) async fn world_full(
+    personas: Personas,
+    deepgram: DeepgramSimConfig,
+    tts: ElevenLabsSimConfig,
+    sim: impl FnOnce(&mut VonageSimConfig),
+    twilio_sim: impl FnOnce(&mut TwilioSimConfig),
+    config: impl Fn(&mut talky::config::Config),
+) -> World {
     let mut sim_cfg = VonageSimConfig {
         application_id: APP_ID.into(),
         public_key_pem: std::fs::read_to_string(testdata("test_public.pem")).expect("public key"),
-        personas,
+        personas: personas.clone(),
         ..VonageSimConfig::default()
     };
     sim(&mut sim_cfg);
     let vonage = VonageSim::start(sim_cfg).await.expect("vonage sim");
+    let mut twilio_cfg = TwilioSimConfig {
+        personas,
+        ..TwilioSimConfig::default()
+    };
+    twilio_sim(&mut twilio_cfg);
+    let twilio = TwilioSim::start(twilio_cfg).await.expect("twilio sim");
     let deepgram = DeepgramSim::start(deepgram).await.expect("deepgram sim");
     let llm = LlmSim::start(LlmSimConfig::default())
         .await
@@ -149,23 +176,31 @@ pub(crate) async fn world_tweaked(
     .await
     .expect("aura sim");
 
-    let app = TestApp::start_with(&config).await;
+    // The server (callbacks, media sockets, campaign validation) and the
+    // dialer see the same providers.
+    let providers = |cfg: &mut talky::config::Config| {
+        cfg.providers.enabled = true;
+        cfg.providers.vonage.application_id = Some(APP_ID.into());
+        cfg.providers.vonage.private_key_file = Some(testdata("test_private.pem"));
+        cfg.providers.vonage.api_base_url = Some(vonage.base_url());
+        cfg.providers.twilio.account_sid = Some(twilio.account_sid());
+        cfg.providers.twilio.auth_token = Secret::new(twilio.auth_token());
+        cfg.providers.twilio.api_base_url = Some(twilio.base_url());
+        cfg.providers.deepgram.base_url = Some(deepgram.base_url());
+        cfg.providers.deepgram.api_key = Secret::new(deepgram.api_key());
+        cfg.providers.llm.base_url = Some(llm.base_url());
+        cfg.providers.llm.api_key = Secret::new(llm.api_key());
+        cfg.providers.elevenlabs.base_url = Some(tts.base_url());
+        cfg.providers.elevenlabs.api_key = Secret::new(tts.api_key());
+        cfg.providers.whisper.base_url = Some(whisper.base_url());
+        cfg.providers.whisper.api_key = Some(Secret::new(whisper.api_key()));
+        cfg.providers.aura.base_url = Some(aura.base_url());
+        config(cfg);
+    };
+    let app = TestApp::start_with(&providers).await;
     let mut cfg = test_config(&app.db.url);
-    config(&mut cfg);
+    providers(&mut cfg);
     cfg.server.public_url = Some(app.base.clone());
-    cfg.providers.enabled = true;
-    cfg.providers.vonage.application_id = Some(APP_ID.into());
-    cfg.providers.vonage.private_key_file = Some(testdata("test_private.pem"));
-    cfg.providers.vonage.api_base_url = Some(vonage.base_url());
-    cfg.providers.deepgram.base_url = Some(deepgram.base_url());
-    cfg.providers.deepgram.api_key = Secret::new(deepgram.api_key());
-    cfg.providers.llm.base_url = Some(llm.base_url());
-    cfg.providers.llm.api_key = Secret::new(llm.api_key());
-    cfg.providers.elevenlabs.base_url = Some(tts.base_url());
-    cfg.providers.elevenlabs.api_key = Secret::new(tts.api_key());
-    cfg.providers.whisper.base_url = Some(whisper.base_url());
-    cfg.providers.whisper.api_key = Some(Secret::new(whisper.api_key()));
-    cfg.providers.aura.base_url = Some(aura.base_url());
     let ports = talky::runtime::real_ports(&cfg, app.live_pool()).expect("ports");
     app.server()
         .run_dialer(
@@ -184,9 +219,154 @@ pub(crate) async fn world_tweaked(
         .expect("dialer");
     World {
         vonage,
+        twilio,
         app,
         _keep: (deepgram, llm, tts, whisper, aura),
     }
+}
+
+/// One call as the telephony emulator that carried it saw it, whichever
+/// emulator that was.
+#[derive(Clone, Debug)]
+pub(crate) struct Leg {
+    /// The provider's id: Vonage's `uuid`, Twilio's `CallSid`.
+    pub(crate) id: String,
+    /// The number called, digits only.
+    pub(crate) to: String,
+    /// Agent utterances the callee decoded.
+    pub(crate) heard: Vec<Heard>,
+    /// `clear`s talky sent (its queued audio dropped on a barge-in).
+    pub(crate) clears: usize,
+    /// When the provider told talky the machine's greeting was over, the
+    /// moment to speak: Vonage's `beep_start` event, Twilio's
+    /// asynchronous AMD callback (`machine_end_*`).
+    pub(crate) tone_at: Option<DateTime<Utc>>,
+    /// Requests the emulator made to talky (webhooks, callbacks, TwiML
+    /// fetches) that talky did not answer 2xx: `(what, status)`.
+    pub(crate) unanswered: Vec<(String, Option<u16>)>,
+    /// What went wrong on the media socket, as the emulator logged it.
+    pub(crate) media_errors: Vec<String>,
+}
+
+impl World {
+    /// The calls `provider`'s emulator carried, in creation order.
+    pub(crate) fn legs(&self, provider: TelephonyProvider) -> Vec<Leg> {
+        match provider {
+            TelephonyProvider::Vonage => self
+                .vonage
+                .calls()
+                .into_iter()
+                .map(|r| Leg {
+                    tone_at: r
+                        .webhooks
+                        .iter()
+                        .find(|w| w.body["sub_state"] == "beep_start")
+                        .map(|w| w.at),
+                    unanswered: r
+                        .webhooks
+                        .iter()
+                        .filter(|w| !w.http_status.is_some_and(|s| (200..300).contains(&s)))
+                        .map(|w| (w.status.clone(), w.http_status))
+                        .collect(),
+                    media_errors: r
+                        .answer_error
+                        .clone()
+                        .into_iter()
+                        .chain(
+                            (r.frames_bad_size > 0)
+                                .then(|| format!("{} frames not 20 ms", r.frames_bad_size)),
+                        )
+                        .collect(),
+                    id: r.uuid,
+                    to: r.to.trim_start_matches('+').to_string(),
+                    heard: r.heard,
+                    clears: r.clears.len(),
+                })
+                .collect(),
+            TelephonyProvider::Twilio => self
+                .twilio
+                .calls()
+                .into_iter()
+                .map(|r| Leg {
+                    tone_at: r
+                        .callbacks
+                        .iter()
+                        .find(|c| {
+                            c.kind == CallbackKind::Amd && c.status().starts_with("machine_end")
+                        })
+                        .map(|c| c.at),
+                    unanswered: r
+                        .callbacks
+                        .iter()
+                        .filter(|c| !c.http_status.is_some_and(|s| (200..300).contains(&s)))
+                        .map(|c| (c.status(), c.http_status))
+                        .collect(),
+                    media_errors: r
+                        .errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.code, e.message))
+                        .chain(r.twiml_error.clone())
+                        .chain(
+                            (r.media_bad_size > 0)
+                                .then(|| format!("{} media payloads not 20 ms", r.media_bad_size)),
+                        )
+                        .collect(),
+                    id: r.sid,
+                    to: r.to.trim_start_matches('+').to_string(),
+                    heard: r.heard,
+                    clears: r.clears.len(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Asserts that `provider` carried exactly these stored calls, one leg
+    /// each, and the other telephony emulator none at all: every row names
+    /// `provider` with the id of one of its emulator's calls, and that
+    /// emulator created no other call.
+    pub(crate) fn assert_carried_by(&self, provider: TelephonyProvider, calls: &[Value]) {
+        let other = match provider {
+            TelephonyProvider::Vonage => TelephonyProvider::Twilio,
+            TelephonyProvider::Twilio => TelephonyProvider::Vonage,
+        };
+        assert_eq!(
+            self.legs(other).len(),
+            0,
+            "{other} placed none of the calls"
+        );
+        let legs = self.legs(provider);
+        for c in calls {
+            assert_eq!(c["provider"], provider.as_str(), "{c}");
+        }
+        let mut stored: Vec<&str> = calls
+            .iter()
+            .filter_map(|c| c["provider_call_id"].as_str())
+            .collect();
+        assert_eq!(stored.len(), calls.len(), "every call has its leg: {calls:?}");
+        stored.sort_unstable();
+        let mut created: Vec<&str> = legs.iter().map(|l| l.id.as_str()).collect();
+        created.sort_unstable();
+        assert_eq!(
+            stored, created,
+            "one {provider} leg per stored call, none other"
+        );
+        // talky took every request the provider made and spoke its
+        // media protocol without a fault.
+        for leg in &legs {
+            assert!(leg.unanswered.is_empty(), "{}: {:?}", leg.id, leg.unanswered);
+            assert!(
+                leg.media_errors.is_empty(),
+                "{}: {:?}",
+                leg.id,
+                leg.media_errors
+            );
+        }
+    }
+}
+
+/// The body's telephony: the campaign places its calls through `provider`.
+pub(crate) fn via(provider: TelephonyProvider) -> impl Fn(&mut Value) {
+    move |b: &mut Value| b["telephony"] = json!(provider.as_str())
 }
 
 /// A campaign (always open, one attempt) with these contacts, started.
@@ -257,9 +437,15 @@ pub(crate) async fn finished_calls(app: &TestApp, key: &str, id: &str, n: usize)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interested_callee_talks_with_the_agent() {
-    let World { vonage, app, _keep } = world(Personas::builtin()).await;
-    let (id, key) = campaign(&app, &["+442079460958"]).await;
-    let calls = finished_calls(&app, &key, &id, 1).await;
+    interested_callee_talks(TelephonyProvider::Vonage).await;
+}
+
+/// The interested persona's conversation, placed through `provider`.
+pub(crate) async fn interested_callee_talks(provider: TelephonyProvider) {
+    let world = world(Personas::builtin()).await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &["+442079460958"], via(provider)).await;
+    let calls = finished_calls(app, &key, &id, 1).await;
     let call = calls.first().cloned().unwrap_or(Value::Null);
     assert_eq!(call["status"], "finished", "the call ended: {call}");
     let texts: Vec<(String, String)> = crate::personas::turns(&call)
@@ -283,8 +469,9 @@ async fn an_interested_callee_talks_with_the_agent() {
         "the LLM echo: {texts:?}"
     );
     // What the callee heard is what talky recorded as heard.
-    let sim_calls = vonage.calls();
-    let heard: Vec<String> = sim_calls[0].heard.iter().map(|h| h.text.clone()).collect();
+    world.assert_carried_by(provider, &calls);
+    let legs = world.legs(provider);
+    let heard: Vec<String> = legs[0].heard.iter().map(|h| h.text.clone()).collect();
     assert_eq!(
         heard.first().map(String::as_str),
         Some("Hello, this is Ada."),
@@ -296,7 +483,7 @@ async fn an_interested_callee_talks_with_the_agent() {
         call["events"]
     );
     // The primaries served the call, the fallbacks were never needed.
-    let served = Served::by(&_keep);
+    let served = Served::by(&world._keep);
     assert!(served.deepgram_sockets_with_audio >= 1, "{served:?}");
     assert!(
         served
@@ -307,24 +494,28 @@ async fn an_interested_callee_talks_with_the_agent() {
     );
     assert_eq!(served.whisper_transcriptions, 0, "{served:?}");
     assert!(served.aura_spoke.is_empty(), "{served:?}");
-    app.stop().await;
+    world.app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_no_answer_and_voicemail_end_without_a_conversation() {
+    no_conversation_outcomes(TelephonyProvider::Vonage).await;
+}
+
+/// Busy, no answer (the whole ring time) and a machine, placed through
+/// `provider`: each ends with its outcome and no conversation.
+pub(crate) async fn no_conversation_outcomes(provider: TelephonyProvider) {
     let (busy, none, machine) = ("+442079460961", "+442079460962", "+442079460963");
     let mut personas = Personas::builtin();
     persona_for(&mut personas, "busy", busy);
     persona_for(&mut personas, "no_answer", none);
     persona_for(&mut personas, "voicemail", machine);
-    let World {
-        vonage: _vonage,
-        app,
-        _keep,
-    } = world(personas).await;
-    let (id, key) = campaign(&app, &[busy, none, machine]).await;
-    let calls = finished_calls(&app, &key, &id, 3).await;
+    let world = world(personas).await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &[busy, none, machine], via(provider)).await;
+    let calls = finished_calls(app, &key, &id, 3).await;
     assert_eq!(calls.len(), 3, "all three calls finished");
+    world.assert_carried_by(provider, &calls);
     let outcome = |phone: &str| {
         calls
             .iter()
@@ -355,7 +546,7 @@ async fn busy_no_answer_and_voicemail_end_without_a_conversation() {
             && outcomes.contains(&"machine"),
         "{outcomes:?}"
     );
-    app.stop().await;
+    world.app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,7 +554,9 @@ async fn dead_primaries_hand_the_call_to_whisper_and_aura() {
     // Deepgram refuses every connection and ElevenLabs every request: the
     // call's STT and TTS children fail, restart and move to their
     // fallbacks, and the conversation still happens, word for word.
-    let World { vonage, app, _keep } = world_with(
+    let World {
+        vonage, app, _keep, ..
+    } = world_with(
         Personas::builtin(),
         DeepgramSimConfig {
             fail_handshake: Some(FailHandshake {
@@ -435,7 +628,9 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
     let mut personas = Personas::builtin();
     crate::e2e::persona_for(&mut personas, "interested", talks);
     crate::e2e::persona_for(&mut personas, "busy", busy);
-    let World { vonage, app, _keep } = world_tweaked(
+    let World {
+        vonage, app, _keep, ..
+    } = world_tweaked(
         personas,
         DeepgramSimConfig::default(),
         ElevenLabsSimConfig::default(),
@@ -500,7 +695,9 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
 /// database for its media socket, webhooks or records would show seconds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_call_keeps_its_pace_while_another_tenants_uploads_stall() {
-    let World { vonage, app, _keep } = world_tweaked(
+    let World {
+        vonage, app, _keep, ..
+    } = world_tweaked(
         Personas::builtin(),
         DeepgramSimConfig::default(),
         ElevenLabsSimConfig::default(),

@@ -27,4 +27,5 @@ mod runtime;
 mod schema;
 mod store;
 mod twilio;
+mod twilio_personas;
 mod vonage;

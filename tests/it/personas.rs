@@ -1,14 +1,16 @@
 //! Every conversational persona end to end, through the real server, the
 //! real clients and every emulator, with the simulated agent brain
 //! ([`AgentScript`]) behind the LLM emulator. Each test asserts what talky
-//! stored against what the callee emulator said and decoded.
+//! stored against what the callee emulator said and decoded. The bodies
+//! take the telephony provider: the tests here place their calls through
+//! Vonage, `super::twilio_personas` runs the same bodies through Twilio.
 
 use serde_json::{Value, json};
+use talky::providers::telephony::TelephonyProvider;
 use talky_sim::llm::agent::AgentScript;
-use talky_sim::vonage::CallRecord;
 use talky_sim::vonage::persona::Personas;
 
-use crate::e2e::{World, campaign_with, finished_calls, persona_for, world};
+use crate::e2e::{Leg, campaign_with, finished_calls, persona_for, via, world};
 
 /// (speaker, heard text or text, interrupted) of a stored call.
 pub(crate) fn turns(call: &Value) -> Vec<(String, String, bool)> {
@@ -39,7 +41,7 @@ fn by_phone<'a>(calls: &'a [Value], phone: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no call to {phone}: {calls:?}"))
 }
 
-fn sim_call(records: &[CallRecord], phone: &str) -> CallRecord {
+fn sim_call(records: &[Leg], phone: &str) -> Leg {
     records
         .iter()
         .find(|r| r.to == phone.trim_start_matches('+'))
@@ -48,7 +50,7 @@ fn sim_call(records: &[CallRecord], phone: &str) -> CallRecord {
 }
 
 /// What the callee decoded, utterance by utterance.
-fn heard(record: &CallRecord) -> Vec<String> {
+fn heard(record: &Leg) -> Vec<String> {
     record.heard.iter().map(|h| h.text.clone()).collect()
 }
 
@@ -66,6 +68,12 @@ fn strip(t: &[(String, String, bool)]) -> Vec<(&str, &str)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declines_removals_and_interruptions_are_stored_as_they_happened() {
+    declines_removals_and_interruptions(TelephonyProvider::Vonage).await;
+}
+
+/// Not interested, remove me, hangs up mid-sentence and barge-in, in one
+/// campaign placed through `provider`.
+pub(crate) async fn declines_removals_and_interruptions(provider: TelephonyProvider) {
     let no = "+442079460971";
     let remove = "+442079460972";
     let hangs_up = "+442079460973";
@@ -75,15 +83,18 @@ async fn declines_removals_and_interruptions_are_stored_as_they_happened() {
     persona_for(&mut personas, "remove_me", remove);
     persona_for(&mut personas, "hangs_up_mid_sentence", hangs_up);
     persona_for(&mut personas, "barge_in", barges);
-    let World { vonage, app, _keep } = world(personas).await;
-    _keep.1.set_script(AgentScript);
-    let (id, key) = campaign_with(&app, &[no, remove, hangs_up, barges], |b| {
+    let world = world(personas).await;
+    let app = &world.app;
+    world._keep.1.set_script(AgentScript);
+    let (id, key) = campaign_with(app, &[no, remove, hangs_up, barges], |b| {
+        via(provider)(b);
         b["agent"]["greeting"] = json!("Hello, this is Ada from the clinic.");
     })
     .await;
-    let calls = finished_calls(&app, &key, &id, 4).await;
+    let calls = finished_calls(app, &key, &id, 4).await;
     assert_eq!(calls.len(), 4, "all four calls finished");
-    let records = vonage.calls();
+    world.assert_carried_by(provider, &calls);
+    let records = world.legs(provider);
     let greeting = "Hello, this is Ada from the clinic.";
 
     // Not interested: the agent says goodbye and the call is a decline.
@@ -167,10 +178,10 @@ async fn declines_removals_and_interruptions_are_stored_as_they_happened() {
         )
     );
     assert!(
-        !sim_call(&records, barges).clears.is_empty(),
+        sim_call(&records, barges).clears > 0,
         "talky cleared the callee's queued audio"
     );
-    app.stop().await;
+    world.app.stop().await;
 }
 
 /// An interrupted agent turn: what talky stored as heard is a proper
@@ -188,14 +199,22 @@ fn assert_heard_prefix(said: &str, stored: &str, callee: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_callee_is_reprompted_then_hung_up_on() {
+    silent_callee_reprompted(TelephonyProvider::Vonage).await;
+}
+
+/// The silent persona, placed through `provider`: reprompted twice, then
+/// hung up on.
+pub(crate) async fn silent_callee_reprompted(provider: TelephonyProvider) {
     let silent = "+442079460975";
     let mut personas = Personas::builtin();
     persona_for(&mut personas, "silent", silent);
-    let World { vonage, app, _keep } = world(personas).await;
-    _keep.1.set_script(AgentScript);
-    let (id, key) = campaign_with(&app, &[silent], |_| {}).await;
-    supervisors_see_the_live_call(&app, &id).await;
-    let calls = finished_calls(&app, &key, &id, 1).await;
+    let world = world(personas).await;
+    let app = &world.app;
+    world._keep.1.set_script(AgentScript);
+    let (id, key) = campaign_with(app, &[silent], via(provider)).await;
+    supervisors_see_the_live_call(app, &id).await;
+    let calls = finished_calls(app, &key, &id, 1).await;
+    world.assert_carried_by(provider, &calls);
     let call = calls.first().cloned().unwrap_or(Value::Null);
     let t = turns(&call);
     let agent: Vec<&str> = t.iter().map(|(_, x, _)| x.as_str()).collect();
@@ -209,54 +228,83 @@ async fn a_silent_callee_is_reprompted_then_hung_up_on() {
         "two reprompts: {agent:?}"
     );
     assert_eq!(call["outcome"], "no_input", "{call}");
-    let record = sim_call(&vonage.calls(), silent);
+    let record = sim_call(&world.legs(provider), silent);
     assert_eq!(
         heard(&record).iter().map(|h| words(h)).collect::<Vec<_>>(),
         agent.iter().map(|a| words(a)).collect::<Vec<_>>(),
         "the callee heard every agent turn"
     );
-    app.stop().await;
+    world.app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_line_is_retried_up_to_max_attempts() {
-    let busy = "+442079460976";
+    busy_and_unanswered_lines_retried(TelephonyProvider::Vonage).await;
+}
+
+/// A busy line and one nobody answers, placed through `provider` with two
+/// attempts: each is dialled twice, then the contact is given up on. The
+/// unanswered callee rings 300 ms and is reported as not answered (Vonage
+/// `unanswered`, Twilio `no-answer`) rather than ringing out the whole
+/// ring time twice.
+pub(crate) async fn busy_and_unanswered_lines_retried(provider: TelephonyProvider) {
+    let (busy, none) = ("+442079460976", "+442079460978");
     let mut personas = Personas::builtin();
     persona_for(&mut personas, "busy", busy);
-    let World { vonage, app, _keep } = world(personas).await;
-    let (id, key) = campaign_with(&app, &[busy], |b| {
+    let mut unanswered = Personas::builtin()
+        .get("no_answer")
+        .cloned()
+        .expect("persona");
+    unanswered.name = "unanswered".into();
+    unanswered.outcome = talky_sim::persona::Outcome::Unanswered;
+    unanswered.ring_ms = 300;
+    unanswered.numbers = vec![none.trim_start_matches('+').to_string()];
+    personas.insert(unanswered);
+    let world = world(personas).await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &[busy, none], |b| {
+        via(provider)(b);
         b["max_attempts"] = json!(2);
         b["retry_backoff_secs"] = json!(0);
     })
     .await;
-    let calls = finished_calls(&app, &key, &id, 2).await;
-    assert_eq!(calls.len(), 2, "dialled twice");
-    assert!(calls.iter().all(|c| c["outcome"] == "busy"), "{calls:?}");
-    let attempts: Vec<i64> = {
-        let mut a: Vec<i64> = calls.iter().filter_map(|c| c["attempt"].as_i64()).collect();
-        a.sort_unstable();
-        a
-    };
-    assert_eq!(attempts, [1, 2]);
+    let calls = finished_calls(app, &key, &id, 4).await;
+    assert_eq!(calls.len(), 4, "each dialled twice: {calls:?}");
+    world.assert_carried_by(provider, &calls);
     let (_, page) = app
         .get(&format!("/api/v1/campaigns/{id}/contacts"), &key)
         .await;
-    let contact = &page["items"][0];
-    assert_eq!(contact["attempts"], 2, "{contact}");
-    assert_eq!(contact["last_outcome"], "busy", "{contact}");
-    assert_eq!(
-        contact["status"], "failed",
-        "attempts exhausted, no third attempt: {contact}"
-    );
-    assert_eq!(
-        vonage
-            .calls()
-            .iter()
-            .filter(|r| r.to == busy.trim_start_matches('+'))
-            .count(),
-        2
-    );
-    app.stop().await;
+    for (phone, outcome) in [(busy, "busy"), (none, "no_answer")] {
+        let mine: Vec<&Value> = calls.iter().filter(|c| c["phone"] == phone).collect();
+        assert!(
+            mine.iter().all(|c| c["outcome"] == outcome),
+            "{phone}: {mine:?}"
+        );
+        let mut attempts: Vec<i64> = mine.iter().filter_map(|c| c["attempt"].as_i64()).collect();
+        attempts.sort_unstable();
+        assert_eq!(attempts, [1, 2], "{phone}");
+        let contact = page["items"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["phone"] == phone))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(contact["attempts"], 2, "{contact}");
+        assert_eq!(contact["last_outcome"], outcome, "{contact}");
+        assert_eq!(
+            contact["status"], "failed",
+            "attempts exhausted, no third attempt: {contact}"
+        );
+        assert_eq!(
+            world
+                .legs(provider)
+                .iter()
+                .filter(|r| r.to == phone.trim_start_matches('+'))
+                .count(),
+            2,
+            "{phone} dialled twice"
+        );
+    }
+    world.app.stop().await;
 }
 
 /// While a call is live, the actor tree shows the running campaign and the
@@ -310,17 +358,26 @@ async fn supervisors_see_the_live_call(app: &crate::support::TestApp, campaign: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voicemail_gets_the_campaign_message_after_the_tone() {
+    voicemail_gets_the_message(TelephonyProvider::Vonage).await;
+}
+
+/// The voicemail persona, placed through `provider` by a campaign that
+/// leaves messages: the message is played whole after the tone.
+pub(crate) async fn voicemail_gets_the_message(provider: TelephonyProvider) {
     let machine = "+442079460977";
     let mut personas = Personas::builtin();
     persona_for(&mut personas, "voicemail", machine);
-    let World { vonage, app, _keep } = world(personas).await;
+    let world = world(personas).await;
+    let app = &world.app;
     let message = "Hello, this is Ada from the clinic. Please call us back.";
-    let (id, key) = campaign_with(&app, &[machine], |b| {
+    let (id, key) = campaign_with(app, &[machine], |b| {
+        via(provider)(b);
         b["voicemail_action"] = json!("leave_message");
         b["agent"]["voicemail_message"] = json!(message);
     })
     .await;
-    let calls = finished_calls(&app, &key, &id, 1).await;
+    let calls = finished_calls(app, &key, &id, 1).await;
+    world.assert_carried_by(provider, &calls);
     let call = calls.first().cloned().unwrap_or(Value::Null);
     assert_eq!(call["outcome"], "machine", "{call}");
     let t = turns(&call);
@@ -332,29 +389,25 @@ async fn a_voicemail_gets_the_campaign_message_after_the_tone() {
     );
     // The machine recorded it: its last utterance heard ends with the
     // whole message (a reply cut by the verdict may run straight into it).
-    let record = sim_call(&vonage.calls(), machine);
+    let record = sim_call(&world.legs(provider), machine);
     let letters = |t: &str| words(t).concat();
     let last = heard(&record)
         .last()
         .map(|h| letters(h))
         .unwrap_or_default();
     assert!(last.ends_with(&letters(message)), "{:?}", record.heard);
-    // ... and it was played after the tone: the beep_start event was posted
-    // before the machine heard the message, so the utterance that holds it
-    // ends at least the message's length (70 ms a character in the in-band
-    // code) after the beep.
-    let beep = record
-        .webhooks
-        .iter()
-        .find(|w| w.body["sub_state"] == "beep_start")
-        .map(|w| w.at)
-        .expect("the emulator reported the beep");
+    // ... and it was played after the tone: the provider reported the
+    // greeting's end (Vonage `beep_start`, Twilio's `machine_end_beep`
+    // verdict) before the machine heard the message, so the utterance
+    // that holds it ends at least the message's length (70 ms a character
+    // in the in-band code) after that report.
+    let beep = record.tone_at.expect("the emulator reported the tone");
     let utterance = record.heard.last().expect("an utterance");
     let message_ms = 70 * i64::try_from(message.chars().count()).unwrap_or(0);
     assert!(
         (utterance.ended - beep).num_milliseconds() >= message_ms * 9 / 10,
-        "message heard until {}, beep at {beep}: the message started before the tone",
+        "message heard until {}, tone at {beep}: the message started before the tone",
         utterance.ended
     );
-    app.stop().await;
+    world.app.stop().await;
 }

@@ -1,0 +1,160 @@
+//! Whole campaigns over Twilio: talky's Twilio client places the calls on
+//! the Twilio emulator, which posts signed status and AMD callbacks and
+//! opens the `<Connect><Stream>` media socket with the persona on the
+//! line. The persona bodies are those of `super::personas` and
+//! `super::e2e`, run with the campaign's `telephony` set to `twilio`; each
+//! also checks that the rows name `twilio` and that the Vonage emulator
+//! placed nothing.
+//!
+//! And the failover chain: a `vonage_then_twilio` campaign whose Vonage
+//! provably holds no leg (its port refuses connections; its API refuses
+//! our credentials) completes on Twilio with one leg per attempt.
+
+use serde_json::{Value, json};
+use talky::providers::telephony::TelephonyProvider;
+use talky_sim::deepgram::DeepgramSimConfig;
+use talky_sim::elevenlabs::ElevenLabsSimConfig;
+use talky_sim::vonage::VonageSimConfig;
+use talky_sim::vonage::persona::Personas;
+
+use crate::e2e::{World, campaign_with, finished_calls, persona_for, world_full};
+use crate::{e2e, personas};
+
+const TWILIO: TelephonyProvider = TelephonyProvider::Twilio;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_an_interested_callee_talks_with_the_agent() {
+    e2e::interested_callee_talks(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_busy_no_answer_and_voicemail_end_without_a_conversation() {
+    e2e::no_conversation_outcomes(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_declines_removals_and_interruptions_are_stored_as_they_happened() {
+    personas::declines_removals_and_interruptions(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_a_silent_callee_is_reprompted_then_hung_up_on() {
+    personas::silent_callee_reprompted(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_busy_and_unanswered_lines_are_retried_up_to_max_attempts() {
+    personas::busy_and_unanswered_lines_retried(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_a_voicemail_gets_the_campaign_message_after_the_tone() {
+    personas::voicemail_gets_the_message(TWILIO).await;
+}
+
+/// A `vonage_then_twilio` campaign in a world whose Vonage is broken by
+/// `vonage_sim` / `config`: an interested callee and a busy line (two
+/// attempts) all go to Twilio, one leg per attempt, none on Vonage.
+async fn fails_over_to_twilio(
+    vonage_sim: impl FnOnce(&mut VonageSimConfig),
+    config: impl Fn(&mut talky::config::Config),
+) {
+    let (talks, busy) = ("+442079460991", "+442079460992");
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", talks);
+    persona_for(&mut personas, "busy", busy);
+    let world: World = world_full(
+        personas,
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+        vonage_sim,
+        |_| {},
+        config,
+    )
+    .await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &[talks, busy], |b| {
+        b["telephony"] = json!("vonage_then_twilio");
+        b["max_attempts"] = json!(2);
+        b["retry_backoff_secs"] = json!(0);
+    })
+    .await;
+    // The interested callee completes on the first attempt, the busy line
+    // is dialled twice.
+    let calls = finished_calls(app, &key, &id, 3).await;
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    // Every attempt has its one leg, on Twilio; Vonage created none.
+    world.assert_carried_by(TWILIO, &calls);
+    let mut attempts: Vec<(String, i64)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["phone"].as_str().unwrap_or("").to_string(),
+                c["attempt"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    attempts.sort();
+    assert_eq!(
+        attempts,
+        [(talks.into(), 1), (busy.into(), 1), (busy.into(), 2)],
+        "one call row per attempt"
+    );
+    let legs = world.legs(TWILIO);
+    for (phone, n) in [(talks, 1), (busy, 2)] {
+        assert_eq!(
+            legs.iter()
+                .filter(|l| l.to == phone.trim_start_matches('+'))
+                .count(),
+            n,
+            "{phone}: one Twilio leg per attempt"
+        );
+    }
+    let talked = calls
+        .iter()
+        .find(|c| c["phone"] == talks)
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(talked["outcome"], "completed", "{talked}");
+    let users: Vec<String> = personas::turns(&talked)
+        .into_iter()
+        .filter(|(s, _, _)| s == "user")
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(users, ["Yes, I am interested.", "Great, thank you. Bye."]);
+    assert!(
+        calls
+            .iter()
+            .filter(|c| c["phone"] == busy)
+            .all(|c| c["outcome"] == "busy"),
+        "{calls:?}"
+    );
+    world.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_then_twilio_completes_on_twilio_when_vonage_refuses_connections() {
+    // A port nothing listens on: every Vonage create-call fails to
+    // connect, so no Vonage leg can exist.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    fails_over_to_twilio(
+        |_| {},
+        move |c| c.providers.vonage.api_base_url = Some(format!("http://{closed}")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_then_twilio_completes_on_twilio_when_vonage_answers_401() {
+    // The Vonage emulator serves another application: it answers every
+    // create-call 401 (our JWT names an application it does not know)
+    // before creating anything.
+    fails_over_to_twilio(
+        |v| v.application_id = "ffffffff-bbbb-cccc-dddd-0123456789ab".into(),
+        |_| {},
+    )
+    .await;
+}
