@@ -246,6 +246,8 @@ pub(crate) struct Leg {
     pub(crate) unanswered: Vec<(String, Option<u16>)>,
     /// What went wrong on the media socket, as the emulator logged it.
     pub(crate) media_errors: Vec<String>,
+    /// The leg is over at the provider (its final status posted).
+    pub(crate) ended: bool,
 }
 
 impl World {
@@ -277,6 +279,7 @@ impl World {
                                 .then(|| format!("{} frames not 20 ms", r.frames_bad_size)),
                         )
                         .collect(),
+                    ended: r.ended,
                     id: r.uuid,
                     to: r.to.trim_start_matches('+').to_string(),
                     heard: r.heard,
@@ -311,6 +314,7 @@ impl World {
                                 .then(|| format!("{} media payloads not 20 ms", r.media_bad_size)),
                         )
                         .collect(),
+                    ended: r.ended,
                     id: r.sid,
                     to: r.to.trim_start_matches('+').to_string(),
                     heard: r.heard,
@@ -323,8 +327,10 @@ impl World {
     /// Asserts that `provider` carried exactly these stored calls, one leg
     /// each, and the other telephony emulator none at all: every row names
     /// `provider` with the id of one of its emulator's calls, and that
-    /// emulator created no other call.
-    pub(crate) fn assert_carried_by(&self, provider: TelephonyProvider, calls: &[Value]) {
+    /// emulator created no other call. Every leg ends at the provider
+    /// (none left up once talky finished its call), and talky answered
+    /// every request the provider made about it.
+    pub(crate) async fn assert_carried_by(&self, provider: TelephonyProvider, calls: &[Value]) {
         let other = match provider {
             TelephonyProvider::Vonage => TelephonyProvider::Twilio,
             TelephonyProvider::Twilio => TelephonyProvider::Vonage,
@@ -334,7 +340,12 @@ impl World {
             0,
             "{other} placed none of the calls"
         );
-        let legs = self.legs(provider);
+        let (legs, _) = crate::support::eventually(
+            "every leg ended at the provider",
+            Duration::from_secs(15),
+            || async { Some(self.legs(provider)).filter(|ls| ls.iter().all(|l| l.ended)) },
+        )
+        .await;
         for c in calls {
             assert_eq!(c["provider"], provider.as_str(), "{c}");
         }
@@ -469,7 +480,7 @@ pub(crate) async fn interested_callee_talks(provider: TelephonyProvider) {
         "the LLM echo: {texts:?}"
     );
     // What the callee heard is what talky recorded as heard.
-    world.assert_carried_by(provider, &calls);
+    world.assert_carried_by(provider, &calls).await;
     let legs = world.legs(provider);
     let heard: Vec<String> = legs[0].heard.iter().map(|h| h.text.clone()).collect();
     assert_eq!(
@@ -515,7 +526,7 @@ pub(crate) async fn no_conversation_outcomes(provider: TelephonyProvider) {
     let (id, key) = campaign_with(app, &[busy, none, machine], via(provider)).await;
     let calls = finished_calls(app, &key, &id, 3).await;
     assert_eq!(calls.len(), 3, "all three calls finished");
-    world.assert_carried_by(provider, &calls);
+    world.assert_carried_by(provider, &calls).await;
     let outcome = |phone: &str| {
         calls
             .iter()

@@ -93,7 +93,7 @@ pub(crate) async fn declines_removals_and_interruptions(provider: TelephonyProvi
     .await;
     let calls = finished_calls(app, &key, &id, 4).await;
     assert_eq!(calls.len(), 4, "all four calls finished");
-    world.assert_carried_by(provider, &calls);
+    world.assert_carried_by(provider, &calls).await;
     let records = world.legs(provider);
     let greeting = "Hello, this is Ada from the clinic.";
 
@@ -214,7 +214,7 @@ pub(crate) async fn silent_callee_reprompted(provider: TelephonyProvider) {
     let (id, key) = campaign_with(app, &[silent], via(provider)).await;
     supervisors_see_the_live_call(app, &id).await;
     let calls = finished_calls(app, &key, &id, 1).await;
-    world.assert_carried_by(provider, &calls);
+    world.assert_carried_by(provider, &calls).await;
     let call = calls.first().cloned().unwrap_or(Value::Null);
     let t = turns(&call);
     let agent: Vec<&str> = t.iter().map(|(_, x, _)| x.as_str()).collect();
@@ -270,7 +270,7 @@ pub(crate) async fn busy_and_unanswered_lines_retried(provider: TelephonyProvide
     .await;
     let calls = finished_calls(app, &key, &id, 4).await;
     assert_eq!(calls.len(), 4, "each dialled twice: {calls:?}");
-    world.assert_carried_by(provider, &calls);
+    world.assert_carried_by(provider, &calls).await;
     let (_, page) = app
         .get(&format!("/api/v1/campaigns/{id}/contacts"), &key)
         .await;
@@ -377,7 +377,7 @@ pub(crate) async fn voicemail_gets_the_message(provider: TelephonyProvider) {
     })
     .await;
     let calls = finished_calls(app, &key, &id, 1).await;
-    world.assert_carried_by(provider, &calls);
+    world.assert_carried_by(provider, &calls).await;
     let call = calls.first().cloned().unwrap_or(Value::Null);
     assert_eq!(call["outcome"], "machine", "{call}");
     let t = turns(&call);

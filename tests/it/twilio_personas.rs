@@ -73,6 +73,7 @@ async fn fails_over_to_twilio(
     )
     .await;
     let app = &world.app;
+    let failed_over = failovers(app).await;
     let (id, key) = campaign_with(app, &[talks, busy], |b| {
         b["telephony"] = json!("vonage_then_twilio");
         b["max_attempts"] = json!(2);
@@ -84,7 +85,13 @@ async fn fails_over_to_twilio(
     let calls = finished_calls(app, &key, &id, 3).await;
     assert_eq!(calls.len(), 3, "{calls:?}");
     // Every attempt has its one leg, on Twilio; Vonage created none.
-    world.assert_carried_by(TWILIO, &calls);
+    world.assert_carried_by(TWILIO, &calls).await;
+    // ... because the chain moved each of them (tests running alongside
+    // may move more: the counter is the process's).
+    assert!(
+        failovers(app).await - failed_over >= 3.0,
+        "each attempt failed over"
+    );
     let mut attempts: Vec<(String, i64)> = calls
         .iter()
         .map(|c| {
@@ -130,6 +137,25 @@ async fn fails_over_to_twilio(
         "{calls:?}"
     );
     world.app.stop().await;
+}
+
+/// Attempts moved from Vonage to Twilio so far in this process, whatever
+/// the reason (`talky_telephony_failovers_total` on `/metrics`).
+async fn failovers(app: &crate::support::TestApp) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(talky::providers::telephony_chain::FAILOVERS))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
