@@ -248,6 +248,9 @@ pub(crate) struct Leg {
     pub(crate) media_errors: Vec<String>,
     /// The leg is over at the provider (its final status posted).
     pub(crate) ended: bool,
+    /// Events posted to talky (Vonage webhooks; Twilio status and AMD
+    /// callbacks, not the TwiML fetch), duplicates included.
+    pub(crate) posted: usize,
 }
 
 impl World {
@@ -280,6 +283,7 @@ impl World {
                         )
                         .collect(),
                     ended: r.ended,
+                    posted: r.webhooks.len(),
                     id: r.uuid,
                     to: r.to.trim_start_matches('+').to_string(),
                     heard: r.heard,
@@ -315,6 +319,11 @@ impl World {
                         )
                         .collect(),
                     ended: r.ended,
+                    posted: r
+                        .callbacks
+                        .iter()
+                        .filter(|c| c.kind != CallbackKind::Twiml)
+                        .count(),
                     id: r.sid,
                     to: r.to.trim_start_matches('+').to_string(),
                     heard: r.heard,
@@ -633,15 +642,18 @@ async fn dead_primaries_hand_the_call_to_whisper_and_aura() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_and_reordered_webhooks_change_nothing() {
-    // Every webhook posted twice and consecutive ones swapped: each event
-    // is stored once, and the calls end as they would have.
+    duplicated_and_reordered_events(TelephonyProvider::Vonage).await;
+}
+
+/// Every webhook (callback) of `provider` posted twice and consecutive
+/// ones swapped: each event is stored once, and the calls end as they
+/// would have.
+pub(crate) async fn duplicated_and_reordered_events(provider: TelephonyProvider) {
     let (talks, busy) = ("+442079460981", "+442079460982");
     let mut personas = Personas::builtin();
     crate::e2e::persona_for(&mut personas, "interested", talks);
     crate::e2e::persona_for(&mut personas, "busy", busy);
-    let World {
-        vonage, app, _keep, ..
-    } = world_tweaked(
+    let world = world_full(
         personas,
         DeepgramSimConfig::default(),
         ElevenLabsSimConfig::default(),
@@ -649,12 +661,18 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
             v.duplicate_webhooks = true;
             v.reorder_webhooks = true;
         },
+        |t| {
+            t.duplicate_callbacks = true;
+            t.reorder_callbacks = true;
+        },
         |_| {},
     )
     .await;
-    let (id, key) = campaign(&app, &[talks, busy]).await;
-    let calls = finished_calls(&app, &key, &id, 2).await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &[talks, busy], via(provider)).await;
+    let calls = finished_calls(app, &key, &id, 2).await;
     assert_eq!(calls.len(), 2, "both calls finished");
+    world.assert_carried_by(provider, &calls).await;
     let call = |phone: &str| {
         calls
             .iter()
@@ -671,6 +689,7 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
         .map(|(_, t, _)| t)
         .collect();
     assert_eq!(users, ["Yes, I am interested.", "Great, thank you. Bye."]);
+    let legs = world.legs(provider);
     for c in [&talked, &call(busy)] {
         let stored: Vec<&str> = c["events"]
             .as_array()
@@ -688,15 +707,14 @@ async fn duplicated_and_reordered_webhooks_change_nothing() {
             unique.len(),
             "each event stored once: {stored:?}"
         );
-        let posted = vonage
-            .calls()
+        let posted = legs
             .iter()
-            .find(|r| Some(r.uuid.as_str()) == c["provider_call_id"].as_str())
-            .map(|r| r.webhooks.len())
+            .find(|r| Some(r.id.as_str()) == c["provider_call_id"].as_str())
+            .map(|r| r.posted)
             .unwrap_or(0);
         assert_eq!(posted, 2 * stored.len(), "every webhook was posted twice");
     }
-    app.stop().await;
+    world.app.stop().await;
 }
 
 /// Another tenant's 16 uploads trickling one byte a second (holding their

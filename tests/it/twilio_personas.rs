@@ -10,6 +10,8 @@
 //! provably holds no leg (its port refuses connections; its API refuses
 //! our credentials) completes on Twilio with one leg per attempt.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use talky::providers::telephony::TelephonyProvider;
 use talky_sim::deepgram::DeepgramSimConfig;
@@ -50,6 +52,46 @@ async fn twilio_busy_and_unanswered_lines_are_retried_up_to_max_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_a_voicemail_gets_the_campaign_message_after_the_tone() {
     personas::voicemail_gets_the_message(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_duplicated_and_reordered_callbacks_change_nothing() {
+    e2e::duplicated_and_reordered_events(TWILIO).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_a_create_call_answered_after_the_client_timeout_is_one_leg() {
+    // The emulator starts every call at once but answers its create-call
+    // only after the client gave up on it: talky learns each CallSid from
+    // the call's callbacks and never dials the contact again meanwhile.
+    let (talks, busy) = ("+442079460993", "+442079460994");
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", talks);
+    persona_for(&mut personas, "busy", busy);
+    let world = world_full(
+        personas,
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+        |_| {},
+        |t| t.create_response_delay = Duration::from_secs(6),
+        |c| c.providers.twilio.request_timeout_ms = Some(2_000),
+    )
+    .await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &[talks, busy], e2e::via(TWILIO)).await;
+    let calls = finished_calls(app, &key, &id, 2).await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    world.assert_carried_by(TWILIO, &calls).await;
+    let outcome = |phone: &str| {
+        calls
+            .iter()
+            .find(|c| c["phone"] == phone)
+            .map(|c| c["outcome"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(outcome(talks), "completed", "{calls:?}");
+    assert_eq!(outcome(busy), "busy", "{calls:?}");
+    world.app.stop().await;
 }
 
 /// A `vonage_then_twilio` campaign in a world whose Vonage is broken by
