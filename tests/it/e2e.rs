@@ -7,16 +7,16 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 use talky::config::Secret;
 use talky::providers::telephony::TelephonyProvider;
 use talky_actors::campaign_actor::CampaignConfig;
 use talky_actors::dialer::DialerConfig;
 use talky_sim::aura::{AuraSim, AuraSimConfig};
+use talky_sim::callee::Heard;
 use talky_sim::deepgram::{DeepgramSim, DeepgramSimConfig, FailHandshake};
 use talky_sim::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
-use talky_sim::callee::Heard;
 use talky_sim::llm::{FailRule, LlmSim, LlmSimConfig};
 use talky_sim::twilio::{CallbackKind, TwilioSim, TwilioSimConfig};
 use talky_sim::vonage::persona::Personas;
@@ -362,7 +362,11 @@ impl World {
             .iter()
             .filter_map(|c| c["provider_call_id"].as_str())
             .collect();
-        assert_eq!(stored.len(), calls.len(), "every call has its leg: {calls:?}");
+        assert_eq!(
+            stored.len(),
+            calls.len(),
+            "every call has its leg: {calls:?}"
+        );
         stored.sort_unstable();
         let mut created: Vec<&str> = legs.iter().map(|l| l.id.as_str()).collect();
         created.sort_unstable();
@@ -373,7 +377,12 @@ impl World {
         // talky took every request the provider made and spoke its
         // media protocol without a fault.
         for leg in &legs {
-            assert!(leg.unanswered.is_empty(), "{}: {:?}", leg.id, leg.unanswered);
+            assert!(
+                leg.unanswered.is_empty(),
+                "{}: {:?}",
+                leg.id,
+                leg.unanswered
+            );
             assert!(
                 leg.media_errors.is_empty(),
                 "{}: {:?}",

@@ -55,7 +55,7 @@ fn heard(record: &Leg) -> Vec<String> {
 }
 
 /// Words of a text, without punctuation, for prefix comparisons.
-fn words(text: &str) -> Vec<String> {
+pub(crate) fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)

@@ -99,7 +99,7 @@ async fn get_recording(app: &TestApp, call: &str, key: &str) -> (u16, String, Ve
 }
 
 /// Polls until the recording is served; every answer before is a 409.
-async fn wait_ready(app: &TestApp, call: &str, key: &str) -> Vec<u8> {
+pub(crate) async fn wait_ready(app: &TestApp, call: &str, key: &str) -> Vec<u8> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (status, ct, body) = get_recording(app, call, key).await;
@@ -127,7 +127,7 @@ fn decode_text(pcm: &[i16]) -> String {
 }
 
 /// Checks the file with opusinfo and decodes it: (left text, right text).
-fn check_file(dir: &Path, bytes: &[u8]) -> (String, String) {
+pub(crate) fn check_file(dir: &Path, bytes: &[u8]) -> (String, String) {
     let path = dir.join(format!("{}.ogg", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(dir).expect("dir");
     std::fs::write(&path, bytes).expect("write");

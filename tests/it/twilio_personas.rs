@@ -10,6 +10,8 @@
 //! provably holds no leg (its port refuses connections; its API refuses
 //! our credentials) completes on Twilio with one leg per attempt.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -18,6 +20,7 @@ use talky_sim::deepgram::DeepgramSimConfig;
 use talky_sim::elevenlabs::ElevenLabsSimConfig;
 use talky_sim::vonage::VonageSimConfig;
 use talky_sim::vonage::persona::Personas;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::e2e::{World, campaign_with, finished_calls, persona_for, world_full};
 use crate::{e2e, personas};
@@ -91,6 +94,40 @@ async fn twilio_a_create_call_answered_after_the_client_timeout_is_one_leg() {
     };
     assert_eq!(outcome(talks), "completed", "{calls:?}");
     assert_eq!(outcome(busy), "busy", "{calls:?}");
+    world.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_a_recorded_call_holds_both_sides() {
+    // The Twilio stream's 8 kHz μ-law, both ways, recorded as the call
+    // was: the callee on the left, the agent on the right, each decoding
+    // to what the persona said and heard.
+    let talks = "+442079460995";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", talks);
+    let world = e2e::world(personas).await;
+    let app = &world.app;
+    let (id, key) = campaign_with(app, &[talks], |b| {
+        e2e::via(TWILIO)(b);
+        b["recording_enabled"] = json!(true);
+    })
+    .await;
+    let calls = finished_calls(app, &key, &id, 1).await;
+    world.assert_carried_by(TWILIO, &calls).await;
+    let call = calls[0]["id"].as_str().unwrap_or_default().to_string();
+    let body = crate::recording::wait_ready(app, &call, &key).await;
+    let (left, right) = crate::recording::check_file(&std::env::temp_dir(), &body);
+    let leg = &world.legs(TWILIO)[0];
+    let record = world.twilio.call(&leg.id).expect("record");
+    let letters = |t: &str| personas::words(t).concat();
+    let said: Vec<&str> = record.said.iter().map(|s| s.text.as_str()).collect();
+    let heard: Vec<&str> = leg.heard.iter().map(|h| h.text.as_str()).collect();
+    assert_eq!(letters(&left), letters(&said.join(" ")), "the callee left");
+    assert_eq!(
+        letters(&right),
+        letters(&heard.join(" ")),
+        "the agent right"
+    );
     world.app.stop().await;
 }
 
@@ -213,6 +250,78 @@ async fn vonage_then_twilio_completes_on_twilio_when_vonage_refuses_connections(
         move |c| c.providers.vonage.api_base_url = Some(format!("http://{closed}")),
     )
     .await;
+}
+
+/// A stand-in Vonage API on 127.0.0.1 that answers every request with
+/// `status` and a problem body, creating nothing: (its base URL, the
+/// requests it answered so far).
+async fn vonage_answering(status: u16) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                // The whole request (head and body) is read before the
+                // answer, so the client reads a status, not a reset.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                let body = format!(
+                    r#"{{"type":"https://developer.vonage.com/api-errors","title":"stand-in","detail":"answered {status}"}}"#
+                );
+                let reply = format!(
+                    "HTTP/1.1 {status} Stand-in\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (url, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_then_twilio_completes_on_twilio_when_vonage_answers_503() {
+    // Every create-call answered 503 before anything is created: the
+    // client retries within its budget, then the chain moves the attempt
+    // (later ones go straight to Twilio once Vonage's circuit opens).
+    let (url, answered) = vonage_answering(503).await;
+    fails_over_to_twilio(
+        |_| {},
+        move |c| c.providers.vonage.api_base_url = Some(url.clone()),
+    )
+    .await;
+    assert!(
+        answered.load(Ordering::SeqCst) >= 1,
+        "Vonage was asked first"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
