@@ -335,3 +335,58 @@ async fn vonage_then_twilio_completes_on_twilio_when_vonage_answers_401() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_then_twilio_never_moves_a_create_call_whose_answer_was_lost() {
+    // Vonage starts each call at once but answers the create-call only
+    // after the client's 10 s time-out: the leg may exist (it does), so
+    // the chain must not try Twilio; the calls resolve on Vonage.
+    let (talks, busy) = ("+442079460996", "+442079460997");
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", talks);
+    persona_for(&mut personas, "busy", busy);
+    let world = world_full(
+        personas,
+        DeepgramSimConfig::default(),
+        ElevenLabsSimConfig::default(),
+        |v| v.create_response_delay = Duration::from_secs(12),
+        |_| {},
+        |_| {},
+    )
+    .await;
+    let app = &world.app;
+    let started = tokio::time::Instant::now();
+    let (id, key) = campaign_with(app, &[talks, busy], |b| {
+        b["telephony"] = json!("vonage_then_twilio");
+    })
+    .await;
+    let calls = finished_calls(app, &key, &id, 2).await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    // The calls may be over before the client gives up on the create-call
+    // answers (10 s) and the chain decides: watch Twilio until past it.
+    let decided = started + Duration::from_secs(13);
+    crate::support::throughout(
+        "the chain never moved a placed attempt to Twilio",
+        decided.saturating_duration_since(tokio::time::Instant::now()),
+        || async {
+            match world.twilio.calls().len() {
+                0 => Ok(()),
+                n => Err(format!("{n} Twilio legs")),
+            }
+        },
+    )
+    .await;
+    world
+        .assert_carried_by(TelephonyProvider::Vonage, &calls)
+        .await;
+    let outcome = |phone: &str| {
+        calls
+            .iter()
+            .find(|c| c["phone"] == phone)
+            .map(|c| c["outcome"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(outcome(talks), "completed", "{calls:?}");
+    assert_eq!(outcome(busy), "busy", "{calls:?}");
+    world.app.stop().await;
+}
