@@ -34,7 +34,7 @@ pub(crate) fn turns(call: &Value) -> Vec<(String, String, bool)> {
         .unwrap_or_default()
 }
 
-fn by_phone<'a>(calls: &'a [Value], phone: &str) -> &'a Value {
+pub(crate) fn by_phone<'a>(calls: &'a [Value], phone: &str) -> &'a Value {
     calls
         .iter()
         .find(|c| c["phone"] == phone)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use talky::providers::telephony::TelephonyProvider;
 use talky_sim::deepgram::DeepgramSimConfig;
 use talky_sim::elevenlabs::ElevenLabsSimConfig;
@@ -85,13 +85,7 @@ async fn twilio_a_create_call_answered_after_the_client_timeout_is_one_leg() {
     let calls = finished_calls(app, &key, &id, 2).await;
     assert_eq!(calls.len(), 2, "{calls:?}");
     world.assert_carried_by(TWILIO, &calls).await;
-    let outcome = |phone: &str| {
-        calls
-            .iter()
-            .find(|c| c["phone"] == phone)
-            .map(|c| c["outcome"].clone())
-            .unwrap_or(Value::Null)
-    };
+    let outcome = |phone: &str| personas::by_phone(&calls, phone)["outcome"].clone();
     assert_eq!(outcome(talks), "completed", "{calls:?}");
     assert_eq!(outcome(busy), "busy", "{calls:?}");
     world.app.stop().await;
@@ -196,13 +190,9 @@ async fn fails_over_to_twilio(
             "{phone}: one Twilio leg per attempt"
         );
     }
-    let talked = calls
-        .iter()
-        .find(|c| c["phone"] == talks)
-        .cloned()
-        .unwrap_or(Value::Null);
+    let talked = personas::by_phone(&calls, talks);
     assert_eq!(talked["outcome"], "completed", "{talked}");
-    let users: Vec<String> = personas::turns(&talked)
+    let users: Vec<String> = personas::turns(talked)
         .into_iter()
         .filter(|(s, _, _)| s == "user")
         .map(|(_, t, _)| t)
@@ -221,17 +211,9 @@ async fn fails_over_to_twilio(
 /// Attempts moved from Vonage to Twilio so far in this process, whatever
 /// the reason (`talky_telephony_failovers_total` on `/metrics`).
 async fn failovers(app: &crate::support::TestApp) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
+    crate::vonage::metrics_text(app)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with(talky::providers::telephony_chain::FAILOVERS))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -379,13 +361,7 @@ async fn vonage_then_twilio_never_moves_a_create_call_whose_answer_was_lost() {
     world
         .assert_carried_by(TelephonyProvider::Vonage, &calls)
         .await;
-    let outcome = |phone: &str| {
-        calls
-            .iter()
-            .find(|c| c["phone"] == phone)
-            .map(|c| c["outcome"].clone())
-            .unwrap_or(Value::Null)
-    };
+    let outcome = |phone: &str| personas::by_phone(&calls, phone)["outcome"].clone();
     assert_eq!(outcome(talks), "completed", "{calls:?}");
     assert_eq!(outcome(busy), "busy", "{calls:?}");
     world.app.stop().await;
