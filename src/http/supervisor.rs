@@ -68,7 +68,9 @@ impl SupervisorView {
         for call in tree.dialer.iter_mut().flat_map(|d| d.calls.iter_mut()) {
             let provider = call.leg.as_ref().map(|leg| split_leg(leg).0.as_str());
             call.provider = provider.map(str::to_owned);
-            *calls_by_provider.entry(provider.unwrap_or("dialing")).or_insert(0) += 1;
+            *calls_by_provider
+                .entry(provider.unwrap_or("dialing"))
+                .or_insert(0) += 1;
         }
         Self {
             tree,
@@ -137,9 +139,18 @@ mod tests {
                 not_placed: 0,
                 draining: false,
                 calls: vec![
-                    call(Some(leg_id(TelephonyProvider::Vonage, "63f61863-4a51-4f6b-86e1-46edebcf9356"))),
-                    call(Some(leg_id(TelephonyProvider::Twilio, "CA0123456789abcdef0123456789abcdef"))),
-                    call(Some(leg_id(TelephonyProvider::Twilio, "CAfedcba9876543210fedcba9876543210"))),
+                    call(Some(leg_id(
+                        TelephonyProvider::Vonage,
+                        "63f61863-4a51-4f6b-86e1-46edebcf9356",
+                    ))),
+                    call(Some(leg_id(
+                        TelephonyProvider::Twilio,
+                        "CA0123456789abcdef0123456789abcdef",
+                    ))),
+                    call(Some(leg_id(
+                        TelephonyProvider::Twilio,
+                        "CAfedcba9876543210fedcba9876543210",
+                    ))),
                     call(None),
                 ],
             }),

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 pub use types::{
     DEFAULT_CHARS_PER_SECOND, DEFAULT_FRAME_MS, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LEAD,
     DEFAULT_REFILL_LEAD, DEFAULT_SAMPLE_RATE, Frame, Heard, MAX_FRAME_MS, MAX_PLAYBACK_LAG,
-    PlayoutConfig,
-    PlayoutError, SegmentId,
+    PlayoutConfig, PlayoutError, SegmentId,
 };
 
 use clock::{Timeline, duration_of, samples_in};

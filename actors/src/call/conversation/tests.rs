@@ -421,8 +421,14 @@ fn a_restarted_llm_is_asked_again_only_if_nothing_was_said() {
     assert_eq!(reply.text, "Hello there. And");
 }
 
-/// The position marks sent so far, in order: (name, turn, position).
-fn position_marks(log: &[Command]) -> Vec<(String, u64, u64)> {
+/// A position mark sent: (name, turn, position).
+type SentMark = (String, u64, u64);
+
+/// Picks the mark to echo from those sent.
+type PickMark<'a> = &'a dyn Fn(&[SentMark]) -> String;
+
+/// The position marks sent so far, in order.
+fn position_marks(log: &[Command]) -> Vec<SentMark> {
     log.iter()
         .filter_map(|c| match c {
             Command::Mark(name) => {
@@ -444,11 +450,17 @@ fn position_marks_follow_the_frames_about_every_100_ms() {
     // 580 ms of audio: a mark after each full 100 ms batch.
     assert_eq!(reply.len(), 4, "{marks:?}");
     for pair in reply.windows(2) {
-        assert!(pair[1].2 >= pair[0].2 + 1600, "at most one per 100 ms: {pair:?}");
+        assert!(
+            pair[1].2 >= pair[0].2 + 1600,
+            "at most one per 100 ms: {pair:?}"
+        );
     }
     // Each mark follows the frames it counts.
     let last = reply.last().expect("a mark");
-    let at = core.log.iter().position(|c| *c == Command::Mark(last.0.clone()));
+    let at = core
+        .log
+        .iter()
+        .position(|c| *c == Command::Mark(last.0.clone()));
     let frames_before = core.log[..at.expect("logged")]
         .iter()
         .rev()
@@ -460,7 +472,7 @@ fn position_marks_follow_the_frames_about_every_100_ms() {
 
 #[test]
 fn a_late_echo_makes_barge_in_record_only_what_the_callee_had_played() {
-    let run = |echo: Option<&dyn Fn(&[(String, u64, u64)]) -> String>| {
+    let run = |echo: Option<PickMark>| {
         let mut core = Core::greeted(config());
         core.final_("What is it about");
         core.say("It is about your energy contract. We can save you money.");
@@ -472,27 +484,44 @@ fn a_late_echo_makes_barge_in_record_only_what_the_callee_had_played() {
         core.on(Input::CallerSpeech);
         let reply = *core.records().last().expect("the reply");
         assert!(reply.interrupted);
-        (reply.text.clone(), reply.heard_text.clone().unwrap_or_default())
+        (
+            reply.text.clone(),
+            reply.heard_text.clone().unwrap_or_default(),
+        )
     };
     let (text, by_send_times) = run(None);
     // The callee echoes, only now, the reply's first position mark (sent
     // at its start, due 200 ms in): it plays about 250 ms behind.
-    let first_of_reply = |m: &[(String, u64, u64)]| {
-        m.iter().find(|(_, t, _)| *t == 2).expect("a mark").0.clone()
+    let first_of_reply = |m: &[SentMark]| {
+        m.iter()
+            .find(|(_, t, _)| *t == 2)
+            .expect("a mark")
+            .0
+            .clone()
     };
     let (_, lagging) = run(Some(&first_of_reply));
     assert!(
         text.starts_with(&by_send_times) && by_send_times.starts_with(&lagging),
         "{lagging:?} < {by_send_times:?} < {text:?}"
     );
-    assert!(lagging.len() < by_send_times.len(), "{lagging:?} vs {by_send_times:?}");
+    assert!(
+        lagging.len() < by_send_times.len(),
+        "{lagging:?} vs {by_send_times:?}"
+    );
     // An echo of another turn's mark (the greeting's) changes nothing.
-    let greeting_mark = |m: &[(String, u64, u64)]| {
-        m.iter().find(|(_, t, _)| *t == 1).expect("a mark").0.clone()
+    let greeting_mark = |m: &[SentMark]| {
+        m.iter()
+            .find(|(_, t, _)| *t == 1)
+            .expect("a mark")
+            .0
+            .clone()
     };
     assert_eq!(run(Some(&greeting_mark)).1, by_send_times);
     // Nor does a mark that is not a position mark.
     assert_eq!(super::parse_position_mark("turn-2"), None);
     assert_eq!(super::parse_position_mark("pos-2-x"), None);
-    assert_eq!(super::parse_position_mark(&super::position_mark(7, 3200)), Some((7, 3200)));
+    assert_eq!(
+        super::parse_position_mark(&super::position_mark(7, 3200)),
+        Some((7, 3200))
+    );
 }

@@ -675,5 +675,9 @@ fn echoes_of_unsent_positions_are_ignored_and_early_or_very_late_ones_are_bounde
     // Echoed absurdly late: capped.
     p.mark_played(3200, t0 + ms(60_000));
     assert_eq!(p.lag(), MAX_PLAYBACK_LAG);
-    assert_eq!(p.position(), 16 * 300, "300 ms sent by 100 ms with the lead");
+    assert_eq!(
+        p.position(),
+        16 * 300,
+        "300 ms sent by 100 ms with the lead"
+    );
 }
