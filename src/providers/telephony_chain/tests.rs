@@ -195,10 +195,11 @@ async fn the_default_route_and_unknown_routes() {
     let w = world_with(Telephony::Twilio, true, true, 5);
     let id = w.chain.place_call(intent(&w)).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg", "no route: the server's default");
-    let id = w.place(" ", intent(&w)).await
-        .expect("placed");
+    let id = w.place(" ", intent(&w)).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg");
-    let err = w.place("carrier_pigeon", intent(&w)).await
+    let err = w
+        .place("carrier_pigeon", intent(&w))
+        .await
         .expect_err("unknown");
     assert!(matches!(err, PortError::Rejected(_)), "{err}");
     assert_eq!(legs(&w), 2, "an unknown route asks nobody");
@@ -208,8 +209,7 @@ async fn the_default_route_and_unknown_routes() {
 async fn vonage_then_twilio_stays_on_vonage_when_it_places() {
     let w = world();
     let req = intent(&w);
-    let id = w.place(CHAIN, req.clone()).await
-        .expect("placed");
+    let id = w.place(CHAIN, req.clone()).await.expect("placed");
     assert_eq!(id.0, "vonage-leg");
     assert_eq!(w.placed(), (1, 0));
     assert_eq!(
@@ -234,14 +234,12 @@ async fn failures_that_prove_no_leg_fail_over_once() {
         let w = world();
         w.vonage.answer(Err(proof.clone()));
         let req = intent(&w);
-        let id = w.place(CHAIN, req.clone()).await
+        let id = w
+            .place(CHAIN, req.clone())
+            .await
             .unwrap_or_else(|e| panic!("{proof}: {e}"));
         assert_eq!(id.0, "twilio:twilio-leg", "{proof}");
-        assert_eq!(
-            w.placed(),
-            (1, 1),
-            "{proof}: each asked once"
-        );
+        assert_eq!(w.placed(), (1, 1), "{proof}: each asked once");
         assert_eq!(
             *lock(&w.twilio.ledger_at_place),
             [Some(TelephonyProvider::Twilio)],
@@ -310,29 +308,21 @@ async fn an_open_circuit_goes_straight_to_twilio() {
     // and does not fail over).
     w.vonage.answer(Err(PortError::Unavailable("503".into())));
     w.vonage.answer(Err(PortError::Unknown("timeout".into())));
-    w.place(CHAIN, intent(&w)).await
+    w.place(CHAIN, intent(&w))
+        .await
         .expect("failed over on the 503");
-    assert!(
-        w.place(CHAIN, intent(&w)).await
-            .is_err()
-    );
+    assert!(w.place(CHAIN, intent(&w)).await.is_err());
     assert_eq!(w.placed(), (2, 1));
     assert_eq!(
         w.chain.vonage_breaker().state(),
         crate::providers::breaker::BreakerState::Open
     );
     let req = intent(&w);
-    let id = w.place(CHAIN, req.clone()).await
-        .expect("placed");
+    let id = w.place(CHAIN, req.clone()).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg");
-    assert_eq!(
-        w.placed(),
-        (2, 2),
-        "Vonage not asked while open"
-    );
+    assert_eq!(w.placed(), (2, 2), "Vonage not asked while open");
     // A campaign on Vonage alone still asks it (nowhere else to go).
-    let id = w.place("vonage", intent(&w)).await
-        .expect("placed");
+    let id = w.place("vonage", intent(&w)).await.expect("placed");
     assert_eq!(id.0, "vonage-leg");
     assert_eq!(w.vonage.placed(), 3);
 }
@@ -341,10 +331,8 @@ async fn an_open_circuit_goes_straight_to_twilio() {
 async fn answers_and_refusals_keep_the_circuit_closed() {
     let w = world_with(Telephony::Vonage, true, true, 1);
     w.vonage.answer(Err(PortError::Rejected("422".into())));
-    w.place(CHAIN, intent(&w)).await
-        .expect("failed over");
-    w.place(CHAIN, intent(&w)).await
-        .expect("placed");
+    w.place(CHAIN, intent(&w)).await.expect("failed over");
+    w.place(CHAIN, intent(&w)).await.expect("placed");
     assert_eq!(
         w.vonage.placed(),
         2,
@@ -377,14 +365,15 @@ async fn a_chain_with_one_provider_uses_it_alone() {
         Err(PortError::Rejected("401".into())),
         "nowhere to fail over"
     );
-    let err = w.place("twilio", intent(&w)).await
+    let err = w
+        .place("twilio", intent(&w))
+        .await
         .expect_err("not configured");
     assert!(err.to_string().contains("providers.twilio"), "{err}");
     assert!(!w.chain.has(TelephonyProvider::Twilio));
 
     let w = world_with(Telephony::Vonage, false, true, 5);
-    let id = w.place(CHAIN, intent(&w)).await
-        .expect("placed");
+    let id = w.place(CHAIN, intent(&w)).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg");
     let err = w
         .chain
@@ -456,12 +445,11 @@ async fn placements_and_failovers_are_counted_per_provider() {
     let w = world_with(Telephony::Vonage, true, true, 1);
     w.chain.place_call(intent(&w)).await.expect("vonage");
     w.vonage.answer(Err(PortError::Rejected("401".into())));
-    w.place(CHAIN, intent(&w)).await
-        .expect("no leg: twilio");
+    w.place(CHAIN, intent(&w)).await.expect("no leg: twilio");
     w.vonage.answer(Err(PortError::Unavailable("503".into())));
-    w.place(CHAIN, intent(&w)).await
-        .expect("no leg: twilio");
-    w.place(CHAIN, intent(&w)).await
+    w.place(CHAIN, intent(&w)).await.expect("no leg: twilio");
+    w.place(CHAIN, intent(&w))
+        .await
         .expect("circuit open: twilio");
     let text = handle.render();
     for line in [

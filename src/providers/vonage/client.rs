@@ -298,9 +298,11 @@ impl VonageClient {
             self.base,
             utf8_percent_encode(&id.0, UNRESERVED)
         );
-        self.send("get call", self.http.get(url))
-            .await?
-            .found_json("vonage", "get call", Problem::describe)
+        self.send("get call", self.http.get(url)).await?.found_json(
+            "vonage",
+            "get call",
+            Problem::describe,
+        )
     }
 
     /// The leg Vonage placed to `to` (E.164, `+` optional) since `since`,
