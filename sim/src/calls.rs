@@ -7,6 +7,9 @@
 //! - what a handle serves of it: waiting for a call's record to reach a
 //!   state ([`CallLog::wait_for`]), and the cloneable reader a stats
 //!   server uses ([`StatsSource`]);
+//! - the state their handlers share ([`Shared`]: knobs, call log, HTTP
+//!   client for webhooks, the server's stop) and the handle that runs one
+//!   ([`TelephonySim`]);
 //! - the order in which a call's webhooks / callbacks are sent
 //!   ([`post_in_order`]): in order, or, with the reorder knob, each pair
 //!   swapped (one held back until the next comes, at most
@@ -17,12 +20,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
+use warp::Filter;
 
-use crate::server::lock;
+use crate::server::{LoopbackServer, Shutdown, lock};
 use crate::vonage::stats::{self, Counters, SimStats};
 
 /// A call record the log keeps.
@@ -220,6 +225,126 @@ impl<R: LoggedCall> StatsSource<R> {
     /// process tests count legs with.
     pub fn calls(&self) -> Vec<R::Brief> {
         self.0.map(R::brief)
+    }
+}
+
+/// What a telephony emulator's handlers share: its knobs `C` (changed
+/// while it runs), its calls (records `R`), the client its webhooks go
+/// out with, and the server's stop.
+pub(crate) struct Shared<C, R> {
+    pub(crate) cfg: Mutex<C>,
+    /// Every call, by id, and the load counters.
+    pub(crate) calls: Arc<CallLog<R>>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) shutdown: Shutdown,
+}
+
+impl<C: Clone, R> Shared<C, R> {
+    /// A copy of the knobs.
+    pub(crate) fn cfg(&self) -> C {
+        lock(&self.cfg).clone()
+    }
+}
+
+/// A running telephony emulator (knobs `C`, call records `R`); stops
+/// when dropped or [`stop`](Self::stop)ped.
+pub struct TelephonySim<C, R> {
+    /// Where it listens (127.0.0.1).
+    pub addr: SocketAddr,
+    pub(crate) shared: Arc<Shared<C, R>>,
+    server: LoopbackServer,
+}
+
+impl<C: Clone + Send + 'static, R: LoggedCall + Send + 'static> TelephonySim<C, R> {
+    /// Binds 127.0.0.1:`port` (0: any free port) and serves the routes
+    /// `routes` makes over the shared state until the handle goes; `http`
+    /// posts the webhooks.
+    pub(crate) async fn start<F>(
+        port: u16,
+        cfg: C,
+        http: reqwest::Client,
+        routes: impl FnOnce(Arc<Shared<C, R>>) -> F,
+    ) -> std::io::Result<Self>
+    where
+        F: Filter + Clone + Send + Sync + 'static,
+        F::Extract: warp::Reply,
+    {
+        let state = |shutdown| Shared {
+            cfg: Mutex::new(cfg),
+            calls: Arc::default(),
+            http,
+            shutdown,
+        };
+        let (server, shared) = LoopbackServer::start_shared(port, state, routes).await?;
+        Ok(Self {
+            addr: server.addr(),
+            shared,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`: the client's `api_base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A copy of the knobs.
+    pub fn config(&self) -> C {
+        self.shared.cfg()
+    }
+
+    /// Changes knobs (for calls created afterwards; webhook knobs apply at
+    /// once).
+    pub fn update(&self, f: impl FnOnce(&mut C)) {
+        f(&mut lock(&self.shared.cfg));
+    }
+
+    /// The call log: every call by id, waits on them, the load counters.
+    pub fn log(&self) -> &CallLog<R> {
+        &self.shared.calls
+    }
+
+    /// Every call so far, in creation order.
+    pub fn calls(&self) -> Vec<R> {
+        self.log().records()
+    }
+
+    /// One call by id (uuid, sid).
+    pub fn call(&self, id: &str) -> Option<R> {
+        self.log().get(id)
+    }
+
+    /// The load counters (`with_samples`: also every barge-in sample).
+    pub fn stats(&self, with_samples: bool) -> SimStats {
+        self.log().stats(with_samples)
+    }
+
+    /// A cloneable reader of the counters and calls (for a stats server).
+    pub fn stats_source(&self) -> StatsSource<R> {
+        StatsSource(self.shared.calls.clone())
+    }
+
+    /// Waits until call `id` has ended; its record (`None` on time-out or
+    /// unknown call).
+    pub async fn wait_ended(&self, id: &str, timeout: Duration) -> Option<R> {
+        self.wait_for(id, timeout, R::ended).await
+    }
+
+    /// Waits until call `id`'s record satisfies `pred`; the record
+    /// (`None` on time-out or unknown call).
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        timeout: Duration,
+        pred: impl Fn(&R) -> bool,
+    ) -> Option<R> {
+        self.log().wait_for(id, timeout, pred).await
+    }
+
+    /// Stops serving (running calls are abandoned) and waits briefly for
+    /// the server.
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -41,18 +41,15 @@ mod tests;
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 pub use crate::callee::{Heard, Said};
 pub(crate) use crate::calls::CallEntry;
-use crate::calls::CallLog;
+use crate::calls::TelephonySim;
 use crate::persona::Personas;
-use crate::server::{LoopbackServer, Shutdown, lock};
-use crate::vonage::stats::SimStats;
+use crate::server::lock;
 
 /// Twilio's REST API version, in every path and in `ApiVersion`.
 pub const API_VERSION: &str = "2010-04-01";
@@ -330,19 +327,8 @@ impl CallRecord {
 
 crate::calls::call_brief!(sid, "Its sid.", "The number called (E.164).");
 
-pub(crate) struct Shared {
-    pub(crate) cfg: Mutex<TwilioSimConfig>,
-    /// Every call, by sid, and the load counters.
-    pub(crate) calls: Arc<CallLog<CallRecord>>,
-    pub(crate) http: reqwest::Client,
-    pub(crate) shutdown: Shutdown,
-}
-
-impl Shared {
-    pub(crate) fn cfg(&self) -> TwilioSimConfig {
-        lock(&self.cfg).clone()
-    }
-}
+/// What the handlers share.
+pub(crate) type Shared = crate::calls::Shared<TwilioSimConfig, CallRecord>;
 
 /// Reads a running emulator's counters and call list (for a stats server).
 pub type StatsSource = crate::calls::StatsSource<CallRecord>;
@@ -350,13 +336,8 @@ pub type StatsSource = crate::calls::StatsSource<CallRecord>;
 /// The emulator.
 pub struct TwilioSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct TwilioSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or [`stop`](TelephonySim::stop)ped.
+pub type TwilioSimHandle = TelephonySim<TwilioSimConfig, CallRecord>;
 
 impl TwilioSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -374,31 +355,12 @@ impl TwilioSim {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?;
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                calls: Arc::default(),
-                http,
-                shutdown,
-            });
-            (shared.clone(), api::routes(shared))
-        })
-        .await?;
-        Ok(TwilioSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
+        TelephonySim::start(port, cfg, http, api::routes).await
     }
 }
 
+/// What only the Twilio emulator's handle tells.
 impl TwilioSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's `api_base_url` (Twilio's
-    /// `https://api.twilio.com`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// `{base}/2010-04-01/Accounts/{AccountSid}`: where `Calls.json` is.
     pub fn account_url(&self) -> String {
         format!(
@@ -416,65 +378,6 @@ impl TwilioSimHandle {
     /// The account's auth token (Basic auth, signatures).
     pub fn auth_token(&self) -> String {
         lock(&self.shared.cfg).auth_token.clone()
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> TwilioSimConfig {
-        self.shared.cfg()
-    }
-
-    /// Changes knobs (for calls created afterwards; callback knobs apply
-    /// at once).
-    pub fn update(&self, f: impl FnOnce(&mut TwilioSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// The call log: every call by sid, waits on them, the load counters.
-    pub fn log(&self) -> &CallLog<CallRecord> {
-        &self.shared.calls
-    }
-
-    /// Every call so far, in creation order.
-    pub fn calls(&self) -> Vec<CallRecord> {
-        self.log().records()
-    }
-
-    /// One call by sid.
-    pub fn call(&self, sid: &str) -> Option<CallRecord> {
-        self.log().get(sid)
-    }
-
-    /// The load counters (`with_samples`: also every barge-in sample).
-    pub fn stats(&self, with_samples: bool) -> SimStats {
-        self.log().stats(with_samples)
-    }
-
-    /// A cloneable reader of the counters and calls (for a stats server).
-    pub fn stats_source(&self) -> StatsSource {
-        crate::calls::StatsSource(self.shared.calls.clone())
-    }
-
-    /// Waits until call `sid` has ended; its record (`None` on time-out or
-    /// unknown call).
-    pub async fn wait_ended(&self, sid: &str, timeout: Duration) -> Option<CallRecord> {
-        self.wait_for(sid, timeout, |r| r.ended).await
-    }
-
-    /// Waits until call `sid`'s record satisfies `pred`; the record
-    /// (`None` on time-out or unknown call).
-    pub async fn wait_for(
-        &self,
-        sid: &str,
-        timeout: Duration,
-        pred: impl Fn(&CallRecord) -> bool,
-    ) -> Option<CallRecord> {
-        self.log().wait_for(sid, timeout, pred).await
-    }
-
-    /// Stops serving (running calls are abandoned) and waits briefly for
-    /// the server.
-    pub async fn stop(self) {
-        self.server.stop().await;
     }
 }
 

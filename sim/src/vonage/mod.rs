@@ -26,17 +26,14 @@ pub mod stats;
 mod tests;
 pub mod wire;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub(crate) use crate::calls::CallEntry;
-use crate::calls::CallLog;
+use crate::calls::TelephonySim;
 pub(crate) use crate::server::lock;
-use crate::server::{LoopbackServer, Shutdown};
 
 pub use crate::callee::{Heard, Said};
 /// The personas live in [`crate::persona`] (shared with the Twilio
@@ -207,19 +204,8 @@ impl CallRecord {
 
 crate::calls::call_brief!(uuid, "Its uuid.", "The number called (digits).");
 
-pub(crate) struct Shared {
-    pub(crate) cfg: Mutex<VonageSimConfig>,
-    /// Every call, by uuid, and the load counters.
-    pub(crate) calls: Arc<CallLog<CallRecord>>,
-    pub(crate) http: reqwest::Client,
-    pub(crate) shutdown: Shutdown,
-}
-
-impl Shared {
-    pub(crate) fn cfg(&self) -> VonageSimConfig {
-        lock(&self.cfg).clone()
-    }
-}
+/// What the handlers share.
+pub(crate) type Shared = crate::calls::Shared<VonageSimConfig, CallRecord>;
 
 /// Reads a running emulator's load counters and calls (for a stats
 /// server).
@@ -228,13 +214,8 @@ pub type StatsSource = crate::calls::StatsSource<CallRecord>;
 /// The emulator.
 pub struct VonageSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct VonageSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or [`stop`](TelephonySim::stop)ped.
+pub type VonageSimHandle = TelephonySim<VonageSimConfig, CallRecord>;
 
 impl VonageSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -249,75 +230,7 @@ impl VonageSim {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(std::io::Error::other)?;
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                calls: Arc::default(),
-                http,
-                shutdown,
-            });
-            (shared.clone(), api::routes(shared))
-        })
-        .await?;
-        Ok(VonageSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
-    }
-}
-
-impl VonageSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's `api_base_url`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> VonageSimConfig {
-        self.shared.cfg()
-    }
-
-    /// Changes knobs (for calls created afterwards; webhook knobs apply at
-    /// once).
-    pub fn update(&self, f: impl FnOnce(&mut VonageSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// The call log: every call by uuid, waits on them, the load counters.
-    pub fn log(&self) -> &CallLog<CallRecord> {
-        &self.shared.calls
-    }
-
-    /// Every call so far, in creation order.
-    pub fn calls(&self) -> Vec<CallRecord> {
-        self.log().records()
-    }
-
-    /// The load counters (`with_samples`: also every barge-in sample).
-    pub fn stats(&self, with_samples: bool) -> stats::SimStats {
-        self.log().stats(with_samples)
-    }
-
-    /// A cloneable reader of the load counters (for a stats server).
-    pub fn stats_source(&self) -> StatsSource {
-        crate::calls::StatsSource(self.shared.calls.clone())
-    }
-
-    /// One call by uuid.
-    pub fn call(&self, uuid: &str) -> Option<CallRecord> {
-        self.log().get(uuid)
-    }
-
-    /// Waits until call `uuid` has ended; its record (`None` on time-out or
-    /// unknown call).
-    pub async fn wait_ended(&self, uuid: &str, timeout: Duration) -> Option<CallRecord> {
-        self.log().wait_for(uuid, timeout, |r| r.ended).await
-    }
-
-    /// Stops serving (running calls are abandoned) and waits for the server.
-    pub async fn stop(self) {
-        self.server.stop().await;
+        TelephonySim::start(port, cfg, http, api::routes).await
     }
 }
 
