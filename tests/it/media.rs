@@ -267,7 +267,7 @@ async fn asked_to_hang_up(hangups: &std::sync::Mutex<Vec<String>>) -> Vec<String
 }
 
 /// Reads until the server's close frame; its code.
-async fn close_code(
+pub(crate) async fn close_code(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,

@@ -24,8 +24,9 @@ use talky_actors::ports::{MediaIn, MediaOut};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::media::{assert_spent, assert_tokens_checked, refused};
+use crate::media::{assert_spent, assert_tokens_checked, close_code, refused};
 use crate::support::{TestApp, decode, eventually};
+use crate::vonage::metrics_text;
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
 const TOKEN: &str = "twilio-auth-token-1";
@@ -251,18 +252,6 @@ async fn call_state(app: &TestApp, call: &str, key: &str) -> (String, Vec<String
         detail["provider"].clone(),
         detail["provider_call_id"].clone(),
     )
-}
-
-async fn metrics_text(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text")
 }
 
 /// A call placed on Twilio ([`twilio_call`]) with its stand-in actor:
@@ -884,23 +873,6 @@ async fn next_json(socket: &mut Socket) -> Value {
             return serde_json::from_str(t.as_str()).expect("json");
         }
         assert!(!m.is_close(), "closed: {m:?}");
-    }
-}
-
-/// Reads until the server's close frame; its code.
-async fn close_code(socket: &mut Socket) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("the server closes in time")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            other => {
-                eprintln!("socket ended without a close frame: {other:?}");
-                return None;
-            }
-        }
     }
 }
 
