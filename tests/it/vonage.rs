@@ -261,7 +261,8 @@ async fn call_state(app: &TestApp, call: &str, key: &str) -> (String, Vec<String
     )
 }
 
-async fn metrics_text(app: &TestApp) -> String {
+/// The `/metrics` exposition (admin token).
+pub(crate) async fn metrics_text(app: &TestApp) -> String {
     app.client
         .get(app.url("/metrics"))
         .bearer_auth(&app.admin_token)
