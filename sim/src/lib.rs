@@ -5,6 +5,7 @@
 
 pub mod aura;
 pub mod callee;
+pub mod calls;
 #[cfg(test)]
 mod clients;
 pub mod codec;
@@ -19,6 +20,8 @@ pub mod persona;
 pub mod process;
 pub mod server;
 pub mod speech;
+#[cfg(test)]
+mod telephony_tests;
 pub mod twilio;
 pub mod vonage;
 pub mod whisper;

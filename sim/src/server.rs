@@ -93,6 +93,25 @@ impl LoopbackServer {
         Ok((server, state))
     }
 
+    /// [`LoopbackServer::start`] for an emulator whose state is shared
+    /// with its routes: `state` makes it from the [`Shutdown`], `routes`
+    /// the routes over it.
+    pub async fn start_shared<S, F>(
+        port: u16,
+        state: impl FnOnce(Shutdown) -> S,
+        routes: impl FnOnce(Arc<S>) -> F,
+    ) -> std::io::Result<(Self, Arc<S>)>
+    where
+        F: Filter + Clone + Send + Sync + 'static,
+        F::Extract: warp::Reply,
+    {
+        Self::start(port, |shutdown| {
+            let shared = Arc::new(state(shutdown));
+            (shared.clone(), routes(shared))
+        })
+        .await
+    }
+
     /// Where it listens (127.0.0.1).
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -182,16 +201,13 @@ where
         F: Filter + Clone + Send + Sync + 'static,
         F::Extract: warp::Reply,
     {
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                log: Mutex::new(Vec::new()),
-                shutdown,
-                extra,
-            });
-            (shared.clone(), routes(shared))
-        })
-        .await?;
+        let state = |shutdown| Shared {
+            cfg: Mutex::new(cfg),
+            log: Mutex::new(Vec::new()),
+            shutdown,
+            extra,
+        };
+        let (server, shared) = LoopbackServer::start_shared(port, state, routes).await?;
         Ok(Self {
             addr: server.addr(),
             shared,

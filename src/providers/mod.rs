@@ -26,3 +26,5 @@ pub use build::BuildError;
 
 #[cfg(test)]
 mod probe_tests;
+#[cfg(test)]
+pub(crate) mod rest_stub;

@@ -167,6 +167,152 @@ where
     }
 }
 
+/// Marks a transport error that happened before the request was sent
+/// (see [`maybe_sent`]).
+pub(crate) const CONNECT_FAILED: &str = "(not sent: connect failed)";
+
+/// The port error of a request of `provider` (`what`: "create call", ...)
+/// that got no answer: a connect failure (marked [`CONNECT_FAILED`]) and
+/// anything unknown are `Unavailable` (worth a retry), a time-out is
+/// `Timeout`, an unreadable body `Protocol`.
+pub(crate) fn transport_error(provider: &str, what: &str, e: &reqwest::Error) -> PortError {
+    if e.is_connect() {
+        PortError::Unavailable(format!("{provider} {what}: {e} {CONNECT_FAILED}"))
+    } else if e.is_timeout() {
+        PortError::Timeout(format!("{provider} {what}: {e}"))
+    } else if e.is_decode() || e.is_body() {
+        PortError::Protocol(format!("{provider} {what}: {e}"))
+    } else {
+        PortError::Unavailable(format!("{provider} {what}: {e}"))
+    }
+}
+
+/// The failure of a request that may have reached the provider and done
+/// its work (a create-call): anything but a refusal before sending (a
+/// connect failure) or an answer is of unknown outcome, so the caller
+/// resolves it instead of repeating it.
+pub(crate) fn maybe_sent(e: PortError) -> PortError {
+    match e {
+        PortError::Timeout(m) | PortError::Protocol(m) => PortError::Unknown(m),
+        PortError::Unavailable(m) if !m.contains(CONNECT_FAILED) => PortError::Unknown(m),
+        e => e,
+    }
+}
+
+/// A provider's whole answer to one REST request.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// Its HTTP status.
+    pub(crate) status: reqwest::StatusCode,
+    /// Its `Retry-After`, raw.
+    pub(crate) retry_after: Option<String>,
+    /// Its body.
+    pub(crate) body: bytes::Bytes,
+}
+
+/// Sends `req` (its auth already set) and reads the whole answer; a
+/// failure without an answer is a [`transport_error`]. Time-outs are the
+/// client's (connect and whole-request, set when it was built).
+pub(crate) async fn send(
+    provider: &str,
+    what: &str,
+    req: reqwest::RequestBuilder,
+) -> PortResult<Answer> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| transport_error(provider, what, &e))?;
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(provider, what, &e))?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// How a provider words a non-2xx answer for errors and logs: from its
+/// status and error body.
+pub(crate) type Describe = fn(reqwest::StatusCode, &[u8]) -> String;
+
+impl Answer {
+    /// The port error of this answer as a failure: 429 -> `RateLimited`
+    /// (with `Retry-After`), other 4xx -> `Rejected` (retrying will not
+    /// help), 5xx -> `Unavailable`, anything else -> `Protocol`; the
+    /// message is `describe`'s.
+    pub(crate) fn error(&self, describe: Describe) -> PortError {
+        let msg = describe(self.status, &self.body);
+        match self.status.as_u16() {
+            429 => PortError::RateLimited {
+                retry_after: self
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, SystemTime::now())),
+            },
+            400..=499 => PortError::Rejected(msg),
+            500..=599 => PortError::Unavailable(msg),
+            _ => PortError::Protocol(format!("unexpected status {msg}")),
+        }
+    }
+
+    /// `Ok` for a 2xx, else [`Answer::error`].
+    pub(crate) fn success(self, describe: Describe) -> PortResult<Self> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.error(describe))
+        }
+    }
+
+    /// The JSON of a 2xx answer of `provider`'s `what`; `None` for a 404
+    /// (the provider does not know the resource); an unreadable 2xx is
+    /// `Protocol`.
+    pub(crate) fn found_json<T: serde::de::DeserializeOwned>(
+        self,
+        provider: &str,
+        what: &str,
+        describe: Describe,
+    ) -> PortResult<Option<T>> {
+        if self.status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let ok = self.success(describe)?;
+        serde_json::from_slice(&ok.body)
+            .map(Some)
+            .map_err(|e| PortError::Protocol(format!("{provider} {what}: {e}")))
+    }
+
+    /// The resource a create request made: a 2xx says it exists, so one
+    /// whose body cannot be read, or whose `id` is empty, is `Unknown`
+    /// (which one is unknown, not failed); a non-2xx is
+    /// [`Answer::error`].
+    pub(crate) fn created<T: serde::de::DeserializeOwned>(
+        self,
+        provider: &str,
+        describe: Describe,
+        id: impl FnOnce(&T) -> &str,
+        id_name: &str,
+    ) -> PortResult<T> {
+        let ok = self.success(describe)?;
+        let created: T = serde_json::from_slice(&ok.body)
+            .map_err(|e| PortError::Unknown(format!("{provider} create call: {e}")))?;
+        if id(&created).trim().is_empty() {
+            return Err(PortError::Unknown(format!(
+                "{provider} create call: empty {id_name}"
+            )));
+        }
+        Ok(created)
+    }
+}
+
 /// A `Retry-After` value: delta seconds (a fraction accepted) or an
 /// HTTP-date (one in the past is no wait).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

@@ -73,6 +73,7 @@ fn ws_url(app: &TestApp, call: &str, token: Option<&str>) -> String {
     }
 }
 
+/// The HTTP status a socket's upgrade was refused with.
 fn refused_status(err: tokio_tungstenite::tungstenite::Error) -> u16 {
     match err {
         tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status().as_u16(),
@@ -80,23 +81,43 @@ fn refused_status(err: tokio_tungstenite::tungstenite::Error) -> u16 {
     }
 }
 
+/// Opens a socket at `url`, expecting the upgrade refused: its status.
+pub(crate) async fn refused(url: String) -> u16 {
+    refused_status(
+        tokio_tungstenite::connect_async(url)
+            .await
+            .expect_err("refused"),
+    )
+}
+
+/// The checks of a media socket's token before the upgrade, for `call`
+/// and its `token` (`url(call, token)` the socket's URL): no token is a
+/// 401; a wrong token, or the right one for another call, a 403.
+pub(crate) async fn assert_tokens_checked(
+    url: impl Fn(&str, Option<&str>) -> String,
+    call: &str,
+    token: &str,
+) {
+    assert_eq!(refused(url(call, None)).await, 401);
+    assert_eq!(refused(url(call, Some("tk_wrong"))).await, 403);
+    let other = uuid::Uuid::now_v7().to_string();
+    assert_eq!(refused(url(&other, Some(token))).await, 403);
+}
+
+/// After the token's one upgrade: it is spent (a 403 at `url`), and a
+/// plain GET of the socket's path `get` (no upgrade) is a client mistake,
+/// a 400, not a 5xx.
+pub(crate) async fn assert_spent(app: &TestApp, url: String, get: &str) {
+    assert_eq!(refused(url).await, 403);
+    let res = app.client.get(app.url(get)).send().await.expect("send");
+    assert_eq!(res.status().as_u16(), 400);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_checked_and_single_use() {
     let app = TestApp::start().await;
     let (call, token) = intent(&app).await;
-    let missing = tokio_tungstenite::connect_async(ws_url(&app, &call, None))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(missing), 401);
-    let wrong = tokio_tungstenite::connect_async(ws_url(&app, &call, Some("tk_wrong")))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(wrong), 403);
-    let other = uuid::Uuid::now_v7().to_string();
-    let unknown = tokio_tungstenite::connect_async(ws_url(&app, &other, Some(&token)))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(unknown), 403);
+    assert_tokens_checked(|c, t| ws_url(&app, c, t), &call, &token).await;
     // The right token opens once (the call is not live here: closed at once).
     let (mut socket, _) = tokio_tungstenite::connect_async(ws_url(&app, &call, Some(&token)))
         .await
@@ -108,18 +129,8 @@ async fn tokens_are_checked_and_single_use() {
         matches!(closed, Some(Ok(Message::Close(_))) | None),
         "{closed:?}"
     );
-    let reused = tokio_tungstenite::connect_async(ws_url(&app, &call, Some(&token)))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(reused), 403);
-    // A plain GET is a client mistake, not a 5xx.
-    let res = app
-        .client
-        .get(app.url(&format!("/vonage/media/{call}?token=x")))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 400);
+    let reused = ws_url(&app, &call, Some(&token));
+    assert_spent(&app, reused, &format!("/vonage/media/{call}?token=x")).await;
     app.stop().await;
 }
 
@@ -256,7 +267,7 @@ async fn asked_to_hang_up(hangups: &std::sync::Mutex<Vec<String>>) -> Vec<String
 }
 
 /// Reads until the server's close frame; its code.
-async fn close_code(
+pub(crate) async fn close_code(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,

@@ -24,7 +24,9 @@ use talky_actors::ports::{MediaIn, MediaOut};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::media::{assert_spent, assert_tokens_checked, close_code, refused};
 use crate::support::{TestApp, decode, eventually};
+use crate::vonage::metrics_text;
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
 const TOKEN: &str = "twilio-auth-token-1";
@@ -252,16 +254,32 @@ async fn call_state(app: &TestApp, call: &str, key: &str) -> (String, Vec<String
     )
 }
 
-async fn metrics_text(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text")
+/// A call placed on Twilio ([`twilio_call`]) with its stand-in actor:
+/// (call id, media token, API key, actor, what it saw).
+async fn stood_in(app: &TestApp) -> (String, String, String, ActorRef<CallMsg>, Shared) {
+    let (call, token, key) = twilio_call(app).await;
+    let (actor, s) = stand_in(&call).await;
+    (call, token, key, actor, s)
+}
+
+/// The first callback of `CALL_SID`: `ringing`.
+fn ringing() -> Vec<(&'static str, String)> {
+    status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000")
+}
+
+/// POSTs `form` to `path` signed with the account's token: the status.
+async fn signed(app: &TestApp, path: &str, form: &[(&'static str, String)]) -> u16 {
+    post_form(app, path, form, Sign::With(TOKEN)).await.0
+}
+
+/// Every one of `reasons` is counted in `metric` of the exposition `m`.
+fn assert_counted(m: &str, metric: &str, reasons: &[&str]) {
+    for reason in reasons {
+        assert!(
+            m.contains(&format!("{metric}{{reason=\"{reason}\"}}")),
+            "{reason}: {m}"
+        );
+    }
 }
 
 // ----- status callbacks ------------------------------------------------------
@@ -269,10 +287,9 @@ async fn metrics_text(app: &TestApp) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_must_be_signed_over_the_public_url_and_form() {
     let app = twilio_app(|_| {}).await;
-    let (call, _, key) = twilio_call(&app).await;
-    let (actor, s) = stand_in(&call).await;
+    let (call, _, key, actor, s) = stood_in(&app).await;
     let path = status_path(&app, &call);
-    let ringing = status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000");
+    let ringing = ringing();
     let refused = |(status, problem): (u16, Value), what: &str| {
         assert_eq!(status, 401, "{what}: {problem}");
         assert_eq!(
@@ -321,10 +338,7 @@ async fn callbacks_must_be_signed_over_the_public_url_and_form() {
         "nothing stored"
     );
     // The real one goes through.
-    assert_eq!(
-        post_form(&app, &path, &ringing, Sign::With(TOKEN)).await.0,
-        204
-    );
+    assert_eq!(signed(&app, &path, &ringing).await, 204);
     settle().await;
     assert_eq!(seen(&s).telephony, ["Ringing"]);
     actor.stop(None);
@@ -336,7 +350,7 @@ async fn unsigned_callbacks_need_the_named_opt_out_or_no_token() {
     let app = twilio_app(|c| c.providers.twilio.allow_unsigned_webhooks = true).await;
     let (call, _, _) = twilio_call(&app).await;
     let path = status_path(&app, &call);
-    let ringing = status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000");
+    let ringing = ringing();
     assert_eq!(post_form(&app, &path, &ringing, Sign::No).await.0, 204);
     assert_eq!(
         post_form(&app, &path, &ringing, Sign::With("another"))
@@ -407,14 +421,11 @@ async fn a_wrong_key_is_the_same_404_as_an_unknown_call() {
     assert!(seen(&s).telephony.is_empty(), "nothing routed");
     assert!(call_state(&app, &call, &key).await.1.is_empty());
     let m = metrics_text(&app).await;
-    for reason in ["key", "unknown_call"] {
-        assert!(
-            m.contains(&format!(
-                "talky_webhooks_unmatched_total{{reason=\"{reason}\"}}"
-            )),
-            "{reason}: {m}"
-        );
-    }
+    assert_counted(
+        &m,
+        "talky_webhooks_unmatched_total",
+        &["key", "unknown_call"],
+    );
     actor.stop(None);
     app.stop().await;
 }
@@ -422,10 +433,9 @@ async fn a_wrong_key_is_the_same_404_as_an_unknown_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_are_stored_once_and_routed_once_and_teach_the_call_sid() {
     let app = twilio_app(|_| {}).await;
-    let (call, _, key) = twilio_call(&app).await;
-    let (actor, s) = stand_in(&call).await;
+    let (call, _, key, actor, s) = stood_in(&app).await;
     let path = status_path(&app, &call);
-    let ringing = status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000");
+    let ringing = ringing();
     for _ in 0..3 {
         assert_eq!(
             post_form(&app, &path, &ringing, Sign::With(TOKEN)).await.0,
@@ -439,10 +449,7 @@ async fn callbacks_are_stored_once_and_routed_once_and_teach_the_call_sid() {
         "2",
         "Fri, 01 Mar 2024 12:00:05 +0000",
     );
-    assert_eq!(
-        post_form(&app, &path, &answered, Sign::With(TOKEN)).await.0,
-        204
-    );
+    assert_eq!(signed(&app, &path, &answered).await, 204);
     // The asynchronous AMD verdict (no CallStatus, no Timestamp), twice.
     for _ in 0..2 {
         assert_eq!(
@@ -522,14 +529,10 @@ async fn callbacks_are_stored_once_and_routed_once_and_teach_the_call_sid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_leg_s_callbacks_are_refused_and_the_call_goes_on() {
     let app = twilio_app(|_| {}).await;
-    let (call, _, key) = twilio_call(&app).await;
-    let (actor, s) = stand_in(&call).await;
+    let (call, _, key, actor, s) = stood_in(&app).await;
     let path = status_path(&app, &call);
-    let ringing = status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000");
-    assert_eq!(
-        post_form(&app, &path, &ringing, Sign::With(TOKEN)).await.0,
-        204
-    );
+    let ringing = ringing();
+    assert_eq!(signed(&app, &path, &ringing).await, 204);
     // The call's CallSid is known now: another's is refused, even signed
     // on the right URL.
     let other_sid = "CAffffffffffffffffffffffffffffffff";
@@ -549,10 +552,7 @@ async fn another_leg_s_callbacks_are_refused_and_the_call_goes_on() {
         "Fri, 01 Mar 2024 12:00:09 +0000",
     );
     theirs[0].1 = "AC99999999999999999999999999999999".into();
-    assert_eq!(
-        post_form(&app, &path, &theirs, Sign::With(TOKEN)).await.0,
-        404
-    );
+    assert_eq!(signed(&app, &path, &theirs).await, 404);
     settle().await;
     assert_eq!(seen(&s).telephony, ["Ringing"], "the call goes on");
     let (state, events, _, _) = call_state(&app, &call, &key).await;
@@ -587,14 +587,11 @@ async fn another_leg_s_callbacks_are_refused_and_the_call_goes_on() {
         .expect("send");
     assert_eq!(decode(res).await.0, 404);
     let m = metrics_text(&app).await;
-    for reason in ["call_sid_mismatch", "account_mismatch", "provider_mismatch"] {
-        assert!(
-            m.contains(&format!(
-                "talky_webhooks_refused_total{{reason=\"{reason}\"}}"
-            )),
-            "{reason}: {m}"
-        );
-    }
+    assert_counted(
+        &m,
+        "talky_webhooks_refused_total",
+        &["call_sid_mismatch", "account_mismatch", "provider_mismatch"],
+    );
     actor.stop(None);
     app.stop().await;
 }
@@ -605,7 +602,7 @@ async fn bodies_that_are_not_callbacks_are_client_errors() {
     let (call, _, _) = twilio_call(&app).await;
     let path = status_path(&app, &call);
     // A NUL in a value: PostgreSQL cannot keep it; a 422 naming it.
-    let mut nul = status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000");
+    let mut nul = ringing();
     nul[5].1 = "outbound\0api".into();
     let (code, problem) = post_form(&app, &path, &nul, Sign::With(TOKEN)).await;
     assert_eq!(code, 422, "{problem}");
@@ -615,10 +612,7 @@ async fn bodies_that_are_not_callbacks_are_client_errors() {
         ("AccountSid", ACCOUNT.into()),
         ("CallStatus", "ringing".into()),
     ];
-    assert_eq!(
-        post_form(&app, &path, &no_sid, Sign::With(TOKEN)).await.0,
-        400
-    );
+    assert_eq!(signed(&app, &path, &no_sid).await, 400);
     let no_status: Vec<(&'static str, String)> = vec![("CallSid", CALL_SID.into())];
     assert_eq!(
         post_form(&app, &path, &no_status, Sign::With(TOKEN))
@@ -740,11 +734,12 @@ fn media_url(app: &TestApp, call: &str, token: Option<&str>) -> String {
     }
 }
 
-fn refused_status(err: tokio_tungstenite::tungstenite::Error) -> u16 {
-    match err {
-        tokio_tungstenite::tungstenite::Error::Http(resp) => resp.status().as_u16(),
-        other => panic!("expected an HTTP refusal, got {other}"),
-    }
+/// Opens `call`'s media socket with `token`.
+async fn open(app: &TestApp, call: &str, token: &str) -> Socket {
+    tokio_tungstenite::connect_async(media_url(app, call, Some(token)))
+        .await
+        .expect("upgrade")
+        .0
 }
 
 fn connected() -> Message {
@@ -881,30 +876,10 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
-/// Reads until the server's close frame; its code.
-async fn close_code(socket: &mut Socket) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("the server closes in time")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            other => {
-                eprintln!("socket ended without a close frame: {other:?}");
-                return None;
-            }
-        }
-    }
-}
-
 /// A call's socket open, `start`ed, with a stand-in behind it.
 async fn started(app: &TestApp) -> (Socket, Shared, ActorRef<CallMsg>, String) {
-    let (call, token, _) = twilio_call(app).await;
-    let (actor, s) = stand_in(&call).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(media_url(app, &call, Some(&token)))
-        .await
-        .expect("upgrade");
+    let (call, token, _, actor, s) = stood_in(app).await;
+    let mut socket = open(app, &call, &token).await;
     socket.send(connected()).await.expect("connected");
     socket.send(start(&call, CALL_SID)).await.expect("start");
     eventually("the call is attached", Duration::from_secs(5), || async {
@@ -931,27 +906,12 @@ async fn asked_to_hang_up(s: &Shared) -> Vec<String> {
 async fn media_tokens_are_spent_once_before_the_upgrade() {
     let app = twilio_app(|_| {}).await;
     let (call, token, _) = twilio_call(&app).await;
-    let missing = tokio_tungstenite::connect_async(media_url(&app, &call, None))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(missing), 401);
-    let wrong = tokio_tungstenite::connect_async(media_url(&app, &call, Some("tk_wrong")))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(wrong), 403);
-    let other = uuid::Uuid::now_v7().to_string();
-    let unknown = tokio_tungstenite::connect_async(media_url(&app, &other, Some(&token)))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(unknown), 403);
+    assert_tokens_checked(|c, t| media_url(&app, c, t), &call, &token).await;
     // A Vonage call's token does not open Twilio's socket (nor is spent).
     let (tenant, key) = app.tenant("v").await;
     let campaign = app.campaign(&key, "v").await;
     let (vcall, vtoken) = app.dial_intent(&key, &tenant, &campaign).await;
-    let cross = tokio_tungstenite::connect_async(media_url(&app, &vcall, Some(&vtoken)))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(cross), 403);
+    assert_eq!(refused(media_url(&app, &vcall, Some(&vtoken))).await, 403);
     let base = app.base.replace("http://", "ws://");
     let (mut vsocket, _) =
         tokio_tungstenite::connect_async(format!("{base}/vonage/media/{vcall}?token={vtoken}"))
@@ -959,22 +919,10 @@ async fn media_tokens_are_spent_once_before_the_upgrade() {
             .expect("still good on Vonage's socket");
     let _ = vsocket.close(None).await;
     // The right token opens once (the call is not live here: closed).
-    let (mut socket, _) = tokio_tungstenite::connect_async(media_url(&app, &call, Some(&token)))
-        .await
-        .expect("upgrade");
+    let mut socket = open(&app, &call, &token).await;
     assert_eq!(close_code(&mut socket).await, Some(1011));
-    let reused = tokio_tungstenite::connect_async(media_url(&app, &call, Some(&token)))
-        .await
-        .expect_err("refused");
-    assert_eq!(refused_status(reused), 403);
-    // A plain GET is a client mistake, not a 5xx.
-    let res = app
-        .client
-        .get(app.url(&format!("/twilio/media/{call}/x")))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status().as_u16(), 400);
+    let reused = media_url(&app, &call, Some(&token));
+    assert_spent(&app, reused, &format!("/twilio/media/{call}/x")).await;
     app.stop().await;
 }
 
@@ -1162,11 +1110,8 @@ async fn binary_messages_close_the_stream_with_a_clear_code_and_end_the_call() {
     actor.stop(None);
 
     // Before `start` too, and a message Twilio would never send.
-    let (call, token, _) = twilio_call(&app).await;
-    let (actor, s) = stand_in(&call).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(media_url(&app, &call, Some(&token)))
-        .await
-        .expect("upgrade");
+    let (call, token, _, actor, s) = stood_in(&app).await;
+    let mut socket = open(&app, &call, &token).await;
     socket.send(connected()).await.expect("connected");
     socket
         .send(Message::text(r#"{"event":"media","media":{}}"#))
@@ -1187,11 +1132,8 @@ async fn a_stream_of_another_call_or_format_is_refused_at_start() {
     let (call, _, _) = twilio_call(&app).await;
     let path = status_path(&app, &call);
     // The call's CallSid is known (from its first callback).
-    let ringing = status(CALL_SID, "ringing", "1", "Fri, 01 Mar 2024 12:00:01 +0000");
-    assert_eq!(
-        post_form(&app, &path, &ringing, Sign::With(TOKEN)).await.0,
-        204
-    );
+    let ringing = ringing();
+    assert_eq!(signed(&app, &path, &ringing).await, 204);
     let (tenant, key) = app.tenant("other").await;
     let campaign = app.campaign(&key, "o").await;
     let (other, _) = app.dial_intent(&key, &tenant, &campaign).await;
@@ -1263,11 +1205,8 @@ async fn idle_and_unstarted_streams_are_closed_and_end_the_call() {
     actor.stop(None);
 
     // Never a `start`.
-    let (call, token, _) = twilio_call(&app).await;
-    let (actor, s) = stand_in(&call).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(media_url(&app, &call, Some(&token)))
-        .await
-        .expect("upgrade");
+    let (call, token, _, actor, s) = stood_in(&app).await;
+    let mut socket = open(&app, &call, &token).await;
     socket.send(connected()).await.expect("connected");
     assert_eq!(close_code(&mut socket).await, Some(1008));
     assert_eq!(
@@ -1306,9 +1245,7 @@ async fn a_recorded_twilio_call_taps_both_directions_at_16_khz() {
     .await
     .expect("ledger");
     let (actor, s) = stand_in(&call).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(media_url(&app, &call, Some(&token)))
-        .await
-        .expect("upgrade");
+    let mut socket = open(&app, &call, &token).await;
     socket.send(connected()).await.expect("connected");
     socket.send(start(&call, CALL_SID)).await.expect("start");
     let (out, _) = eventually("attached", Duration::from_secs(5), || async {

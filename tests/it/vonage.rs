@@ -261,6 +261,7 @@ async fn call_state(app: &TestApp, call: &str, key: &str) -> (String, Vec<String
     )
 }
 
+/// The `/metrics` exposition (admin token).
 pub(crate) async fn metrics_text(app: &TestApp) -> String {
     app.client
         .get(app.url("/metrics"))

@@ -175,7 +175,8 @@ impl<P: CallPorts> Actor for CallActor<P> {
                 tracing::debug!(call.id = %state.key.call, %digit, "keypad digit");
             }
             CallMsg::MarkPlayed(mark) => {
-                tracing::debug!(call.id = %state.key.call, mark, "the provider played up to a mark");
+                tracing::trace!(call.id = %state.key.call, mark, "the provider played up to a mark");
+                state.drive(&myself, Input::MarkPlayed(mark));
             }
             CallMsg::MediaClosed => {
                 state.media_out = None;

@@ -162,6 +162,14 @@ pub struct CallSnapshot {
     pub children: Vec<ChildSnapshot>,
     /// Messages handled.
     pub messages: u64,
+    /// The telephony route the call was placed through (its campaign's
+    /// `telephony`; empty: the server's default).
+    pub telephony: String,
+    /// The provider's id of the leg, once known.
+    pub leg: Option<ProviderCallId>,
+    /// The provider holding the leg (`vonage`, `twilio`), named by the
+    /// server from `leg` (this crate does not read leg ids; `None` here).
+    pub provider: Option<String>,
 }
 
 /// Everything a CallActor handles.

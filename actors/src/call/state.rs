@@ -253,6 +253,9 @@ impl<P: CallPorts> CallState<P> {
                 self.tts.snapshot(ChildKind::Tts),
             ],
             messages: self.messages,
+            telephony: self.cfg.telephony.clone(),
+            leg: self.leg.provider_id.clone(),
+            provider: None,
         }
     }
 }

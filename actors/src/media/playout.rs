@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 pub use types::{
     DEFAULT_CHARS_PER_SECOND, DEFAULT_FRAME_MS, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_LEAD,
-    DEFAULT_REFILL_LEAD, DEFAULT_SAMPLE_RATE, Frame, Heard, MAX_FRAME_MS, PlayoutConfig,
-    PlayoutError, SegmentId,
+    DEFAULT_REFILL_LEAD, DEFAULT_SAMPLE_RATE, Frame, Heard, MAX_FRAME_MS, MAX_PLAYBACK_LAG,
+    PlayoutConfig, PlayoutError, SegmentId,
 };
 
 use clock::{Timeline, duration_of, samples_in};
@@ -52,8 +52,12 @@ pub struct Playout {
     cursor: usize,
     /// Unsent bytes over all segments.
     buffered_bytes: usize,
-    /// What was sent when, and so what was played when.
+    /// What was sent when, and so what was played when (as if the callee
+    /// played each frame the moment it was sent).
     timeline: Timeline,
+    /// How much later than that the callee really plays, as the latest
+    /// mark echo told ([`Self::mark_played`]); zero until one does.
+    lag: Duration,
 }
 
 impl Playout {
@@ -79,6 +83,7 @@ impl Playout {
             cursor: 0,
             buffered_bytes: 0,
             timeline: Timeline::new(rate),
+            lag: Duration::ZERO,
             cfg,
         }
     }
@@ -213,7 +218,36 @@ impl Playout {
     /// (`None` before the turn's first frame): once `is_idle` and this has
     /// passed, `clear` reports the turn complete.
     pub fn playing_until(&self) -> Option<Instant> {
-        self.timeline.play_end()
+        let end = self.timeline.play_end()?;
+        Some(end.checked_add(self.lag).unwrap_or(end))
+    }
+
+    /// The stream position of the turn: samples sent so far. A mark sent
+    /// now and echoed later says that the callee played up to here
+    /// ([`Self::mark_played`]).
+    pub fn position(&self) -> u64 {
+        self.timeline.sent()
+    }
+
+    /// The provider echoed, at `at`, a mark sent at stream position `pos`
+    /// of this turn: the callee had played everything before it. How much
+    /// later that is than the send times suggest (network, the provider's
+    /// jitter buffer) becomes the playback lag, which [`Self::heard`] and
+    /// [`Self::playing_until`] then apply, so the heard text is what the
+    /// callee heard rather than what we sent in time. The lag is a
+    /// property of the path: it is kept across turns, updated by every
+    /// echo, and capped at [`MAX_PLAYBACK_LAG`] (a peer that echoes late
+    /// cannot make everything unheard). A position not sent in this turn
+    /// (a stale echo) is ignored.
+    pub fn mark_played(&mut self, pos: u64, at: Instant) {
+        if let Some(due) = self.timeline.due_at(pos) {
+            self.lag = at.saturating_duration_since(due).min(MAX_PLAYBACK_LAG);
+        }
+    }
+
+    /// The playback lag the last mark echo measured.
+    pub fn lag(&self) -> Duration {
+        self.lag
     }
 
     /// Audio received but not yet sent, for TTS back-pressure.
@@ -223,7 +257,9 @@ impl Playout {
 
     /// What the callee had heard of the turn by `now`, without clearing.
     pub fn heard(&self, now: Instant) -> Heard {
-        let played = self.timeline.played(now);
+        let played = self
+            .timeline
+            .played(now.checked_sub(self.lag).unwrap_or(now));
         let rate = heard::Rate {
             sample_rate: self.cfg.sample_rate,
             chars_per_second: heard::measured_rate(&self.segments, self.cfg.sample_rate)

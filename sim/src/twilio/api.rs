@@ -454,7 +454,7 @@ fn create(
         duration: None,
     };
     let reply = call_json(&cfg.account_sid, &record);
-    shared.push_call(CallEntry {
+    shared.calls.push_entry(CallEntry {
         record,
         hangup: hangup.clone(),
     });
@@ -538,7 +538,7 @@ fn fetch(shared: &Arc<Shared>, account: &str, segment: &str, headers: &HeaderMap
     if let Err(r) = authorize(shared, account, headers) {
         return r;
     }
-    let Some(r) = sid_of(segment).and_then(|sid| shared.with_call(sid, |r| r.clone())) else {
+    let Some(r) = sid_of(segment).and_then(|sid| shared.calls.with_call(sid, |r| r.clone())) else {
         return not_found(account, segment);
     };
     json_reply(200, &call_json(account, &r))
@@ -559,7 +559,8 @@ async fn modify(
     if let Err(r) = authorize(shared, account, headers) {
         return r;
     }
-    let Some(sid) = sid_of(segment).filter(|sid| shared.with_call(sid, |_| ()).is_some()) else {
+    let Some(sid) = sid_of(segment).filter(|sid| shared.calls.with_call(sid, |_| ()).is_some())
+    else {
         return not_found(account, segment);
     };
     let form = match form_of(headers, body) {
@@ -584,19 +585,20 @@ async fn modify(
         }
     };
     let current = shared
+        .calls
         .with_call(sid, |r| r.status.clone())
         .unwrap_or_default();
     let applies = status == "completed" || current != "in-progress";
-    if applies && let Some(hangup) = shared.live_hangup(sid) {
+    if applies && let Some(hangup) = shared.calls.live_hangup(sid) {
         hangup.notify_one();
         let deadline = tokio::time::Instant::now() + HANGUP_SETTLE;
-        while shared.with_call(sid, |r| r.ended) == Some(false)
+        while shared.calls.with_call(sid, |r| r.ended) == Some(false)
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    match shared.with_call(sid, |r| r.clone()) {
+    match shared.calls.with_call(sid, |r| r.clone()) {
         Some(r) => json_reply(200, &call_json(account, &r)),
         None => not_found(account, segment),
     }
@@ -666,23 +668,22 @@ fn list(shared: &Arc<Shared>, account: &str, headers: &HeaderMap, query: &str) -
             kept.push((k, v));
         }
     }
-    let mut calls: Vec<Value> = lock(&shared.calls)
-        .iter()
-        .map(|c| &c.record)
-        .filter(|r| to.as_ref().is_none_or(|t| &r.to == t))
-        .filter(|r| from.as_ref().is_none_or(|f| &r.from == f))
-        .filter(|r| status.as_ref().is_none_or(|s| &r.status == s))
-        .filter(|_| parent.is_none())
-        .filter(|r| {
-            // `StartTime` filters on when the call started dialling (the
-            // moment it was created, for one still queued).
-            let t = r.started_at.unwrap_or(r.created_at);
-            on_day.is_none_or(|d| t.date_naive() == d)
-                && after.is_none_or(|a| t >= a)
-                && before.is_none_or(|b| t <= b)
-        })
-        .map(|r| call_json(account, r))
-        .collect();
+    let mut calls: Vec<Value> = shared.calls.scan(|all| {
+        all.filter(|r| to.as_ref().is_none_or(|t| &r.to == t))
+            .filter(|r| from.as_ref().is_none_or(|f| &r.from == f))
+            .filter(|r| status.as_ref().is_none_or(|s| &r.status == s))
+            .filter(|_| parent.is_none())
+            .filter(|r| {
+                // `StartTime` filters on when the call started dialling (the
+                // moment it was created, for one still queued).
+                let t = r.started_at.unwrap_or(r.created_at);
+                on_day.is_none_or(|d| t.date_naive() == d)
+                    && after.is_none_or(|a| t >= a)
+                    && before.is_none_or(|b| t <= b)
+            })
+            .map(|r| call_json(account, r))
+            .collect()
+    });
     calls.reverse();
     let total = calls.len();
     let start = page.saturating_mul(page_size);

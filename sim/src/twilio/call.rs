@@ -23,6 +23,7 @@ use super::{
     StreamError, new_sid, twilio_time,
 };
 use crate::callee::Conversation;
+use crate::calls::post_in_order;
 use crate::codec::symbols_duration;
 use crate::persona::{Outcome, Persona};
 use crate::vonage::stats::{dec, inc};
@@ -145,6 +146,7 @@ impl Callbacks {
             call_status
         };
         self.shared
+            .calls
             .with_call(&self.plan.sid, |r| r.status = resource.to_owned());
         let Some((url, method)) = self.plan.status_callback.clone() else {
             return;
@@ -170,7 +172,7 @@ impl Callbacks {
     /// Twilio's docs, `AnsweredBy` and `MachineDetectionDuration` in ms).
     async fn amd(&mut self, answered_by: &str, detection: Duration) {
         self.answered_by = Some(answered_by.to_owned());
-        self.shared.with_call(&self.plan.sid, |r| {
+        self.shared.calls.with_call(&self.plan.sid, |r| {
             r.answered_by = Some(answered_by.to_owned())
         });
         let Some((url, method)) = self.plan.amd.as_ref().and_then(|a| a.callback.clone()) else {
@@ -222,11 +224,13 @@ pub(crate) async fn run(
         answered_by: None,
     };
     let side = lifecycle(&shared, &plan, &persona, &hangup, &mut cb).await;
-    shared.with_call(&plan.sid, |r| r.hang_up = Some(side));
+    shared
+        .calls
+        .with_call(&plan.sid, |r| r.hang_up = Some(side));
     drop(cb);
     let _ = poster.await;
-    shared.with_call(&plan.sid, |r| r.ended = true);
-    inc(&shared.counters.ended, 1);
+    shared.calls.with_call(&plan.sid, |r| r.ended = true);
+    inc(&shared.calls.counters.ended, 1);
 }
 
 /// How a wait before the answer ended.
@@ -247,7 +251,7 @@ async fn wait(shared: &Shared, hangup: &Notify, d: Duration) -> Waited {
 /// Ends a call that never connected with a terminal status.
 async fn not_connected(shared: &Shared, cb: &mut Callbacks, status: &str) {
     let now = Utc::now();
-    shared.with_call(&cb.plan.sid, |r| {
+    shared.calls.with_call(&cb.plan.sid, |r| {
         r.ended_at = Some(now);
         r.duration = Some(0);
     });
@@ -262,7 +266,9 @@ async fn lifecycle(
     cb: &mut Callbacks,
 ) -> HangUpSide {
     let cfg = shared.cfg();
-    shared.with_call(&plan.sid, |r| r.started_at = Some(Utc::now()));
+    shared
+        .calls
+        .with_call(&plan.sid, |r| r.started_at = Some(Utc::now()));
     cb.status("initiated", "initiated", None).await;
     match wait(shared, hangup, cfg.initiated_to_ringing).await {
         Waited::Elapsed => {}
@@ -302,7 +308,7 @@ async fn lifecycle(
     }
     let answered = Instant::now();
     let answered_utc = Utc::now();
-    shared.with_call(&plan.sid, |r| {
+    shared.calls.with_call(&plan.sid, |r| {
         r.status = "in-progress".into();
         r.answered_at = Some(answered_utc);
     });
@@ -337,7 +343,9 @@ async fn lifecycle(
             .clone()
             .unwrap_or_else(|| verdict.to_owned());
         cb.answered_by = Some(verdict.clone());
-        shared.with_call(&plan.sid, |r| r.answered_by = Some(verdict));
+        shared
+            .calls
+            .with_call(&plan.sid, |r| r.answered_by = Some(verdict));
     }
     cb.status("answered", "in-progress", None).await;
     let twiml = match &plan.instructions {
@@ -345,7 +353,9 @@ async fn lifecycle(
         Instructions::Url { url, method } => fetch_twiml(shared, cb, url, method).await,
     };
     let target = twiml.and_then(|t| {
-        shared.with_call(&plan.sid, |r| r.twiml = Some(t.clone()));
+        shared
+            .calls
+            .with_call(&plan.sid, |r| r.twiml = Some(t.clone()));
         wire::parse_twiml(&t)
             .map_err(|e| format!("12100 Document parse failure: {e}"))
             .and_then(|doc| wire::stream_target(&doc))
@@ -368,7 +378,9 @@ async fn lifecycle(
             // Twilio runs what it can of the TwiML and hangs up; the
             // emulator runs nothing but the stream.
             tracing::debug!(sid = %plan.sid, why, "twiml bridges no media");
-            shared.with_call(&plan.sid, |r| r.twiml_error = Some(why));
+            shared
+                .calls
+                .with_call(&plan.sid, |r| r.twiml_error = Some(why));
             HangUpSide::TwimlFailed
         }
     };
@@ -391,7 +403,7 @@ fn natural_verdict(machine: bool, message_end: bool) -> &'static str {
 async fn completed(shared: &Shared, cb: &mut Callbacks, answered: Instant) {
     let secs = answered.elapsed().as_secs_f64().round() as u64;
     let now = Utc::now();
-    shared.with_call(&cb.plan.sid, |r| {
+    shared.calls.with_call(&cb.plan.sid, |r| {
         r.ended_at = Some(now);
         r.duration = Some(secs);
     });
@@ -421,7 +433,7 @@ async fn fetch_twiml(
     let sig = cfg
         .sign_requests
         .then(|| signature(&cfg.auth_token, &full_url, &signed_params));
-    let index = shared.with_call(&cb.plan.sid, |r| {
+    let index = shared.calls.with_call(&cb.plan.sid, |r| {
         r.callbacks.push(CallbackRecord {
             kind: CallbackKind::Twiml,
             url: full_url.clone(),
@@ -447,7 +459,7 @@ async fn fetch_twiml(
     let resp = req.send().await;
     let status = resp.as_ref().ok().map(|r| r.status().as_u16());
     if let Some(i) = index {
-        shared.with_call(&cb.plan.sid, |r| {
+        shared.calls.with_call(&cb.plan.sid, |r| {
             if let Some(c) = r.callbacks.get_mut(i) {
                 c.http_status = status;
             }
@@ -514,40 +526,14 @@ fn with_query(url: &str, params: &Form) -> String {
 
 /// Posts the call's requests in order (with the duplicate / reorder
 /// knobs).
-async fn post_loop(shared: Arc<Shared>, sid: String, mut rx: mpsc::Receiver<Hook>) {
-    let mut held: Option<Hook> = None;
-    loop {
-        let next = if held.is_some() {
-            tokio::select! {
-                m = rx.recv() => m,
-                _ = tokio::time::sleep(Duration::from_millis(300)) => {
-                    if let Some(h) = held.take() {
-                        post(&shared, &sid, &h).await;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            rx.recv().await
-        };
-        let Some(hook) = next else {
-            if let Some(h) = held.take() {
-                post(&shared, &sid, &h).await;
-            }
-            break;
-        };
-        if shared.cfg().reorder_callbacks {
-            match held.take() {
-                Some(h) => {
-                    post(&shared, &sid, &hook).await;
-                    post(&shared, &sid, &h).await;
-                }
-                None => held = Some(hook),
-            }
-        } else {
-            post(&shared, &sid, &hook).await;
-        }
-    }
+async fn post_loop(shared: Arc<Shared>, sid: String, rx: mpsc::Receiver<Hook>) {
+    let (shared, sid) = (&shared, &sid);
+    post_in_order(
+        rx,
+        || shared.cfg().reorder_callbacks,
+        |h| async move { post(shared, sid, &h).await },
+    )
+    .await;
 }
 
 /// Sends one request (twice with `duplicate_callbacks`): a form `POST`, or
@@ -566,7 +552,7 @@ async fn post(shared: &Shared, sid: &str, hook: &Hook) {
         signature(&cfg.auth_token, &url, signed)
     });
     for _ in 0..copies {
-        let index = shared.with_call(sid, |r| {
+        let index = shared.calls.with_call(sid, |r| {
             r.callbacks.push(CallbackRecord {
                 kind: hook.kind,
                 url: url.clone(),
@@ -592,7 +578,7 @@ async fn post(shared: &Shared, sid: &str, hook: &Hook) {
         }
         let answered = req.send().await.ok().map(|r| r.status().as_u16());
         if let Some(i) = index {
-            shared.with_call(sid, |r| {
+            shared.calls.with_call(sid, |r| {
                 if let Some(c) = r.callbacks.get_mut(i) {
                     c.http_status = answered;
                 }
@@ -640,18 +626,20 @@ async fn media(
     answered: Instant,
     skip_greeting: bool,
 ) -> HangUpSide {
-    shared.with_call(&plan.sid, |r| r.stream_url = Some(target.url.clone()));
+    shared
+        .calls
+        .with_call(&plan.sid, |r| r.stream_url = Some(target.url.clone()));
     let ws = match connect(shared, &target.url).await {
         Ok(ws) => ws,
         Err(e) => {
             tracing::debug!(sid = %plan.sid, error = %e, "stream socket failed");
-            shared.with_call(&plan.sid, |r| {
+            shared.calls.with_call(&plan.sid, |r| {
                 r.twiml_error = Some(format!("31920 Stream - WebSocket - Handshake Error: {e}"))
             });
             return HangUpSide::SocketFailed;
         }
     };
-    let counters = &shared.counters;
+    let counters = &shared.calls.counters;
     inc(&counters.media_opened, 1);
     inc(&counters.media_live, 1);
     let mut s = Stream {
@@ -661,7 +649,7 @@ async fn media(
         ws,
         seq: 0,
     };
-    shared.with_call(&plan.sid, |r| {
+    shared.calls.with_call(&plan.sid, |r| {
         r.socket_opened = true;
         r.stream_sid = Some(s.stream_sid.clone());
     });
@@ -715,7 +703,7 @@ impl Stream<'_> {
     /// Echoes a mark (played out or cleared).
     async fn mark(&mut self, name: String) -> bool {
         let ok = self.event("mark", json!({"name": name})).await;
-        self.shared.with_call(self.sid, |r| {
+        self.shared.calls.with_call(self.sid, |r| {
             r.marks_echoed.push(MarkRecord {
                 name,
                 at: Utc::now(),
@@ -727,7 +715,7 @@ impl Stream<'_> {
     /// Logs a stream error in the call record.
     fn error(&self, code: u32, message: String) {
         tracing::debug!(sid = %self.sid, code, message, "media stream error");
-        self.shared.with_call(self.sid, |r| {
+        self.shared.calls.with_call(self.sid, |r| {
             r.errors.push(StreamError {
                 code,
                 message,
@@ -771,13 +759,13 @@ async fn stream_loop(
         return HangUpSide::SocketClosed;
     }
     let started = Instant::now();
-    shared.with_call(sid, |r| {
+    shared.calls.with_call(sid, |r| {
         r.start_message = Some(json!({
             "event": "start", "sequenceNumber": "1", "streamSid": s.stream_sid, "start": start,
         }))
     });
     let mut conv: Conversation<'_, String> =
-        Conversation::new(persona, SAMPLE_RATE, &shared.counters);
+        Conversation::new(persona, SAMPLE_RATE, &shared.calls.counters);
     if skip_greeting {
         conv.skip_greeting();
     }
@@ -840,10 +828,10 @@ async fn stream_loop(
                 if !alive {
                     break HangUpSide::SocketClosed;
                 }
-                shared.with_call(sid, |r| r.media_out += 1);
+                shared.calls.with_call(sid, |r| r.media_out += 1);
                 for digit in out.dtmf {
                     let _ = s.event("dtmf", json!({"track": "inbound_track", "digit": digit.to_string()})).await;
-                    shared.with_call(sid, |r| r.dtmf_sent.push(digit));
+                    shared.calls.with_call(sid, |r| r.dtmf_sent.push(digit));
                 }
                 flush_logs(shared, sid, &mut conv);
                 if out.hang_up {
@@ -899,7 +887,7 @@ fn flush_partial(s: &Stream<'_>, conv: &mut Conversation<'_, String>, partial: &
     let mut f = std::mem::take(partial);
     f.resize(FRAME_BYTES, 0);
     if !conv.received(f) {
-        s.shared.with_call(s.sid, |r| r.media_dropped += 1);
+        s.shared.calls.with_call(s.sid, |r| r.media_dropped += 1);
     }
 }
 
@@ -939,7 +927,7 @@ async fn inbound(
                     }
                 }
             }
-            s.shared.with_call(sid, |r| {
+            s.shared.calls.with_call(sid, |r| {
                 r.media_in += 1;
                 r.media_bad_size += u64::from(bad);
                 r.media_dropped += dropped;
@@ -949,7 +937,7 @@ async fn inbound(
             // The mark follows all audio sent before it, a partial frame
             // included.
             flush_partial(s, conv, partial);
-            s.shared.with_call(sid, |r| {
+            s.shared.calls.with_call(sid, |r| {
                 r.marks_received.push(MarkRecord {
                     name: mark.name.clone(),
                     at: Utc::now(),
@@ -962,7 +950,7 @@ async fn inbound(
         Inbound::Clear { .. } => {
             partial.clear();
             let returned = conv.clear();
-            s.shared.with_call(sid, |r| {
+            s.shared.calls.with_call(sid, |r| {
                 r.clears.push(ClearRecord {
                     at: Utc::now(),
                     returned_marks: returned.clone(),
@@ -982,7 +970,7 @@ fn flush_logs(shared: &Shared, sid: &str, conv: &mut Conversation<'_, String>) {
     if heard.is_empty() && said.is_empty() {
         return;
     }
-    shared.with_call(sid, |r| {
+    shared.calls.with_call(sid, |r| {
         r.heard.append(&mut heard);
         r.said.append(&mut said);
     });

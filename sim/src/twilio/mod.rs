@@ -40,18 +40,16 @@ pub mod signature;
 mod tests;
 pub mod wire;
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
 
 pub use crate::callee::{Heard, Said};
+pub(crate) use crate::calls::CallEntry;
+use crate::calls::TelephonySim;
 use crate::persona::Personas;
-use crate::server::{LoopbackServer, Shutdown, lock};
-use crate::vonage::stats::{self, Counters, SimStats};
+use crate::server::lock;
 
 /// Twilio's REST API version, in every path and in `ApiVersion`.
 pub const API_VERSION: &str = "2010-04-01";
@@ -327,115 +325,19 @@ impl CallRecord {
     }
 }
 
-pub(crate) struct CallEntry {
-    pub(crate) record: CallRecord,
-    pub(crate) hangup: Arc<Notify>,
-}
+crate::calls::call_brief!(sid, "Its sid.", "The number called (E.164).");
 
-pub(crate) struct Shared {
-    pub(crate) cfg: Mutex<TwilioSimConfig>,
-    pub(crate) calls: Mutex<Vec<CallEntry>>,
-    /// sid -> position in `calls` (append-only).
-    pub(crate) index: Mutex<HashMap<String, usize>>,
-    pub(crate) counters: Counters,
-    pub(crate) http: reqwest::Client,
-    pub(crate) shutdown: Shutdown,
-}
-
-impl Shared {
-    pub(crate) fn cfg(&self) -> TwilioSimConfig {
-        lock(&self.cfg).clone()
-    }
-
-    /// Runs `f` on the record of call `sid`.
-    pub(crate) fn with_call<R>(
-        &self,
-        sid: &str,
-        f: impl FnOnce(&mut CallRecord) -> R,
-    ) -> Option<R> {
-        let at = lock(&self.index).get(sid).copied()?;
-        let mut calls = lock(&self.calls);
-        calls.get_mut(at).map(|c| f(&mut c.record))
-    }
-
-    /// Appends a call to the log (and the index).
-    pub(crate) fn push_call(&self, entry: CallEntry) {
-        let sid = entry.record.sid.clone();
-        let mut calls = lock(&self.calls);
-        calls.push(entry);
-        lock(&self.index).insert(sid, calls.len() - 1);
-        stats::inc(&self.counters.created, 1);
-    }
-
-    /// The hang-up signal of a live call.
-    pub(crate) fn live_hangup(&self, sid: &str) -> Option<Arc<Notify>> {
-        let at = lock(&self.index).get(sid).copied()?;
-        lock(&self.calls)
-            .get(at)
-            .filter(|c| !c.record.ended)
-            .map(|c| c.hangup.clone())
-    }
-}
-
-/// One call of the emulator, in brief (what a stats server serves).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CallBrief {
-    /// Its sid.
-    pub sid: String,
-    /// The number called (E.164).
-    pub to: String,
-    /// Its status.
-    pub status: String,
-    /// Its media socket connected.
-    pub socket_opened: bool,
-    /// It is over.
-    pub ended: bool,
-    /// talky hung it up (REST or closing the socket).
-    pub hung_up_by_talky: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
+/// What the handlers share.
+pub(crate) type Shared = crate::calls::Shared<TwilioSimConfig, CallRecord>;
 
 /// Reads a running emulator's counters and call list (for a stats server).
-#[derive(Clone)]
-pub struct StatsSource(Arc<Shared>);
-
-impl StatsSource {
-    /// The counters now (`with_samples`: also every barge-in sample).
-    pub fn snapshot(&self, with_samples: bool) -> SimStats {
-        self.0.counters.snapshot(with_samples)
-    }
-
-    /// Every call so far, in brief.
-    pub fn calls(&self) -> Vec<CallBrief> {
-        lock(&self.0.calls)
-            .iter()
-            .map(|c| CallBrief {
-                sid: c.record.sid.clone(),
-                to: c.record.to.clone(),
-                status: c.record.status.clone(),
-                socket_opened: c.record.socket_opened,
-                ended: c.record.ended,
-                hung_up_by_talky: matches!(
-                    c.record.hang_up,
-                    Some(HangUpSide::Rest | HangUpSide::SocketClosed)
-                ),
-                created_at: c.record.created_at,
-            })
-            .collect()
-    }
-}
+pub type StatsSource = crate::calls::StatsSource<CallRecord>;
 
 /// The emulator.
 pub struct TwilioSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct TwilioSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    server: LoopbackServer,
-}
+/// A running emulator; stops when dropped or [`stop`](TelephonySim::stop)ped.
+pub type TwilioSimHandle = TelephonySim<TwilioSimConfig, CallRecord>;
 
 impl TwilioSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -453,33 +355,12 @@ impl TwilioSim {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(std::io::Error::other)?;
-        let (server, shared) = LoopbackServer::start(port, |shutdown| {
-            let shared = Arc::new(Shared {
-                cfg: Mutex::new(cfg),
-                calls: Mutex::new(Vec::new()),
-                index: Mutex::new(HashMap::new()),
-                counters: Counters::default(),
-                http,
-                shutdown,
-            });
-            (shared.clone(), api::routes(shared))
-        })
-        .await?;
-        Ok(TwilioSimHandle {
-            addr: server.addr(),
-            shared,
-            server,
-        })
+        TelephonySim::start(port, cfg, http, api::routes).await
     }
 }
 
+/// What only the Twilio emulator's handle tells.
 impl TwilioSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's `api_base_url` (Twilio's
-    /// `https://api.twilio.com`).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// `{base}/2010-04-01/Accounts/{AccountSid}`: where `Calls.json` is.
     pub fn account_url(&self) -> String {
         format!(
@@ -497,74 +378,6 @@ impl TwilioSimHandle {
     /// The account's auth token (Basic auth, signatures).
     pub fn auth_token(&self) -> String {
         lock(&self.shared.cfg).auth_token.clone()
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> TwilioSimConfig {
-        self.shared.cfg()
-    }
-
-    /// Changes knobs (for calls created afterwards; callback knobs apply
-    /// at once).
-    pub fn update(&self, f: impl FnOnce(&mut TwilioSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// Every call so far, in creation order.
-    pub fn calls(&self) -> Vec<CallRecord> {
-        lock(&self.shared.calls)
-            .iter()
-            .map(|c| c.record.clone())
-            .collect()
-    }
-
-    /// One call by sid.
-    pub fn call(&self, sid: &str) -> Option<CallRecord> {
-        self.shared.with_call(sid, |r| r.clone())
-    }
-
-    /// The load counters (`with_samples`: also every barge-in sample).
-    pub fn stats(&self, with_samples: bool) -> SimStats {
-        self.shared.counters.snapshot(with_samples)
-    }
-
-    /// A cloneable reader of the counters and calls (for a stats server).
-    pub fn stats_source(&self) -> StatsSource {
-        StatsSource(self.shared.clone())
-    }
-
-    /// Waits until call `sid` has ended; its record (`None` on time-out or
-    /// unknown call).
-    pub async fn wait_ended(&self, sid: &str, timeout: Duration) -> Option<CallRecord> {
-        self.wait_for(sid, timeout, |r| r.ended).await
-    }
-
-    /// Waits until call `sid`'s record satisfies `pred`; the record
-    /// (`None` on time-out or unknown call).
-    pub async fn wait_for(
-        &self,
-        sid: &str,
-        timeout: Duration,
-        pred: impl Fn(&CallRecord) -> bool,
-    ) -> Option<CallRecord> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self.call(sid) {
-                Some(r) if pred(&r) => return Some(r),
-                None => return None,
-                _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops serving (running calls are abandoned) and waits briefly for
-    /// the server.
-    pub async fn stop(self) {
-        self.server.stop().await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use warp::Filter;
@@ -17,6 +17,7 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use super::*;
 use crate::codec::{Decoded, Decoder, Encoder};
 use crate::persona::{Outcome, Persona, Step};
+use crate::telephony_tests::{AGENT_LINES, assert_conversation, serve, writer};
 use talky::audio::mulaw;
 
 const FROM: &str = "+447700900001";
@@ -39,6 +40,16 @@ struct AgentScript {
     close_after_greeting: bool,
     /// Sent right after `start` (protocol error tests).
     raw_after_start: Vec<Message>,
+}
+
+impl AgentScript {
+    /// Greets with `greeting` and does nothing else.
+    fn saying(greeting: &str) -> Self {
+        Self {
+            greeting: greeting.into(),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -192,14 +203,8 @@ impl Talky {
             .or(hook_route(base.clone(), "amd", amd.clone()))
             .or(twiml_route)
             .or(media);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (addr, task) = serve(routes).await;
         *lk(&base) = format!("http://{addr}");
-        let task = tokio::spawn(async move {
-            warp::serve(routes).incoming(listener).run().await;
-        });
         Self {
             addr,
             status,
@@ -294,18 +299,9 @@ fn check_wire(v: &Value, seq: &mut u64, chunk: &mut u64, errors: &mut Vec<String
 /// The scripted agent: greeting on `start`, a reply after each persona
 /// utterance, all as real-time 20 ms μ-law frames.
 async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (say_tx, mut say_rx) = mpsc::unbounded_channel::<String>();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            let close = m.is_close();
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (out_tx, writer) = writer(sink);
     let stream_sid = Arc::new(Mutex::new(String::new()));
     // Until when our queued audio plays (burst mode).
     let speaking_until = Arc::new(Mutex::new(None::<tokio::time::Instant>));
@@ -742,8 +738,8 @@ async fn rest_refuses_bad_auth_and_bad_forms_with_twilio_codes() {
 async fn interested_persona_over_media_streams_with_signed_callbacks() {
     let sim = sim().await;
     let talky = Talky::start(AgentScript {
-        greeting: "Hi, this is Anna.".into(),
-        replies: vec!["Wonderful, I will send details.".into(), "Goodbye.".into()],
+        greeting: AGENT_LINES[0].into(),
+        replies: AGENT_LINES[1..].iter().map(|l| l.to_string()).collect(),
         mark_after_each: true,
         ..Default::default()
     })
@@ -829,24 +825,7 @@ async fn interested_persona_over_media_streams_with_signed_callbacks() {
     );
     assert_eq!(rec.stream_sid.as_deref(), Some(stream_sid));
     // Both directions decoded exactly.
-    let heard: Vec<&str> = rec.heard.iter().map(|h| h.text.as_str()).collect();
-    assert_eq!(
-        heard,
-        vec![
-            "Hi, this is Anna.",
-            "Wonderful, I will send details.",
-            "Goodbye."
-        ]
-    );
-    assert_eq!(
-        l.heard,
-        vec!["Yes, I am interested.", "Great, thank you. Bye."]
-    );
-    let said: Vec<&str> = rec.said.iter().map(|s| s.text.as_str()).collect();
-    assert_eq!(
-        said,
-        vec!["Yes, I am interested.", "Great, thank you. Bye."]
-    );
+    assert_conversation(&rec.heard, &rec.said, &l.heard);
     // Each mark came back once its utterance had been played.
     let echoed = l.events("mark");
     let names: Vec<&str> = echoed
@@ -922,11 +901,7 @@ async fn barge_in_clear_returns_the_pending_marks() {
 #[tokio::test]
 async fn busy_and_no_answer_status_sequences() {
     let sim = sim().await;
-    let talky = Talky::start(AgentScript {
-        greeting: "Hello.".into(),
-        ..Default::default()
-    })
-    .await;
+    let talky = Talky::start(AgentScript::saying("Hello.")).await;
     let busy = create(&sim, &form(&sim, &talky, "busy", &[])).await;
     let none = create(&sim, &form(&sim, &talky, "no_answer", &[])).await;
     let b = ended(&sim, &busy, 10).await;
@@ -958,11 +933,7 @@ async fn busy_and_no_answer_status_sequences() {
 #[tokio::test]
 async fn async_amd_posts_the_machine_verdict() {
     let sim = sim().await;
-    let talky = Talky::start(AgentScript {
-        greeting: "Hello, this is a message from Acme.".into(),
-        ..Default::default()
-    })
-    .await;
+    let talky = Talky::start(AgentScript::saying("Hello, this is a message from Acme.")).await;
     let amd_url = format!("{}/twilio/amd/c-1", talky.base_url());
     let f = form(
         &sim,
@@ -1044,11 +1015,7 @@ async fn async_amd_posts_the_machine_verdict() {
 #[tokio::test]
 async fn hang_up_through_rest() {
     let sim = sim().await;
-    let talky = Talky::start(AgentScript {
-        greeting: "Hello?".into(),
-        ..Default::default()
-    })
-    .await;
+    let talky = Talky::start(AgentScript::saying("Hello?")).await;
     let sid = create(&sim, &form(&sim, &talky, "silent", &[])).await;
     sim.wait_for(&sid, Duration::from_secs(10), |r| r.socket_opened)
         .await
@@ -1116,9 +1083,8 @@ async fn hang_up_through_rest() {
 async fn url_twiml_is_fetched_signed_and_the_list_filters() {
     let sim = sim().await;
     let talky = Talky::start(AgentScript {
-        greeting: "Bye now.".into(),
         close_after_greeting: true,
-        ..Default::default()
+        ..AgentScript::saying("Bye now.")
     })
     .await;
     let since = Utc::now() - chrono::Duration::seconds(1);
@@ -1198,12 +1164,11 @@ async fn stream_refuses_what_twilio_refuses() {
     let sim = sim().await;
     // A binary frame is logged and dropped; an unknown event closes.
     let talky = Talky::start(AgentScript {
-        greeting: "Hello.".into(),
         raw_after_start: vec![
             Message::binary(vec![0u8; 160]),
             Message::text(r#"{"event":"dance","streamSid":"MZ1"}"#),
         ],
-        ..Default::default()
+        ..AgentScript::saying("Hello.")
     })
     .await;
     let sid = create(&sim, &form(&sim, &talky, "silent", &[])).await;
@@ -1215,11 +1180,10 @@ async fn stream_refuses_what_twilio_refuses() {
     assert_eq!(lk(&talky.log).last_event.as_deref(), Some("stop"));
     // A streamSid that is not the stream's closes it too.
     let talky = Talky::start(AgentScript {
-        greeting: "Hello.".into(),
         raw_after_start: vec![Message::text(
             json!({"event":"clear","streamSid": format!("MZ{}", "0".repeat(32))}).to_string(),
         )],
-        ..Default::default()
+        ..AgentScript::saying("Hello.")
     })
     .await;
     let sid = create(&sim, &form(&sim, &talky, "silent", &[])).await;
@@ -1244,11 +1208,7 @@ async fn stream_refuses_what_twilio_refuses() {
 #[tokio::test]
 async fn callback_and_socket_knobs() {
     let sim = sim().await;
-    let talky = Talky::start(AgentScript {
-        greeting: "Hello.".into(),
-        ..Default::default()
-    })
-    .await;
+    let talky = Talky::start(AgentScript::saying("Hello.")).await;
     // Duplicates keep their SequenceNumber and idempotency token.
     sim.update(|c| c.duplicate_callbacks = true);
     let sid = create(&sim, &form(&sim, &talky, "busy", &[])).await;

@@ -534,7 +534,7 @@ fn create_call(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> (Repl
     plan.conversation_uuid = format!("CON-{}", uuid::Uuid::new_v4());
     let persona = lock(&shared.cfg).personas.for_number(&plan.to);
     let hangup = Arc::new(Notify::new());
-    shared.push_call(CallEntry {
+    shared.calls.push_entry(CallEntry {
         record: CallRecord {
             uuid: plan.uuid.clone(),
             conversation_uuid: plan.conversation_uuid.clone(),
@@ -587,7 +587,7 @@ fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -
         .get("action")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let live = shared.live_hangup(uuid);
+    let live = shared.calls.live_hangup(uuid);
     let Some(hangup) = live else {
         return problem(
             404,
@@ -625,7 +625,7 @@ fn get(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap) -> Reply {
     if let Err(r) = authorize(shared, headers) {
         return r;
     }
-    let Some(r) = shared.with_call(uuid, |r| r.clone()) else {
+    let Some(r) = shared.calls.with_call(uuid, |r| r.clone()) else {
         return problem(
             404,
             "not-found",
@@ -726,19 +726,18 @@ fn list(shared: &Arc<Shared>, headers: &HeaderMap, query: &str) -> Reply {
             Some(json!({"invalid_parameters": errors})),
         );
     }
-    let mut calls: Vec<Value> = lock(&shared.calls)
-        .iter()
-        .map(|c| &c.record)
-        .filter(|r| status.as_ref().is_none_or(|s| &r.status == s))
-        .filter(|r| start.is_none_or(|t| r.created_at >= t))
-        .filter(|r| end.is_none_or(|t| r.created_at <= t))
-        .filter(|r| {
-            conversation
-                .as_ref()
-                .is_none_or(|c| &r.conversation_uuid == c)
-        })
-        .map(call_json)
-        .collect();
+    let mut calls: Vec<Value> = shared.calls.scan(|all| {
+        all.filter(|r| status.as_ref().is_none_or(|s| &r.status == s))
+            .filter(|r| start.is_none_or(|t| r.created_at >= t))
+            .filter(|r| end.is_none_or(|t| r.created_at <= t))
+            .filter(|r| {
+                conversation
+                    .as_ref()
+                    .is_none_or(|c| &r.conversation_uuid == c)
+            })
+            .map(call_json)
+            .collect()
+    });
     if desc {
         calls.reverse();
     }

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::stats::{dec, inc};
 use super::{HangUpSide, Shared, WebhookRecord, timestamp};
 use crate::callee::Conversation;
+use crate::calls::post_in_order;
 use crate::persona::{Outcome, Persona};
 use talky::audio::pcm::{bytes_to_i16, i16_to_bytes};
 
@@ -135,13 +136,10 @@ impl Events {
 
     fn send(&self, url: String, method: String, status: &str, body: Value) {
         self.shared
+            .calls
             .with_call(&self.plan.uuid, |r| r.status = status.to_owned());
         let _ = self.tx.send(Hook { url, method, body });
     }
-}
-
-async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
 
 fn merge(body: &mut Value, extra: Value) {
@@ -168,11 +166,13 @@ pub(crate) async fn run(
         plan: plan.clone(),
     };
     let side = lifecycle(&shared, &plan, &persona, &hangup, &events).await;
-    shared.with_call(&plan.uuid, |r| r.hang_up = Some(side));
+    shared
+        .calls
+        .with_call(&plan.uuid, |r| r.hang_up = Some(side));
     drop(events);
     let _ = poster.await;
-    shared.with_call(&plan.uuid, |r| r.ended = true);
-    inc(&shared.counters.ended, 1);
+    shared.calls.with_call(&plan.uuid, |r| r.ended = true);
+    inc(&shared.calls.counters.ended, 1);
 }
 
 async fn lifecycle(
@@ -183,12 +183,11 @@ async fn lifecycle(
     events: &Events,
 ) -> HangUpSide {
     let cfg = shared.cfg();
-    let mut shutdown = shared.shutdown.clone();
     events.call_event("started", json!({}));
     tokio::select! {
         _ = tokio::time::sleep(cfg.started_to_ringing) => {}
         _ = hangup.notified() => return cancelled(events, cfg.completed_after_failure),
-        _ = stopped(&mut shutdown) => return HangUpSide::NotConnected,
+        _ = shared.shutdown.wait() => return HangUpSide::NotConnected,
     }
     events.call_event("ringing", json!({}));
     let ring = match persona.outcome {
@@ -199,7 +198,7 @@ async fn lifecycle(
     tokio::select! {
         _ = tokio::time::sleep(ring.min(plan.ringing_timer)) => {}
         _ = hangup.notified() => return cancelled(events, cfg.completed_after_failure),
-        _ = stopped(&mut shutdown) => return HangUpSide::NotConnected,
+        _ = shared.shutdown.wait() => return HangUpSide::NotConnected,
     }
     let failure = if timed_out {
         Some(("timeout", json!({})))
@@ -244,7 +243,9 @@ async fn lifecycle(
                 // Vonage ends a call whose answer URL gave no usable NCCO
                 // (§1.4); the emulator reports it as a zero-talk completion.
                 tracing::debug!(uuid = %plan.uuid, why, "answer url gave no usable NCCO");
-                shared.with_call(&plan.uuid, |r| r.answer_error = Some(why));
+                shared
+                    .calls
+                    .with_call(&plan.uuid, |r| r.answer_error = Some(why));
                 completed(events, Some(start));
                 return HangUpSide::AnswerFailed;
             }
@@ -386,7 +387,7 @@ fn completed(events: &Events, start: Option<DateTime<Utc>>) {
     };
     let (start_s, network) = (timestamp(start), super::NETWORK);
     let price = RATE * duration as f64 / 60.0;
-    events.shared.with_call(&events.plan.uuid, |r| {
+    events.shared.calls.with_call(&events.plan.uuid, |r| {
         r.completion = Some(super::Completion {
             start,
             end,
@@ -409,40 +410,14 @@ fn completed(events: &Events, start: Option<DateTime<Utc>>) {
 }
 
 /// Posts the call's webhooks in order (with the duplicate / reorder knobs).
-async fn post_loop(shared: Arc<Shared>, uuid: String, mut rx: mpsc::UnboundedReceiver<Hook>) {
-    let mut held: Option<Hook> = None;
-    loop {
-        let next = if held.is_some() {
-            tokio::select! {
-                m = rx.recv() => m,
-                _ = tokio::time::sleep(Duration::from_millis(300)) => {
-                    if let Some(h) = held.take() {
-                        post(&shared, &uuid, &h).await;
-                    }
-                    continue;
-                }
-            }
-        } else {
-            rx.recv().await
-        };
-        let Some(hook) = next else {
-            if let Some(h) = held.take() {
-                post(&shared, &uuid, &h).await;
-            }
-            break;
-        };
-        if shared.cfg().reorder_webhooks {
-            match held.take() {
-                Some(h) => {
-                    post(&shared, &uuid, &hook).await;
-                    post(&shared, &uuid, &h).await;
-                }
-                None => held = Some(hook),
-            }
-        } else {
-            post(&shared, &uuid, &hook).await;
-        }
-    }
+async fn post_loop(shared: Arc<Shared>, uuid: String, rx: mpsc::UnboundedReceiver<Hook>) {
+    let (shared, uuid) = (&shared, &uuid);
+    post_in_order(
+        rx,
+        || shared.cfg().reorder_webhooks,
+        |h| async move { post(shared, uuid, &h).await },
+    )
+    .await;
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -454,7 +429,7 @@ async fn post(shared: &Shared, uuid: &str, hook: &Hook) {
     let copies = if cfg.duplicate_webhooks { 2 } else { 1 };
     for _ in 0..copies {
         let status = hook.body["status"].as_str().unwrap_or_default().to_owned();
-        let index = shared.with_call(uuid, |r| {
+        let index = shared.calls.with_call(uuid, |r| {
             r.webhooks.push(WebhookRecord {
                 status,
                 url: hook.url.clone(),
@@ -497,7 +472,9 @@ async fn post(shared: &Shared, uuid: &str, hook: &Hook) {
         }
         let answered = req.send().await.ok().map(|r| r.status().as_u16());
         if let Some(i) = index {
-            shared.with_call(uuid, |r| r.webhooks[i].http_status = answered);
+            shared
+                .calls
+                .with_call(uuid, |r| r.webhooks[i].http_status = answered);
         }
     }
 }
@@ -534,11 +511,11 @@ async fn media(
     for (k, v) in &plan.headers {
         first[k.as_str()] = Value::String(v.clone());
     }
-    shared.with_call(uuid, |r| {
+    shared.calls.with_call(uuid, |r| {
         r.socket_opened = true;
         r.connected_message = Some(first.clone());
     });
-    let counters = &shared.counters;
+    let counters = &shared.calls.counters;
     inc(&counters.media_opened, 1);
     inc(&counters.media_live, 1);
     let side = media_loop(shared, plan, persona, hangup, events, sink, stream, first).await;
@@ -575,7 +552,7 @@ async fn media_loop(
         return HangUpSide::SocketClosed;
     }
     let mut conv: Conversation<'_, Value> =
-        Conversation::new(persona, plan.sample_rate, &shared.counters);
+        Conversation::new(persona, plan.sample_rate, &shared.calls.counters);
     let frame = conv.frame_len();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -586,23 +563,22 @@ async fn media_loop(
         .map(|_| answered_at + cfg.machine_detection_delay);
     let mut beep_pending = false;
     let machine = persona.outcome == Outcome::Machine;
-    let mut shutdown = shared.shutdown.clone();
     let side = loop {
         tokio::select! {
             _ = hangup.notified() => break HangUpSide::Rest,
             _ = tokio::time::sleep_until(length_deadline) => break HangUpSide::LengthTimer,
-            _ = stopped(&mut shutdown) => break HangUpSide::Rest,
+            _ = shared.shutdown.wait() => break HangUpSide::Rest,
             msg = stream.next() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     let bad = b.len() != frame * 2;
                     conv.received(bytes_to_i16(&b));
-                    shared.with_call(uuid, |r| {
+                    shared.calls.with_call(uuid, |r| {
                         r.frames_in += 1;
                         r.frames_bad_size += u64::from(bad);
                     });
                 }
                 Some(Ok(Message::Text(t))) => {
-                    shared.with_call(uuid, |r| r.texts_in.push(t.as_str().to_owned()));
+                    shared.calls.with_call(uuid, |r| r.texts_in.push(t.as_str().to_owned()));
                     let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                     match v["action"].as_str() {
                         Some("clear") => {
@@ -610,7 +586,7 @@ async fn media_loop(
                             // echoed after the `cleared` (spec §1.6: whether
                             // Vonage discards them instead is unconfirmed).
                             let pending = conv.clear();
-                            shared.with_call(uuid, |r| r.clears.push(Utc::now()));
+                            shared.calls.with_call(uuid, |r| r.clears.push(Utc::now()));
                             let _ = sink.send(Message::Text(json!({"event": "websocket:cleared"}).to_string().into())).await;
                             for payload in pending {
                                 notified(shared, uuid, &mut sink, payload).await;
@@ -637,7 +613,7 @@ async fn media_loop(
                 if sink.send(Message::Binary(bytes.into())).await.is_err() {
                     break HangUpSide::SocketClosed;
                 }
-                shared.with_call(uuid, |r| r.frames_out += 1);
+                shared.calls.with_call(uuid, |r| r.frames_out += 1);
                 for digit in out.dtmf {
                     let msg = json!({"event": "websocket:dtmf", "digit": digit.to_string(), "duration": 260});
                     let _ = sink.send(Message::Text(msg.to_string().into())).await;
@@ -676,7 +652,9 @@ async fn media_loop(
 
 /// Echoes a notify marker whose audio has played (or was cleared).
 async fn notified(shared: &Shared, uuid: &str, sink: &mut WsSink, payload: Value) {
-    shared.with_call(uuid, |r| r.notifies.push((payload.clone(), Utc::now())));
+    shared
+        .calls
+        .with_call(uuid, |r| r.notifies.push((payload.clone(), Utc::now())));
     let msg = json!({"event": "websocket:notify", "payload": payload});
     let _ = sink.send(Message::Text(msg.to_string().into())).await;
 }
@@ -687,7 +665,7 @@ fn flush_logs(shared: &Shared, uuid: &str, conv: &mut Conversation<'_, Value>) {
     if heard.is_empty() && said.is_empty() {
         return;
     }
-    shared.with_call(uuid, |r| {
+    shared.calls.with_call(uuid, |r| {
         r.heard.append(&mut heard);
         r.said.append(&mut said);
     });

@@ -26,14 +26,14 @@ pub mod stats;
 mod tests;
 pub mod wire;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+
+pub(crate) use crate::calls::CallEntry;
+use crate::calls::TelephonySim;
+pub(crate) use crate::server::lock;
 
 pub use crate::callee::{Heard, Said};
 /// The personas live in [`crate::persona`] (shared with the Twilio
@@ -202,122 +202,20 @@ impl CallRecord {
     }
 }
 
-pub(crate) struct CallEntry {
-    pub(crate) record: CallRecord,
-    pub(crate) hangup: Arc<Notify>,
-}
+crate::calls::call_brief!(uuid, "Its uuid.", "The number called (digits).");
 
-pub(crate) struct Shared {
-    pub(crate) cfg: Mutex<VonageSimConfig>,
-    pub(crate) calls: Mutex<Vec<CallEntry>>,
-    /// uuid -> position in `calls` (append-only), so per-frame updates of
-    /// one call do not walk every call.
-    pub(crate) index: Mutex<HashMap<String, usize>>,
-    pub(crate) counters: stats::Counters,
-    pub(crate) http: reqwest::Client,
-    pub(crate) shutdown: watch::Receiver<bool>,
-}
+/// What the handlers share.
+pub(crate) type Shared = crate::calls::Shared<VonageSimConfig, CallRecord>;
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    pub(crate) fn cfg(&self) -> VonageSimConfig {
-        lock(&self.cfg).clone()
-    }
-
-    /// Runs `f` on the record of call `uuid`.
-    pub(crate) fn with_call<R>(
-        &self,
-        uuid: &str,
-        f: impl FnOnce(&mut CallRecord) -> R,
-    ) -> Option<R> {
-        let at = lock(&self.index).get(uuid).copied()?;
-        let mut calls = lock(&self.calls);
-        calls.get_mut(at).map(|c| f(&mut c.record))
-    }
-
-    /// Appends a call to the log (and the index).
-    pub(crate) fn push_call(&self, entry: CallEntry) {
-        let uuid = entry.record.uuid.clone();
-        let mut calls = lock(&self.calls);
-        calls.push(entry);
-        lock(&self.index).insert(uuid, calls.len() - 1);
-        stats::inc(&self.counters.created, 1);
-    }
-
-    /// The hang-up signal of a live call.
-    pub(crate) fn live_hangup(&self, uuid: &str) -> Option<Arc<Notify>> {
-        let at = lock(&self.index).get(uuid).copied()?;
-        lock(&self.calls)
-            .get(at)
-            .filter(|c| !c.record.ended)
-            .map(|c| c.hangup.clone())
-    }
-}
-
-/// Reads a running emulator's load counters.
-#[derive(Clone)]
-pub struct StatsSource(Arc<Shared>);
-
-impl StatsSource {
-    /// The counters now (`with_samples`: also every barge-in sample).
-    pub fn snapshot(&self, with_samples: bool) -> stats::SimStats {
-        self.0.counters.snapshot(with_samples)
-    }
-
-    /// Every call created so far, in brief (`GET /stats/calls`): what
-    /// process tests count legs with.
-    pub fn calls(&self) -> Vec<CallBrief> {
-        lock(&self.0.calls)
-            .iter()
-            .map(|c| CallBrief {
-                uuid: c.record.uuid.clone(),
-                to: c.record.to.clone(),
-                status: c.record.status.clone(),
-                socket_opened: c.record.socket_opened,
-                ended: c.record.ended,
-                hung_up_by_talky: matches!(
-                    c.record.hang_up,
-                    Some(HangUpSide::Rest | HangUpSide::SocketClosed)
-                ),
-                created_at: c.record.created_at,
-            })
-            .collect()
-    }
-}
-
-/// One call of the emulator, in brief.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct CallBrief {
-    /// Its uuid.
-    pub uuid: String,
-    /// The number called (digits).
-    pub to: String,
-    /// Its last status.
-    pub status: String,
-    /// Its media socket connected.
-    pub socket_opened: bool,
-    /// It is over.
-    pub ended: bool,
-    /// talky hung it up (REST `hangup` or closing the socket).
-    pub hung_up_by_talky: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
+/// Reads a running emulator's load counters and calls (for a stats
+/// server).
+pub type StatsSource = crate::calls::StatsSource<CallRecord>;
 
 /// The emulator.
 pub struct VonageSim;
 
-/// A running emulator; stops when dropped or [`stop`](Self::stop)ped.
-pub struct VonageSimHandle {
-    /// Where it listens (127.0.0.1).
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
+/// A running emulator; stops when dropped or [`stop`](TelephonySim::stop)ped.
+pub type VonageSimHandle = TelephonySim<VonageSimConfig, CallRecord>;
 
 impl VonageSim {
     /// Binds 127.0.0.1:0 and serves until the handle goes.
@@ -328,113 +226,11 @@ impl VonageSim {
     /// Binds 127.0.0.1:`port` (0: any free port) and serves until the
     /// handle goes.
     pub async fn start_on(cfg: VonageSimConfig, port: u16) -> std::io::Result<VonageSimHandle> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        let addr = listener.local_addr()?;
-        let (stop, shutdown) = watch::channel(false);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(std::io::Error::other)?;
-        let shared = Arc::new(Shared {
-            cfg: Mutex::new(cfg),
-            calls: Mutex::new(Vec::new()),
-            index: Mutex::new(HashMap::new()),
-            counters: stats::Counters::default(),
-            http,
-            shutdown: shutdown.clone(),
-        });
-        let routes = api::routes(shared.clone());
-        let mut sig = shutdown;
-        let task = tokio::spawn(async move {
-            warp::serve(routes)
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = sig.wait_for(|s| *s).await;
-                })
-                .run()
-                .await;
-        });
-        Ok(VonageSimHandle {
-            addr,
-            shared,
-            stop,
-            task: Some(task),
-        })
-    }
-}
-
-impl VonageSimHandle {
-    /// `http://127.0.0.1:<port>`: the client's `api_base_url`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// A copy of the knobs.
-    pub fn config(&self) -> VonageSimConfig {
-        self.shared.cfg()
-    }
-
-    /// Changes knobs (for calls created afterwards; webhook knobs apply at
-    /// once).
-    pub fn update(&self, f: impl FnOnce(&mut VonageSimConfig)) {
-        f(&mut lock(&self.shared.cfg));
-    }
-
-    /// Every call so far, in creation order.
-    pub fn calls(&self) -> Vec<CallRecord> {
-        lock(&self.shared.calls)
-            .iter()
-            .map(|c| c.record.clone())
-            .collect()
-    }
-
-    /// The load counters (`with_samples`: also every barge-in sample).
-    pub fn stats(&self, with_samples: bool) -> stats::SimStats {
-        self.shared.counters.snapshot(with_samples)
-    }
-
-    /// A cloneable reader of the load counters (for a stats server).
-    pub fn stats_source(&self) -> StatsSource {
-        StatsSource(self.shared.clone())
-    }
-
-    /// One call by uuid.
-    pub fn call(&self, uuid: &str) -> Option<CallRecord> {
-        self.shared.with_call(uuid, |r| r.clone())
-    }
-
-    /// Waits until call `uuid` has ended; its record (`None` on time-out or
-    /// unknown call).
-    pub async fn wait_ended(&self, uuid: &str, timeout: Duration) -> Option<CallRecord> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self.call(uuid) {
-                Some(r) if r.ended => return Some(r),
-                None => return None,
-                _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Stops serving (running calls are abandoned) and waits for the server.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
-        }
-    }
-}
-
-impl Drop for VonageSimHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        TelephonySim::start(port, cfg, http, api::routes).await
     }
 }
 

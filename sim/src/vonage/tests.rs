@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use talky_actors::ids::CallId;
 use talky_actors::ports::{PlaceCall, ProviderCallId, TelephonyPort};
@@ -15,6 +15,7 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 
 use super::*;
 use crate::codec::{Decoded, Decoder, Encoder};
+use crate::telephony_tests::{AGENT_LINES, assert_conversation, serve, writer};
 use talky::audio::pcm::{bytes_to_i16, i16_to_bytes};
 use talky::config::Secret;
 use talky::providers::vonage::{AppJwt, VonageClient, VonageConfig};
@@ -93,13 +94,7 @@ impl Talky {
                 let script = script.clone();
                 ws.on_upgrade(move |socket| agent(socket, script, lg))
             });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            warp::serve(hooks.or(media)).incoming(listener).run().await;
-        });
+        let (addr, task) = serve(hooks.or(media)).await;
         Self {
             addr,
             events,
@@ -124,19 +119,9 @@ impl Talky {
 /// The scripted agent: greeting on connect, a reply after each persona
 /// utterance, all as real-time 20 ms frames.
 async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (say_tx, mut say_rx) = mpsc::unbounded_channel::<String>();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
-    // Writer: everything to the socket goes through here.
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            let close = m.is_close();
-            if sink.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (out_tx, writer) = writer(sink);
     // Speaker: paced real time.
     let lg = log.clone();
     let out = out_tx.clone();
@@ -404,8 +389,8 @@ async fn create_validates_the_body() {
 async fn interested_persona_full_call() {
     let sim = sim().await;
     let talky = Talky::start(AgentScript {
-        greeting: "Hi, this is Anna.".into(),
-        replies: vec!["Wonderful, I will send details.".into(), "Goodbye.".into()],
+        greeting: AGENT_LINES[0].into(),
+        replies: AGENT_LINES[1..].iter().map(|l| l.to_string()).collect(),
         notify_after_greeting: true,
         ..Default::default()
     })
@@ -465,24 +450,7 @@ async fn interested_persona_full_call() {
     assert_eq!(first["content-type"], "audio/l16;rate=16000");
     assert!(first["call_id"].is_string());
     // Both directions decoded exactly.
-    let heard: Vec<&str> = rec.heard.iter().map(|h| h.text.as_str()).collect();
-    assert_eq!(
-        heard,
-        vec![
-            "Hi, this is Anna.",
-            "Wonderful, I will send details.",
-            "Goodbye."
-        ]
-    );
-    assert_eq!(
-        l.heard,
-        vec!["Yes, I am interested.", "Great, thank you. Bye."]
-    );
-    let said: Vec<&str> = rec.said.iter().map(|s| s.text.as_str()).collect();
-    assert_eq!(
-        said,
-        vec!["Yes, I am interested.", "Great, thank you. Bye."]
-    );
+    assert_conversation(&rec.heard, &rec.said, &l.heard);
     // The notify marker came back after the greeting had been played.
     let (n, at) = l
         .texts

@@ -139,6 +139,21 @@ async fn recorded(w: &World, call: CallId) -> Option<TelephonyProvider> {
     w.ledger.provider_of(call).await.expect("ledger")
 }
 
+impl World {
+    /// Places `req` through the chain on campaign route `route`.
+    async fn place(&self, route: &str, req: PlaceCall) -> PortResult<ProviderCallId> {
+        self.chain.place_call_on(route, req).await
+    }
+
+    /// How many times (Vonage, Twilio) were asked to place a call.
+    fn placed(&self) -> (usize, usize) {
+        (self.vonage.placed(), self.twilio.placed())
+    }
+}
+
+/// The failover route.
+const CHAIN: &str = "vonage_then_twilio";
+
 /// Legs that exist at the providers: never more than one per attempt.
 fn legs(w: &World) -> usize {
     lock(&w.vonage.placed).len() + lock(&w.twilio.placed).len()
@@ -148,22 +163,22 @@ fn legs(w: &World) -> usize {
 async fn single_provider_routes_place_there_only() {
     let w = world();
     let req = intent(&w);
-    let id = w.chain.place_call_on("vonage", req.clone()).await;
+    let id = w.place("vonage", req.clone()).await;
     assert_eq!(id, Ok(ProviderCallId("vonage-leg".into())), "bare");
-    assert_eq!((w.vonage.placed(), w.twilio.placed()), (1, 0));
+    assert_eq!(w.placed(), (1, 0));
     assert_eq!(
         recorded(&w, req.call).await,
         Some(TelephonyProvider::Vonage)
     );
 
     let req = intent(&w);
-    let id = w.chain.place_call_on("twilio", req.clone()).await;
+    let id = w.place("twilio", req.clone()).await;
     assert_eq!(
         id,
         Ok(ProviderCallId("twilio:twilio-leg".into())),
         "qualified"
     );
-    assert_eq!((w.vonage.placed(), w.twilio.placed()), (1, 1));
+    assert_eq!(w.placed(), (1, 1));
     assert_eq!(
         *lock(&w.twilio.ledger_at_place),
         [Some(TelephonyProvider::Twilio)],
@@ -180,15 +195,10 @@ async fn the_default_route_and_unknown_routes() {
     let w = world_with(Telephony::Twilio, true, true, 5);
     let id = w.chain.place_call(intent(&w)).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg", "no route: the server's default");
-    let id = w
-        .chain
-        .place_call_on(" ", intent(&w))
-        .await
-        .expect("placed");
+    let id = w.place(" ", intent(&w)).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg");
     let err = w
-        .chain
-        .place_call_on("carrier_pigeon", intent(&w))
+        .place("carrier_pigeon", intent(&w))
         .await
         .expect_err("unknown");
     assert!(matches!(err, PortError::Rejected(_)), "{err}");
@@ -199,13 +209,9 @@ async fn the_default_route_and_unknown_routes() {
 async fn vonage_then_twilio_stays_on_vonage_when_it_places() {
     let w = world();
     let req = intent(&w);
-    let id = w
-        .chain
-        .place_call_on("vonage_then_twilio", req.clone())
-        .await
-        .expect("placed");
+    let id = w.place(CHAIN, req.clone()).await.expect("placed");
     assert_eq!(id.0, "vonage-leg");
-    assert_eq!((w.vonage.placed(), w.twilio.placed()), (1, 0));
+    assert_eq!(w.placed(), (1, 0));
     assert_eq!(
         recorded(&w, req.call).await,
         Some(TelephonyProvider::Vonage)
@@ -229,16 +235,11 @@ async fn failures_that_prove_no_leg_fail_over_once() {
         w.vonage.answer(Err(proof.clone()));
         let req = intent(&w);
         let id = w
-            .chain
-            .place_call_on("vonage_then_twilio", req.clone())
+            .place(CHAIN, req.clone())
             .await
             .unwrap_or_else(|e| panic!("{proof}: {e}"));
         assert_eq!(id.0, "twilio:twilio-leg", "{proof}");
-        assert_eq!(
-            (w.vonage.placed(), w.twilio.placed()),
-            (1, 1),
-            "{proof}: each asked once"
-        );
+        assert_eq!(w.placed(), (1, 1), "{proof}: each asked once");
         assert_eq!(
             *lock(&w.twilio.ledger_at_place),
             [Some(TelephonyProvider::Twilio)],
@@ -263,12 +264,9 @@ async fn an_unknown_outcome_never_fails_over() {
         let w = world();
         w.vonage.answer(Err(e.clone()));
         let req = intent(&w);
-        let got = w
-            .chain
-            .place_call_on("vonage_then_twilio", req.clone())
-            .await;
+        let got = w.place(CHAIN, req.clone()).await;
         assert_eq!(got, Err(e.clone()), "the caller resolves it");
-        assert_eq!((w.vonage.placed(), w.twilio.placed()), (1, 0), "{e}");
+        assert_eq!(w.placed(), (1, 0), "{e}");
         assert_eq!(
             recorded(&w, req.call).await,
             Some(TelephonyProvider::Vonage),
@@ -292,10 +290,7 @@ async fn an_unknown_outcome_on_twilio_is_resolved_on_twilio() {
     w.vonage.answer(Err(PortError::Rejected("401".into())));
     w.twilio.answer(Err(PortError::Unknown("reset".into())));
     let req = intent(&w);
-    let got = w
-        .chain
-        .place_call_on("vonage_then_twilio", req.clone())
-        .await;
+    let got = w.place(CHAIN, req.clone()).await;
     assert!(matches!(got, Err(PortError::Unknown(_))), "{got:?}");
     let found = w
         .chain
@@ -313,39 +308,21 @@ async fn an_open_circuit_goes_straight_to_twilio() {
     // and does not fail over).
     w.vonage.answer(Err(PortError::Unavailable("503".into())));
     w.vonage.answer(Err(PortError::Unknown("timeout".into())));
-    w.chain
-        .place_call_on("vonage_then_twilio", intent(&w))
+    w.place(CHAIN, intent(&w))
         .await
         .expect("failed over on the 503");
-    assert!(
-        w.chain
-            .place_call_on("vonage_then_twilio", intent(&w))
-            .await
-            .is_err()
-    );
-    assert_eq!((w.vonage.placed(), w.twilio.placed()), (2, 1));
+    assert!(w.place(CHAIN, intent(&w)).await.is_err());
+    assert_eq!(w.placed(), (2, 1));
     assert_eq!(
         w.chain.vonage_breaker().state(),
         crate::providers::breaker::BreakerState::Open
     );
     let req = intent(&w);
-    let id = w
-        .chain
-        .place_call_on("vonage_then_twilio", req.clone())
-        .await
-        .expect("placed");
+    let id = w.place(CHAIN, req.clone()).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg");
-    assert_eq!(
-        (w.vonage.placed(), w.twilio.placed()),
-        (2, 2),
-        "Vonage not asked while open"
-    );
+    assert_eq!(w.placed(), (2, 2), "Vonage not asked while open");
     // A campaign on Vonage alone still asks it (nowhere else to go).
-    let id = w
-        .chain
-        .place_call_on("vonage", intent(&w))
-        .await
-        .expect("placed");
+    let id = w.place("vonage", intent(&w)).await.expect("placed");
     assert_eq!(id.0, "vonage-leg");
     assert_eq!(w.vonage.placed(), 3);
 }
@@ -354,14 +331,8 @@ async fn an_open_circuit_goes_straight_to_twilio() {
 async fn answers_and_refusals_keep_the_circuit_closed() {
     let w = world_with(Telephony::Vonage, true, true, 1);
     w.vonage.answer(Err(PortError::Rejected("422".into())));
-    w.chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await
-        .expect("failed over");
-    w.chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await
-        .expect("placed");
+    w.place(CHAIN, intent(&w)).await.expect("failed over");
+    w.place(CHAIN, intent(&w)).await.expect("placed");
     assert_eq!(
         w.vonage.placed(),
         2,
@@ -376,13 +347,10 @@ async fn a_ledger_that_cannot_record_stops_the_failover() {
     w.ledger
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let got = w
-        .chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await;
+    let got = w.place(CHAIN, intent(&w)).await;
     assert!(matches!(got, Err(PortError::Unavailable(_))), "{got:?}");
     assert_eq!(w.twilio.placed(), 0, "Twilio is never asked off the record");
-    let got = w.chain.place_call_on("twilio", intent(&w)).await;
+    let got = w.place("twilio", intent(&w)).await;
     assert!(matches!(got, Err(PortError::Unavailable(_))), "{got:?}");
     assert_eq!(w.twilio.placed(), 0);
 }
@@ -391,29 +359,21 @@ async fn a_ledger_that_cannot_record_stops_the_failover() {
 async fn a_chain_with_one_provider_uses_it_alone() {
     let w = world_with(Telephony::Vonage, true, false, 5);
     w.vonage.answer(Err(PortError::Rejected("401".into())));
-    let got = w
-        .chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await;
+    let got = w.place(CHAIN, intent(&w)).await;
     assert_eq!(
         got,
         Err(PortError::Rejected("401".into())),
         "nowhere to fail over"
     );
     let err = w
-        .chain
-        .place_call_on("twilio", intent(&w))
+        .place("twilio", intent(&w))
         .await
         .expect_err("not configured");
     assert!(err.to_string().contains("providers.twilio"), "{err}");
     assert!(!w.chain.has(TelephonyProvider::Twilio));
 
     let w = world_with(Telephony::Vonage, false, true, 5);
-    let id = w
-        .chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await
-        .expect("placed");
+    let id = w.place(CHAIN, intent(&w)).await.expect("placed");
     assert_eq!(id.0, "twilio:twilio-leg");
     let err = w
         .chain
@@ -485,17 +445,10 @@ async fn placements_and_failovers_are_counted_per_provider() {
     let w = world_with(Telephony::Vonage, true, true, 1);
     w.chain.place_call(intent(&w)).await.expect("vonage");
     w.vonage.answer(Err(PortError::Rejected("401".into())));
-    w.chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await
-        .expect("no leg: twilio");
+    w.place(CHAIN, intent(&w)).await.expect("no leg: twilio");
     w.vonage.answer(Err(PortError::Unavailable("503".into())));
-    w.chain
-        .place_call_on("vonage_then_twilio", intent(&w))
-        .await
-        .expect("no leg: twilio");
-    w.chain
-        .place_call_on("vonage_then_twilio", intent(&w))
+    w.place(CHAIN, intent(&w)).await.expect("no leg: twilio");
+    w.place(CHAIN, intent(&w))
         .await
         .expect("circuit open: twilio");
     let text = handle.render();

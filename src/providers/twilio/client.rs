@@ -54,7 +54,7 @@
 //! time-out shorter than either.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -74,7 +74,7 @@ use super::twiml::{self, SEGMENT};
 use crate::config::Secret;
 use crate::providers::breaker::CircuitBreaker;
 use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
-use crate::providers::retry::{Deadline, RetryPolicy, parse_retry_after, with_retries_by};
+use crate::providers::retry::{self, Answer, Deadline, RetryPolicy, maybe_sent, with_retries_by};
 use crate::providers::vonage::CallbackKey;
 
 /// Twilio's REST base.
@@ -213,7 +213,12 @@ impl TwilioError {
         }
     }
 
-    fn describe(&self, status: StatusCode) -> String {
+    /// How Twilio words a non-2xx answer ([`retry::Describe`]).
+    fn describe(status: StatusCode, body: &[u8]) -> String {
+        Self::read(body).describe_as(status)
+    }
+
+    fn describe_as(&self, status: StatusCode) -> String {
         let mut s = format!("twilio {}", status.as_u16());
         if let Some(code) = self.code() {
             s.push_str(&format!(": {code}"));
@@ -225,44 +230,6 @@ impl TwilioError {
             s.push_str(&format!(" ({i})"));
         }
         s
-    }
-}
-
-/// The port error of a non-2xx answer.
-fn status_error(status: StatusCode, retry_after: Option<&str>, body: &[u8]) -> PortError {
-    let msg = TwilioError::read(body).describe(status);
-    match status.as_u16() {
-        429 => PortError::RateLimited {
-            retry_after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())),
-        },
-        400..=499 => PortError::Rejected(msg),
-        500..=599 => PortError::Unavailable(msg),
-        _ => PortError::Protocol(format!("unexpected status: {msg}")),
-    }
-}
-
-/// Marks a transport error that happened before the request was sent.
-const CONNECT_FAILED: &str = "(not sent: connect failed)";
-
-fn transport_error(what: &str, e: &reqwest::Error) -> PortError {
-    if e.is_connect() {
-        PortError::Unavailable(format!("twilio {what}: {e} {CONNECT_FAILED}"))
-    } else if e.is_timeout() {
-        PortError::Timeout(format!("twilio {what}: {e}"))
-    } else if e.is_decode() || e.is_body() {
-        PortError::Protocol(format!("twilio {what}: {e}"))
-    } else {
-        PortError::Unavailable(format!("twilio {what}: {e}"))
-    }
-}
-
-/// A create-call's failure, knowing the request may have reached Twilio:
-/// anything but a refusal before sending is of unknown outcome.
-fn create_error(e: PortError) -> PortError {
-    match e {
-        PortError::Timeout(m) | PortError::Protocol(m) => PortError::Unknown(m),
-        PortError::Unavailable(m) if !m.contains(CONNECT_FAILED) => PortError::Unknown(m),
-        e => e,
     }
 }
 
@@ -428,25 +395,10 @@ impl TwilioClient {
         }
     }
 
-    /// Sends one request, reads the whole answer: (status, Retry-After, body).
-    async fn send(
-        &self,
-        what: &str,
-        req: reqwest::RequestBuilder,
-    ) -> PortResult<(StatusCode, Option<String>, bytes::Bytes)> {
-        let resp = req
-            .header(AUTHORIZATION, self.auth.clone())
-            .send()
-            .await
-            .map_err(|e| transport_error(what, &e))?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.bytes().await.map_err(|e| transport_error(what, &e))?;
-        Ok((status, retry_after, body))
+    /// Sends one request, reads the whole answer.
+    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> PortResult<Answer> {
+        let req = req.header(AUTHORIZATION, self.auth.clone());
+        retry::send("twilio", what, req).await
     }
 
     /// A form POST.
@@ -513,21 +465,15 @@ impl TwilioClient {
             "create call",
             Some(deadline),
             || async move {
-                let (status, retry_after, bytes) = self
-                    .send("create call", self.post_form(url, form)?)
+                self.send("create call", self.post_form(url, form)?)
                     .await
-                    .map_err(create_error)?;
-                if !status.is_success() {
-                    return Err(status_error(status, retry_after.as_deref(), &bytes));
-                }
-                // A 2xx says the call exists: without a readable sid it is
-                // unknown which one, not failed.
-                let created: CallResource = serde_json::from_slice(&bytes)
-                    .map_err(|e| PortError::Unknown(format!("twilio create call: {e}")))?;
-                if created.sid.trim().is_empty() {
-                    return Err(PortError::Unknown("twilio create call: empty sid".into()));
-                }
-                Ok(created)
+                    .map_err(maybe_sent)?
+                    .created(
+                        "twilio",
+                        TwilioError::describe,
+                        |c: &CallResource| &c.sid,
+                        "sid",
+                    )
             },
         )
         .await?;
@@ -557,15 +503,15 @@ impl TwilioClient {
             "hang up",
             Some(deadline),
             || async move {
-                let (status, retry_after, bytes) =
-                    self.send("hang up", self.post_form(url, form)?).await?;
+                let answer = self.send("hang up", self.post_form(url, form)?).await?;
+                let status = answer.status;
                 let gone = status == StatusCode::NOT_FOUND
                     || (status == StatusCode::BAD_REQUEST
-                        && TwilioError::read(&bytes).code() == Some(NOT_MODIFIABLE));
+                        && TwilioError::read(&answer.body).code() == Some(NOT_MODIFIABLE));
                 if status.is_success() || gone {
                     Ok(())
                 } else {
-                    Err(status_error(status, retry_after.as_deref(), &bytes))
+                    Err(answer.error(TwilioError::describe))
                 }
             },
         )
@@ -597,16 +543,9 @@ impl TwilioClient {
         what: &str,
         url: &str,
     ) -> PortResult<Option<T>> {
-        let (status, retry_after, bytes) = self.send(what, self.http.get(url)).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(status_error(status, retry_after.as_deref(), &bytes));
-        }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| PortError::Protocol(format!("twilio {what}: {e}")))
+        self.send(what, self.http.get(url))
+            .await?
+            .found_json("twilio", what, TwilioError::describe)
     }
 
     /// Our leg to `to` created since `since` (module docs: how it is

@@ -21,7 +21,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use percent_encoding::utf8_percent_encode;
@@ -38,7 +38,7 @@ use super::jwt::AppJwt;
 use super::ncco::{self, CreateCallResponse, DEFAULT_SAMPLE_RATE, MachineDetection, UNRESERVED};
 use crate::config::Secret;
 use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
-use crate::providers::retry::parse_retry_after;
+use crate::providers::retry::{self, Answer, maybe_sent};
 
 /// Vonage's REST base (regional hosts: `https://api-us.vonage.com`, ...).
 pub const DEFAULT_API_BASE_URL: &str = "https://api.nexmo.com";
@@ -103,6 +103,7 @@ struct Problem {
 }
 
 impl Problem {
+    /// How Vonage words a non-2xx answer ([`retry::Describe`]).
     fn describe(status: StatusCode, body: &[u8]) -> String {
         let p: Problem = serde_json::from_slice(body).unwrap_or_default();
         let code = p
@@ -115,34 +116,6 @@ impl Problem {
             s.push_str(&part);
         }
         s
-    }
-}
-
-/// The port error of a non-2xx answer.
-fn status_error(status: StatusCode, retry_after: Option<&str>, body: &[u8]) -> PortError {
-    let msg = Problem::describe(status, body);
-    match status.as_u16() {
-        429 => PortError::RateLimited {
-            retry_after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())),
-        },
-        400..=499 => PortError::Rejected(msg),
-        500..=599 => PortError::Unavailable(msg),
-        _ => PortError::Protocol(format!("unexpected status {msg}")),
-    }
-}
-
-/// Marks a transport error that happened before the request was sent.
-const CONNECT_FAILED: &str = "(not sent: connect failed)";
-
-fn transport_error(what: &str, e: &reqwest::Error) -> PortError {
-    if e.is_connect() {
-        PortError::Unavailable(format!("vonage {what}: {e} {CONNECT_FAILED}"))
-    } else if e.is_timeout() {
-        PortError::Timeout(format!("vonage {what}: {e}"))
-    } else if e.is_decode() || e.is_body() {
-        PortError::Protocol(format!("vonage {what}: {e}"))
-    } else {
-        PortError::Unavailable(format!("vonage {what}: {e}"))
     }
 }
 
@@ -206,25 +179,10 @@ impl VonageClient {
             .map_err(|e| PortError::Rejected(e.to_string()))
     }
 
-    /// Sends a request, reads the whole answer: (status, Retry-After, body).
-    async fn send(
-        &self,
-        what: &str,
-        req: reqwest::RequestBuilder,
-    ) -> PortResult<(StatusCode, Option<String>, bytes::Bytes)> {
-        let resp = req
-            .header(reqwest::header::AUTHORIZATION, self.bearer()?)
-            .send()
-            .await
-            .map_err(|e| transport_error(what, &e))?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp.bytes().await.map_err(|e| transport_error(what, &e))?;
-        Ok((status, retry_after, body))
+    /// Sends a request with a fresh JWT, reads the whole answer.
+    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> PortResult<Answer> {
+        let req = req.header(reqwest::header::AUTHORIZATION, self.bearer()?);
+        retry::send("vonage", what, req).await
     }
 
     /// Creates the call (`POST /v1/calls`).
@@ -244,26 +202,16 @@ impl VonageClient {
         })
         .map_err(|e| PortError::Rejected(e.to_string()))?;
         let url = format!("{}/v1/calls", self.base);
-        let (status, retry_after, bytes) = self
-            .send("create call", self.http.post(url).json(&body))
+        // Sent (or maybe sent) and then lost: the call may exist.
+        self.send("create call", self.http.post(url).json(&body))
             .await
-            .map_err(|e| match e {
-                // Sent (or maybe sent) and then lost: the call may exist.
-                PortError::Timeout(m) | PortError::Protocol(m) => PortError::Unknown(m),
-                PortError::Unavailable(m) if !m.contains(CONNECT_FAILED) => PortError::Unknown(m),
-                e => e,
-            })?;
-        if !status.is_success() {
-            return Err(status_error(status, retry_after.as_deref(), &bytes));
-        }
-        // A 2xx says the call exists: without a readable uuid it is
-        // unknown which one, not failed.
-        let created: CreateCallResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| PortError::Unknown(format!("vonage create call: {e}")))?;
-        if created.uuid.trim().is_empty() {
-            return Err(PortError::Unknown("vonage create call: empty uuid".into()));
-        }
-        Ok(created)
+            .map_err(maybe_sent)?
+            .created(
+                "vonage",
+                Problem::describe,
+                |c: &CreateCallResponse| &c.uuid,
+                "uuid",
+            )
     }
 
     /// Hangs up at a given REST host (the call's `region_url`, when the
@@ -272,12 +220,11 @@ impl VonageClient {
         let base = base_url.trim().trim_end_matches('/');
         let url = format!("{base}/v1/calls/{}", utf8_percent_encode(&id.0, UNRESERVED));
         let body = serde_json::json!({"action": "hangup"});
-        let (status, retry_after, bytes) =
-            self.send("hang up", self.http.put(url).json(&body)).await?;
-        if status.is_success() || status == StatusCode::NOT_FOUND {
+        let answer = self.send("hang up", self.http.put(url).json(&body)).await?;
+        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
             Ok(())
         } else {
-            Err(status_error(status, retry_after.as_deref(), &bytes))
+            Err(answer.error(Problem::describe))
         }
     }
 }
@@ -351,16 +298,11 @@ impl VonageClient {
             self.base,
             utf8_percent_encode(&id.0, UNRESERVED)
         );
-        let (status, retry_after, bytes) = self.send("get call", self.http.get(url)).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(status_error(status, retry_after.as_deref(), &bytes));
-        }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| PortError::Protocol(format!("vonage get call: {e}")))
+        self.send("get call", self.http.get(url)).await?.found_json(
+            "vonage",
+            "get call",
+            Problem::describe,
+        )
     }
 
     /// The leg Vonage placed to `to` (E.164, `+` optional) since `since`,
@@ -388,11 +330,11 @@ impl VonageClient {
             let query = serde_urlencoded::to_string(query)
                 .map_err(|e| PortError::Protocol(format!("vonage list calls: {e}")))?;
             let url = format!("{}/v1/calls?{query}", self.base);
-            let (status, retry_after, bytes) = self.send("list calls", self.http.get(url)).await?;
-            if !status.is_success() {
-                return Err(status_error(status, retry_after.as_deref(), &bytes));
-            }
-            let page_of: CallPage = serde_json::from_slice(&bytes)
+            let answer = self
+                .send("list calls", self.http.get(url))
+                .await?
+                .success(Problem::describe)?;
+            let page_of: CallPage = serde_json::from_slice(&answer.body)
                 .map_err(|e| PortError::Protocol(format!("vonage list calls: {e}")))?;
             let calls = page_of.embedded.map(|e| e.calls).unwrap_or_default();
             let n = calls.len() as u64;
@@ -453,83 +395,10 @@ impl TelephonyPort for VonageClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::rest_stub::{Canned, Seen, canned, closed_port, server};
     use crate::providers::vonage::jwt::tests::{APP_ID, TEST_PRIVATE_PEM, decode};
-    use std::convert::Infallible;
     use std::sync::Mutex;
     use talky_actors::ids::CallId;
-    use warp::Filter;
-
-    #[derive(Clone, Debug)]
-    struct Seen {
-        method: String,
-        path: String,
-        auth: Option<String>,
-        content_type: Option<String>,
-        body: serde_json::Value,
-    }
-
-    struct Canned {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: String,
-        delay: Duration,
-    }
-
-    fn canned(status: u16, body: &str) -> Canned {
-        Canned {
-            status,
-            headers: vec![],
-            body: body.to_owned(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    type Handler = Arc<dyn Fn(&Seen) -> Canned + Send + Sync>;
-
-    /// A tiny stand-in for the Vonage REST API on 127.0.0.1:0: records
-    /// every request and answers with what the test's handler says.
-    async fn server(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let log = Arc::clone(&seen);
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::header::optional::<String>("authorization"))
-            .and(warp::header::optional::<String>("content-type"))
-            .and(warp::body::bytes())
-            .and_then(
-                move |m: warp::http::Method,
-                      p: warp::path::FullPath,
-                      auth: Option<String>,
-                      ct: Option<String>,
-                      body: bytes::Bytes| {
-                    let log = Arc::clone(&log);
-                    let handler = Arc::clone(&handler);
-                    async move {
-                        let s = Seen {
-                            method: m.to_string(),
-                            path: p.as_str().to_owned(),
-                            auth,
-                            content_type: ct,
-                            body: serde_json::from_slice(&body).unwrap_or_default(),
-                        };
-                        let c = handler(&s);
-                        log.lock().expect("log").push(s);
-                        tokio::time::sleep(c.delay).await;
-                        let mut r = warp::http::Response::builder().status(c.status);
-                        for (k, v) in c.headers {
-                            r = r.header(k, v);
-                        }
-                        Ok::<_, Infallible>(r.body(c.body).expect("response"))
-                    }
-                },
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(warp::serve(route).incoming(listener).run());
-        (format!("http://{addr}"), seen)
-    }
 
     fn config(base: &str) -> VonageConfig {
         VonageConfig {
@@ -704,10 +573,8 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_host_is_unavailable_and_bad_numbers_rejected() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr");
-        drop(l);
-        let client = VonageClient::new(config(&format!("http://{addr}"))).expect("client");
+        let client =
+            VonageClient::new(config(&format!("http://{}", closed_port()))).expect("client");
         let err = client.place_call(place()).await.expect_err("refused");
         assert!(matches!(err, PortError::Unavailable(_)), "{err:?}");
 

@@ -48,6 +48,24 @@ pub fn tools() -> Vec<ToolSpec> {
     ]
 }
 
+/// Audio between two position marks: one per batch of frames at the
+/// default pacing (five 20 ms frames every 100 ms), which bounds how far
+/// the heard position can be off between echoes.
+pub const MARK_EVERY: Duration = Duration::from_millis(100);
+
+/// The name of the mark sent after stream position `pos` (samples) of
+/// agent turn `turn`.
+pub fn position_mark(turn: u64, pos: u64) -> String {
+    format!("pos-{turn}-{pos}")
+}
+
+/// The turn and position a [`position_mark`] names; `None` for any other
+/// mark (e.g. the end-of-turn `turn-N`).
+pub fn parse_position_mark(name: &str) -> Option<(u64, u64)> {
+    let (turn, pos) = name.strip_prefix("pos-")?.split_once('-')?;
+    Some((turn.parse().ok()?, pos.parse().ok()?))
+}
+
 /// The time, as the core is told it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
@@ -118,6 +136,11 @@ pub enum Input {
     ChildStarted(ChildKind),
     /// The record writer stored what the callee asked for.
     RequestStored(CalleeRequest),
+    /// The provider echoed a mark ([`Command::Mark`]): the callee had
+    /// played the audio sent before it. A position mark of the turn
+    /// being spoken tells the playout how far behind the send times the
+    /// callee plays, so barge-in records what was really heard.
+    MarkPlayed(String),
     /// A conversation timer fired ([`TimerKind::NoInput`],
     /// [`TimerKind::DoNotCallStored`], [`TimerKind::ApologyDone`]).
     Timer(TimerKind),
@@ -187,6 +210,8 @@ struct AgentTurn {
     started_at: DateTime<Utc>,
     /// Latency marks.
     marks: Marks,
+    /// Stream position of the last position mark sent (samples).
+    marked_at: u64,
 }
 
 impl AgentTurn {
@@ -347,6 +372,13 @@ impl Conversation {
             Input::Llm { turn, event } => self.on_llm(turn, event, now),
             Input::TtsAudio { segment, pcm } => self.take_audio(segment, pcm, now),
             Input::Tick => self.pump(now),
+            Input::MarkPlayed(name) => {
+                if let Some((turn, pos)) = parse_position_mark(&name)
+                    && self.agent.as_ref().is_some_and(|t| t.id == turn)
+                {
+                    self.playout.mark_played(pos, now.at);
+                }
+            }
             Input::ChildStarted(kind) => self.child_started(kind, now),
             Input::RequestStored(request) => {
                 if request == CalleeRequest::DoNotCall && self.awaiting_dnc {
@@ -439,6 +471,7 @@ impl Conversation {
             tool_calls: Vec::new(),
             started_at: now.utc,
             marks,
+            marked_at: 0,
         });
         self.out.push(Command::CancelTimer(TimerKind::NoInput));
     }
@@ -830,8 +863,12 @@ impl Conversation {
         {
             turn.marks.first_frame.get_or_insert(at);
         }
+        let sent_any = !frames.is_empty();
         for frame in frames {
             self.out.push(Command::Play(frame.bytes));
+        }
+        if sent_any {
+            self.mark_position();
         }
         let played_out = !self.awaiting_dnc
             && self
@@ -863,6 +900,21 @@ impl Conversation {
             self.out.push(Command::TickAt(
                 next.max(at + Duration::from_millis(1)).min(next.max(at)),
             ));
+        }
+    }
+
+    /// After a batch of frames, a mark naming the turn and the stream
+    /// position, at most one per [`MARK_EVERY`] of audio: its echo tells
+    /// when the callee really played up to there ([`Input::MarkPlayed`]).
+    fn mark_position(&mut self) {
+        let Some(turn) = self.agent.as_mut() else {
+            return;
+        };
+        let every = u64::from(self.cfg.sample_rate) * MARK_EVERY.as_millis() as u64 / 1000;
+        let pos = self.playout.position();
+        if pos >= turn.marked_at.saturating_add(every.max(1)) {
+            turn.marked_at = pos;
+            self.out.push(Command::Mark(position_mark(turn.id, pos)));
         }
     }
 

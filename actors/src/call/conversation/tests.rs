@@ -420,3 +420,108 @@ fn a_restarted_llm_is_asked_again_only_if_nothing_was_said() {
     let reply = *core.records().last().expect("reply");
     assert_eq!(reply.text, "Hello there. And");
 }
+
+/// A position mark sent: (name, turn, position).
+type SentMark = (String, u64, u64);
+
+/// Picks the mark to echo from those sent.
+type PickMark<'a> = &'a dyn Fn(&[SentMark]) -> String;
+
+/// The position marks sent so far, in order.
+fn position_marks(log: &[Command]) -> Vec<SentMark> {
+    log.iter()
+        .filter_map(|c| match c {
+            Command::Mark(name) => {
+                super::parse_position_mark(name).map(|(t, p)| (name.clone(), t, p))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn position_marks_follow_the_frames_about_every_100_ms() {
+    let mut core = Core::greeted(config());
+    core.final_("What is it about");
+    core.say("It is about your energy contract. We can save you money.");
+    core.run(ms(1000));
+    let marks = position_marks(&core.log);
+    let reply: Vec<_> = marks.iter().filter(|(_, t, _)| *t == 2).collect();
+    // 580 ms of audio: a mark after each full 100 ms batch.
+    assert_eq!(reply.len(), 4, "{marks:?}");
+    for pair in reply.windows(2) {
+        assert!(
+            pair[1].2 >= pair[0].2 + 1600,
+            "at most one per 100 ms: {pair:?}"
+        );
+    }
+    // Each mark follows the frames it counts.
+    let last = reply.last().expect("a mark");
+    let at = core
+        .log
+        .iter()
+        .position(|c| *c == Command::Mark(last.0.clone()));
+    let frames_before = core.log[..at.expect("logged")]
+        .iter()
+        .rev()
+        .take_while(|c| !matches!(c, Command::Mark(m) if m.starts_with("turn-")))
+        .filter(|c| matches!(c, Command::Play(_)))
+        .count() as u64;
+    assert_eq!(last.2, frames_before * 320, "samples sent in the turn");
+}
+
+#[test]
+fn a_late_echo_makes_barge_in_record_only_what_the_callee_had_played() {
+    let run = |echo: Option<PickMark>| {
+        let mut core = Core::greeted(config());
+        core.final_("What is it about");
+        core.say("It is about your energy contract. We can save you money.");
+        core.run(ms(450));
+        if let Some(pick) = echo {
+            let name = pick(&position_marks(&core.log));
+            core.on(Input::MarkPlayed(name));
+        }
+        core.on(Input::CallerSpeech);
+        let reply = *core.records().last().expect("the reply");
+        assert!(reply.interrupted);
+        (
+            reply.text.clone(),
+            reply.heard_text.clone().unwrap_or_default(),
+        )
+    };
+    let (text, by_send_times) = run(None);
+    // The callee echoes, only now, the reply's first position mark (sent
+    // at its start, due 200 ms in): it plays about 250 ms behind.
+    let first_of_reply = |m: &[SentMark]| {
+        m.iter()
+            .find(|(_, t, _)| *t == 2)
+            .expect("a mark")
+            .0
+            .clone()
+    };
+    let (_, lagging) = run(Some(&first_of_reply));
+    assert!(
+        text.starts_with(&by_send_times) && by_send_times.starts_with(&lagging),
+        "{lagging:?} < {by_send_times:?} < {text:?}"
+    );
+    assert!(
+        lagging.len() < by_send_times.len(),
+        "{lagging:?} vs {by_send_times:?}"
+    );
+    // An echo of another turn's mark (the greeting's) changes nothing.
+    let greeting_mark = |m: &[SentMark]| {
+        m.iter()
+            .find(|(_, t, _)| *t == 1)
+            .expect("a mark")
+            .0
+            .clone()
+    };
+    assert_eq!(run(Some(&greeting_mark)).1, by_send_times);
+    // Nor does a mark that is not a position mark.
+    assert_eq!(super::parse_position_mark("turn-2"), None);
+    assert_eq!(super::parse_position_mark("pos-2-x"), None);
+    assert_eq!(
+        super::parse_position_mark(&super::position_mark(7, 3200)),
+        Some((7, 3200))
+    );
+}

@@ -95,6 +95,18 @@ impl Timeline {
         idle
     }
 
+    /// When the sample at stream position `pos` (sent already) was due to
+    /// play, as this record estimates it (`None` if it was not sent).
+    pub fn due_at(&self, pos: u64) -> Option<Instant> {
+        if pos > self.sent {
+            return None;
+        }
+        let span = self.spans.iter().rev().find(|s| s.pos <= pos)?;
+        span.start
+            .checked_add(duration_of(pos - span.pos, self.rate))
+            .or(Some(span.start))
+    }
+
     /// Samples of the stream played by `at`.
     pub fn played(&self, at: Instant) -> u64 {
         let Some(k) = self.spans.iter().rposition(|s| s.start <= at) else {

@@ -619,3 +619,65 @@ fn whole_words_cuts_inside_words_back() {
     assert_eq!(whole_words("héllo wörld", 5), "héllo");
     assert_eq!(whole_words("", 3), "");
 }
+
+#[test]
+fn a_late_mark_echo_delays_what_counts_as_heard_by_the_measured_lag() {
+    // 23 chars over 2300 ms: 100 ms a character.
+    let text = "one two three four five";
+    let mut p = with_segment(text, 2300);
+    let t0 = base();
+    poll_until(&mut p, t0, ms(500));
+    // A mark sent at stream position 400 ms (6400 samples) echoed at
+    // 700 ms: the callee plays 300 ms behind the send times.
+    p.mark_played(6400, t0 + ms(700));
+    assert_eq!(p.lag(), ms(300));
+    assert_eq!(p.heard(t0 + ms(700)).played, ms(400));
+    // By send times "one two" (700 ms) would be heard; the callee is at
+    // 400 ms: "one" only.
+    assert_eq!(p.heard(t0 + ms(700)).text, "one");
+    poll_until(&mut p, t0 + ms(520), ms(2300));
+    let h = p.clear(t0 + ms(1300));
+    assert_eq!(h.played, ms(1000));
+    assert_eq!(h.text, "one two", "without the lag: \"one two three\"");
+}
+
+#[test]
+fn the_lag_moves_the_end_of_playback_and_is_kept_for_the_next_turn() {
+    let mut p = with_segment("alpha beta", 1000);
+    let t0 = base();
+    poll_until(&mut p, t0, ms(1000));
+    assert_eq!(p.playing_until(), Some(t0 + ms(1000)));
+    p.mark_played(16_000 / 2, t0 + ms(620));
+    assert_eq!(p.lag(), ms(120));
+    assert_eq!(p.playing_until(), Some(t0 + ms(1120)));
+    assert!(!p.heard(t0 + ms(1119)).complete);
+    assert!(p.clear(t0 + ms(1120)).complete);
+    // The next turn starts with the path's lag.
+    p.begin_segment(S2, "gamma");
+    p.push_audio(S2, &audio(500, 16_000)).unwrap();
+    p.end_segment(S2);
+    let t1 = t0 + ms(2000);
+    poll_until(&mut p, t1, ms(500));
+    assert_eq!(p.playing_until(), Some(t1 + ms(620)));
+}
+
+#[test]
+fn echoes_of_unsent_positions_are_ignored_and_early_or_very_late_ones_are_bounded() {
+    let mut p = with_segment("alpha beta", 1000);
+    let t0 = base();
+    poll_until(&mut p, t0, ms(100));
+    // Position 900 ms was never sent in this turn: a stale echo.
+    p.mark_played(14_400, t0 + ms(1000));
+    assert_eq!(p.lag(), Duration::ZERO);
+    // Echoed before its estimated time (a faster path): no lag.
+    p.mark_played(3200, t0 + ms(100));
+    assert_eq!(p.lag(), Duration::ZERO);
+    // Echoed absurdly late: capped.
+    p.mark_played(3200, t0 + ms(60_000));
+    assert_eq!(p.lag(), MAX_PLAYBACK_LAG);
+    assert_eq!(
+        p.position(),
+        16 * 300,
+        "300 ms sent by 100 ms with the lead"
+    );
+}

@@ -16,6 +16,10 @@ pub const DEFAULT_MAX_LEAD: Duration = Duration::from_millis(200);
 /// lead up to `max_lead`, so frames leave five at a time every 100 ms, one
 /// timer and one socket write per batch instead of one per 20 ms frame.
 pub const DEFAULT_REFILL_LEAD: Duration = Duration::from_millis(100);
+/// Most playback lag a mark echo may set (see `Playout::mark_played`):
+/// more than any sane jitter buffer, so an echo later than this is a slow
+/// peer, not a measure of what the callee heard.
+pub const MAX_PLAYBACK_LAG: Duration = Duration::from_secs(2);
 /// How much unsent audio may be buffered before pushes are refused.
 pub const DEFAULT_MAX_BUFFERED: Duration = Duration::from_secs(30);
 /// Speaking rate assumed for a sentence whose audio is still arriving when

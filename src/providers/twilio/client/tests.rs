@@ -3,119 +3,13 @@
 //! maps to a port result.
 
 use super::*;
+use crate::providers::rest_stub::{Canned, canned, closed_port, script, server};
 use crate::providers::twilio::twiml::parse_stream;
-use std::convert::Infallible;
-use std::sync::Mutex;
 use std::time::Instant;
-use warp::Filter;
 
 const ACCOUNT: &str = "AC00000000000000000000000000000001";
 const TOKEN: &str = "test-auth-token";
 const SID: &str = "CA0123456789abcdef0123456789abcdef";
-
-#[derive(Clone, Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    auth: Option<String>,
-    content_type: Option<String>,
-    form: Vec<(String, String)>,
-}
-
-impl Seen {
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.form
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> &str {
-        let all = self.all(name);
-        assert_eq!(all.len(), 1, "{name}: {all:?}");
-        all[0]
-    }
-}
-
-struct Canned {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-fn canned(status: u16, body: &str) -> Canned {
-    Canned {
-        status,
-        headers: vec![],
-        body: body.to_owned(),
-        delay: Duration::ZERO,
-    }
-}
-
-type Handler = Arc<dyn Fn(&Seen) -> Canned + Send + Sync>;
-
-/// Records every request and answers with what the handler says.
-async fn server(handler: Handler) -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let log = Arc::clone(&seen);
-    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let route = warp::method()
-        .and(warp::path::full())
-        .and(query)
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::header::optional::<String>("content-type"))
-        .and(warp::body::bytes())
-        .and_then(
-            move |m: warp::http::Method,
-                  p: warp::path::FullPath,
-                  q: String,
-                  auth: Option<String>,
-                  ct: Option<String>,
-                  body: bytes::Bytes| {
-                let log = Arc::clone(&log);
-                let handler = Arc::clone(&handler);
-                async move {
-                    let s = Seen {
-                        method: m.to_string(),
-                        path: p.as_str().to_owned(),
-                        query: q,
-                        auth,
-                        content_type: ct,
-                        form: serde_urlencoded::from_bytes(&body).unwrap_or_default(),
-                    };
-                    let c = handler(&s);
-                    log.lock().expect("log").push(s);
-                    tokio::time::sleep(c.delay).await;
-                    let mut r = warp::http::Response::builder().status(c.status);
-                    for (k, v) in c.headers {
-                        r = r.header(k, v);
-                    }
-                    Ok::<_, Infallible>(r.body(c.body).expect("response"))
-                }
-            },
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(warp::serve(route).incoming(listener).run());
-    (format!("http://{addr}"), seen)
-}
-
-/// Answers the canned responses in order, one per request.
-fn script(answers: Vec<Canned>) -> Handler {
-    let answers = Mutex::new(answers.into_iter());
-    Arc::new(move |_| {
-        answers
-            .lock()
-            .expect("answers")
-            .next()
-            .expect("no more answers scripted")
-    })
-}
 
 fn breaker() -> Arc<CircuitBreaker> {
     Arc::new(CircuitBreaker::new("twilio", 100, Duration::from_secs(30)))
@@ -448,10 +342,7 @@ async fn no_retry_starts_that_would_outlast_the_place_budget() {
 
 #[tokio::test]
 async fn unreachable_hosts_are_unavailable_and_bad_numbers_rejected() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    let c = client(config(&format!("http://{addr}")));
+    let c = client(config(&format!("http://{}", closed_port())));
     let err = c.place_call(place()).await.expect_err("refused");
     assert!(matches!(err, PortError::Unavailable(_)), "{err:?}");
     assert!(
