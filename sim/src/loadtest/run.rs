@@ -11,6 +11,7 @@ use super::procs::{self, Proc};
 use super::report::{BargeIn, CallCounts, Pcts, Report, Stage, Steady, Underruns};
 use super::{CALLEE_LINE, LoadError, LoadOptions, TURN_SECS, number, personas};
 use crate::vonage::stats::SimStats;
+use talky::providers::telephony::TelephonyProvider;
 
 /// Timeout of each REST request of the driver.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -143,6 +144,12 @@ async fn run_in(
         &format!("starting talky-sim sim ({turns} turns per callee)"),
     );
     let (sim, urls) = procs::start_sim(&o.sim_binary, dir, &sim_args).await?;
+    // The counters of the emulator that carries the run's calls (the sim
+    // serves Twilio's under `/stats/twilio`).
+    let stats_url = match o.telephony {
+        TelephonyProvider::Vonage => urls.stats_url.clone(),
+        TelephonyProvider::Twilio => format!("{}/twilio", urls.stats_url),
+    };
     let port = procs::free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let mut env: Vec<(String, String)> = urls.env.clone().into_iter().collect();
@@ -196,7 +203,7 @@ async fn run_in(
         sim.pid(),
         &base,
         &key,
-        &urls.stats_url,
+        &stats_url,
         turns,
     )
     .await;
@@ -276,6 +283,7 @@ async fn drive(
                 "calling_window": {"start": "00:00", "end": "23:59",
                     "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
                 "max_attempts": 1,
+                "telephony": o.telephony.as_str(),
                 "max_concurrent_calls": n.min(10_000),
                 "max_call_duration_secs": max_secs as i64,
             }),
@@ -449,6 +457,14 @@ fn build_report(
         }
         counts.outcomes.push((format!("{status}/{outcome}"), *k));
     }
+    // A call another provider carried is not what the run measures.
+    counts.providers = stored.providers.clone();
+    counts.errors += stored
+        .providers
+        .iter()
+        .filter(|(p, _)| p != o.telephony.as_str())
+        .map(|(_, k)| k)
+        .sum::<u64>();
     counts.errors += o
         .calls
         .saturating_sub(stored.outcomes.iter().map(|r| r.2).sum());
@@ -494,6 +510,7 @@ fn build_report(
         duration_s: o.duration_s,
         cps: o.cps,
         barge_share: o.barge_share,
+        telephony: o.telephony.as_str().into(),
         counts,
         steady,
         stages,
