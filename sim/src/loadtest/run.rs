@@ -80,7 +80,8 @@ fn log(o: &LoadOptions, msg: &str) {
 pub async fn run(o: &LoadOptions) -> Result<Report, LoadError> {
     let started = Instant::now();
     let run_id = format!("{}_{}", std::process::id(), rand::random::<u32>());
-    let dir = o.out_dir.join(format!("run-{run_id}"));
+    let out_dir = absolute(&o.out_dir)?;
+    let dir = out_dir.join(format!("run-{run_id}"));
     std::fs::create_dir_all(&dir).map_err(|e| LoadError::io(&dir, e))?;
     let db_name = format!("talky_load_{run_id}");
     collect::database(&o.admin_database_url, &db_name, true).await?;
@@ -93,12 +94,20 @@ pub async fn run(o: &LoadOptions) -> Result<Report, LoadError> {
     let json = serde_json::to_string_pretty(&report).map_err(step)?;
     let md = report.markdown();
     for (name, text) in [("load.json", &json), ("load.md", &md)] {
-        for base in [&o.out_dir, &dir] {
+        for base in [&out_dir, &dir] {
             let p = base.join(name);
             std::fs::write(&p, text).map_err(|e| LoadError::io(&p, e))?;
         }
     }
     Ok(report)
+}
+
+/// `path` made absolute against the current directory: the sim runs in
+/// the run's directory, so a relative `--out` would point its
+/// `--personas-dir` elsewhere (and a missing personas directory means the
+/// built-in personas, not the run's talkers).
+fn absolute(path: &Path) -> Result<std::path::PathBuf, LoadError> {
+    std::path::absolute(path).map_err(|e| LoadError::io(path, e))
 }
 
 async fn run_in(
@@ -527,5 +536,20 @@ fn build_report(
             min_speech_ms: BARGE_IN_MIN_MS,
         },
         wall_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_out_dir_is_made_absolute() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let out = absolute(Path::new("target/load/x")).expect("absolute");
+        assert!(out.is_absolute(), "{out:?}");
+        assert_eq!(out, cwd.join("target/load/x"));
+        let already = cwd.join("y");
+        assert_eq!(absolute(&already).expect("absolute"), already);
     }
 }
