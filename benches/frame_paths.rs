@@ -154,9 +154,7 @@ fn twilio_messages(c: &mut Criterion) {
     c.bench_function("twilio_pcm640_to_media_message_out", |b| {
         let mut bridge = twilio_bridge();
         b.iter(|| {
-            black_box(bridge.outbound(talky_actors::ports::MediaOut::Audio(black_box(
-                pcm.clone(),
-            ))))
+            black_box(bridge.outbound(talky_actors::ports::MediaOut::Audio(black_box(pcm.clone()))))
         })
     });
 }

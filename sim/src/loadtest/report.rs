@@ -225,7 +225,11 @@ impl Report {
             "| calls completed / expected | {} / {} (placed {}, answered {}, finished {}, errors {}) |\n",
             c.completed, c.expected, c.placed, c.answered, c.finished, c.errors
         ));
-        let providers: Vec<String> = c.providers.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let providers: Vec<String> = c
+            .providers
+            .iter()
+            .map(|(p, n)| format!("{p} {n}"))
+            .collect();
         s.push_str(&format!(
             "| telephony | {} (calls stored per provider: {}) |\n",
             self.telephony,
@@ -336,8 +340,14 @@ mod tests {
         };
         let md = r.markdown();
         assert!(md.contains("N = 10 calls on twilio"), "{md}");
-        assert!(md.contains("| telephony | twilio (calls stored per provider: twilio 10) |"), "{md}");
-        assert!(md.contains("0.125 % per call (1.25 ms CPU per call-second)"), "{md}");
+        assert!(
+            md.contains("| telephony | twilio (calls stored per provider: twilio 10) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("0.125 % per call (1.25 ms CPU per call-second)"),
+            "{md}"
+        );
         assert!(md.contains("99.5 KiB per call"), "{md}");
         assert!(md.contains("added stt_ms"), "{md}");
         assert!(md.contains("barge-in"), "{md}");
