@@ -4,7 +4,8 @@
 //! reads the command line (`talky-sim load` is the same run).
 //!
 //! `cargo bench --bench load -- --calls 1000 --duration 60` (flags:
-//! `--calls --duration --cps --barge-share --stt-final-ms
+//! `--calls --duration --cps --barge-share --telephony vonage|twilio
+//! --stt-final-ms
 //! --llm-first-token-ms --llm-tokens-per-second --tts-first-audio-ms --out
 //! --keep-db`). Needs PostgreSQL (`DATABASE_URL`, a role that may create
 //! databases) and Redis (`REDIS_URL`). Writes `target/load/load.{json,md}`.

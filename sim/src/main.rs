@@ -41,7 +41,7 @@ enum Command {
     },
     /// The load benchmark: N calls through `talky serve` and `talky-sim
     /// sim` processes (flags: --calls --duration --cps --barge-share
-    /// --stt-final-ms --llm-first-token-ms --llm-tokens-per-second
+    /// --telephony vonage|twilio --stt-final-ms --llm-first-token-ms --llm-tokens-per-second
     /// --tts-first-audio-ms --out --keep-db --quiet, --talky PATH: the
     /// `talky` binary, default beside this one).
     Load {

@@ -8,9 +8,9 @@
 //! sample, `GET /stats/calls`: its calls; the same for Twilio under
 //! `/stats/twilio`). Prints one JSON line ([`SimUrls`]) with every base
 //! URL and the `TALKY_PROVIDERS__*` variables that point `talky serve` at
-//! them (Twilio's apart, in `twilio_env`, until talky reads a
-//! `[providers.twilio]` section), and runs until the shutdown
-//! future resolves (SIGINT/SIGTERM in the CLI). Every call is a task (no
+//! them (Vonage and Twilio both configured, so a campaign's `telephony`
+//! picks either), and runs until the shutdown future resolves
+//! (SIGINT/SIGTERM in the CLI). Every call is a task (no
 //! thread per call); audio buffers are the emulators' own, bounded by
 //! talky's 200 ms lead.
 
@@ -311,15 +311,13 @@ pub struct SimUrls {
     pub elevenlabs_base_url: String,
     /// `GET` it for [`SimStats`].
     pub stats_url: String,
-    /// The environment that points `talky serve` at the emulators (the
-    /// emulators' keys are fakes; no real secret is printed).
+    /// The environment that points `talky serve` at the emulators: every
+    /// provider, Vonage and Twilio both (`[providers.vonage]` without its
+    /// private key file, which the starter adds; `[providers.twilio]`
+    /// with the account SID, base URL and auth token), so a campaign may
+    /// choose either telephony. The emulators' keys are fakes; no real
+    /// secret is printed.
     pub env: BTreeMap<String, String>,
-    /// The same for the Twilio emulator (`TALKY_PROVIDERS__TWILIO__*`:
-    /// base URL, account SID, auth token), kept apart from `env` because
-    /// a talky without a `[providers.twilio]` section refuses unknown
-    /// keys: whoever starts a talky that knows them merges this in.
-    #[serde(default)]
-    pub twilio_env: BTreeMap<String, String>,
 }
 
 /// The running emulators.
@@ -438,20 +436,15 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
     put("ENABLED", "true".into());
     put("VONAGE__API_BASE_URL", vonage.base_url());
     put("VONAGE__APPLICATION_ID", s.application_id.clone());
+    put("TWILIO__API_BASE_URL", twilio.base_url());
+    put("TWILIO__ACCOUNT_SID", twilio.account_sid());
+    put("TWILIO__AUTH_TOKEN", twilio.auth_token());
     put("DEEPGRAM__BASE_URL", deepgram.base_url());
     put("DEEPGRAM__API_KEY", deepgram.api_key());
     put("LLM__BASE_URL", llm.base_url());
     put("LLM__API_KEY", llm.api_key());
     put("ELEVENLABS__BASE_URL", tts.base_url());
     put("ELEVENLABS__API_KEY", tts.api_key());
-    let twilio_env = [
-        ("API_BASE_URL", twilio.base_url()),
-        ("ACCOUNT_SID", twilio.account_sid()),
-        ("AUTH_TOKEN", twilio.auth_token()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (format!("TALKY_PROVIDERS__TWILIO__{k}"), v))
-    .collect();
     let urls = SimUrls {
         vonage_api_base_url: vonage.base_url(),
         twilio_api_base_url: twilio.base_url(),
@@ -461,7 +454,6 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
         elevenlabs_base_url: tts.base_url(),
         stats_url: format!("http://{stats_addr}/stats"),
         env,
-        twilio_env,
     };
     Ok(RunningSim {
         urls,
@@ -592,19 +584,31 @@ mod tests {
         };
         let sim = start(&s).await.expect("start");
         assert!(sim.urls.deepgram_base_url.starts_with("ws://127.0.0.1:"));
-        assert_eq!(sim.urls.env.len(), 9, "{:?}", sim.urls.env);
+        // One environment for both telephony providers, in the names of
+        // talky's `[providers.vonage]` and `[providers.twilio]`.
+        let env = &sim.urls.env;
+        assert_eq!(env.len(), 12, "{env:?}");
+        assert_eq!(
+            env.get("TALKY_PROVIDERS__VONAGE__API_BASE_URL"),
+            Some(&sim.urls.vonage_api_base_url)
+        );
         assert!(
             sim.urls
                 .twilio_api_base_url
                 .starts_with("http://127.0.0.1:")
         );
         assert_eq!(
-            sim.urls
-                .twilio_env
-                .get("TALKY_PROVIDERS__TWILIO__ACCOUNT_SID"),
+            env.get("TALKY_PROVIDERS__TWILIO__API_BASE_URL"),
+            Some(&sim.urls.twilio_api_base_url)
+        );
+        assert_eq!(
+            env.get("TALKY_PROVIDERS__TWILIO__ACCOUNT_SID"),
             Some(&crate::twilio::DEFAULT_ACCOUNT_SID.to_owned())
         );
-        assert_eq!(sim.urls.twilio_env.len(), 3);
+        assert_eq!(
+            env.get("TALKY_PROVIDERS__TWILIO__AUTH_TOKEN"),
+            Some(&crate::twilio::DEFAULT_AUTH_TOKEN.to_owned())
+        );
         let body: SimStats = reqwest::Client::new()
             .get(&sim.urls.stats_url)
             .timeout(Duration::from_secs(5))
@@ -633,9 +637,7 @@ mod tests {
             ))
             .basic_auth(
                 &sim.urls.twilio_account_sid,
-                sim.urls
-                    .twilio_env
-                    .get("TALKY_PROVIDERS__TWILIO__AUTH_TOKEN"),
+                env.get("TALKY_PROVIDERS__TWILIO__AUTH_TOKEN"),
             )
             .timeout(Duration::from_secs(5))
             .send()

@@ -1,11 +1,25 @@
 //! The load benchmark's smoke mode: 10 calls through the debug `talky`
 //! and `talky-sim` binaries as two processes (`talky-sim sim`, `talky serve`), a few seconds of
-//! steady state. Asserts completion and sanity, not speed.
+//! steady state, once per telephony provider (the sim's Vonage and Twilio
+//! emulators, one `talky serve` environment for both). Asserts completion
+//! and sanity, not speed.
 
+use talky::providers::telephony::TelephonyProvider;
 use talky_sim::loadtest::{LoadOptions, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_calls_through_sim_and_serve_processes() {
+    smoke(TelephonyProvider::Vonage).await;
+}
+
+/// The same through Twilio: the campaign's `telephony: twilio`, the calls
+/// placed on the Twilio emulator and streamed as 8 kHz μ-law.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_twilio_calls_through_sim_and_serve_processes() {
+    smoke(TelephonyProvider::Twilio).await;
+}
+
+async fn smoke(telephony: TelephonyProvider) {
     let mut o = LoadOptions::new(
         crate::support::TALKY_BINARY,
         crate::support::sim_binary(),
@@ -14,6 +28,7 @@ async fn ten_calls_through_sim_and_serve_processes() {
     );
     o.cps = 20.0;
     o.barge_share = 0.3;
+    o.telephony = telephony;
     o.out_dir = std::env::temp_dir().join(format!("talky-load-smoke-{}", uuid::Uuid::new_v4()));
     o.admin_database_url = crate::support::base_url();
     let _turn = crate::lifetime::PROCESSES.lock().await;
@@ -26,6 +41,13 @@ async fn ten_calls_through_sim_and_serve_processes() {
     assert_eq!(c.answered, 10, "{report:#?}");
     assert_eq!(c.finished, 10, "{report:#?}");
     assert_eq!(c.errors, 0, "{report:#?}");
+    // Every call was carried by the run's telephony, as talky stored it.
+    assert_eq!(report.telephony, telephony.as_str());
+    assert_eq!(
+        c.providers,
+        vec![(telephony.as_str().to_string(), 10)],
+        "{report:#?}"
+    );
     assert!(
         report.steady.reached,
         "all ten calls were live at once: {report:#?}"
@@ -49,6 +71,11 @@ async fn ten_calls_through_sim_and_serve_processes() {
     let md = report.markdown();
     eprintln!("{md}");
     assert!(md.contains("calls completed / expected"), "{md}");
+    assert!(
+        md.contains(&format!("calls on {telephony}")),
+        "the table names the telephony: {md}"
+    );
+    assert!(md.contains("ms CPU per call-second"), "{md}");
     assert!(o.out_dir.join("load.json").exists());
     let _ = std::fs::remove_dir_all(&o.out_dir);
 }

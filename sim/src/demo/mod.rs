@@ -1,10 +1,19 @@
 //! `talky-sim demo`: a whole simulated campaign in one command. Every emulator
-//! runs on loopback in this process (Vonage with its callee personas,
-//! Deepgram STT, a primary and a fallback LLM, ElevenLabs TTS), talky's
-//! server runs against them with its real clients, and the campaign is
-//! driven through the public REST API exactly as an operator would: a
-//! tenant, a campaign, ten contacts (one per persona), start, watch, and a
-//! closing table per contact.
+//! runs on loopback in this process (Vonage and Twilio with their callee
+//! personas, Deepgram STT, a primary and a fallback LLM, ElevenLabs TTS,
+//! Whisper and Aura), talky's server runs against them with its real
+//! clients, and the campaigns are driven through the public REST API
+//! exactly as an operator would: a tenant, a campaign on Vonage with ten
+//! contacts (one per persona), a second campaign with `telephony: twilio`
+//! and four contacts (the personas whose path differs on Twilio: a
+//! conversation in 8 kHz μ-law, Twilio's `busy` status and the retry,
+//! Twilio's answering-machine verdict and the message left, a barge-in
+//! answered with a Media Streams `clear`), start, watch, and a closing
+//! table per contact with the provider that carried its calls.
+//!
+//! Two campaigns, not one `vonage_then_twilio`: with a healthy Vonage that
+//! chain never reaches Twilio, so its calls would all show `vonage`; a
+//! campaign choosing Twilio is how an operator sends calls there.
 //!
 //! Nothing here is a shortcut around the product: the emulators are only
 //! reached over their wire protocols, and the table is read back over REST.
@@ -24,6 +33,7 @@ use crate::deepgram::{DeepgramSim, DeepgramSimConfig};
 use crate::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
 use crate::llm::agent::AgentScript;
 use crate::llm::{LlmSim, LlmSimConfig};
+use crate::twilio::{TwilioSim, TwilioSimConfig};
 use crate::vonage::persona::Personas;
 use crate::vonage::{VonageSim, VonageSimConfig};
 use crate::whisper::{WhisperSim, WhisperSimConfig};
@@ -57,6 +67,20 @@ pub const CONTACTS: &[(&str, &str, &str)] = &[
     ("Jo", "asks_about_offer", "+442079460109"),
 ];
 
+/// The contacts of the second campaign, placed through Twilio (its
+/// emulator maps each number to its persona, as Vonage's does).
+pub const TWILIO_CONTACTS: &[(&str, &str, &str)] = &[
+    ("Kai", "interested", "+442079460110"),
+    ("Lea", "busy", "+442079460111"),
+    ("Max", "voicemail", "+442079460112"),
+    ("Nia", "barge_in", "+442079460113"),
+];
+
+/// Every contact of the demo, Vonage's campaign first.
+fn all_contacts() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    CONTACTS.iter().chain(TWILIO_CONTACTS)
+}
+
 /// How the demo runs.
 #[derive(Clone, Debug, Default)]
 pub struct DemoOptions {
@@ -67,24 +91,34 @@ pub struct DemoOptions {
 /// What the demo leaves behind, for a test or a caller to inspect.
 #[derive(Debug)]
 pub struct DemoResult {
-    /// One row per contact, in [`CONTACTS`] order.
+    /// One row per contact, in [`CONTACTS`] then [`TWILIO_CONTACTS`] order.
     pub rows: Vec<report::Row>,
-    /// The campaign id.
-    pub campaign: String,
+    /// The campaign ids: Vonage's, then Twilio's.
+    pub campaigns: Vec<String>,
     /// The demo tenant's API key made for this run.
     pub api_key: String,
     /// The server's base URL.
     pub base: String,
 }
 
+/// The built-in personas, each answering the numbers of the demo's
+/// contacts it plays (in either campaign).
 fn personas() -> anyhow::Result<Personas> {
-    let mut personas = Personas::builtin();
-    for (_, name, phone) in CONTACTS {
-        let mut p = Personas::builtin()
+    let mut numbers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (_, name, phone) in all_contacts() {
+        numbers
+            .entry(name)
+            .or_default()
+            .push(phone.trim_start_matches('+').to_string());
+    }
+    let builtin = Personas::builtin();
+    let mut personas = builtin.clone();
+    for (name, numbers) in numbers {
+        let mut p = builtin
             .get(name)
             .cloned()
             .with_context(|| format!("built-in persona {name}"))?;
-        p.numbers = vec![phone.trim_start_matches('+').to_string()];
+        p.numbers = numbers;
         personas.insert(p);
     }
     Ok(personas)
@@ -93,6 +127,7 @@ fn personas() -> anyhow::Result<Personas> {
 /// The emulators of the demo, kept alive while it runs.
 struct Emulators {
     vonage: crate::vonage::VonageSimHandle,
+    twilio: crate::twilio::TwilioSimHandle,
     deepgram: crate::deepgram::DeepgramSimHandle,
     llm: crate::llm::LlmSimHandle,
     llm_fallback: crate::llm::LlmSimHandle,
@@ -110,6 +145,14 @@ async fn emulators() -> anyhow::Result<Emulators> {
     })
     .await
     .context("vonage emulator")?;
+    // Its own account and (fake) auth token: every callback it posts is
+    // signed, and talky checks the signatures.
+    let twilio = TwilioSim::start(TwilioSimConfig {
+        personas: personas()?,
+        ..TwilioSimConfig::default()
+    })
+    .await
+    .context("twilio emulator")?;
     // Latencies of real services, so the latency column means something.
     let deepgram = DeepgramSim::start(DeepgramSimConfig {
         final_latency: Duration::from_millis(150),
@@ -151,6 +194,7 @@ async fn emulators() -> anyhow::Result<Emulators> {
     .context("aura emulator")?;
     Ok(Emulators {
         vonage,
+        twilio,
         deepgram,
         llm,
         llm_fallback,
@@ -167,6 +211,9 @@ fn provider_config(config: &mut Config, sims: &Emulators, key_file: &std::path::
     p.vonage.application_id = Some(APP_ID.into());
     p.vonage.private_key_file = Some(key_file.to_path_buf());
     p.vonage.api_base_url = Some(sims.vonage.base_url());
+    p.twilio.account_sid = Some(sims.twilio.account_sid());
+    p.twilio.api_base_url = Some(sims.twilio.base_url());
+    p.twilio.auth_token = Secret::new(sims.twilio.auth_token());
     p.deepgram.base_url = Some(sims.deepgram.base_url());
     p.deepgram.api_key = Secret::new(sims.deepgram.api_key());
     p.llm.base_url = Some(sims.llm.base_url());
@@ -240,9 +287,11 @@ async fn demo_key(pool: &talky::db::Pool) -> anyhow::Result<String> {
     Ok(secret)
 }
 
-fn campaign_body() -> Value {
+/// A demo campaign placing its calls through `telephony`.
+fn campaign_body(telephony: &str) -> Value {
     json!({
-        "name": format!("Demo campaign {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")),
+        "name": format!("Demo campaign ({telephony}) {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")),
+        "telephony": telephony,
         "caller_id": "+14155550100",
         "agent": {
             "system_prompt": "You are Ada, a friendly assistant of the clinic. Confirm appointments, answer briefly, respect every wish not to be called.",
@@ -297,7 +346,7 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
     };
     // Each run starts from the same world: a previous run put Cleo on
     // the demo tenant's do-not-call list, so take the demo numbers off it.
-    for (_, _, phone) in CONTACTS {
+    for (_, _, phone) in all_contacts() {
         let path = format!("/api/v1/dnc/{}", phone.replace('+', "%2B"));
         match api.call(reqwest::Method::DELETE, &path, None).await {
             Ok(_) => {}
@@ -305,54 +354,52 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
             Err(e) => return Err(e),
         }
     }
-    let campaign = api.post("/api/v1/campaigns", campaign_body()).await?;
-    let id = campaign["id"].as_str().context("campaign id")?.to_string();
-    let contacts: Vec<Value> = CONTACTS
-        .iter()
-        .map(|(name, persona, phone)| {
-            json!({ "phone": phone, "name": name, "timezone": "Europe/London",
-                    "metadata": { "persona": persona } })
-        })
-        .collect();
-    let imported = api
-        .post(
-            &format!("/api/v1/campaigns/{id}/contacts"),
-            Value::Array(contacts),
-        )
-        .await?;
-    println!(
-        "talky-sim demo: campaign {id}, {} contacts imported; calling through the emulators...",
-        imported["accepted"]
-    );
-    api.post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
-        .await?;
+    let mut campaigns = Vec::new();
+    for (telephony, contacts) in [("vonage", CONTACTS), ("twilio", TWILIO_CONTACTS)] {
+        let id = create_campaign(&api, telephony, contacts).await?;
+        campaigns.push(id);
+    }
+    println!("talky-sim demo: calling through the emulators...");
+    for id in &campaigns {
+        api.post(&format!("/api/v1/campaigns/{id}/start"), json!({}))
+            .await?;
+    }
 
     let mut last = String::new();
     let deadline = Instant::now() + DEMO_DEADLINE;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let state = api.get(&format!("/api/v1/campaigns/{id}")).await?;
-        let calls = all_calls(&api, &id).await?;
-        let live = calls.iter().filter(|c| c["status"] != "finished").count();
-        let done = calls.len() - live;
+        let mut states = Vec::new();
+        let (mut live, mut done) = (0, 0);
+        for id in &campaigns {
+            let state = api.get(&format!("/api/v1/campaigns/{id}")).await?;
+            let calls = all_calls(&api, id).await?;
+            let l = calls.iter().filter(|c| c["status"] != "finished").count();
+            live += l;
+            done += calls.len() - l;
+            states.push(state["state"].as_str().unwrap_or("?").to_string());
+        }
         let line = format!(
-            "campaign {:<9} calls: {live} live, {done} finished",
-            state["state"].as_str().unwrap_or("?")
+            "campaigns {:<21} calls: {live} live, {done} finished",
+            states.join(" / ")
         );
         if line != last {
             println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
             last = line;
         }
-        if state["state"] == "completed" && live == 0 {
+        if states.iter().all(|s| s == "completed") && live == 0 {
             break;
         }
         if Instant::now() > deadline {
-            println!("the campaign did not finish in {DEMO_DEADLINE:?}; showing where it stands");
+            println!("the campaigns did not finish in {DEMO_DEADLINE:?}; showing where they stand");
             break;
         }
     }
 
-    let rows = rows(&api, &id).await?;
+    let mut rows = Vec::new();
+    for (id, contacts) in campaigns.iter().zip([CONTACTS, TWILIO_CONTACTS]) {
+        rows.extend(campaign_rows(&api, id, contacts).await?);
+    }
     println!("\n{}\n", report::table(&rows));
     println!(
         "Finished in {:.0} s. Read any call's transcript:",
@@ -367,7 +414,7 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
     }
     let result = DemoResult {
         rows,
-        campaign: id,
+        campaigns,
         api_key: api.key.clone(),
         base,
     };
@@ -391,7 +438,42 @@ async fn all_calls(api: &Api, campaign: &str) -> anyhow::Result<Vec<Value>> {
     Ok(page["items"].as_array().cloned().unwrap_or_default())
 }
 
-async fn rows(api: &Api, campaign: &str) -> anyhow::Result<Vec<report::Row>> {
+/// Creates a campaign through `telephony` and imports `contacts`; its id.
+async fn create_campaign(
+    api: &Api,
+    telephony: &str,
+    contacts: &[(&str, &str, &str)],
+) -> anyhow::Result<String> {
+    let campaign = api
+        .post("/api/v1/campaigns", campaign_body(telephony))
+        .await?;
+    let id = campaign["id"].as_str().context("campaign id")?.to_string();
+    let body: Vec<Value> = contacts
+        .iter()
+        .map(|(name, persona, phone)| {
+            json!({ "phone": phone, "name": name, "timezone": "Europe/London",
+                    "metadata": { "persona": persona } })
+        })
+        .collect();
+    let imported = api
+        .post(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            Value::Array(body),
+        )
+        .await?;
+    println!(
+        "talky-sim demo: campaign {id} (telephony {telephony}), {} contacts imported",
+        imported["accepted"]
+    );
+    Ok(id)
+}
+
+/// The rows of `campaign`'s `contacts`, in their order.
+async fn campaign_rows(
+    api: &Api,
+    campaign: &str,
+    contacts_of: &[(&str, &str, &str)],
+) -> anyhow::Result<Vec<report::Row>> {
     let contacts = api
         .get(&format!("/api/v1/campaigns/{campaign}/contacts?limit=100"))
         .await?;
@@ -412,7 +494,7 @@ async fn rows(api: &Api, campaign: &str) -> anyhow::Result<Vec<report::Row>> {
     }
     let items = contacts["items"].as_array().cloned().unwrap_or_default();
     let mut rows = Vec::new();
-    for (name, persona, _) in CONTACTS {
+    for (name, persona, _) in contacts_of {
         if let Some(contact) = items.iter().find(|c| c["name"] == *name) {
             let id = contact["id"].as_str().unwrap_or("");
             let calls = by_contact.get(id).map(Vec::as_slice).unwrap_or(&[]);

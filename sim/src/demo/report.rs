@@ -11,6 +11,10 @@ pub struct Row {
     pub name: String,
     /// The persona that answered.
     pub persona: String,
+    /// The telephony provider(s) that carried its calls, as talky stored
+    /// them (`calls.provider`), in the order first used, joined with `+`
+    /// (`-` when it was never called).
+    pub provider: String,
     /// The contact's last outcome (`-` while none).
     pub outcome: String,
     /// The contact's status (`completed`, `dnc`, `failed`, ...).
@@ -36,6 +40,22 @@ pub fn median(mut values: Vec<i64>) -> Option<i64> {
     Some(values[(values.len() - 1) / 2])
 }
 
+/// The distinct `provider` of `calls`, in order of first use, joined with
+/// `+`; `-` for none.
+fn providers(calls: &[Value]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for p in calls.iter().filter_map(|c| c["provider"].as_str()) {
+        if !seen.contains(&p) {
+            seen.push(p);
+        }
+    }
+    if seen.is_empty() {
+        "-".into()
+    } else {
+        seen.join("+")
+    }
+}
+
 /// A contact's row from its contact JSON and the details of its calls
 /// (`GET /api/v1/calls/{id}`), oldest first.
 pub fn row(contact: &Value, persona: &str, calls: &[Value]) -> Row {
@@ -48,6 +68,7 @@ pub fn row(contact: &Value, persona: &str, calls: &[Value]) -> Row {
     Row {
         name: text(&contact["name"]),
         persona: persona.to_string(),
+        provider: providers(calls),
         outcome: text(&contact["last_outcome"]),
         status: text(&contact["status"]),
         attempts: contact["attempts"].as_i64().unwrap_or(0),
@@ -72,6 +93,7 @@ pub fn table(rows: &[Row]) -> String {
     let header = [
         "contact",
         "persona",
+        "provider",
         "outcome",
         "status",
         "attempts",
@@ -79,12 +101,13 @@ pub fn table(rows: &[Row]) -> String {
         "turns",
         "v2v p50 ms",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
             [
                 r.name.clone(),
                 r.persona.clone(),
+                r.provider.clone(),
                 r.outcome.clone(),
                 r.status.clone(),
                 r.attempts.to_string(),
@@ -145,8 +168,8 @@ mod tests {
         let contact =
             json!({"name": "Ann", "last_outcome": "busy", "status": "failed", "attempts": 2});
         let calls = [
-            json!({"id": "c1", "duration_secs": 0, "turns": []}),
-            json!({"id": "c2", "duration_secs": 12, "turns": [
+            json!({"id": "c1", "provider": "twilio", "duration_secs": 0, "turns": []}),
+            json!({"id": "c2", "provider": "twilio", "duration_secs": 12, "turns": [
                 {"latency": {"voice_to_voice_ms": null}},
                 {"latency": {"voice_to_voice_ms": 700}},
                 {"latency": {"voice_to_voice_ms": 500}},
@@ -160,13 +183,30 @@ mod tests {
         assert_eq!(r.median_v2v_ms, Some(700));
         assert_eq!(r.last_call.as_deref(), Some("c2"));
         assert_eq!(r.outcome, "busy");
+        assert_eq!(r.provider, "twilio", "one provider, named once");
+    }
+
+    #[test]
+    fn the_provider_names_every_provider_in_order_of_use() {
+        let contact = json!({"name": "Ann"});
+        assert_eq!(row(&contact, "busy", &[]).provider, "-");
+        let calls = [
+            json!({"id": "c1", "provider": "vonage"}),
+            json!({"id": "c2", "provider": "twilio"}),
+            json!({"id": "c3", "provider": "vonage"}),
+        ];
+        assert_eq!(row(&contact, "busy", &calls).provider, "vonage+twilio");
     }
 
     #[test]
     fn the_table_aligns_columns() {
         let rows = [
             row(&json!({"name": "Ann"}), "interested", &[]),
-            row(&json!({"name": "Bartholomew"}), "busy", &[]),
+            row(
+                &json!({"name": "Bartholomew"}),
+                "busy",
+                &[json!({"id": "c1", "provider": "twilio"})],
+            ),
         ];
         let t = table(&rows);
         let lines: Vec<&str> = t.lines().collect();
@@ -174,6 +214,9 @@ mod tests {
         let col = lines[0].find("persona").expect("header");
         assert_eq!(lines[2].find("interested"), Some(col));
         assert_eq!(lines[3].find("busy"), Some(col));
+        let col = lines[0].find("provider").expect("provider column");
+        assert_eq!(lines[2].find("-  "), Some(col));
+        assert_eq!(lines[3].find("twilio"), Some(col));
         assert!(lines[1].starts_with("-----------  "));
     }
 }

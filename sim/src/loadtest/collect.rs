@@ -1,5 +1,6 @@
-//! The run's own database, and what talky stored in it: call outcomes and
-//! the per-turn latency split (`call_turns`).
+//! The run's own database, and what talky stored in it: call outcomes, the
+//! provider that carried each call, and the per-turn latency split
+//! (`call_turns`).
 
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
@@ -61,6 +62,14 @@ struct OutcomeRow {
     n: i64,
 }
 
+#[derive(QueryableByName)]
+struct ProviderRow {
+    #[diesel(sql_type = Text)]
+    provider: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
 /// One agent turn's latency split, ms.
 #[derive(QueryableByName, Clone, Debug, Default)]
 pub struct TurnRow {
@@ -85,6 +94,8 @@ pub struct TurnRow {
 pub struct Stored {
     /// (status, outcome, count).
     pub outcomes: Vec<(String, Option<String>, u64)>,
+    /// (`calls.provider`, count): which telephony carried the calls.
+    pub providers: Vec<(String, u64)>,
     /// Every agent turn's split.
     pub turns: Vec<TurnRow>,
 }
@@ -104,6 +115,12 @@ pub async fn stored(url: &str) -> Result<Stored, LoadError> {
     .load(&mut conn)
     .await
     .map_err(db_err)?;
+    let providers: Vec<ProviderRow> = diesel::sql_query(
+        "SELECT provider, count(*) AS n FROM calls GROUP BY provider ORDER BY provider",
+    )
+    .load(&mut conn)
+    .await
+    .map_err(db_err)?;
     let turns: Vec<TurnRow> = diesel::sql_query(
         "SELECT stt_ms, llm_first_token_ms, tts_first_audio_ms, first_frame_ms, voice_to_voice_ms \
          FROM call_turns WHERE speaker = 'agent'",
@@ -115,6 +132,10 @@ pub async fn stored(url: &str) -> Result<Stored, LoadError> {
         outcomes: rows
             .into_iter()
             .map(|r| (r.status, r.outcome, r.n.max(0) as u64))
+            .collect(),
+        providers: providers
+            .into_iter()
+            .map(|r| (r.provider, r.n.max(0) as u64))
             .collect(),
         turns,
     })

@@ -6,11 +6,14 @@
 //! latencies and generated personas that talk in turns (a share of them
 //! barge in on every other turn); `talky tenant create`; `talky serve`
 //! with its providers pointed at the sim and caps/CPS raised for N calls; a
-//! campaign with N contacts over REST, started; talky's CPU and RSS sampled
-//! while all N calls are live; then the outcomes and per-turn latency split
-//! from PostgreSQL, underruns and barge-in reaction from the sim. The
-//! [`Report`] goes to `<out>/load.json`, `<out>/load.md` and stdout.
-//! `cargo bench --bench load -- --calls 1000 --duration 60` runs it.
+//! campaign with N contacts over REST, placed through the run's telephony
+//! (`--telephony vonage|twilio`: the sim's Vonage or Twilio emulator
+//! carries the calls), started; talky's CPU and RSS sampled while all N
+//! calls are live; then the outcomes, the provider of every call and the
+//! per-turn latency split from PostgreSQL, underruns and barge-in reaction
+//! from the sim. The [`Report`] goes to `<out>/load.json`, `<out>/load.md`
+//! and stdout. `cargo bench --bench load -- --calls 1000 --duration 60`
+//! runs it.
 
 pub mod collect;
 pub mod procfs;
@@ -19,6 +22,8 @@ pub mod report;
 mod run;
 
 use std::path::{Path, PathBuf};
+
+use talky::providers::telephony::TelephonyProvider;
 
 pub use report::Report;
 pub use run::run;
@@ -44,6 +49,10 @@ pub struct LoadOptions {
     pub cps: f64,
     /// Share (0-1) of callees who barge in on every other turn.
     pub barge_share: f64,
+    /// The telephony of the run's campaign: which emulator of the sim
+    /// carries the calls (Twilio's adds talky's μ-law and 8 <-> 16 kHz
+    /// conversion at the media gateway).
+    pub telephony: TelephonyProvider,
     /// STT final delay, ms.
     pub stt_final_ms: u64,
     /// LLM first token, ms.
@@ -81,6 +90,7 @@ impl LoadOptions {
             duration_s,
             cps: 50.0,
             barge_share: 0.2,
+            telephony: TelephonyProvider::Vonage,
             stt_final_ms: p::DEFAULT_STT_FINAL_MS,
             llm_first_token_ms: p::DEFAULT_LLM_FIRST_TOKEN_MS,
             llm_tokens_per_second: p::DEFAULT_LLM_TOKENS_PER_SECOND,
@@ -122,6 +132,12 @@ impl LoadOptions {
                 "--barge-share" => {
                     let v = val()?;
                     self.barge_share = v.parse().map_err(|_| bad(&v))?;
+                }
+                "--telephony" => {
+                    let v = val()?;
+                    self.telephony = TelephonyProvider::parse(&v).ok_or_else(|| {
+                        LoadError::Step(format!("--telephony: {v:?} is not vonage or twilio"))
+                    })?;
                 }
                 "--stt-final-ms" => {
                     let v = val()?;
@@ -297,6 +313,16 @@ mod tests {
         .collect();
         o.apply_args(&args).expect("args");
         assert_eq!((o.calls, o.duration_s, o.cps), (100, 60, 20.0));
+        assert_eq!(o.telephony, TelephonyProvider::Vonage, "the default");
+        o.apply_args(&["--telephony".into(), "twilio".into()])
+            .expect("twilio");
+        assert_eq!(o.telephony, TelephonyProvider::Twilio);
+        for bad in ["vonage_then_twilio", "sip", ""] {
+            assert!(
+                o.apply_args(&["--telephony".into(), bad.into()]).is_err(),
+                "{bad:?}"
+            );
+        }
         assert!(o.apply_args(&["--calls".into(), "x".into()]).is_err());
         assert!(o.apply_args(&["--calls".into(), "0".into()]).is_err());
     }

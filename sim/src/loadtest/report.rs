@@ -70,7 +70,7 @@ pub struct Stage {
 pub struct CallCounts {
     /// Contacts in the campaign.
     pub expected: u64,
-    /// Calls the Vonage emulator was asked to place.
+    /// Calls the emulator of the run's telephony was asked to place.
     pub placed: u64,
     /// Of those, media sockets opened.
     pub answered: u64,
@@ -78,10 +78,15 @@ pub struct CallCounts {
     pub finished: u64,
     /// Finished with outcome `completed`.
     pub completed: u64,
-    /// Calls not finished, or finished `failed` / `provider_error`.
+    /// Calls not finished, or finished `failed` / `provider_error`, or
+    /// carried by another provider than the run's telephony.
     pub errors: u64,
     /// Outcomes and their counts.
     pub outcomes: Vec<(String, u64)>,
+    /// The provider talky stored on the calls (`calls.provider`) and how
+    /// many: all of them the run's telephony when it went as planned.
+    #[serde(default)]
+    pub providers: Vec<(String, u64)>,
 }
 
 /// talky's resources while every call was live.
@@ -116,6 +121,14 @@ pub struct Steady {
     /// The whole machine's busy CPU over the window, % of one core (all
     /// processes: talky, sim, PostgreSQL, the driver); 100 x CPUs is full.
     pub machine_cpu_pct_core: f64,
+}
+
+impl Steady {
+    /// talky's CPU per live call as milliseconds of CPU per second of
+    /// call (1 % of a core is 10 ms/s).
+    pub fn cpu_ms_per_call_second(&self) -> f64 {
+        self.cpu_pct_core_per_call * 10.0
+    }
 }
 
 /// Gaps the callees heard in the agent's speech.
@@ -159,6 +172,10 @@ pub struct Report {
     pub cps: f64,
     /// Share of callees who interrupt.
     pub barge_share: f64,
+    /// The campaign's telephony (`vonage` or `twilio`): the provider, and
+    /// its emulator, that carried the calls.
+    #[serde(default = "vonage")]
+    pub telephony: String,
     /// Calls.
     pub counts: CallCounts,
     /// Resources.
@@ -175,6 +192,11 @@ pub struct Report {
     pub wall_s: f64,
 }
 
+/// Runs from before the telephony was chosen were all Vonage's.
+fn vonage() -> String {
+    "vonage".into()
+}
+
 fn f(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
 }
@@ -188,8 +210,9 @@ impl Report {
             .map(|m| (m.nproc, m.cpu_model))
             .unwrap_or((0, "unknown".into()));
         s.push_str(&format!(
-            "N = {} calls, {} s steady, {} CPS, barge-in share {:.0} %; machine: {} CPU ({})\n\n",
+            "N = {} calls on {}, {} s steady, {} CPS, barge-in share {:.0} %; machine: {} CPU ({})\n\n",
             self.calls,
+            self.telephony,
             self.duration_s,
             self.cps,
             self.barge_share * 100.0,
@@ -201,6 +224,20 @@ impl Report {
         s.push_str(&format!(
             "| calls completed / expected | {} / {} (placed {}, answered {}, finished {}, errors {}) |\n",
             c.completed, c.expected, c.placed, c.answered, c.finished, c.errors
+        ));
+        let providers: Vec<String> = c
+            .providers
+            .iter()
+            .map(|(p, n)| format!("{p} {n}"))
+            .collect();
+        s.push_str(&format!(
+            "| telephony | {} (calls stored per provider: {}) |\n",
+            self.telephony,
+            if providers.is_empty() {
+                "none".to_string()
+            } else {
+                providers.join(", ")
+            }
         ));
         let st = &self.steady;
         s.push_str(&format!(
@@ -214,8 +251,10 @@ impl Report {
             st.live_mean
         ));
         s.push_str(&format!(
-            "| talky CPU | {:.1} % of a core; {:.3} % per call |\n",
-            st.cpu_pct_core, st.cpu_pct_core_per_call
+            "| talky CPU | {:.1} % of a core; {:.3} % per call ({:.2} ms CPU per call-second) |\n",
+            st.cpu_pct_core,
+            st.cpu_pct_core_per_call,
+            st.cpu_ms_per_call_second()
         ));
         s.push_str(&format!(
             "| sim / machine CPU | sim {:.1} %, whole machine {:.1} % of a core (of {} %); ramp {:.1} s |\n",
@@ -283,6 +322,16 @@ mod tests {
     fn the_table_names_the_machine_and_every_figure() {
         let r = Report {
             calls: 10,
+            telephony: "twilio".into(),
+            counts: CallCounts {
+                providers: vec![("twilio".into(), 10)],
+                ..CallCounts::default()
+            },
+            steady: Steady {
+                cpu_pct_core_per_call: 0.125,
+                rss_per_call_kib: 99.5,
+                ..Steady::default()
+            },
             stages: vec![Stage {
                 column: "stt_ms".into(),
                 ..Stage::default()
@@ -290,9 +339,27 @@ mod tests {
             ..Report::default()
         };
         let md = r.markdown();
-        assert!(md.contains("N = 10 calls"), "{md}");
+        assert!(md.contains("N = 10 calls on twilio"), "{md}");
+        assert!(
+            md.contains("| telephony | twilio (calls stored per provider: twilio 10) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("0.125 % per call (1.25 ms CPU per call-second)"),
+            "{md}"
+        );
+        assert!(md.contains("99.5 KiB per call"), "{md}");
         assert!(md.contains("added stt_ms"), "{md}");
         assert!(md.contains("barge-in"), "{md}");
         assert!(md.contains("sim / machine CPU"), "{md}");
+    }
+
+    #[test]
+    fn a_report_without_a_telephony_was_vonage() {
+        let old = serde_json::to_value(Report::default()).expect("json");
+        let mut old = old.as_object().cloned().expect("object");
+        old.remove("telephony");
+        let r: Report = serde_json::from_value(serde_json::Value::Object(old)).expect("parse");
+        assert_eq!(r.telephony, "vonage");
     }
 }

@@ -11,6 +11,7 @@ use super::procs::{self, Proc};
 use super::report::{BargeIn, CallCounts, Pcts, Report, Stage, Steady, Underruns};
 use super::{CALLEE_LINE, LoadError, LoadOptions, TURN_SECS, number, personas};
 use crate::vonage::stats::SimStats;
+use talky::providers::telephony::TelephonyProvider;
 
 /// Timeout of each REST request of the driver.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,7 +80,8 @@ fn log(o: &LoadOptions, msg: &str) {
 pub async fn run(o: &LoadOptions) -> Result<Report, LoadError> {
     let started = Instant::now();
     let run_id = format!("{}_{}", std::process::id(), rand::random::<u32>());
-    let dir = o.out_dir.join(format!("run-{run_id}"));
+    let out_dir = absolute(&o.out_dir)?;
+    let dir = out_dir.join(format!("run-{run_id}"));
     std::fs::create_dir_all(&dir).map_err(|e| LoadError::io(&dir, e))?;
     let db_name = format!("talky_load_{run_id}");
     collect::database(&o.admin_database_url, &db_name, true).await?;
@@ -92,12 +94,20 @@ pub async fn run(o: &LoadOptions) -> Result<Report, LoadError> {
     let json = serde_json::to_string_pretty(&report).map_err(step)?;
     let md = report.markdown();
     for (name, text) in [("load.json", &json), ("load.md", &md)] {
-        for base in [&o.out_dir, &dir] {
+        for base in [&out_dir, &dir] {
             let p = base.join(name);
             std::fs::write(&p, text).map_err(|e| LoadError::io(&p, e))?;
         }
     }
     Ok(report)
+}
+
+/// `path` made absolute against the current directory: the sim runs in
+/// the run's directory, so a relative `--out` would point its
+/// `--personas-dir` elsewhere (and a missing personas directory means the
+/// built-in personas, not the run's talkers).
+fn absolute(path: &Path) -> Result<std::path::PathBuf, LoadError> {
+    std::path::absolute(path).map_err(|e| LoadError::io(path, e))
 }
 
 async fn run_in(
@@ -143,6 +153,12 @@ async fn run_in(
         &format!("starting talky-sim sim ({turns} turns per callee)"),
     );
     let (sim, urls) = procs::start_sim(&o.sim_binary, dir, &sim_args).await?;
+    // The counters of the emulator that carries the run's calls (the sim
+    // serves Twilio's under `/stats/twilio`).
+    let stats_url = match o.telephony {
+        TelephonyProvider::Vonage => urls.stats_url.clone(),
+        TelephonyProvider::Twilio => format!("{}/twilio", urls.stats_url),
+    };
     let port = procs::free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let mut env: Vec<(String, String)> = urls.env.clone().into_iter().collect();
@@ -196,7 +212,7 @@ async fn run_in(
         sim.pid(),
         &base,
         &key,
-        &urls.stats_url,
+        &stats_url,
         turns,
     )
     .await;
@@ -276,6 +292,7 @@ async fn drive(
                 "calling_window": {"start": "00:00", "end": "23:59",
                     "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
                 "max_attempts": 1,
+                "telephony": o.telephony.as_str(),
                 "max_concurrent_calls": n.min(10_000),
                 "max_call_duration_secs": max_secs as i64,
             }),
@@ -449,6 +466,14 @@ fn build_report(
         }
         counts.outcomes.push((format!("{status}/{outcome}"), *k));
     }
+    // A call another provider carried is not what the run measures.
+    counts.providers = stored.providers.clone();
+    counts.errors += stored
+        .providers
+        .iter()
+        .filter(|(p, _)| p != o.telephony.as_str())
+        .map(|(_, k)| k)
+        .sum::<u64>();
     counts.errors += o
         .calls
         .saturating_sub(stored.outcomes.iter().map(|r| r.2).sum());
@@ -494,6 +519,7 @@ fn build_report(
         duration_s: o.duration_s,
         cps: o.cps,
         barge_share: o.barge_share,
+        telephony: o.telephony.as_str().into(),
         counts,
         steady,
         stages,
@@ -510,5 +536,20 @@ fn build_report(
             min_speech_ms: BARGE_IN_MIN_MS,
         },
         wall_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_out_dir_is_made_absolute() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let out = absolute(Path::new("target/load/x")).expect("absolute");
+        assert!(out.is_absolute(), "{out:?}");
+        assert_eq!(out, cwd.join("target/load/x"));
+        let already = cwd.join("y");
+        assert_eq!(absolute(&already).expect("absolute"), already);
     }
 }
