@@ -4,6 +4,7 @@
 //! around the actor tree of `talky-actors`: configuration, the PostgreSQL
 //! and Redis stores, the warp HTTP layer and the start-up wiring.
 
+pub mod analysis;
 pub mod app;
 pub mod audio;
 pub mod cli;

@@ -120,6 +120,8 @@ pub struct Config {
     pub recordings: crate::recording::config::RecordingsConfig,
     /// Limits of the providers' media sockets (`[media]`).
     pub media: MediaConfig,
+    /// Post-call analysis workers (`[analysis]`).
+    pub analysis: crate::analysis::config::AnalysisConfig,
 }
 
 /// The fixed operator-facing variables and the keys they set.
@@ -302,6 +304,7 @@ impl Config {
         crate::phone::parse_region(&self.contacts.default_region)
             .map_err(|e| ConfigError::new(key_label("contacts.default_region"), e.to_string()))?;
         self.recordings.validate()?;
+        self.analysis.validate()?;
         positive("media.idle_timeout_secs", self.media.idle_timeout_secs)?;
         if !(1024..=1024 * 1024).contains(&self.media.max_message_bytes) {
             return Err(ConfigError::new(

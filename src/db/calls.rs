@@ -248,7 +248,10 @@ pub async fn finish_at(
 }
 
 /// Sets the outcome and `finished` (only of a call not finished yet when
-/// `unfinished_only`); the talk time counts from the answer.
+/// `unfinished_only`); the talk time counts from the answer. In the same
+/// transaction a conversation of a campaign with analysis settings is
+/// queued for its analysis (`analyses::mark_in_tx`), so a finished
+/// conversation is never left unqueued.
 async fn finish_where(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -258,30 +261,40 @@ async fn finish_where(
     at: DateTime<Utc>,
     unfinished_only: bool,
 ) -> Result<Option<Call>, DbError> {
-    let Some(call) = get(conn, tenant, id).await? else {
-        return Ok(None);
-    };
-    if unfinished_only && call.status == "finished" {
-        return Ok(None);
-    }
-    let duration = call
-        .answered_at
-        .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
-    // A status is never empty (CHECK): `<> ''` keeps every row.
-    let not = if unfinished_only { "finished" } else { "" };
-    let target = one(tenant, id).filter(calls::status.ne(not));
-    Ok(diesel::update(target)
-        .set((
-            calls::status.eq("finished"),
-            calls::outcome.eq(outcome),
-            calls::hangup_reason.eq(hangup_reason),
-            calls::ended_at.eq(at),
-            calls::duration_secs.eq(duration),
-        ))
-        .returning(Call::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?)
+    use diesel_async::AsyncConnection;
+    let outcome = outcome.to_string();
+    let hangup_reason = hangup_reason.map(str::to_string);
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let Some(call) = get(conn, tenant, id).await? else {
+            return Ok(None);
+        };
+        if unfinished_only && call.status == "finished" {
+            return Ok(None);
+        }
+        let duration = call
+            .answered_at
+            .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
+        // A status is never empty (CHECK): `<> ''` keeps every row.
+        let not = if unfinished_only { "finished" } else { "" };
+        let target = one(tenant, id).filter(calls::status.ne(not));
+        let finished = diesel::update(target)
+            .set((
+                calls::status.eq("finished"),
+                calls::outcome.eq(&outcome),
+                calls::hangup_reason.eq(&hangup_reason),
+                calls::ended_at.eq(at),
+                calls::duration_secs.eq(duration),
+            ))
+            .returning(Call::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if finished.is_some() {
+            super::analyses::mark_in_tx(conn, tenant, id, at).await?;
+        }
+        Ok(finished)
+    })
+    .await
 }
 
 /// A status transition; the first `dialing` and `answered` set their

@@ -60,6 +60,9 @@ pub struct Campaign {
     pub updated_at: DateTime<Utc>,
     /// Which provider(s) place its calls (`Telephony` name).
     pub telephony: String,
+    /// Post-call analysis settings (`analysis::settings::AnalysisSettings`
+    /// as validated); `None`: calls are not analysed.
+    pub analysis: Option<serde_json::Value>,
 }
 
 impl Campaign {
@@ -72,6 +75,14 @@ impl Campaign {
     /// exist.
     pub fn telephony(&self) -> crate::providers::telephony::Telephony {
         self.telephony.parse().unwrap_or_default()
+    }
+
+    /// The typed analysis settings; `None` when the campaign has none (a
+    /// stored value is always one the API validated).
+    pub fn analysis(&self) -> Option<crate::analysis::settings::AnalysisSettings> {
+        self.analysis
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
     }
 }
 
@@ -174,6 +185,7 @@ pub async fn save(
         campaigns::max_call_duration_secs.eq(campaign.max_call_duration_secs),
         campaigns::recording_enabled.eq(campaign.recording_enabled),
         campaigns::telephony.eq(&campaign.telephony),
+        campaigns::analysis.eq(&campaign.analysis),
         campaigns::updated_at.eq(Utc::now()),
     ))
     .returning(Campaign::as_returning())

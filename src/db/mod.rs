@@ -5,6 +5,7 @@
 //! tenant-owned rows takes the `TenantId` and filters on it: another
 //! tenant's row is simply not found.
 
+pub mod analyses;
 pub mod api_keys;
 pub mod calls;
 pub mod campaigns;

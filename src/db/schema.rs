@@ -48,6 +48,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         telephony -> Text,
+        analysis -> Nullable<Jsonb>,
     }
 }
 
@@ -141,12 +142,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    call_analyses (tenant_id, call_id) {
+        tenant_id -> Uuid,
+        call_id -> Uuid,
+        campaign_id -> Uuid,
+        state -> Text,
+        claims -> Int4,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamptz>,
+        summary -> Nullable<Text>,
+        structured_data -> Nullable<Jsonb>,
+        success -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        provider -> Nullable<Text>,
+        requested_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(campaigns -> tenants (tenant_id));
 diesel::joinable!(contacts -> campaigns (campaign_id));
 diesel::joinable!(calls -> campaigns (campaign_id));
 diesel::joinable!(calls -> contacts (contact_id));
 diesel::joinable!(call_turns -> calls (call_id));
+diesel::joinable!(call_analyses -> calls (call_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -157,4 +179,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     calls,
     call_events,
     call_turns,
+    call_analyses,
 );

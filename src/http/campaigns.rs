@@ -14,6 +14,7 @@ use warp::reply::Response;
 use super::api_keys::valid_name;
 use super::problem::{ApiError, FieldError, Problem};
 use super::{Ctx, PageOf, PageParams, auth, json_body, no_content, ok, query, respond, with_ctx};
+use crate::analysis::settings::AnalysisSettings;
 use crate::db;
 use crate::db::campaigns::{Campaign, TransitionError};
 use crate::providers::telephony::Telephony;
@@ -184,6 +185,11 @@ pub struct CampaignInput {
     /// A server that runs the dialer refuses (422) a choice whose
     /// provider it has not configured.
     pub telephony: Option<Telephony>,
+    /// Post-call analysis of every conversation (summary, data extracted
+    /// to a JSON Schema, success by a rubric); `null` or absent: none.
+    #[serde(default, deserialize_with = "double_option_of")]
+    #[schema(value_type = Option<AnalysisSettings>)]
+    pub analysis: Option<Option<AnalysisSettings>>,
 }
 
 /// The agent's settings in a PATCH: any subset (documentation of
@@ -241,10 +247,20 @@ pub struct CampaignPatch {
     pub recording_enabled: Option<bool>,
     /// Which provider places the calls (takes effect from the next call).
     pub telephony: Option<Telephony>,
+    /// Post-call analysis settings, replaced whole (calls finished from
+    /// now on); `null` turns analysis off.
+    pub analysis: Option<AnalysisSettings>,
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+    double_option_of(d)
+}
+
+/// A field that may be absent (keep), `null` (clear) or a value.
+fn double_option_of<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The agent, as shown.
@@ -305,6 +321,9 @@ pub struct CampaignView {
     pub recording_enabled: bool,
     /// Which provider places the calls.
     pub telephony: Telephony,
+    /// Post-call analysis settings; absent: calls are not analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSettings>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -321,6 +340,7 @@ impl From<Campaign> for CampaignView {
             id: c.id,
             state: c.state(),
             telephony: c.telephony(),
+            analysis: c.analysis(),
             name: c.name,
             caller_id: c.caller_id,
             agent: AgentView {
@@ -532,6 +552,15 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
             );
         }
     }
+    if let Some(analysis) = input.analysis {
+        let errors = analysis.as_ref().map(|a| a.check()).unwrap_or_default();
+        for e in &errors {
+            check.fail(e.field, e.message.clone());
+        }
+        if errors.is_empty() {
+            c.analysis = analysis.and_then(|a| serde_json::to_value(a).ok());
+        }
+    }
     // Whole-campaign rules.
     if c.system_prompt.is_empty()
         && !check
@@ -592,6 +621,7 @@ fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
         created_at: now,
         updated_at: now,
         telephony: telephony.as_str().into(),
+        analysis: None,
     }
 }
 

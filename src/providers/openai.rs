@@ -168,6 +168,55 @@ impl OpenAiClient {
     pub fn breaker(&self) -> &Arc<CircuitBreaker> {
         &self.inner.breaker
     }
+
+    /// The base URL it posts to (to choose a `response_format`).
+    pub fn base_url(&self) -> &str {
+        &self.inner.cfg.base_url
+    }
+
+    /// One NON-streaming chat completion (providers.md §7.2): `body` is
+    /// the request as built by the caller (messages, `response_format`,
+    /// ...; `stream` is forced off and the configured model override and
+    /// token cap applied), the answer is the first choice's
+    /// `message.content`. One attempt under the breaker, send and body
+    /// read together within `timeout`; no retry here (the caller has its
+    /// own fallback and retry policy, e.g. post-call analysis).
+    pub async fn complete(
+        &self,
+        mut body: serde_json::Value,
+        max_tokens: u32,
+        timeout: Duration,
+    ) -> PortResult<String> {
+        let inner = &self.inner;
+        body["stream"] = serde_json::Value::Bool(false);
+        if let Some(model) = &inner.cfg.model_override {
+            body["model"] = serde_json::Value::String(model.clone());
+        }
+        let cap = if inner.cfg.use_max_completion_tokens {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body[cap] = serde_json::json!(max_tokens);
+        let bytes =
+            Bytes::from(serde_json::to_vec(&body).map_err(|e| PortError::Protocol(e.to_string()))?);
+        let Some(guard) = BreakerGuard::acquire(&inner.breaker) else {
+            return Err(PortError::Unavailable(format!(
+                "{}: circuit open",
+                inner.cfg.name
+            )));
+        };
+        let result = tokio::time::timeout(timeout, inner.complete_once(bytes))
+            .await
+            .unwrap_or_else(|_| Err(PortError::Timeout(format!("{}: completion", inner.cfg.name))));
+        match &result {
+            Ok(_) => guard.success(),
+            Err(e) if retry::is_retryable(e) => guard.failure(),
+            // The provider answered (a 4xx, or nonsense): it is up.
+            Err(_) => guard.success(),
+        }
+        result
+    }
 }
 
 impl LlmPort for OpenAiClient {
@@ -209,6 +258,31 @@ impl Inner {
         let (tx, rx) = mpsc::channel(PROVIDER_EVENT_CAPACITY);
         tokio::spawn(self.clone().pump(started, tx, guard));
         Ok(rx)
+    }
+
+    /// One non-streamed request read whole: the first choice's content.
+    async fn complete_once(&self, body: Bytes) -> PortResult<String> {
+        let resp = self
+            .http
+            .post(&self.url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = self.read_body_capped(resp).await;
+        if !status.is_success() {
+            return Err(wire::status_error(
+                status.as_u16(),
+                &headers,
+                &body,
+                SystemTime::now(),
+            ));
+        }
+        wire::completion_content(&body)
     }
 
     /// One request, up to its first events (or its end).

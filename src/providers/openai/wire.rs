@@ -286,6 +286,21 @@ pub fn completion_events(body: &[u8]) -> Result<Vec<LlmEvent>, PortError> {
     Ok(out)
 }
 
+/// The first choice's `message.content` of a non-streamed
+/// `chat.completion` body (an `error` object or a missing content is a
+/// protocol failure).
+pub fn completion_content(body: &[u8]) -> Result<String, PortError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| PortError::Protocol(format!("bad completion: {e}")))?;
+    if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
+        return Err(stream_error(err));
+    }
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| PortError::Protocol("completion without content".into()))
+}
+
 /// Maps the provider's `finish_reason`.
 pub fn finish_reason(s: &str) -> FinishReason {
     match s {

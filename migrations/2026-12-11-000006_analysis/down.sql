@@ -1,0 +1,2 @@
+DROP TABLE call_analyses;
+ALTER TABLE campaigns DROP COLUMN analysis;
