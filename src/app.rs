@@ -58,6 +58,7 @@ pub struct Server {
     pub root: ractor::ActorRef<RootMsg>,
     /// This node's id (`redis.node_id`), fixed for the process.
     pub node_id: String,
+    analysis: std::sync::Mutex<Option<crate::analysis::worker::AnalysisPool>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -104,6 +105,7 @@ impl Server {
             ctx,
             root,
             node_id,
+            analysis: std::sync::Mutex::new(None),
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -135,6 +137,32 @@ impl Server {
             .runtime
             .set(runtime)
             .map_err(|_| anyhow::anyhow!("this server already runs a dialer"))
+    }
+
+    /// Starts this node's post-call analysis workers (`[analysis]`) over
+    /// the configured LLM chain, on the live calls' pool. No workers
+    /// (`analysis.workers = 0`): other nodes take the queue.
+    pub fn run_analysis(&self) -> anyhow::Result<()> {
+        let config = &self.ctx.config;
+        if config.analysis.workers == 0 {
+            return Ok(());
+        }
+        let chain = crate::runtime::analysis_chain(config)?;
+        let pool = crate::analysis::worker::AnalysisPool::start(
+            config.analysis.clone(),
+            self.ctx.live_db.clone(),
+            self.node_id.clone(),
+            chain,
+        );
+        let mut slot = self
+            .analysis
+            .lock()
+            .map_err(|_| anyhow::anyhow!("analysis pool lock poisoned"))?;
+        if slot.is_some() {
+            anyhow::bail!("this server already runs analysis workers");
+        }
+        *slot = Some(pool);
+        Ok(())
     }
 
     /// The cluster port this server's dialer and campaigns share with
@@ -227,6 +255,10 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish, and returns.
     pub async fn stop(mut self) {
+        let analysis = self.analysis.lock().ok().and_then(|mut a| a.take());
+        if let Some(pool) = analysis {
+            pool.stop().await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -88,6 +88,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     )
                     .await?;
                 tracing::info!("dialer running");
+                server.run_analysis()?;
             } else {
                 tracing::info!("providers.enabled is false: campaigns are stored, not dialled");
             }

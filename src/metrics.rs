@@ -12,7 +12,8 @@
 //! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
 //! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`,
 //! `talky_campaign_notices_total{event}` (published, publish_failed,
-//! received, invalid, dropped).
+//! received, invalid, dropped), `talky_analysis_total{result}`,
+//! `talky_analysis_seconds` (histogram), `talky_analysis_pending`.
 //!
 //! Metrics whose meaning is not plain from their name are described
 //! ([`describe`]): their `# HELP` line says what they count.
@@ -25,6 +26,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS_MS: [f64; 12] = [
     5.0, 10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 800.0, 1200.0, 2000.0,
 ];
+
+/// Post-call analysis time buckets, seconds.
+const ANALYSIS_BUCKETS_SECONDS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -71,6 +75,12 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_ms".into()), &LATENCY_BUCKETS_MS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::analysis::worker::SECONDS.into()),
+                        &ANALYSIS_BUCKETS_SECONDS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -80,6 +90,7 @@ pub fn handle() -> PrometheusHandle {
                 );
             }
             describe();
+            crate::analysis::worker::describe();
             handle
         })
         .clone()

@@ -698,7 +698,7 @@ pub fn real_ports(
 ) -> anyhow::Result<Ports<RealPorts>> {
     use crate::providers::breaker::CircuitBreaker;
     use crate::providers::chain::{AnyStt, AnyTts};
-    use crate::providers::{aura, deepgram_stt, elevenlabs, openai, whisper};
+    use crate::providers::{aura, deepgram_stt, elevenlabs, whisper};
     let p = &config.providers;
     let breaker = |name: &str| {
         Arc::new(CircuitBreaker::new(
@@ -714,12 +714,6 @@ pub fn real_ports(
     }
     let stt = deepgram_stt::DeepgramStt::new(d, breaker("deepgram"))
         .map_err(|e| anyhow::anyhow!("providers.deepgram: {e}"))?;
-    let mut l = openai::OpenAiConfig::groq(p.llm.api_key.clone());
-    if let Some(url) = &p.llm.base_url {
-        l = openai::OpenAiConfig::new("llm", url.clone(), p.llm.api_key.clone());
-    }
-    let llm = openai::OpenAiClient::new(l, breaker("llm"))
-        .map_err(|e| anyhow::anyhow!("providers.llm: {e}"))?;
     let mut t = elevenlabs::ElevenLabsConfig::new(p.elevenlabs.api_key.clone());
     if let Some(url) = &p.elevenlabs.base_url {
         t.base_url = url.clone();
@@ -745,15 +739,10 @@ pub fn real_ports(
     }
     let tts_fallback = aura::AuraTts::new(a, breaker("aura"))
         .map_err(|e| anyhow::anyhow!("providers.aura: {e}"))?;
-    let mut llms = vec![Arc::new(llm)];
-    if let Some(url) = &p.llm_fallback.base_url {
-        let mut f =
-            openai::OpenAiConfig::new("llm_fallback", url.clone(), p.llm_fallback.api_key.clone());
-        f.use_max_completion_tokens = url.contains("api.openai.com");
-        let fallback = openai::OpenAiClient::new(f, breaker("llm_fallback"))
-            .map_err(|e| anyhow::anyhow!("providers.llm_fallback: {e}"))?;
-        llms.push(Arc::new(fallback));
-    }
+    let llms = llm_clients(config, "", &breaker)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     Ok(Ports {
         telephony: Arc::new(telephony),
         stt: vec![
@@ -771,6 +760,59 @@ pub fn real_ports(
         }),
         clock: Arc::new(TokioClock),
     })
+}
+
+/// The LLM chain of the configuration: `providers.llm` (Groq by
+/// default), then `providers.llm_fallback` when set. Each client reports
+/// to `breaker("{prefix}llm")` / `breaker("{prefix}llm_fallback")`: the
+/// live calls and the post-call analyses keep separate breakers, so a
+/// failing analysis never opens a call's.
+pub fn llm_clients(
+    config: &crate::config::Config,
+    prefix: &str,
+    breaker: &dyn Fn(&str) -> Arc<crate::providers::breaker::CircuitBreaker>,
+) -> anyhow::Result<Vec<crate::providers::openai::OpenAiClient>> {
+    use crate::providers::openai;
+    let p = &config.providers;
+    let mut l = openai::OpenAiConfig::groq(p.llm.api_key.clone());
+    if let Some(url) = &p.llm.base_url {
+        l = openai::OpenAiConfig::new("llm", url.clone(), p.llm.api_key.clone());
+    }
+    let llm = openai::OpenAiClient::new(l, breaker(&format!("{prefix}llm")))
+        .map_err(|e| anyhow::anyhow!("providers.llm: {e}"))?;
+    let mut llms = vec![llm];
+    if let Some(url) = &p.llm_fallback.base_url {
+        let mut f =
+            openai::OpenAiConfig::new("llm_fallback", url.clone(), p.llm_fallback.api_key.clone());
+        f.use_max_completion_tokens = url.contains("api.openai.com");
+        let fallback = openai::OpenAiClient::new(f, breaker(&format!("{prefix}llm_fallback")))
+            .map_err(|e| anyhow::anyhow!("providers.llm_fallback: {e}"))?;
+        llms.push(fallback);
+    }
+    Ok(llms)
+}
+
+/// The post-call analysis chain: [`llm_clients`] with their own breakers
+/// (`analysis_llm`, ...) and the `response_format` configured for each
+/// (`analysis.response_format`, `analysis.fallback_response_format`).
+pub fn analysis_chain(
+    config: &crate::config::Config,
+) -> anyhow::Result<Vec<crate::analysis::worker::Analyst>> {
+    use crate::providers::breaker::CircuitBreaker;
+    let breaker =
+        |name: &str| Arc::new(CircuitBreaker::new(name, BREAKER_THRESHOLD, BREAKER_OPEN_FOR));
+    let formats = [
+        config.analysis.response_format,
+        config.analysis.fallback_response_format,
+    ];
+    Ok(llm_clients(config, "analysis_", &breaker)?
+        .into_iter()
+        .zip(formats)
+        .map(|(client, format)| crate::analysis::worker::Analyst {
+            format: format.resolve(client.base_url()),
+            client,
+        })
+        .collect())
 }
 
 /// The telephony chain over the configured providers: Vonage when

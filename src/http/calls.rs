@@ -12,6 +12,7 @@ use warp::reply::Response;
 use super::problem::{ApiError, Problem};
 use super::{Ctx, PageOf, PageParams, auth, ok, query, respond, with_ctx};
 use crate::db;
+use crate::db::analyses::{CallAnalysis, Rerun};
 use crate::db::calls::{Call, CallEvent, CallFilter, CallTurn};
 
 /// A call as listed.
@@ -153,12 +154,56 @@ impl From<CallEvent> for EventView {
     }
 }
 
+/// A call's post-call analysis.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalysisView {
+    /// `pending` (queued), `running`, `done` or `error`.
+    pub state: String,
+    /// The summary (`done`; kept while a re-run is pending).
+    pub summary: Option<String>,
+    /// Data extracted to the campaign's schema, validated against it.
+    #[schema(value_type = Option<Object>)]
+    pub structured_data: Option<serde_json::Value>,
+    /// The verdict by the campaign's rubric: a boolean (pass/fail), an
+    /// integer (a scale) or a label.
+    #[schema(value_type = Option<Object>)]
+    pub success: Option<serde_json::Value>,
+    /// Why there are no results (`error`): the LLM's answer was not valid
+    /// twice, or no provider answered.
+    pub error: Option<String>,
+    /// The LLM provider that answered (`llm` or `llm_fallback`).
+    pub provider: Option<String>,
+    /// Queued.
+    pub requested_at: DateTime<Utc>,
+    /// Stored.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<CallAnalysis> for AnalysisView {
+    fn from(a: CallAnalysis) -> Self {
+        Self {
+            state: a.state,
+            summary: a.summary,
+            structured_data: a.structured_data,
+            success: a.success,
+            error: a.error,
+            provider: a.provider,
+            requested_at: a.requested_at,
+            completed_at: a.completed_at,
+        }
+    }
+}
+
 /// A call with its turns and events.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallDetail {
     /// The call.
     #[serde(flatten)]
     pub call: CallView,
+    /// Its post-call analysis; absent when none was queued (no
+    /// conversation, or a campaign without `analysis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisView>,
     /// Its turns in order.
     pub turns: Vec<TurnView>,
     /// Its provider events in provider time order.
@@ -202,9 +247,14 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     let get = warp::path!("api" / "v1" / "calls" / CallId)
         .and(warp::get())
         .and(auth::tenant(ctx.clone()))
-        .and(with_ctx(ctx))
+        .and(with_ctx(ctx.clone()))
         .and_then(|id, tenant, ctx: Ctx| respond(ctx.clone(), get_call(ctx, tenant, id)));
-    list.or(get).unify().boxed()
+    let analyze = warp::path!("api" / "v1" / "calls" / CallId / "analyze")
+        .and(warp::post())
+        .and(auth::tenant(ctx.clone()))
+        .and(with_ctx(ctx))
+        .and_then(|id, tenant, ctx: Ctx| respond(ctx.clone(), analyze_call(ctx, tenant, id)));
+    list.or(get).unify().or(analyze).unify().boxed()
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -269,12 +319,58 @@ pub async fn get_call(ctx: Ctx, tenant: TenantId, id: CallId) -> Result<Response
         .ok_or_else(|| ApiError::NotFound(format!("no call {id}")))?;
     let turns = db::calls::turns(&mut conn, tenant, id).await?;
     let events = db::calls::events(&mut conn, tenant, id).await?;
+    let analysis = db::analyses::get(&mut conn, tenant, id).await?;
     ok(
         StatusCode::OK,
         &CallDetail {
             call: call.into(),
+            analysis: analysis.map(Into::into),
             turns: turns.into_iter().map(Into::into).collect(),
             events: events.into_iter().map(Into::into).collect(),
         },
     )
+}
+
+/// Queued for analysis.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyzeAccepted {
+    /// The call.
+    pub call_id: uuid::Uuid,
+    /// `pending`: a worker will take it; read the result with
+    /// `GET /api/v1/calls/{id}`.
+    pub state: String,
+}
+
+/// Run the call's post-call analysis again (e.g. after the campaign's
+/// analysis settings changed): queued, answered at once.
+#[utoipa::path(post, path = "/api/v1/calls/{id}/analyze", tag = "calls",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Call id")),
+    responses(
+        (status = 202, description = "Queued", body = AnalyzeAccepted),
+        (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such call", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not finished, no conversation, or the campaign has no analysis settings", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn analyze_call(ctx: Ctx, tenant: TenantId, id: CallId) -> Result<Response, ApiError> {
+    let mut conn = ctx.conn().await?;
+    match db::analyses::rerun(&mut conn, tenant, id, Utc::now()).await? {
+        Rerun::Queued => ok(
+            StatusCode::ACCEPTED,
+            &AnalyzeAccepted {
+                call_id: id.0,
+                state: "pending".into(),
+            },
+        ),
+        Rerun::NotFound => Err(ApiError::NotFound(format!("no call {id}"))),
+        Rerun::NotFinished => Err(ApiError::Conflict(
+            "the call is not finished yet".into(),
+        )),
+        Rerun::NoConversation => Err(ApiError::Conflict(
+            "the call had no conversation to analyse".into(),
+        )),
+        Rerun::NotConfigured => Err(ApiError::Conflict(
+            "the call's campaign has no analysis settings".into(),
+        )),
+    }
 }

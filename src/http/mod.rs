@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod recordings;
+pub mod results;
 pub mod supervisor;
 pub mod twilio;
 pub mod vonage;
@@ -399,6 +400,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(dnc::routes(ctx.clone()))
         .unify()
         .or(calls::routes(ctx.clone()))
+        .unify()
+        .or(results::routes(ctx.clone()))
         .unify()
         .or(recordings::routes(ctx.clone()))
         .unify()

@@ -9,7 +9,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::problem::json_response;
-use super::{admin, api_keys, calls, campaigns, contacts, dnc, health, recordings, supervisor};
+use super::{
+    admin, api_keys, calls, campaigns, contacts, dnc, health, recordings, results, supervisor,
+};
 
 struct Security;
 
@@ -93,7 +95,8 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         campaigns::update_campaign, campaigns::delete_campaign, campaigns::command_campaign,
         contacts::upload_contacts, contacts::list_contacts,
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
-        calls::list_calls, calls::get_call, recordings::get_recording,
+        calls::list_calls, calls::get_call, calls::analyze_call, recordings::get_recording,
+        results::export,
         health::health, health::ready, supervisor::metrics, supervisor::actors,
     ),
     tags(
