@@ -83,6 +83,29 @@ pub struct LlmSimConfig {
     /// text: a provider that fails mid-call, at a chosen point of one
     /// conversation, while other calls go on.
     pub fail_when_user_says: Option<String>,
+    /// Misanswer the next structured-output requests (those with a
+    /// `response_format`, i.e. post-call analyses).
+    pub analysis_fault: Option<AnalysisFault>,
+}
+
+/// How structured-output answers go wrong, for the next `next` of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisFault {
+    /// What happens.
+    pub kind: AnalysisFaultKind,
+    /// How many of the next structured-output requests it hits.
+    pub next: u32,
+}
+
+/// A structured-output fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnalysisFaultKind {
+    /// Content that is not JSON (cut off mid-object).
+    InvalidJson,
+    /// JSON whose `structured_data` does not match the schema.
+    SchemaViolation,
+    /// Answer (correctly) only after this long: a slow or hanging model.
+    Slow(Duration),
 }
 
 impl Default for LlmSimConfig {
@@ -99,6 +122,7 @@ impl Default for LlmSimConfig {
             argument_piece_chars: 5,
             ignore_stream: false,
             fail_when_user_says: None,
+            analysis_fault: None,
         }
     }
 }
@@ -276,6 +300,16 @@ async fn handle(
         shared.shutdown.wait().await;
         return error_reply(503, "shutting down", "server_error", None);
     }
+    let fault = if parsed.get("response_format").is_some() {
+        take_analysis_fault(&shared)
+    } else {
+        None
+    };
+    if let Some(AnalysisFaultKind::Slow(d)) = &fault
+        && !shared.shutdown.pause(*d).await
+    {
+        return error_reply(503, "shutting down", "server_error", None);
+    }
     let reply = respond(
         &shared,
         &cfg,
@@ -284,11 +318,25 @@ async fn handle(
         &body,
         parsed,
         served,
+        fault,
     );
     lock(&shared.log)[index].status = reply.status().as_u16();
     reply
 }
 
+/// Counts one structured-output request against the fault knob: the
+/// fault it gets, if any.
+fn take_analysis_fault(shared: &Arc<Shared>) -> Option<AnalysisFaultKind> {
+    let mut cfg = lock(&shared.cfg);
+    let fault = cfg.analysis_fault.as_mut()?;
+    if fault.next == 0 {
+        return None;
+    }
+    fault.next -= 1;
+    Some(fault.kind.clone())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn respond(
     shared: &Arc<Shared>,
     cfg: &LlmSimConfig,
@@ -297,6 +345,7 @@ fn respond(
     raw: &Bytes,
     body: Value,
     served: u64,
+    fault: Option<AnalysisFaultKind>,
 ) -> Reply {
     if authorization.as_deref() != Some(&format!("Bearer {}", cfg.api_key)) {
         return error_reply(
@@ -346,11 +395,37 @@ fn respond(
             None,
         );
     }
+    if body.get("response_format").is_some()
+        && let Some((message, param, code)) = analysis::check_format(&body)
+    {
+        return json_reply(
+            400,
+            &json!({"error": {"message": message, "type": "invalid_request_error",
+                              "param": param, "code": code}}),
+        );
+    }
     if let Some(reply) = injected_failure(shared, cfg, served, &body) {
         return reply;
     }
-    let script = lock(&shared.extra.script).clone();
-    let reply = script.reply(&body);
+    let structured = body["response_format"]["type"]
+        .as_str()
+        .is_some_and(|t| t != "text");
+    let reply = if structured {
+        let text = match fault {
+            Some(AnalysisFaultKind::InvalidJson) => {
+                "{\"summary\": \"The callee said".to_string()
+            }
+            Some(AnalysisFaultKind::SchemaViolation) => analysis::answer(&body, true).to_string(),
+            _ => analysis::answer(&body, false).to_string(),
+        };
+        ScriptedReply {
+            text,
+            ..Default::default()
+        }
+    } else {
+        let script = lock(&shared.extra.script).clone();
+        script.reply(&body)
+    };
     let seq = shared.extra.seq.fetch_add(1, Ordering::Relaxed);
     let stream = body["stream"].as_bool().unwrap_or(false) && !cfg.ignore_stream;
     let resp = if stream {
@@ -685,6 +760,7 @@ fn stream_reply(shared: &Arc<Shared>, cfg: &LlmSimConfig, chunks: Vec<SseChunk>)
 }
 
 pub mod agent;
+pub mod analysis;
 
 #[cfg(test)]
 mod tests;

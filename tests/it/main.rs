@@ -4,6 +4,7 @@
 
 mod support;
 
+mod analysis;
 mod answer;
 mod api_keys;
 mod calls;

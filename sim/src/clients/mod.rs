@@ -8,6 +8,7 @@ mod aura;
 mod chain;
 mod deepgram_stt;
 mod elevenlabs;
+mod analysis;
 mod openai;
 mod recording;
 mod whisper;

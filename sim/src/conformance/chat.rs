@@ -338,3 +338,71 @@ async fn emulator_accepts_the_spec_request_and_streams_in_shape() {
     assert_eq!(same_shape(&fix, &v), Ok(()), "{v}");
     assert!(same_shape(&set_value(&fix, "/error/code", Value::Null), &v).is_err());
 }
+
+/// A post-call analysis: talky's request has the shape of
+/// `request_json_schema.json`; the emulator answers that request in the
+/// shape of `response_json_schema.json`, and the client reads its
+/// content.
+#[tokio::test]
+async fn structured_output_request_and_response_match_the_fixtures() {
+    use talky::analysis::config::ResponseFormat;
+    use talky::analysis::settings::AnalysisSettings;
+
+    let sim = sim().await;
+    let client = OpenAiClient::new(
+        OpenAiConfig {
+            use_max_completion_tokens: true,
+            ..OpenAiConfig::new("sim", sim.base_url(), Secret::new(sim.api_key()))
+        },
+        Arc::new(CircuitBreaker::new("sim", 5, Duration::from_secs(30))),
+    )
+    .expect("client");
+    let settings = AnalysisSettings {
+        structured_data_schema: Some(
+            json!({"type": "object", "properties": {"interested": {"type": "boolean"}}}),
+        ),
+        ..AnalysisSettings::default()
+    };
+    let body = talky::analysis::prompt::request_body(
+        "gpt-4o-mini",
+        &settings,
+        &[],
+        ResponseFormat::JsonSchema,
+    );
+    let content = client
+        .complete(body, 1024, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    let sent = &sim.requests()[0].body;
+    let fix = fixture!("chat/request_json_schema.json");
+    assert_eq!(same_shape(&fix, sent), Ok(()), "{sent}");
+    assert!(same_shape(&set_value(&fix, "/stream", json!(true)), sent).is_err());
+    assert!(
+        same_shape(
+            &rename_key(&fix, "/response_format/json_schema/schema", "parameters"),
+            sent
+        )
+        .is_err()
+    );
+    let answer: Value = serde_json::from_str(&content).expect("JSON content");
+    assert!(answer["summary"].is_string() && answer["structured_data"].is_object(), "{answer}");
+
+    // The emulator, asked with the fixture itself.
+    let resp = post(&sim, &fix).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.expect("JSON");
+    let expected = fixture!("chat/response_json_schema.json");
+    assert_eq!(same_shape(&expected, &v), Ok(()), "{v}");
+    let content: Value = serde_json::from_str(
+        v["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
+    )
+    .expect("content is JSON");
+    let fixture_content: Value = serde_json::from_str(
+        expected["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("fixture content is JSON");
+    assert_eq!(same_shape(&fixture_content, &content), Ok(()), "{content}");
+    assert_eq!(content["structured_data"]["interested"], true);
+}
