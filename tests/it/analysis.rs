@@ -280,3 +280,84 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
     }
     rows
 }
+
+/// The queue: finishing a conversation queues it once (in the finishing
+/// transaction; a second finish adds nothing), a claim is leased to its
+/// node, a lapsed lease is taken again by another node, and only the
+/// lease's holder stores a result.
+#[tokio::test]
+async fn finished_conversations_are_queued_once_and_lapsed_claims_retaken() {
+    use chrono::Utc;
+    use talky::db;
+    use talky::db::analyses::Outcome;
+    use talky_actors::ids::{CallId, TenantId};
+
+    let app = TestApp::start().await;
+    let (tenant, key) = app.tenant("acme").await;
+    let mut body = crate::support::campaign_body("q");
+    body["analysis"] = json!({});
+    let (_, c) = app.post("/api/v1/campaigns", &key, &body).await;
+    let campaign = c["id"].as_str().expect("id").to_string();
+    let (call, _) = app.dial_intent(&key, &tenant, &campaign).await;
+    let tenant = TenantId(tenant.parse().expect("tenant"));
+    let call = CallId(call.parse().expect("call"));
+    let mut conn = app.db.conn().await;
+    let turn = |seq: i32, speaker: &str| db::calls::CallTurn {
+        tenant_id: tenant.0,
+        call_id: call.0,
+        seq,
+        speaker: speaker.into(),
+        text: "hello".into(),
+        heard_text: None,
+        interrupted: false,
+        started_at: Utc::now(),
+        ended_at: None,
+        stt_ms: None,
+        llm_first_token_ms: None,
+        tts_first_audio_ms: None,
+        first_frame_ms: None,
+        voice_to_voice_ms: None,
+    };
+    db::calls::insert_turn(&mut conn, &turn(0, "agent")).await.expect("turn");
+    // Only the agent spoke: no conversation, nothing queued.
+    db::calls::finish(&mut conn, tenant, call, "completed", None).await.expect("finish");
+    assert!(db::analyses::get(&mut conn, tenant, call).await.expect("get").is_none());
+    db::calls::insert_turn(&mut conn, &turn(1, "user")).await.expect("turn");
+    db::calls::finish(&mut conn, tenant, call, "completed", None).await.expect("finish");
+    db::calls::finish(&mut conn, tenant, call, "completed", None).await.expect("finish");
+    let queued = db::analyses::get(&mut conn, tenant, call).await.expect("get").expect("queued");
+    assert_eq!(queued.state, "pending");
+    assert_eq!(db::analyses::open_count(&mut conn).await.expect("count"), 1);
+
+    let now = Utc::now();
+    let lease = chrono::Duration::seconds(30);
+    let a = db::analyses::claim(&mut conn, "node-a", now, lease).await.expect("claim");
+    assert_eq!(a.as_ref().map(|c| (c.call_id, c.claims)), Some((call.0, 1)));
+    // Leased: node B finds nothing until the lease lapses (node A died).
+    let b = db::analyses::claim(&mut conn, "node-b", now, lease).await.expect("claim");
+    assert!(b.is_none());
+    let later = now + chrono::Duration::seconds(31);
+    let b = db::analyses::claim(&mut conn, "node-b", later, lease).await.expect("claim");
+    assert_eq!(b.map(|c| c.claims), Some(2));
+    // Node A's late result is not stored; node B's is.
+    let done = |summary: &str| Outcome::Done {
+        summary: summary.into(),
+        structured_data: None,
+        success: None,
+        provider: "llm".into(),
+    };
+    let stored = db::analyses::store(&mut conn, tenant, call, "node-a", &done("late"), later)
+        .await
+        .expect("store");
+    assert!(!stored, "a lapsed claimer stores nothing");
+    let stored = db::analyses::store(&mut conn, tenant, call, "node-b", &done("fresh"), later)
+        .await
+        .expect("store");
+    assert!(stored);
+    let row = db::analyses::get(&mut conn, tenant, call).await.expect("get").expect("row");
+    assert_eq!((row.state.as_str(), row.summary.as_deref()), ("done", Some("fresh")));
+    assert_eq!(db::analyses::open_count(&mut conn).await.expect("count"), 0);
+    let none = db::analyses::claim(&mut conn, "node-b", later, lease).await.expect("claim");
+    assert!(none.is_none(), "a stored analysis is not claimed again");
+    app.stop().await;
+}
