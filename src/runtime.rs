@@ -799,8 +799,13 @@ pub fn analysis_chain(
     config: &crate::config::Config,
 ) -> anyhow::Result<Vec<crate::analysis::worker::Analyst>> {
     use crate::providers::breaker::CircuitBreaker;
-    let breaker =
-        |name: &str| Arc::new(CircuitBreaker::new(name, BREAKER_THRESHOLD, BREAKER_OPEN_FOR));
+    let breaker = |name: &str| {
+        Arc::new(CircuitBreaker::new(
+            name,
+            BREAKER_THRESHOLD,
+            BREAKER_OPEN_FOR,
+        ))
+    };
     let formats = [
         config.analysis.response_format,
         config.analysis.fallback_response_format,

@@ -412,9 +412,7 @@ fn respond(
         .is_some_and(|t| t != "text");
     let reply = if structured {
         let text = match fault {
-            Some(AnalysisFaultKind::InvalidJson) => {
-                "{\"summary\": \"The callee said".to_string()
-            }
+            Some(AnalysisFaultKind::InvalidJson) => "{\"summary\": \"The callee said".to_string(),
             Some(AnalysisFaultKind::SchemaViolation) => analysis::answer(&body, true).to_string(),
             _ => analysis::answer(&body, false).to_string(),
         };

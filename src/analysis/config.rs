@@ -127,7 +127,12 @@ mod tests {
             workers: 65,
             ..AnalysisConfig::default()
         };
-        assert!(bad.validate().unwrap_err().key.contains("TALKY_ANALYSIS__WORKERS"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .key
+                .contains("TALKY_ANALYSIS__WORKERS")
+        );
     }
 
     #[test]

@@ -36,10 +36,7 @@ pub fn transcript(turns: &[CallTurn]) -> String {
         let (who, text) = if t.speaker == "user" {
             ("Callee", t.text.trim())
         } else {
-            (
-                "Agent",
-                t.heard_text.as_deref().unwrap_or(&t.text).trim(),
-            )
+            ("Agent", t.heard_text.as_deref().unwrap_or(&t.text).trim())
         };
         if text.is_empty() && !t.interrupted {
             continue;
@@ -66,10 +63,9 @@ pub fn had_conversation(turns: &[CallTurn]) -> bool {
 /// The schema the whole answer must follow: the campaign's structured
 /// data schema (or any object) under `structured_data`.
 pub fn answer_schema(settings: &AnalysisSettings) -> Value {
-    let data = settings
-        .structured_data_schema
-        .clone()
-        .unwrap_or_else(|| json!({"type": "object", "properties": {}, "additionalProperties": false}));
+    let data = settings.structured_data_schema.clone().unwrap_or_else(
+        || json!({"type": "object", "properties": {}, "additionalProperties": false}),
+    );
     json!({
         "type": "object",
         "properties": {
@@ -97,8 +93,8 @@ pub fn strict_compatible(schema: &Value) -> bool {
                     .and_then(Value::as_array)
                     .map(|r| r.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
-                let all_required = props
-                    .is_none_or(|p| p.keys().all(|k| required.contains(&k.as_str())));
+                let all_required =
+                    props.is_none_or(|p| p.keys().all(|k| required.contains(&k.as_str())));
                 if !all_required || o.get("additionalProperties") != Some(&Value::Bool(false)) {
                     return false;
                 }
@@ -245,7 +241,13 @@ mod tests {
 
     use super::*;
 
-    fn turn(seq: i32, speaker: &str, text: &str, heard: Option<&str>, interrupted: bool) -> CallTurn {
+    fn turn(
+        seq: i32,
+        speaker: &str,
+        text: &str,
+        heard: Option<&str>,
+        interrupted: bool,
+    ) -> CallTurn {
         CallTurn {
             tenant_id: uuid::Uuid::nil(),
             call_id: uuid::Uuid::nil(),
@@ -277,9 +279,21 @@ mod tests {
     #[test]
     fn the_transcript_is_what_the_callee_heard() {
         let turns = [
-            turn(0, "agent", "Hello, this is Ada.", Some("Hello, this is Ada."), false),
+            turn(
+                0,
+                "agent",
+                "Hello, this is Ada.",
+                Some("Hello, this is Ada."),
+                false,
+            ),
             turn(1, "user", "Hi.", None, false),
-            turn(2, "agent", "We have a great offer for you today.", Some("We have a"), true),
+            turn(
+                2,
+                "agent",
+                "We have a great offer for you today.",
+                Some("We have a"),
+                true,
+            ),
             turn(3, "user", "Not now, call me at five.", None, false),
             turn(4, "agent", "Sorry", Some(""), true),
         ];
@@ -300,14 +314,21 @@ mod tests {
         assert_eq!(rf["type"], "json_schema");
         assert_eq!(rf["json_schema"]["name"], SCHEMA_NAME);
         assert_eq!(
-            rf["json_schema"]["schema"]["properties"]["structured_data"]["properties"]["interested"]["type"],
+            rf["json_schema"]["schema"]["properties"]["structured_data"]["properties"]["interested"]
+                ["type"],
             "boolean"
         );
         // best_time is optional: OpenAI's strict mode would refuse it.
         assert_eq!(rf["json_schema"]["strict"], false);
         let system = body["messages"][0]["content"].as_str().unwrap_or_default();
-        assert!(system.contains(RUBRIC_LINE) && system.contains("pass/fail"), "{system}");
-        assert!(system.contains(SCHEMA_LINE) && system.contains("best_time"), "{system}");
+        assert!(
+            system.contains(RUBRIC_LINE) && system.contains("pass/fail"),
+            "{system}"
+        );
+        assert!(
+            system.contains(SCHEMA_LINE) && system.contains("best_time"),
+            "{system}"
+        );
         let user = body["messages"][1]["content"].as_str().unwrap_or_default();
         assert_eq!(user, format!("{TRANSCRIPT_LINE}\nCallee: Yes please.\n"));
         let object = request_body("m", &settings(), &turns, ResponseFormat::JsonObject);
@@ -333,19 +354,37 @@ mod tests {
         let s = settings();
         let good = r#"{"summary":"Callee agreed.","structured_data":{"interested":true,"best_time":"five"},"success":true}"#;
         let a = parse_answer(good, &s).expect("valid");
-        assert_eq!(a.structured_data, Some(json!({"interested": true, "best_time": "five"})));
+        assert_eq!(
+            a.structured_data,
+            Some(json!({"interested": true, "best_time": "five"}))
+        );
         assert_eq!(a.success, Some(json!(true)));
         let fenced = format!("```json\n{good}\n```");
         assert_eq!(parse_answer(&fenced, &s), Ok(a));
         for (bad, why) in [
             ("{not json", "not JSON"),
             ("[1,2]", "not a JSON object"),
-            (r#"{"structured_data":{"interested":true},"success":true}"#, "no summary"),
+            (
+                r#"{"structured_data":{"interested":true},"success":true}"#,
+                "no summary",
+            ),
             (r#"{"summary":"x","success":true}"#, "no structured_data"),
-            (r#"{"summary":"x","structured_data":{"interested":"yes"},"success":true}"#, "does not match"),
-            (r#"{"summary":"x","structured_data":{},"success":true}"#, "does not match"),
-            (r#"{"summary":"x","structured_data":{"interested":true},"success":{"a":1}}"#, "success"),
-            (r#"{"summary":"x","structured_data":{"interested":true}}"#, "no success"),
+            (
+                r#"{"summary":"x","structured_data":{"interested":"yes"},"success":true}"#,
+                "does not match",
+            ),
+            (
+                r#"{"summary":"x","structured_data":{},"success":true}"#,
+                "does not match",
+            ),
+            (
+                r#"{"summary":"x","structured_data":{"interested":true},"success":{"a":1}}"#,
+                "success",
+            ),
+            (
+                r#"{"summary":"x","structured_data":{"interested":true}}"#,
+                "no success",
+            ),
         ] {
             let err = parse_answer(bad, &s).expect_err(bad);
             assert!(err.contains(why), "{bad}: {err}");

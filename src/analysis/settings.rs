@@ -7,8 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 /// The summary asked for when a campaign names no `summary_prompt`.
-pub const DEFAULT_SUMMARY_PROMPT: &str =
-    "Summarise the call in 2 to 3 sentences: who was reached, what they said and how the call ended.";
+pub const DEFAULT_SUMMARY_PROMPT: &str = "Summarise the call in 2 to 3 sentences: who was reached, what they said and how the call ended.";
 /// Longest `summary_prompt` and `success_rubric`, in characters.
 pub const MAX_PROMPT_CHARS: usize = 5_000;
 /// Largest `structured_data_schema`, serialised.
@@ -69,18 +68,23 @@ impl AnalysisSettings {
     /// API shows them.
     pub fn check(&self) -> Vec<SettingsError> {
         let mut errors = Vec::new();
-        let mut fail = |field: &'static str, message: String| {
-            errors.push(SettingsError { field, message })
-        };
+        let mut fail =
+            |field: &'static str, message: String| errors.push(SettingsError { field, message });
         for (field, value) in [
             ("analysis.summary_prompt", &self.summary_prompt),
             ("analysis.success_rubric", &self.success_rubric),
         ] {
             if let Some(v) = value {
                 if v.trim().is_empty() {
-                    fail(field, "must not be empty (leave it out for the default)".into());
+                    fail(
+                        field,
+                        "must not be empty (leave it out for the default)".into(),
+                    );
                 } else if v.chars().count() > MAX_PROMPT_CHARS {
-                    fail(field, format!("must be at most {MAX_PROMPT_CHARS} characters"));
+                    fail(
+                        field,
+                        format!("must be at most {MAX_PROMPT_CHARS} characters"),
+                    );
                 }
             }
         }
@@ -116,8 +120,7 @@ pub fn check_schema(schema: &Value) -> Result<(), String> {
     {
         return Err(format!("may have at most {MAX_PROPERTIES} properties"));
     }
-    jsonschema::meta::validate(schema)
-        .map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
+    jsonschema::meta::validate(schema).map_err(|e| format!("is not a valid JSON Schema: {e}"))?;
     // Compiling also resolves every `$ref`: with no retriever built in, a
     // remote one fails here rather than being fetched.
     jsonschema::validator_for(schema).map_err(|e| format!("cannot be used: {e}"))?;
@@ -170,6 +173,9 @@ mod tests {
             structured_data_schema: None,
         };
         let fields: Vec<_> = s.check().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["analysis.summary_prompt", "analysis.success_rubric"]);
+        assert_eq!(
+            fields,
+            ["analysis.summary_prompt", "analysis.success_rubric"]
+        );
     }
 }

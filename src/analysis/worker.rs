@@ -329,13 +329,19 @@ mod tests {
     #[test]
     fn a_valid_answer_is_stored_at_once() {
         let (o, asked) = run(vec![Ok(GOOD)]);
-        assert!(matches!(o, Outcome::Done { ref provider, .. } if provider == "llm"), "{o:?}");
+        assert!(
+            matches!(o, Outcome::Done { ref provider, .. } if provider == "llm"),
+            "{o:?}"
+        );
         assert_eq!(asked, [0]);
     }
 
     #[test]
     fn an_invalid_answer_is_retried_once_then_stored_as_the_error() {
-        let (o, asked) = run(vec![Ok("{oops"), Ok(r#"{"summary":"s","structured_data":{"interested":"yes"}}"#)]);
+        let (o, asked) = run(vec![
+            Ok("{oops"),
+            Ok(r#"{"summary":"s","structured_data":{"interested":"yes"}}"#),
+        ]);
         match o {
             Outcome::Error(e) => assert!(e.contains("does not match"), "{e}"),
             other => panic!("{other:?}"),
@@ -350,10 +356,16 @@ mod tests {
     #[test]
     fn a_failing_primary_hands_the_try_to_the_fallback() {
         let (o, asked) = run(vec![Err(PortError::Unavailable("down".into())), Ok(GOOD)]);
-        assert!(matches!(o, Outcome::Done { ref provider, .. } if provider == "llm_fallback"), "{o:?}");
+        assert!(
+            matches!(o, Outcome::Done { ref provider, .. } if provider == "llm_fallback"),
+            "{o:?}"
+        );
         assert_eq!(asked, [0, 1]);
         let (o, asked) = run(vec![]);
-        assert!(matches!(o, Outcome::Error(ref e) if e.contains("llm_fallback")), "{o:?}");
+        assert!(
+            matches!(o, Outcome::Error(ref e) if e.contains("llm_fallback")),
+            "{o:?}"
+        );
         assert_eq!(asked, [0, 1, 0, 1]);
     }
 }

@@ -123,7 +123,9 @@ pub async fn rerun(
         if !turns.iter().any(|t| t.speaker == "user") {
             return Ok(Rerun::NoConversation);
         }
-        let campaign = super::campaigns::get(conn, tenant, talky_actors::ids::CampaignId(row.campaign_id)).await?;
+        let campaign =
+            super::campaigns::get(conn, tenant, talky_actors::ids::CampaignId(row.campaign_id))
+                .await?;
         if campaign.and_then(|c| c.analysis).is_none() {
             return Ok(Rerun::NotConfigured);
         }
@@ -238,7 +240,14 @@ pub async fn store(
                 structured_data,
                 success,
                 provider,
-            } => ("done", Some(summary), structured_data, success, None, Some(provider)),
+            } => (
+                "done",
+                Some(summary),
+                structured_data,
+                success,
+                None,
+                Some(provider),
+            ),
             Outcome::Error(e) => ("error", None, None, None, Some(e), None),
         };
         let stored: Option<CallAnalysis> = diesel::update(target)

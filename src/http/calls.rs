@@ -363,9 +363,7 @@ pub async fn analyze_call(ctx: Ctx, tenant: TenantId, id: CallId) -> Result<Resp
             },
         ),
         Rerun::NotFound => Err(ApiError::NotFound(format!("no call {id}"))),
-        Rerun::NotFinished => Err(ApiError::Conflict(
-            "the call is not finished yet".into(),
-        )),
+        Rerun::NotFinished => Err(ApiError::Conflict("the call is not finished yet".into())),
         Rerun::NoConversation => Err(ApiError::Conflict(
             "the call had no conversation to analyse".into(),
         )),

@@ -15,10 +15,10 @@ use serde_json::{Map, Value};
 use talky_actors::ids::{CampaignId, TenantId};
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
-use warp::{Filter, Reply};
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
+use warp::{Filter, Reply};
 
 use super::problem::{ApiError, Problem};
 use super::{Ctx, auth, query, respond, with_ctx};
@@ -95,7 +95,11 @@ pub fn columns(schema_columns: &[String]) -> Vec<String> {
 
 /// One contact's values, in the order of [`columns`] (`schema_columns`
 /// the schema's property names).
-pub fn row(contact: &Contact, analysis: Option<&CallAnalysis>, schema_columns: &[String]) -> Vec<Value> {
+pub fn row(
+    contact: &Contact,
+    analysis: Option<&CallAnalysis>,
+    schema_columns: &[String],
+) -> Vec<Value> {
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
     let mut out = vec![
         Value::String(contact.phone.clone()),
@@ -104,7 +108,9 @@ pub fn row(contact: &Contact, analysis: Option<&CallAnalysis>, schema_columns: &
         Value::from(contact.attempts),
         text(&contact.last_outcome),
         analysis.map_or(Value::Null, |a| text(&a.summary)),
-        analysis.and_then(|a| a.success.clone()).unwrap_or(Value::Null),
+        analysis
+            .and_then(|a| a.success.clone())
+            .unwrap_or(Value::Null),
         analysis.map_or(Value::Null, |a| text(&a.error)),
     ];
     let data = analysis.and_then(|a| a.structured_data.as_ref());
@@ -152,7 +158,11 @@ fn encode(format: Format, columns: &[String], values: &[Value], first: bool) -> 
     match format {
         Format::Csv => csv_line(&values.iter().map(cell).collect::<Vec<_>>()),
         Format::Json => {
-            let object: Map<String, Value> = columns.iter().cloned().zip(values.iter().cloned()).collect();
+            let object: Map<String, Value> = columns
+                .iter()
+                .cloned()
+                .zip(values.iter().cloned())
+                .collect();
             let sep = if first { "" } else { "," };
             format!("{sep}{}", Value::Object(object))
         }
@@ -181,9 +191,11 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(with_ctx(ctx))
         .and(query::<ResultsParams>())
         .and(warp::header::optional::<String>("accept"))
-        .and_then(|id, tenant, ctx: Ctx, q: ResultsParams, accept: Option<String>| {
-            respond(ctx.clone(), export(ctx, tenant, id, q, accept))
-        })
+        .and_then(
+            |id, tenant, ctx: Ctx, q: ResultsParams, accept: Option<String>| {
+                respond(ctx.clone(), export(ctx, tenant, id, q, accept))
+            },
+        )
         .boxed()
 }
 
@@ -223,10 +235,7 @@ pub async fn export(
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL);
     let head = match format {
         Format::Csv => csv_line(&columns),
-        Format::Json => format!(
-            "{{\"columns\":{},\"items\":[",
-            Value::from(columns.clone())
-        ),
+        Format::Json => format!("{{\"columns\":{},\"items\":[", Value::from(columns.clone())),
     };
     let pool = ctx.db.clone();
     tokio::spawn(async move {
@@ -243,10 +252,7 @@ pub async fn export(
                     tenant,
                     id,
                     None,
-                    db::Page {
-                        limit: PAGE,
-                        after,
-                    },
+                    db::Page { limit: PAGE, after },
                 )
                 .await?;
                 let ids: Vec<uuid::Uuid> = contacts.iter().map(|c| c.id).collect();
@@ -362,8 +368,10 @@ mod tests {
     #[test]
     fn csv_fields_are_escaped() {
         assert_eq!(csv_line(&["a", "b c", ""]), "a,b c,\r\n");
-        assert_eq!(csv_line(&["x,y", "say \"hi\"", "l1\nl2", "cr\r"]),
-            "\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\",\"cr\r\"\r\n");
+        assert_eq!(
+            csv_line(&["x,y", "say \"hi\"", "l1\nl2", "cr\r"]),
+            "\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\",\"cr\r\"\r\n"
+        );
     }
 
     #[test]
@@ -380,7 +388,8 @@ mod tests {
             line,
             "+442079460000,\"Smith, \"\"Jo\"\"\",completed,2,completed,\"Line one.\nLine two, with a comma.\",true,,false,,\"[1,{\"\"at\"\":\"\"5pm\"\"}]\"\r\n"
         );
-        let json_row: Value = serde_json::from_str(&encode(Format::Json, &cols, &values, true)).expect("json");
+        let json_row: Value =
+            serde_json::from_str(&encode(Format::Json, &cols, &values, true)).expect("json");
         assert_eq!(json_row["slots"], json!([1, {"at": "5pm"}]));
         assert_eq!(json_row["data.phone"], Value::Null);
         assert_eq!(json_row["name"], "Smith, \"Jo\"");
@@ -393,7 +402,10 @@ mod tests {
     fn the_format_is_negotiated() {
         assert_eq!(negotiate(None, None).ok(), Some(Format::Json));
         assert_eq!(negotiate(None, Some("text/csv")).ok(), Some(Format::Csv));
-        assert_eq!(negotiate(Some("json"), Some("text/csv")).ok(), Some(Format::Json));
+        assert_eq!(
+            negotiate(Some("json"), Some("text/csv")).ok(),
+            Some(Format::Json)
+        );
         assert_eq!(negotiate(Some("csv"), None).ok(), Some(Format::Csv));
         assert!(negotiate(Some("xml"), None).is_err());
     }

@@ -208,7 +208,12 @@ impl OpenAiClient {
         };
         let result = tokio::time::timeout(timeout, inner.complete_once(bytes))
             .await
-            .unwrap_or_else(|_| Err(PortError::Timeout(format!("{}: completion", inner.cfg.name))));
+            .unwrap_or_else(|_| {
+                Err(PortError::Timeout(format!(
+                    "{}: completion",
+                    inner.cfg.name
+                )))
+            });
         match &result {
             Ok(_) => guard.success(),
             Err(e) if retry::is_retryable(e) => guard.failure(),

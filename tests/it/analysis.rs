@@ -102,7 +102,11 @@ async fn conversations_are_analysed_to_the_schema_rerun_and_exported() {
     })
     .await;
     let (_, campaign) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
-    assert_eq!(campaign["analysis"]["structured_data_schema"], schema(), "{campaign}");
+    assert_eq!(
+        campaign["analysis"]["structured_data_schema"],
+        schema(),
+        "{campaign}"
+    );
     let calls = finished_calls(app, &key, &id, 3).await;
     assert_eq!(calls.len(), 3, "all three calls finished");
 
@@ -174,13 +178,10 @@ async fn conversations_are_analysed_to_the_schema_rerun_and_exported() {
     assert!(ct.starts_with("text/csv"), "{ct}");
     let mut reader = csv_rows(&csv);
     let header = reader.remove(0);
-    assert_eq!(
-        header,
-        [
-            "phone", "name", "status", "attempts", "last_outcome", "summary", "success",
-            "analysis_error", "callee_words", "interested", "plan", "turns"
-        ]
-    );
+    // The fixed columns, then the schema's properties in alphabetical order.
+    let mut expected: Vec<&str> = talky::http::results::FIXED_COLUMNS.to_vec();
+    expected.extend(["callee_words", "interested", "plan", "turns"]);
+    assert_eq!(header, expected);
     assert_eq!(reader.len(), 3, "{csv}");
     let col = |name: &str| header.iter().position(|h| h == name).expect("column");
     let row_of = |phone: &str| {
@@ -202,7 +203,11 @@ async fn conversations_are_analysed_to_the_schema_rerun_and_exported() {
     let items = json["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 3, "{json}");
     assert_eq!(json["columns"][8], "callee_words");
-    let no_row = items.iter().find(|r| r["phone"] == no).cloned().unwrap_or_default();
+    let no_row = items
+        .iter()
+        .find(|r| r["phone"] == no)
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(no_row["interested"], false, "{no_row}");
     assert!(no_row["turns"].is_i64(), "{no_row}");
 
@@ -232,7 +237,10 @@ async fn invalid_analysis_schemas_are_refused() {
         "properties": {"x": {"type": "no-such-type"}}}});
     let (status, problem) = app.post("/api/v1/campaigns", &key, &body).await;
     assert_eq!(status, 422, "{problem}");
-    assert_eq!(problem["errors"][0]["field"], "analysis.structured_data_schema", "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "analysis.structured_data_schema",
+        "{problem}"
+    );
     body["analysis"] = json!({"summary_prompt": "One sentence."});
     let (status, c) = app.post("/api/v1/campaigns", &key, &body).await;
     assert_eq!(status, 201, "{c}");
@@ -240,10 +248,17 @@ async fn invalid_analysis_schemas_are_refused() {
     assert_eq!(c["analysis"]["summary_prompt"], "One sentence.");
     let path = format!("/api/v1/campaigns/{id}");
     let (status, problem) = app
-        .patch(&path, &key, &json!({"analysis": {"structured_data_schema": [1]}}))
+        .patch(
+            &path,
+            &key,
+            &json!({"analysis": {"structured_data_schema": [1]}}),
+        )
         .await;
     assert_eq!(status, 422, "{problem}");
-    assert_eq!(problem["errors"][0]["field"], "analysis.structured_data_schema");
+    assert_eq!(
+        problem["errors"][0]["field"],
+        "analysis.structured_data_schema"
+    );
     let (status, problem) = app
         .patch(&path, &key, &json!({"analysis": {"unknown": 1}}))
         .await;
@@ -318,26 +333,50 @@ async fn finished_conversations_are_queued_once_and_lapsed_claims_retaken() {
         first_frame_ms: None,
         voice_to_voice_ms: None,
     };
-    db::calls::insert_turn(&mut conn, &turn(0, "agent")).await.expect("turn");
+    db::calls::insert_turn(&mut conn, &turn(0, "agent"))
+        .await
+        .expect("turn");
     // Only the agent spoke: no conversation, nothing queued.
-    db::calls::finish(&mut conn, tenant, call, "completed", None).await.expect("finish");
-    assert!(db::analyses::get(&mut conn, tenant, call).await.expect("get").is_none());
-    db::calls::insert_turn(&mut conn, &turn(1, "user")).await.expect("turn");
-    db::calls::finish(&mut conn, tenant, call, "completed", None).await.expect("finish");
-    db::calls::finish(&mut conn, tenant, call, "completed", None).await.expect("finish");
-    let queued = db::analyses::get(&mut conn, tenant, call).await.expect("get").expect("queued");
+    db::calls::finish(&mut conn, tenant, call, "completed", None)
+        .await
+        .expect("finish");
+    assert!(
+        db::analyses::get(&mut conn, tenant, call)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    db::calls::insert_turn(&mut conn, &turn(1, "user"))
+        .await
+        .expect("turn");
+    db::calls::finish(&mut conn, tenant, call, "completed", None)
+        .await
+        .expect("finish");
+    db::calls::finish(&mut conn, tenant, call, "completed", None)
+        .await
+        .expect("finish");
+    let queued = db::analyses::get(&mut conn, tenant, call)
+        .await
+        .expect("get")
+        .expect("queued");
     assert_eq!(queued.state, "pending");
     assert_eq!(db::analyses::open_count(&mut conn).await.expect("count"), 1);
 
     let now = Utc::now();
     let lease = chrono::Duration::seconds(30);
-    let a = db::analyses::claim(&mut conn, "node-a", now, lease).await.expect("claim");
+    let a = db::analyses::claim(&mut conn, "node-a", now, lease)
+        .await
+        .expect("claim");
     assert_eq!(a.as_ref().map(|c| (c.call_id, c.claims)), Some((call.0, 1)));
     // Leased: node B finds nothing until the lease lapses (node A died).
-    let b = db::analyses::claim(&mut conn, "node-b", now, lease).await.expect("claim");
+    let b = db::analyses::claim(&mut conn, "node-b", now, lease)
+        .await
+        .expect("claim");
     assert!(b.is_none());
     let later = now + chrono::Duration::seconds(31);
-    let b = db::analyses::claim(&mut conn, "node-b", later, lease).await.expect("claim");
+    let b = db::analyses::claim(&mut conn, "node-b", later, lease)
+        .await
+        .expect("claim");
     assert_eq!(b.map(|c| c.claims), Some(2));
     // Node A's late result is not stored; node B's is.
     let done = |summary: &str| Outcome::Done {
@@ -354,10 +393,18 @@ async fn finished_conversations_are_queued_once_and_lapsed_claims_retaken() {
         .await
         .expect("store");
     assert!(stored);
-    let row = db::analyses::get(&mut conn, tenant, call).await.expect("get").expect("row");
-    assert_eq!((row.state.as_str(), row.summary.as_deref()), ("done", Some("fresh")));
+    let row = db::analyses::get(&mut conn, tenant, call)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(
+        (row.state.as_str(), row.summary.as_deref()),
+        ("done", Some("fresh"))
+    );
     assert_eq!(db::analyses::open_count(&mut conn).await.expect("count"), 0);
-    let none = db::analyses::claim(&mut conn, "node-b", later, lease).await.expect("claim");
+    let none = db::analyses::claim(&mut conn, "node-b", later, lease)
+        .await
+        .expect("claim");
     assert!(none.is_none(), "a stored analysis is not claimed again");
     app.stop().await;
 }

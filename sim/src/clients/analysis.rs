@@ -127,7 +127,10 @@ async fn both_formats_yield_data_valid_against_the_schema() {
 
 #[tokio::test]
 async fn invalid_output_is_retried_once_then_stored_as_an_error() {
-    for kind in [AnalysisFaultKind::InvalidJson, AnalysisFaultKind::SchemaViolation] {
+    for kind in [
+        AnalysisFaultKind::InvalidJson,
+        AnalysisFaultKind::SchemaViolation,
+    ] {
         let sim = LlmSim::start(LlmSimConfig {
             analysis_fault: Some(AnalysisFault {
                 kind: kind.clone(),
@@ -158,7 +161,10 @@ async fn invalid_output_is_retried_once_then_stored_as_an_error() {
             })
         });
         let outcome = run(&sim, ResponseFormat::JsonSchema, Duration::from_secs(5)).await;
-        assert!(matches!(outcome, Outcome::Done { .. }), "{kind:?}: {outcome:?}");
+        assert!(
+            matches!(outcome, Outcome::Done { .. }),
+            "{kind:?}: {outcome:?}"
+        );
         assert_eq!(analysis_requests(&sim).len(), 4);
     }
 }

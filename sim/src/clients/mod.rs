@@ -4,11 +4,11 @@
 //! in the in-band code. The client's pure checks (parsers, settings) stay
 //! beside the client in `talky`.
 
+mod analysis;
 mod aura;
 mod chain;
 mod deepgram_stt;
 mod elevenlabs;
-mod analysis;
 mod openai;
 mod recording;
 mod whisper;

@@ -385,7 +385,10 @@ async fn structured_output_request_and_response_match_the_fixtures() {
         .is_err()
     );
     let answer: Value = serde_json::from_str(&content).expect("JSON content");
-    assert!(answer["summary"].is_string() && answer["structured_data"].is_object(), "{answer}");
+    assert!(
+        answer["summary"].is_string() && answer["structured_data"].is_object(),
+        "{answer}"
+    );
 
     // The emulator, asked with the fixture itself.
     let resp = post(&sim, &fix).await;
@@ -394,7 +397,9 @@ async fn structured_output_request_and_response_match_the_fixtures() {
     let expected = fixture!("chat/response_json_schema.json");
     assert_eq!(same_shape(&expected, &v), Ok(()), "{v}");
     let content: Value = serde_json::from_str(
-        v["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default(),
     )
     .expect("content is JSON");
     let fixture_content: Value = serde_json::from_str(

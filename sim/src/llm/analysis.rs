@@ -69,7 +69,8 @@ pub fn check_format(request: &Value) -> Option<(String, &'static str, &'static s
             let name_ok = js["name"].as_str().is_some_and(|n| {
                 !n.is_empty()
                     && n.len() <= 64
-                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             });
             if !name_ok {
                 return Some((
@@ -236,7 +237,11 @@ fn fill(name: &str, schema: &Value, call: &Call) -> Value {
             let about_removal = ["call", "remove", "dnc", "contact"]
                 .iter()
                 .any(|w| name_l.contains(w));
-            Value::Bool(if about_removal { call.remove } else { call.interested })
+            Value::Bool(if about_removal {
+                call.remove
+            } else {
+                call.interested
+            })
         }
         "integer" | "number" => {
             let min = schema["minimum"].as_i64().unwrap_or(i64::MIN);
@@ -257,7 +262,10 @@ fn fill(name: &str, schema: &Value, call: &Call) -> Value {
         _ => {
             // A string: the callee's utterance that names the property
             // (any word of its name), else what they said last.
-            let words: Vec<&str> = name_l.split(['_', '-', ' ']).filter(|w| w.len() > 2).collect();
+            let words: Vec<&str> = name_l
+                .split(['_', '-', ' '])
+                .filter(|w| w.len() > 2)
+                .collect();
             let text = call
                 .callee
                 .iter()
@@ -282,7 +290,11 @@ fn violate(schema: &Value) -> Value {
             props
                 .iter()
                 .map(|(k, v)| {
-                    let wrong = if v["type"] == "string" { json!(42) } else { json!("not-a-match") };
+                    let wrong = if v["type"] == "string" {
+                        json!(42)
+                    } else {
+                        json!("not-a-match")
+                    };
                     (k.clone(), wrong)
                 })
                 .collect(),
@@ -319,7 +331,11 @@ pub fn answer(request: &Value, violating: bool) -> Value {
         Some(r) if r.contains("1-10") || r.contains("1 to 10") || r.contains("scale") => {
             json!(if call.interested { 8 } else { 2 })
         }
-        Some(_) => json!(if call.interested { "interested" } else { "not interested" }),
+        Some(_) => json!(if call.interested {
+            "interested"
+        } else {
+            "not interested"
+        }),
     };
     json!({"summary": summary, "structured_data": data, "success": success})
 }
@@ -364,7 +380,12 @@ mod tests {
                    "best_time": "Call me any time after five.", "turns": 3, "plan": "premium"})
         );
         assert_eq!(a["success"], true);
-        assert!(a["summary"].as_str().is_some_and(|s| s.contains("Yes, tell me more")), "{a}");
+        assert!(
+            a["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains("Yes, tell me more")),
+            "{a}"
+        );
         let bad = answer(&r, true);
         assert_eq!(bad["structured_data"]["interested"], "not-a-match");
         assert_eq!(bad["structured_data"]["best_time"], 42);
@@ -400,7 +421,9 @@ mod tests {
         assert!(check_format(&r(bad_name, "json")).is_some());
         let loose = json!({"type": "json_schema", "json_schema": {"name": "x", "strict": true,
             "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}});
-        let e = check_format(&r(loose, "json")).map(|e| e.0).unwrap_or_default();
+        let e = check_format(&r(loose, "json"))
+            .map(|e| e.0)
+            .unwrap_or_default();
         assert!(e.contains("additionalProperties"), "{e}");
         let strict = json!({"type": "json_schema", "json_schema": {"name": "x", "strict": true,
             "schema": {"type": "object", "properties": {"a": {"type": "string"}},
