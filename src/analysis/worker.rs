@@ -28,8 +28,9 @@ use crate::db::{self};
 use crate::providers::openai::OpenAiClient;
 use crate::store::with_conn;
 
-/// Analyses finished, by result (`done`, `error`, `lost`: the lease had
-/// passed to another claimer when the result was ready).
+/// Analyses finished, by result (`done`, `error`, `deferred`: no LLM
+/// answered, claimed again later; `lost`: the lease had passed to another
+/// claimer when the result was ready).
 pub const ANALYSES: &str = "talky_analysis_total";
 /// Seconds one analysis took, claim to stored result.
 pub const SECONDS: &str = "talky_analysis_seconds";
@@ -45,7 +46,7 @@ pub fn describe() {
     metrics::describe_counter!(
         ANALYSES,
         metrics::Unit::Count,
-        "Post-call analyses finished, by result: done (stored), error (stored as an error after a retry), lost (another claimer had taken it over)"
+        "Post-call analyses finished, by result: done (stored), error (stored as an error after a retry), deferred (no LLM answered; claimed again later), lost (another claimer had taken it over)"
     );
     metrics::describe_histogram!(
         SECONDS,
@@ -71,32 +72,37 @@ pub struct Analyst {
 /// Asks `chain` (primary first) about one conversation: at most
 /// [`TRIES`] tries; in each, the first provider that answers decides. An
 /// invalid answer, or no provider answering, ends the try; after the last
-/// the reason is the outcome's error. `ask(i, body)` asks provider `i`.
+/// the reason is the outcome's error. `Err`: no provider answered at all
+/// (down, timed out, circuit open): nothing was judged, so the worker
+/// defers the analysis rather than store an error. `ask(i, body)` asks
+/// provider `i`.
 pub async fn analyse<F, Fut>(
     formats: &[(String, ResponseFormat)],
     mut ask: F,
     model: &str,
     settings: &AnalysisSettings,
     turns: &[CallTurn],
-) -> Outcome
+) -> Result<Outcome, String>
 where
     F: FnMut(usize, Value) -> Fut,
     Fut: Future<Output = PortResult<String>>,
 {
     let mut last = String::from("no LLM configured");
+    let mut answered = false;
     for _ in 0..TRIES {
         for (i, (name, format)) in formats.iter().enumerate() {
             let body = prompt::request_body(model, settings, turns, *format);
             match ask(i, body).await {
                 Ok(content) => {
+                    answered = true;
                     match prompt::parse_answer(&content, settings) {
                         Ok(a) => {
-                            return Outcome::Done {
+                            return Ok(Outcome::Done {
                                 summary: a.summary,
                                 structured_data: a.structured_data,
                                 success: a.success,
                                 provider: name.clone(),
-                            };
+                            });
                         }
                         Err(e) => last = format!("{name}: {e}"),
                     }
@@ -107,7 +113,18 @@ where
             }
         }
     }
-    Outcome::Error(last)
+    if answered {
+        Ok(Outcome::Error(last))
+    } else {
+        Err(last)
+    }
+}
+
+/// How long an analysis no provider answered waits before its next claim
+/// (`claims` so far): 10 s, doubling, at most 5 min.
+pub fn defer_for(claims: i32) -> Duration {
+    let doublings = claims.clamp(1, 6) - 1;
+    Duration::from_secs(10 << doublings).min(Duration::from_secs(300))
 }
 
 /// A running worker pool; stops when [`AnalysisPool::stop`]ped or dropped.
@@ -193,18 +210,40 @@ impl Worker {
         let started = Instant::now();
         let tenant = TenantId(claim.tenant_id);
         let call = CallId(claim.call_id);
-        let outcome = if claim.claims > MAX_CLAIMS {
-            Outcome::Error(format!(
+        let verdict = if claim.claims > MAX_CLAIMS {
+            Ok(Outcome::Error(format!(
                 "given up after {MAX_CLAIMS} claims whose workers did not finish"
-            ))
+            )))
         } else {
             match tokio::time::timeout(self.cfg.job_timeout(), self.run_one(&claim)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::Error(format!(
+                Ok(verdict) => verdict,
+                Err(_) => Err(format!(
                     "timed out after {} ms",
                     self.cfg.job_timeout().as_millis()
                 )),
             }
+        };
+        let outcome = match verdict {
+            Ok(outcome) => outcome,
+            Err(why) if claim.claims < MAX_CLAIMS => {
+                // Nothing was judged (no provider answered): try later
+                // rather than store an error a working model would not
+                // have given.
+                let node = self.node.clone();
+                let until = Utc::now()
+                    + chrono::Duration::from_std(defer_for(claim.claims))
+                        .unwrap_or(chrono::Duration::seconds(10));
+                let released = with_conn(&self.pool, DB_TIMEOUT, async move |conn| {
+                    analyses::release(conn, tenant, call, &node, until).await
+                })
+                .await;
+                tracing::info!(call.id = %call, error = %why, released = released.is_ok(), "analysis deferred: no LLM answered");
+                metrics::counter!(ANALYSES, "result" => "deferred").increment(1);
+                return;
+            }
+            Err(why) => Outcome::Error(format!(
+                "no LLM answered in {MAX_CLAIMS} claims; last: {why}"
+            )),
         };
         let node = self.node.clone();
         let stored = with_conn(&self.pool, DB_TIMEOUT, async move |conn| {
@@ -231,7 +270,7 @@ impl Worker {
     }
 
     /// Reads what the analysis needs and asks the chain.
-    async fn run_one(&self, claim: &Claim) -> Outcome {
+    async fn run_one(&self, claim: &Claim) -> Result<Outcome, String> {
         let tenant = TenantId(claim.tenant_id);
         let call = CallId(claim.call_id);
         let campaign = CampaignId(claim.campaign_id);
@@ -243,11 +282,13 @@ impl Worker {
         .await;
         let (campaign, turns) = match read {
             Ok((Some(c), turns)) => (c, turns),
-            Ok((None, _)) => return Outcome::Error("the campaign is gone".into()),
-            Err(e) => return Outcome::Error(format!("not read: {e}")),
+            Ok((None, _)) => return Ok(Outcome::Error("the campaign is gone".into())),
+            Err(e) => return Err(format!("not read: {e}")),
         };
         let Some(settings) = campaign.analysis() else {
-            return Outcome::Error("the campaign has no analysis settings".into());
+            return Ok(Outcome::Error(
+                "the campaign has no analysis settings".into(),
+            ));
         };
         let formats: Vec<(String, ResponseFormat)> = self
             .chain
@@ -298,7 +339,7 @@ mod tests {
 
     /// Runs [`analyse`] against scripted answers; returns the outcome and
     /// which provider each request went to.
-    fn run(script: Vec<PortResult<&str>>) -> (Outcome, Vec<usize>) {
+    fn run(script: Vec<PortResult<&str>>) -> (Result<Outcome, String>, Vec<usize>) {
         let asked = RefCell::new(Vec::new());
         let script = RefCell::new(script.into_iter());
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -327,10 +368,18 @@ mod tests {
     const GOOD: &str = r#"{"summary":"s","structured_data":{"interested":true},"success":null}"#;
 
     #[test]
+    fn unanswered_analyses_wait_longer_each_claim() {
+        assert_eq!(defer_for(1), Duration::from_secs(10));
+        assert_eq!(defer_for(2), Duration::from_secs(20));
+        assert_eq!(defer_for(MAX_CLAIMS), Duration::from_secs(160));
+        assert_eq!(defer_for(50), Duration::from_secs(300));
+    }
+
+    #[test]
     fn a_valid_answer_is_stored_at_once() {
         let (o, asked) = run(vec![Ok(GOOD)]);
         assert!(
-            matches!(o, Outcome::Done { ref provider, .. } if provider == "llm"),
+            matches!(o, Ok(Outcome::Done { ref provider, .. }) if provider == "llm"),
             "{o:?}"
         );
         assert_eq!(asked, [0]);
@@ -343,13 +392,13 @@ mod tests {
             Ok(r#"{"summary":"s","structured_data":{"interested":"yes"}}"#),
         ]);
         match o {
-            Outcome::Error(e) => assert!(e.contains("does not match"), "{e}"),
+            Ok(Outcome::Error(e)) => assert!(e.contains("does not match"), "{e}"),
             other => panic!("{other:?}"),
         }
         // An answer ends a try: the fallback is not asked for a bad one.
         assert_eq!(asked, [0, 0]);
         let (o, asked) = run(vec![Ok("{oops"), Ok(GOOD)]);
-        assert!(matches!(o, Outcome::Done { .. }), "{o:?}");
+        assert!(matches!(o, Ok(Outcome::Done { .. })), "{o:?}");
         assert_eq!(asked, [0, 0]);
     }
 
@@ -357,13 +406,13 @@ mod tests {
     fn a_failing_primary_hands_the_try_to_the_fallback() {
         let (o, asked) = run(vec![Err(PortError::Unavailable("down".into())), Ok(GOOD)]);
         assert!(
-            matches!(o, Outcome::Done { ref provider, .. } if provider == "llm_fallback"),
+            matches!(o, Ok(Outcome::Done { ref provider, .. }) if provider == "llm_fallback"),
             "{o:?}"
         );
         assert_eq!(asked, [0, 1]);
         let (o, asked) = run(vec![]);
         assert!(
-            matches!(o, Outcome::Error(ref e) if e.contains("llm_fallback")),
+            matches!(o, Err(ref e) if e.contains("llm_fallback")),
             "{o:?}"
         );
         assert_eq!(asked, [0, 1, 0, 1]);

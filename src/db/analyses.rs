@@ -275,6 +275,33 @@ pub async fn store(
     .await
 }
 
+/// Gives a claim back unfinished (no LLM answered), to be claimed again
+/// from `until`: still `running`, with no owner and the lease ending
+/// then, so [`claim`] takes it once that passes. Only by the claim's
+/// holder; `false` otherwise.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    call: CallId,
+    node: &str,
+    until: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        call_analyses::table
+            .filter(call_analyses::tenant_id.eq(tenant.0))
+            .filter(call_analyses::call_id.eq(call.0))
+            .filter(call_analyses::state.eq("running"))
+            .filter(call_analyses::lease_owner.eq(node)),
+    )
+    .set((
+        call_analyses::lease_owner.eq(None::<String>),
+        call_analyses::lease_until.eq(until),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n > 0)
+}
+
 /// A call's analysis, if one was ever queued.
 pub async fn get(
     conn: &mut AsyncPgConnection,

@@ -406,5 +406,34 @@ async fn finished_conversations_are_queued_once_and_lapsed_claims_retaken() {
         .await
         .expect("claim");
     assert!(none.is_none(), "a stored analysis is not claimed again");
+
+    // A re-run queues it again; a claim no LLM answered is released to
+    // be claimed again only after its delay.
+    let rerun = db::analyses::rerun(&mut conn, tenant, call, later)
+        .await
+        .expect("rerun");
+    assert_eq!(rerun, db::analyses::Rerun::Queued);
+    let c = db::analyses::claim(&mut conn, "node-c", later, lease)
+        .await
+        .expect("claim");
+    assert_eq!(
+        c.map(|c| c.claims),
+        Some(1),
+        "a re-run starts its claims afresh"
+    );
+    let until = later + chrono::Duration::seconds(10);
+    let released = db::analyses::release(&mut conn, tenant, call, "node-c", until)
+        .await
+        .expect("release");
+    assert!(released);
+    let early = db::analyses::claim(&mut conn, "node-c", later, lease)
+        .await
+        .expect("claim");
+    assert!(early.is_none(), "not before its delay");
+    let after = until + chrono::Duration::seconds(1);
+    let again = db::analyses::claim(&mut conn, "node-d", after, lease)
+        .await
+        .expect("claim");
+    assert_eq!(again.map(|c| c.claims), Some(2));
     app.stop().await;
 }

@@ -68,7 +68,8 @@ fn client(sim: &LlmSimHandle) -> OpenAiClient {
     .expect("client")
 }
 
-/// One analysis of [`conversation`] through `sim`, as a worker runs it.
+/// One analysis of [`conversation`] through `sim`, as a worker runs it
+/// (a model that never answered is a test failure here).
 async fn run(sim: &LlmSimHandle, format: ResponseFormat, timeout: Duration) -> Outcome {
     let c = client(sim);
     analyse(
@@ -82,6 +83,7 @@ async fn run(sim: &LlmSimHandle, format: ResponseFormat, timeout: Duration) -> O
         &conversation(),
     )
     .await
+    .unwrap_or_else(|e| panic!("no answer: {e}"))
 }
 
 fn analysis_requests(sim: &LlmSimHandle) -> Vec<Value> {
