@@ -32,6 +32,8 @@ async fn document_lists_every_route() {
         ("get", "/api/v1/calls"),
         ("get", "/api/v1/calls/{id}"),
         ("get", "/api/v1/calls/{id}/recording"),
+        ("post", "/api/v1/calls/{id}/analyze"),
+        ("get", "/api/v1/campaigns/{id}/results"),
         ("get", "/health"),
         ("get", "/health/ready"),
         ("get", "/metrics"),
