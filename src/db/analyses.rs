@@ -269,6 +269,8 @@ pub async fn store(
         let Some(_analysis) = stored else {
             return Ok(false);
         };
+        // The event belongs here, in the transaction that stores the
+        // result (done or error), with `_analysis` as its data.
         // webhook: call.analyzed
         Ok(true)
     })
