@@ -60,7 +60,7 @@ pub enum Format {
 pub struct ResultsParams {
     /// `csv` or `json`; without it, `Accept: text/csv` asks for CSV and
     /// anything else gets JSON.
-    #[param(pattern = "^(csv|json)$")]
+    #[param(pattern = "^(csv|json)?$")]
     pub format: Option<String>,
 }
 
