@@ -32,6 +32,7 @@ mod dialer;
 mod providers;
 mod server;
 mod storage;
+mod webhooks;
 
 pub use callbacks::VonageWebhookConfig;
 pub use contacts::*;
@@ -42,6 +43,7 @@ pub use providers::{
 };
 pub use server::*;
 pub use storage::*;
+pub use webhooks::WebhooksConfig;
 
 /// Where the config file is looked for when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "config/talky.toml";
@@ -120,6 +122,8 @@ pub struct Config {
     pub recordings: crate::recording::config::RecordingsConfig,
     /// Limits of the providers' media sockets (`[media]`).
     pub media: MediaConfig,
+    /// Customer webhooks' delivery (`[webhooks]`).
+    pub webhooks: WebhooksConfig,
 }
 
 /// The fixed operator-facing variables and the keys they set.
@@ -302,6 +306,7 @@ impl Config {
         crate::phone::parse_region(&self.contacts.default_region)
             .map_err(|e| ConfigError::new(key_label("contacts.default_region"), e.to_string()))?;
         self.recordings.validate()?;
+        self.webhooks.validate()?;
         positive("media.idle_timeout_secs", self.media.idle_timeout_secs)?;
         if !(1024..=1024 * 1024).contains(&self.media.max_message_bytes) {
             return Err(ConfigError::new(

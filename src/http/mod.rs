@@ -21,6 +21,7 @@ pub mod recordings;
 pub mod supervisor;
 pub mod twilio;
 pub mod vonage;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -401,6 +402,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(calls::routes(ctx.clone()))
         .unify()
         .or(recordings::routes(ctx.clone()))
+        .unify()
+        .or(webhooks::routes(ctx.clone()))
         .unify()
         .or(health::routes(ctx.clone()))
         .unify()

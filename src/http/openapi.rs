@@ -9,7 +9,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::problem::json_response;
-use super::{admin, api_keys, calls, campaigns, contacts, dnc, health, recordings, supervisor};
+use super::{
+    admin, api_keys, calls, campaigns, contacts, dnc, health, recordings, supervisor, webhooks,
+};
 
 struct Security;
 
@@ -94,6 +96,8 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         contacts::upload_contacts, contacts::list_contacts,
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
         calls::list_calls, calls::get_call, recordings::get_recording,
+        webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook,
+        webhooks::delete_webhook, webhooks::list_deliveries, webhooks::replay_delivery,
         health::health, health::ready, supervisor::metrics, supervisor::actors,
     ),
     tags(
@@ -103,6 +107,7 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "contacts", description = "Contact lists"),
         (name = "dnc", description = "Do-not-call list"),
         (name = "calls", description = "Call records, turns, events"),
+        (name = "webhooks", description = "Signed event deliveries to the tenant's endpoints (Standard Webhooks)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
