@@ -58,6 +58,8 @@ pub struct Server {
     pub root: ractor::ActorRef<RootMsg>,
     /// This node's id (`redis.node_id`), fixed for the process.
     pub node_id: String,
+    /// The webhook delivery worker (stops claiming when dropped).
+    webhooks: Option<crate::webhooks::deliver::WorkerHandle>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -93,6 +95,13 @@ impl Server {
         let ctx = state(config, Some(root.clone()))?;
         ctx.recorder.recover().await;
         crate::metrics::handle();
+        // Customer webhooks: on its own pool, in its own tasks; nothing a
+        // call does waits for it.
+        let webhooks = crate::webhooks::deliver::start(
+            db::webhooks_pool(ctx.config.database.url.expose(), &ctx.config.database),
+            &ctx.config.webhooks,
+            ctx.config.public_url()?,
+        )?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, ctx.clone(), async {
             let _ = rx.await;
@@ -104,6 +113,7 @@ impl Server {
             ctx,
             root,
             node_id,
+            webhooks: Some(webhooks),
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -227,6 +237,9 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish, and returns.
     pub async fn stop(mut self) {
+        if let Some(webhooks) = self.webhooks.take() {
+            webhooks.stop();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -137,12 +137,12 @@ mod tests {
     fn the_body_is_type_timestamp_data_with_an_absolute_recording_url() {
         let at: DateTime<Utc> = "2026-12-04T10:00:00.250Z".parse().expect("time");
         let data = json!({"id": "c1", "recording_url": "/api/v1/calls/c1/recording"});
-        let body: Value =
+        let sent: Value =
             serde_json::from_slice(&body(CALL_ENDED, at, &data, "https://t.example")).expect("json");
-        assert_eq!(body["type"], "call.ended");
-        assert_eq!(body["timestamp"], "2026-12-04T10:00:00.250Z");
+        assert_eq!(sent["type"], "call.ended");
+        assert_eq!(sent["timestamp"], "2026-12-04T10:00:00.250Z");
         assert_eq!(
-            body["data"]["recording_url"],
+            sent["data"]["recording_url"],
             "https://t.example/api/v1/calls/c1/recording"
         );
         let none: Value = serde_json::from_slice(&body(
