@@ -249,9 +249,10 @@ pub async fn finish_at(
 
 /// Sets the outcome and `finished` (only of a call not finished yet when
 /// `unfinished_only`); the talk time counts from the answer. Under the
-/// row's lock, so `call.ended` goes to the outbox exactly when the row
-/// moves to finished (a repeated finish rewrites the outcome, emits
-/// nothing).
+/// row's lock, so `call.ended` goes to the outbox exactly once: when the
+/// row first gets its outcome (the lifecycle may have stored the status
+/// `finished` just before; a repeated finish rewrites the outcome and
+/// emits nothing).
 async fn finish_where(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -273,10 +274,10 @@ async fn finish_where(
         else {
             return Ok(None);
         };
-        let was_finished = call.status == "finished";
-        if unfinished_only && was_finished {
+        if unfinished_only && call.status == "finished" {
             return Ok(None);
         }
+        let first_outcome = call.outcome.is_none();
         let duration = call
             .answered_at
             .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
@@ -291,7 +292,7 @@ async fn finish_where(
             .returning(Call::as_returning())
             .get_result(conn)
             .await?;
-        if !was_finished {
+        if first_outcome {
             emit_call_ended(conn, &finished, at).await?;
         }
         Ok(Some(finished))
