@@ -553,3 +553,77 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     );
     assert!(metrics.contains("# HELP talky_webhook_delivery_seconds"), "metrics HELP");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_deliveries_pending_loses_no_event() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut world = crate::lifetime::World::new(&[]).await;
+    for (k, v) in [
+        ("TALKY_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+        ("TALKY_WEBHOOKS__POLL_MS", "100"),
+        ("TALKY_WEBHOOKS__RETRY_BASE_MS", "200"),
+        ("TALKY_WEBHOOKS__RETRY_MAX_SECS", "1"),
+        ("TALKY_WEBHOOKS__TIMEOUT_MS", "1000"),
+    ] {
+        world.set_env(k, v.into());
+    }
+    // The receiver fails everything until the first process is dead.
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = up.clone();
+    let receiver =
+        Receiver::start(move |_| if is_up.load(Ordering::SeqCst) { 200 } else { 503 }).await;
+    let mut a = world.serve("a").await;
+    let hook = world
+        .api(
+            &a,
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({"url": receiver.url, "events": ["call.started", "call.ended", "campaign.completed"]})),
+        )
+        .await;
+    let secret = hook["secret"].as_str().expect("secret").to_string();
+    let campaign = world.campaign(&a).await;
+    eventually("deliveries are being attempted", WAIT, || async {
+        (receiver.received().len() >= 2).then_some(())
+    })
+    .await;
+    a.signal("-KILL");
+    let status = a.exit(Duration::from_secs(10)).await;
+    assert!(!status.success());
+    let before: BTreeSet<String> = receiver.received().into_iter().map(|r| r.id).collect();
+    assert!(!before.is_empty());
+    up.store(true, Ordering::SeqCst);
+
+    let b = world.serve("b").await;
+    world
+        .wait_completed(&b, &campaign, Duration::from_secs(150))
+        .await;
+    let calls = world.calls(&b, &campaign).await;
+    eventually("every event arrives after the restart", Duration::from_secs(120), || async {
+        let accepted = receiver.accepted();
+        let ended = ids_by(&accepted, "call.ended", "id");
+        let started = ids_by(&accepted, "call.started", "id");
+        let all_ended = calls.iter().all(|c| {
+            ended.contains_key(c["id"].as_str().unwrap_or_default())
+        });
+        let all_started = calls
+            .iter()
+            .filter(|c| !c["answered_at"].is_null())
+            .all(|c| started.contains_key(c["id"].as_str().unwrap_or_default()));
+        let completed = accepted
+            .iter()
+            .any(|r| r.json()["type"] == "campaign.completed");
+        let ids: BTreeSet<String> = accepted.iter().map(|r| r.id.clone()).collect();
+        (all_ended && all_started && completed && before.is_subset(&ids)).then_some(())
+    })
+    .await;
+    // At least once, never as two events: one webhook-id per call.ended.
+    let received = receiver.received();
+    for (call, ids) in ids_by(&received, "call.ended", "id") {
+        assert_eq!(ids.len(), 1, "{call}: {ids:?}");
+    }
+    for r in &received {
+        assert!(verifies(&secret, r), "{r:?}");
+    }
+    world.finish(vec![a, b]).await;
+}
