@@ -73,8 +73,14 @@ pub async fn add_from(
                 call.map(|c| c.0),
                 stored.created_at,
             );
-            outbox::emit(conn, tenant.0, events::CONTACT_DO_NOT_CALL, data, stored.created_at)
-                .await?;
+            outbox::emit(
+                conn,
+                tenant.0,
+                events::CONTACT_DO_NOT_CALL,
+                data,
+                stored.created_at,
+            )
+            .await?;
         }
         Ok((stored, inserted > 0))
     })

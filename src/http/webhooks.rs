@@ -168,9 +168,7 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
         .and(json_body::<CreateWebhook>(limit, read_timeout))
-        .and_then(|tenant, ctx: Ctx, body| {
-            respond(ctx.clone(), create_webhook(ctx, tenant, body))
-        });
+        .and_then(|tenant, ctx: Ctx, body| respond(ctx.clone(), create_webhook(ctx, tenant, body)));
     let get = warp::path!("api" / "v1" / "webhooks" / Uuid)
         .and(warp::get())
         .and(auth::tenant(ctx.clone()))
@@ -215,7 +213,10 @@ fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::invalid(
             "events",
-            format!("must name at least one of {}", events::EVENT_TYPES.join(", ")),
+            format!(
+                "must name at least one of {}",
+                events::EVENT_TYPES.join(", ")
+            ),
         ));
     }
     let mut out: Vec<String> = Vec::new();
@@ -246,7 +247,11 @@ fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
         (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad page", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn list_webhooks(ctx: Ctx, tenant: TenantId, q: PageParams) -> Result<Response, ApiError> {
+pub async fn list_webhooks(
+    ctx: Ctx,
+    tenant: TenantId,
+    q: PageParams,
+) -> Result<Response, ApiError> {
     let page = q.id_page()?;
     let mut conn = ctx.conn().await?;
     let rows = outbox::list_endpoints(&mut conn, tenant, page).await?;
@@ -440,8 +445,12 @@ mod tests {
 
     #[test]
     fn event_lists() {
-        let ok = valid_events(&["call.ended".into(), "call.ended".into(), "call.started".into()])
-            .expect("valid");
+        let ok = valid_events(&[
+            "call.ended".into(),
+            "call.ended".into(),
+            "call.started".into(),
+        ])
+        .expect("valid");
         assert_eq!(ok, ["call.ended", "call.started"]);
         assert!(valid_events(&[]).is_err());
         let err = valid_events(&["call.ended".into(), "call.exploded".into()]).unwrap_err();

@@ -55,7 +55,8 @@ pub fn verdict(
         Some(s) if (200..300).contains(&s) => Outcome::Delivered,
         Some(410) => Outcome::Gone,
         _ => {
-            let deadline = retry_from + chrono::Duration::from_std(retry_for).unwrap_or(chrono::Duration::MAX);
+            let deadline =
+                retry_from + chrono::Duration::from_std(retry_for).unwrap_or(chrono::Duration::MAX);
             if now >= deadline {
                 return Outcome::Failed;
             }

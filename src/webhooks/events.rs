@@ -112,7 +112,12 @@ pub fn campaign_completed(campaign: uuid::Uuid, name: &str, at: DateTime<Utc>) -
 
 /// The body of one delivery: `{"type","timestamp","data"}`, with a
 /// relative `data.recording_url` made absolute on `public_url`.
-pub fn body(event_type: &str, occurred_at: DateTime<Utc>, data: &Value, public_url: &str) -> Vec<u8> {
+pub fn body(
+    event_type: &str,
+    occurred_at: DateTime<Utc>,
+    data: &Value,
+    public_url: &str,
+) -> Vec<u8> {
     let mut data = data.clone();
     if let Some(path) = data
         .get("recording_url")
@@ -137,8 +142,8 @@ mod tests {
     fn the_body_is_type_timestamp_data_with_an_absolute_recording_url() {
         let at: DateTime<Utc> = "2026-12-04T10:00:00.250Z".parse().expect("time");
         let data = json!({"id": "c1", "recording_url": "/api/v1/calls/c1/recording"});
-        let sent: Value =
-            serde_json::from_slice(&body(CALL_ENDED, at, &data, "https://t.example")).expect("json");
+        let sent: Value = serde_json::from_slice(&body(CALL_ENDED, at, &data, "https://t.example"))
+            .expect("json");
         assert_eq!(sent["type"], "call.ended");
         assert_eq!(sent["timestamp"], "2026-12-04T10:00:00.250Z");
         assert_eq!(

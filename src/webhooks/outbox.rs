@@ -44,7 +44,11 @@ impl Endpoint {
     pub fn event_types(&self) -> Vec<String> {
         self.events
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -139,9 +143,11 @@ pub async fn subscribed(
     tenant: Uuid,
     event_type: &str,
 ) -> Result<bool, DbError> {
-    Ok(diesel::select(diesel::dsl::exists(subscribed_to(tenant, event_type)))
-        .get_result(conn)
-        .await?)
+    Ok(
+        diesel::select(diesel::dsl::exists(subscribed_to(tenant, event_type)))
+            .get_result(conn)
+            .await?,
+    )
 }
 
 /// Writes `event_type` with `data` (at `at`) to the outbox: the event and
@@ -230,7 +236,10 @@ pub async fn create_endpoint(
 }
 
 /// How many endpoints a tenant has.
-pub async fn count_endpoints(conn: &mut AsyncPgConnection, tenant: TenantId) -> Result<i64, DbError> {
+pub async fn count_endpoints(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> Result<i64, DbError> {
     Ok(webhook_endpoints::table
         .filter(webhook_endpoints::tenant_id.eq(tenant.0))
         .count()
@@ -437,7 +446,11 @@ pub async fn claim(
         .inner_join(webhook_events::table)
         .inner_join(webhook_endpoints::table)
         .filter(webhook_deliveries::id.eq_any(&ids))
-        .select((Delivery::as_select(), Event::as_select(), Endpoint::as_select()))
+        .select((
+            Delivery::as_select(),
+            Event::as_select(),
+            Endpoint::as_select(),
+        ))
         .load(conn)
         .await?;
     Ok(rows

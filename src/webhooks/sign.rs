@@ -46,7 +46,10 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<
     message.extend_from_slice(timestamp.to_string().as_bytes());
     message.push(b'.');
     message.extend_from_slice(body);
-    Ok(format!("v1,{}", STANDARD.encode(hmac_sha256(&key, &message))))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(hmac_sha256(&key, &message))
+    ))
 }
 
 #[cfg(test)]

@@ -39,7 +39,9 @@ pub enum TargetError {
     #[error("host {0} does not resolve")]
     Unresolvable(String),
     /// The host is, or resolves to, an address that is not public.
-    #[error("host {0} is a private, loopback or link-local address (refused unless webhooks.allow_private_targets)")]
+    #[error(
+        "host {0} is a private, loopback or link-local address (refused unless webhooks.allow_private_targets)"
+    )]
     Private(String),
 }
 
@@ -169,7 +171,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .filter(|a| this.allow_private || is_public(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                return Err(Box::new(TargetError::Private(host)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(TargetError::Private(host))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
@@ -184,8 +187,14 @@ mod tests {
     fn shapes() {
         assert!(parse("https://example.com/hooks?a=1").is_ok());
         assert!(parse("http://example.com:8080/").is_ok());
-        assert_eq!(parse("ftp://example.com/").unwrap_err(), TargetError::Scheme);
-        assert_eq!(parse("file:///etc/passwd").unwrap_err(), TargetError::Scheme);
+        assert_eq!(
+            parse("ftp://example.com/").unwrap_err(),
+            TargetError::Scheme
+        );
+        assert_eq!(
+            parse("file:///etc/passwd").unwrap_err(),
+            TargetError::Scheme
+        );
         assert!(matches!(parse("not a url"), Err(TargetError::Invalid(_))));
         assert!(matches!(parse(""), Err(TargetError::Invalid(_))));
         assert_eq!(
@@ -217,7 +226,12 @@ mod tests {
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -132,9 +132,18 @@ pub(crate) fn quick(c: &mut talky::config::Config) {
 }
 
 /// Creates an endpoint; returns (id, secret).
-pub(crate) async fn endpoint(app: &TestApp, key: &str, url: &str, events: &[&str]) -> (String, String) {
+pub(crate) async fn endpoint(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: &[&str],
+) -> (String, String) {
     let (status, body) = app
-        .post("/api/v1/webhooks", key, &json!({ "url": url, "events": events }))
+        .post(
+            "/api/v1/webhooks",
+            key,
+            &json!({ "url": url, "events": events }),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     (
@@ -153,12 +162,27 @@ async fn the_api_validates_and_isolates_webhooks() {
     let (_, other) = app.tenant("globex").await;
 
     let cases = [
-        (json!({"url": "ftp://example.com/x", "events": ["call.ended"]}), "url"),
+        (
+            json!({"url": "ftp://example.com/x", "events": ["call.ended"]}),
+            "url",
+        ),
         (json!({"url": "not a url", "events": ["call.ended"]}), "url"),
-        (json!({"url": "http://127.0.0.1:9/x", "events": ["call.ended"]}), "url"),
-        (json!({"url": "http://169.254.169.254/x", "events": ["call.ended"]}), "url"),
-        (json!({"url": "http://localhost:9/x", "events": ["call.ended"]}), "url"),
-        (json!({"url": "https://93.184.216.34/x", "events": []}), "events"),
+        (
+            json!({"url": "http://127.0.0.1:9/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://localhost:9/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/x", "events": []}),
+            "events",
+        ),
         (
             json!({"url": "https://93.184.216.34/x", "events": ["call.ended", "call.exploded"]}),
             "events[1]",
@@ -170,7 +194,11 @@ async fn the_api_validates_and_isolates_webhooks() {
         assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
     }
     let (status, _) = app
-        .post("/api/v1/webhooks", &key, &json!({"url": "https://93.184.216.34/x"}))
+        .post(
+            "/api/v1/webhooks",
+            &key,
+            &json!({"url": "https://93.184.216.34/x"}),
+        )
         .await;
     assert_eq!(status, 422, "events missing");
 
@@ -187,13 +215,19 @@ async fn the_api_validates_and_isolates_webhooks() {
     assert!(secret.starts_with("whsec_"), "{created}");
     let raw = STANDARD.decode(&secret["whsec_".len()..]).expect("base64");
     assert!(raw.len() >= 24, "{} random bytes", raw.len());
-    assert_eq!(created["events"], json!(["call.ended", "campaign.completed"]));
+    assert_eq!(
+        created["events"],
+        json!(["call.ended", "campaign.completed"])
+    );
     assert_eq!(created["url"], "https://93.184.216.34/hooks");
 
     let (status, list) = app.get("/api/v1/webhooks", &key).await;
     assert_eq!(status, 200);
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
-    assert!(list["items"][0].get("secret").is_none(), "no secret in lists");
+    assert!(
+        list["items"][0].get("secret").is_none(),
+        "no secret in lists"
+    );
     let (status, one) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
     assert_eq!(status, 200);
     assert_eq!(one["id"], id.as_str());
@@ -207,7 +241,10 @@ async fn the_api_validates_and_isolates_webhooks() {
     // Another tenant's webhook does not exist for this one.
     let (status, _) = app.get("/api/v1/webhooks", &other).await;
     assert_eq!(status, 200);
-    assert_eq!(app.get("/api/v1/webhooks", &other).await.1["items"], json!([]));
+    assert_eq!(
+        app.get("/api/v1/webhooks", &other).await.1["items"],
+        json!([])
+    );
     for path in [
         format!("/api/v1/webhooks/{id}"),
         format!("/api/v1/webhooks/{id}/deliveries"),
@@ -217,7 +254,10 @@ async fn the_api_validates_and_isolates_webhooks() {
     }
     let (status, _) = app
         .post_empty(
-            &format!("/api/v1/webhooks/{id}/deliveries/{}/replay", uuid::Uuid::now_v7()),
+            &format!(
+                "/api/v1/webhooks/{id}/deliveries/{}/replay",
+                uuid::Uuid::now_v7()
+            ),
             &other,
         )
         .await;
@@ -247,7 +287,11 @@ async fn gone_disables_an_endpoint_and_replay_resends_the_same_id() {
 
     // An operator lists a number: one event to each endpoint.
     let (status, _) = app
-        .post("/api/v1/dnc", &key, &json!({"phone": "+14155550101", "reason": "asked"}))
+        .post(
+            "/api/v1/dnc",
+            &key,
+            &json!({"phone": "+14155550101", "reason": "asked"}),
+        )
         .await;
     assert_eq!(status, 201);
     // Listing it again is no new state change: no second event.
@@ -291,9 +335,11 @@ async fn gone_disables_an_endpoint_and_replay_resends_the_same_id() {
         .post("/api/v1/dnc", &key, &json!({"phone": "+14155550102"}))
         .await;
     assert_eq!(status, 201);
-    eventually("the second event reaches the live endpoint", WAIT, || async {
-        (ok.accepted().len() == 2).then_some(())
-    })
+    eventually(
+        "the second event reaches the live endpoint",
+        WAIT,
+        || async { (ok.accepted().len() == 2).then_some(()) },
+    )
     .await;
     assert_eq!(gone.received().len(), 1, "nothing more to a 410 endpoint");
     let (_, gone_deliveries) = app
@@ -460,8 +506,14 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         .find(|c| c["phone"] == interested)
         .expect("the interested call");
     assert_eq!(talk["data"]["outcome"], stored["outcome"], "{talk}");
-    assert_eq!(talk["data"]["duration_secs"], stored["duration_secs"], "{talk}");
-    assert_eq!(talk["data"]["hangup_reason"], stored["hangup_reason"], "{talk}");
+    assert_eq!(
+        talk["data"]["duration_secs"], stored["duration_secs"],
+        "{talk}"
+    );
+    assert_eq!(
+        talk["data"]["hangup_reason"], stored["hangup_reason"],
+        "{talk}"
+    );
     let heard: Vec<(Value, Value)> = stored["turns"]
         .as_array()
         .expect("turns")
@@ -495,7 +547,11 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     );
     assert_eq!(
         talk["data"]["recording_url"],
-        format!("{}/api/v1/calls/{}/recording", app.base, stored["id"].as_str().unwrap_or("")),
+        format!(
+            "{}/api/v1/calls/{}/recording",
+            app.base,
+            stored["id"].as_str().unwrap_or("")
+        ),
         "{talk}"
     );
 
@@ -505,7 +561,11 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         let id = call["id"].as_str().expect("id");
         let n = started.get(id).map(BTreeSet::len).unwrap_or(0);
         let answered = !call["answered_at"].is_null();
-        assert_eq!(n, usize::from(answered), "{id} answered={answered}: {started:?}");
+        assert_eq!(
+            n,
+            usize::from(answered),
+            "{id} answered={answered}: {started:?}"
+        );
     }
     assert!(started.len() >= 2, "{started:?}");
 
@@ -521,7 +581,11 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     assert_eq!(dnc_event["data"]["source"], "call");
     // One campaign.completed.
     let completed = ids_by(&all, "campaign.completed", "campaign_id");
-    assert_eq!(completed.get(&campaign).map(BTreeSet::len), Some(1), "{completed:?}");
+    assert_eq!(
+        completed.get(&campaign).map(BTreeSet::len),
+        Some(1),
+        "{completed:?}"
+    );
 
     // The deliveries API shows the failed attempts and their retries.
     let (_, deliveries) = app
@@ -551,7 +615,10 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         metrics.contains("talky_webhook_deliveries_total{result=\"retry\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("# HELP talky_webhook_delivery_seconds"), "metrics HELP");
+    assert!(
+        metrics.contains("# HELP talky_webhook_delivery_seconds"),
+        "metrics HELP"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,8 +637,14 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
     // The receiver fails everything until the first process is dead.
     let up = Arc::new(AtomicBool::new(false));
     let is_up = up.clone();
-    let receiver =
-        Receiver::start(move |_| if is_up.load(Ordering::SeqCst) { 200 } else { 503 }).await;
+    let receiver = Receiver::start(move |_| {
+        if is_up.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        }
+    })
+    .await;
     let mut a = world.serve("a").await;
     let hook = world
         .api(
@@ -599,23 +672,27 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
         .wait_completed(&b, &campaign, Duration::from_secs(150))
         .await;
     let calls = world.calls(&b, &campaign).await;
-    eventually("every event arrives after the restart", Duration::from_secs(120), || async {
-        let accepted = receiver.accepted();
-        let ended = ids_by(&accepted, "call.ended", "id");
-        let started = ids_by(&accepted, "call.started", "id");
-        let all_ended = calls.iter().all(|c| {
-            ended.contains_key(c["id"].as_str().unwrap_or_default())
-        });
-        let all_started = calls
-            .iter()
-            .filter(|c| !c["answered_at"].is_null())
-            .all(|c| started.contains_key(c["id"].as_str().unwrap_or_default()));
-        let completed = accepted
-            .iter()
-            .any(|r| r.json()["type"] == "campaign.completed");
-        let ids: BTreeSet<String> = accepted.iter().map(|r| r.id.clone()).collect();
-        (all_ended && all_started && completed && before.is_subset(&ids)).then_some(())
-    })
+    eventually(
+        "every event arrives after the restart",
+        Duration::from_secs(120),
+        || async {
+            let accepted = receiver.accepted();
+            let ended = ids_by(&accepted, "call.ended", "id");
+            let started = ids_by(&accepted, "call.started", "id");
+            let all_ended = calls
+                .iter()
+                .all(|c| ended.contains_key(c["id"].as_str().unwrap_or_default()));
+            let all_started = calls
+                .iter()
+                .filter(|c| !c["answered_at"].is_null())
+                .all(|c| started.contains_key(c["id"].as_str().unwrap_or_default()));
+            let completed = accepted
+                .iter()
+                .any(|r| r.json()["type"] == "campaign.completed");
+            let ids: BTreeSet<String> = accepted.iter().map(|r| r.id.clone()).collect();
+            (all_ended && all_started && completed && before.is_subset(&ids)).then_some(())
+        },
+    )
     .await;
     // At least once, never as two events: one webhook-id per call.ended.
     let received = receiver.received();
