@@ -32,6 +32,12 @@ async fn document_lists_every_route() {
         ("get", "/api/v1/calls"),
         ("get", "/api/v1/calls/{id}"),
         ("get", "/api/v1/calls/{id}/recording"),
+        ("get", "/api/v1/webhooks"),
+        ("post", "/api/v1/webhooks"),
+        ("get", "/api/v1/webhooks/{id}"),
+        ("delete", "/api/v1/webhooks/{id}"),
+        ("get", "/api/v1/webhooks/{id}/deliveries"),
+        ("post", "/api/v1/webhooks/{id}/deliveries/{delivery}/replay"),
         ("get", "/health"),
         ("get", "/health/ready"),
         ("get", "/metrics"),
@@ -82,7 +88,7 @@ async fn input_schemas_state_their_required_fields() {
         r.sort();
         r
     };
-    let expected: [(&str, &[&str]); 8] = [
+    let expected: [(&str, &[&str]); 9] = [
         ("CampaignInput", &["agent", "caller_id", "name"]),
         ("AgentInput", &["greeting", "system_prompt"]),
         ("CampaignPatch", &[]),
@@ -91,6 +97,7 @@ async fn input_schemas_state_their_required_fields() {
         ("AddDnc", &["phone"]),
         ("CreateApiKey", &["name"]),
         ("CreateTenant", &["name"]),
+        ("CreateWebhook", &["events", "url"]),
     ];
     for (schema, fields) in expected {
         assert!(schemas[schema].is_object(), "{schema} is documented");
@@ -112,6 +119,7 @@ async fn input_schemas_state_their_required_fields() {
     );
     // Rate-limited routes document their 429.
     assert!(doc["paths"]["/api/v1/campaigns"]["get"]["responses"]["429"].is_object());
+    assert!(doc["paths"]["/api/v1/webhooks"]["post"]["responses"]["429"].is_object());
     assert!(doc["paths"]["/api/v1/admin/tenants"]["post"]["responses"]["429"].is_null());
 
     // What the document requires, the server requires.
