@@ -61,8 +61,9 @@ impl From<Endpoint> for WebhookView {
     }
 }
 
-/// A new endpoint with its signing secret (shown this once).
-#[derive(Debug, Serialize, ToSchema)]
+/// A new endpoint with its signing secret (shown this once; no `Debug`,
+/// so it cannot end up in a log line).
+#[derive(Serialize, ToSchema)]
 pub struct NewWebhookView {
     /// The endpoint.
     #[serde(flatten)]

@@ -19,8 +19,8 @@ use uuid::Uuid;
 use crate::db::schema::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use crate::db::{DbError, Page};
 
-/// A tenant's receiver.
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+/// A tenant's receiver. Its `Debug` never shows the secret.
+#[derive(Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_endpoints)]
 pub struct Endpoint {
     /// Id.
@@ -37,6 +37,20 @@ pub struct Endpoint {
     pub created_at: DateTime<Utc>,
     /// The receiver answered 410: nothing more is sent.
     pub disabled_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .field("disabled_at", &self.disabled_at)
+            .finish()
+    }
 }
 
 impl Endpoint {
@@ -381,7 +395,7 @@ pub async fn replay(
     .await
 }
 
-// ----- the worker --------------------------------------------------------------
+// ----- the worker ------------------------------------------------------------
 
 /// A delivery a worker holds (its lease), with what it needs to send it.
 #[derive(Clone, Debug)]
@@ -591,4 +605,30 @@ pub async fn pending_count(conn: &mut AsyncPgConnection) -> Result<i64, DbError>
         .count()
         .get_result(conn)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_never_prints_its_secret() {
+        let e = Endpoint {
+            id: Uuid::now_v7(),
+            tenant_id: Uuid::now_v7(),
+            url: "https://example.com/h".into(),
+            events: serde_json::json!(["call.ended"]),
+            secret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ=".into(),
+            created_at: Utc::now(),
+            disabled_at: None,
+        };
+        let printed = format!("{e:?}");
+        assert!(!printed.contains("c2VjcmV0"), "{printed}");
+        assert!(printed.contains("[redacted]"), "{printed}");
+        assert_eq!(e.event_types(), ["call.ended"]);
+        assert_eq!(
+            webhook_id(Uuid::nil()),
+            "msg_00000000000000000000000000000000"
+        );
+    }
 }
