@@ -59,3 +59,41 @@ impl WebhooksConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_zeros_are_named() {
+        let c = WebhooksConfig::default();
+        c.validate().expect("defaults");
+        assert_eq!(c.retry_for_secs, 86_400);
+        assert!(!c.allow_private_targets, "private targets are opt-in");
+        let err = WebhooksConfig {
+            timeout_ms: 0,
+            ..WebhooksConfig::default()
+        }
+        .validate()
+        .expect_err("zero timeout");
+        assert!(
+            err.to_string().contains("TALKY_WEBHOOKS__TIMEOUT_MS"),
+            "{err}"
+        );
+        let err = WebhooksConfig {
+            concurrency: 1000,
+            ..WebhooksConfig::default()
+        }
+        .validate()
+        .expect_err("too many");
+        assert!(err.to_string().contains("webhooks.concurrency"), "{err}");
+    }
+
+    #[test]
+    fn the_environment_names_the_section() {
+        assert_eq!(
+            super::super::env_key("WEBHOOKS__ALLOW_PRIVATE_TARGETS").as_deref(),
+            Some("webhooks.allow_private_targets")
+        );
+    }
+}
