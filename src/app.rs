@@ -59,6 +59,8 @@ pub struct Server {
     /// This node's id (`redis.node_id`), fixed for the process.
     pub node_id: String,
     analysis: std::sync::Mutex<Option<crate::analysis::worker::AnalysisPool>>,
+    /// The webhook delivery worker (stops claiming when dropped).
+    webhooks: Option<crate::webhooks::deliver::WorkerHandle>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -94,6 +96,13 @@ impl Server {
         let ctx = state(config, Some(root.clone()))?;
         ctx.recorder.recover().await;
         crate::metrics::handle();
+        // Customer webhooks: on its own pool, in its own tasks; nothing a
+        // call does waits for it.
+        let webhooks = crate::webhooks::deliver::start(
+            db::webhooks_pool(ctx.config.database.url.expose(), &ctx.config.database),
+            &ctx.config.webhooks,
+            ctx.config.public_url()?,
+        )?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(http::serve(listener, ctx.clone(), async {
             let _ = rx.await;
@@ -106,6 +115,7 @@ impl Server {
             root,
             node_id,
             analysis: std::sync::Mutex::new(None),
+            webhooks: Some(webhooks),
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -258,6 +268,9 @@ impl Server {
         let analysis = self.analysis.lock().ok().and_then(|mut a| a.take());
         if let Some(pool) = analysis {
             pool.stop().await;
+        }
+        if let Some(webhooks) = self.webhooks.take() {
+            webhooks.stop();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

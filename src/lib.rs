@@ -21,3 +21,4 @@ pub mod recording;
 pub mod redis;
 pub mod runtime;
 pub mod store;
+pub mod webhooks;

@@ -13,7 +13,10 @@
 //! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`,
 //! `talky_campaign_notices_total{event}` (published, publish_failed,
 //! received, invalid, dropped), `talky_analysis_total{result}`,
-//! `talky_analysis_seconds` (histogram), `talky_analysis_pending`.
+//! `talky_analysis_seconds` (histogram), `talky_analysis_pending`,
+//! `talky_webhook_deliveries_total{result}`,
+//! `talky_webhook_delivery_seconds` (histogram),
+//! `talky_webhook_deliveries_pending`.
 //!
 //! Metrics whose meaning is not plain from their name are described
 //! ([`describe`]): their `# HELP` line says what they count.
@@ -38,6 +41,9 @@ pub const RECORD_WRITES_LOST: &str = "talky_call_record_writes_lost_total";
 
 /// Call attempts the dialer started (`talky-actors`' dialer counts them).
 pub const DIALLED: &str = "talky_calls_dialled_total";
+
+/// Webhook request time buckets, seconds.
+const WEBHOOK_BUCKETS_S: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Gives the described metrics their `# HELP` line (on the recorder in
 /// use: the global one, or a test's local one).
@@ -67,6 +73,22 @@ pub fn describe() {
         metrics::Unit::Count,
         "Campaign lifecycle notices between nodes over Redis pub/sub, by event (published, publish_failed, received, invalid, dropped)"
     );
+    use crate::webhooks::deliver;
+    metrics::describe_counter!(
+        deliver::DELIVERIES,
+        metrics::Unit::Count,
+        "Customer webhook attempts by result: delivered (2xx), retry (another attempt is scheduled), failed (retry window over), disabled (the receiver answered 410)"
+    );
+    metrics::describe_histogram!(
+        deliver::DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time of one customer webhook attempt, request sent to status received (or the error)"
+    );
+    metrics::describe_gauge!(
+        deliver::PENDING,
+        metrics::Unit::Count,
+        "Customer webhook deliveries not yet delivered, failed or disabled, across the cluster (recounted every 5 s)"
+    );
 }
 
 /// The process's recorder (installed on the first call).
@@ -79,6 +101,12 @@ pub fn handle() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(crate::analysis::worker::SECONDS.into()),
                         &ANALYSIS_BUCKETS_SECONDS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::webhooks::deliver::DELIVERY_SECONDS.into()),
+                        &WEBHOOK_BUCKETS_S,
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new());

@@ -32,6 +32,7 @@ mod dialer;
 mod providers;
 mod server;
 mod storage;
+mod webhooks;
 
 pub use callbacks::VonageWebhookConfig;
 pub use contacts::*;
@@ -42,6 +43,7 @@ pub use providers::{
 };
 pub use server::*;
 pub use storage::*;
+pub use webhooks::WebhooksConfig;
 
 /// Where the config file is looked for when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "config/talky.toml";
@@ -122,6 +124,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// Post-call analysis workers (`[analysis]`).
     pub analysis: crate::analysis::config::AnalysisConfig,
+    /// Customer webhooks' delivery (`[webhooks]`).
+    pub webhooks: WebhooksConfig,
 }
 
 /// The fixed operator-facing variables and the keys they set.
@@ -305,6 +309,7 @@ impl Config {
             .map_err(|e| ConfigError::new(key_label("contacts.default_region"), e.to_string()))?;
         self.recordings.validate()?;
         self.analysis.validate()?;
+        self.webhooks.validate()?;
         positive("media.idle_timeout_secs", self.media.idle_timeout_secs)?;
         if !(1024..=1024 * 1024).contains(&self.media.max_message_bytes) {
             return Err(ConfigError::new(

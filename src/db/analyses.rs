@@ -266,12 +266,27 @@ pub async fn store(
             .get_result(conn)
             .await
             .optional()?;
-        let Some(_analysis) = stored else {
+        let Some(analysis) = stored else {
             return Ok(false);
         };
-        // The event belongs here, in the transaction that stores the
-        // result (done or error), with `_analysis` as its data.
-        // webhook: call.analyzed
+        // `call.analyzed` in the transaction that stores the result (done
+        // or error), so the event and the result land together or not at
+        // all.
+        use crate::webhooks::{events, outbox};
+        if outbox::subscribed(conn, tenant.0, events::CALL_ANALYZED).await? {
+            let data = serde_json::json!({
+                "call_id": analysis.call_id,
+                "campaign_id": analysis.campaign_id,
+                "state": analysis.state,
+                "summary": analysis.summary,
+                "structured_data": analysis.structured_data,
+                "success": analysis.success,
+                "error": analysis.error,
+                "provider": analysis.provider,
+                "completed_at": analysis.completed_at,
+            });
+            outbox::emit(conn, tenant.0, events::CALL_ANALYZED, data, at).await?;
+        }
         Ok(true)
     })
     .await

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use talky_actors::ids::{CallId, CampaignId, ContactId, TenantId};
 use uuid::Uuid;
 
@@ -248,10 +248,14 @@ pub async fn finish_at(
 }
 
 /// Sets the outcome and `finished` (only of a call not finished yet when
-/// `unfinished_only`); the talk time counts from the answer. In the same
-/// transaction a conversation of a campaign with analysis settings is
-/// queued for its analysis (`analyses::mark_in_tx`), so a finished
-/// conversation is never left unqueued.
+/// `unfinished_only`); the talk time counts from the answer. Under the
+/// row's lock, so `call.ended` goes to the outbox exactly once: when the
+/// row first gets its outcome (the lifecycle may have stored the status
+/// `finished` just before; a repeated finish rewrites the outcome and
+/// emits nothing). In the same transaction a conversation of a campaign
+/// with analysis settings is queued for its analysis
+/// (`analyses::mark_in_tx`, once), so a finished conversation is never
+/// left unqueued.
 async fn finish_where(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -261,23 +265,26 @@ async fn finish_where(
     at: DateTime<Utc>,
     unfinished_only: bool,
 ) -> Result<Option<Call>, DbError> {
-    use diesel_async::AsyncConnection;
     let outcome = outcome.to_string();
     let hangup_reason = hangup_reason.map(str::to_string);
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(call) = get(conn, tenant, id).await? else {
+        let Some(call) = one(tenant, id)
+            .select(Call::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+        else {
             return Ok(None);
         };
         if unfinished_only && call.status == "finished" {
             return Ok(None);
         }
+        let first_outcome = call.outcome.is_none();
         let duration = call
             .answered_at
             .map(|answered| (at - answered).num_seconds().clamp(0, i32::MAX as i64) as i32);
-        // A status is never empty (CHECK): `<> ''` keeps every row.
-        let not = if unfinished_only { "finished" } else { "" };
-        let target = one(tenant, id).filter(calls::status.ne(not));
-        let finished = diesel::update(target)
+        let finished = diesel::update(one(tenant, id))
             .set((
                 calls::status.eq("finished"),
                 calls::outcome.eq(&outcome),
@@ -287,14 +294,38 @@ async fn finish_where(
             ))
             .returning(Call::as_returning())
             .get_result(conn)
-            .await
-            .optional()?;
-        if finished.is_some() {
-            super::analyses::mark_in_tx(conn, tenant, id, at).await?;
+            .await?;
+        super::analyses::mark_in_tx(conn, tenant, id, at).await?;
+        if first_outcome {
+            emit_call_ended(conn, &finished, at).await?;
         }
-        Ok(finished)
+        Ok(Some(finished))
     })
     .await
+}
+
+/// `call.ended` of a call that just finished (when anyone listens).
+async fn emit_call_ended(
+    conn: &mut AsyncPgConnection,
+    call: &Call,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    use crate::webhooks::{events, outbox};
+    if !outbox::subscribed(conn, call.tenant_id, events::CALL_ENDED).await? {
+        return Ok(());
+    }
+    let tenant = TenantId(call.tenant_id);
+    let turns = turns(conn, tenant, CallId(call.id)).await?;
+    let records: bool = super::schema::campaigns::table
+        .filter(super::schema::campaigns::tenant_id.eq(call.tenant_id))
+        .filter(super::schema::campaigns::id.eq(call.campaign_id))
+        .select(super::schema::campaigns::recording_enabled)
+        .first(conn)
+        .await
+        .optional()?
+        .unwrap_or(false);
+    let data = events::call_ended(call, &turns, records);
+    outbox::emit(conn, call.tenant_id, events::CALL_ENDED, data, at).await
 }
 
 /// A status transition; the first `dialing` and `answered` set their
@@ -306,28 +337,42 @@ pub async fn set_status(
     status: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let target = one(tenant, id).filter(calls::status.ne("finished"));
-    match status {
-        "dialing" => {
-            diesel::update(target)
-                .set((calls::status.eq(status), calls::dialed_at.eq(at)))
-                .execute(conn)
-                .await?
+    let status = status.to_string();
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let target = one(tenant, id).filter(calls::status.ne("finished"));
+        match status.as_str() {
+            "dialing" => {
+                diesel::update(target)
+                    .set((calls::status.eq(&status), calls::dialed_at.eq(at)))
+                    .execute(conn)
+                    .await?;
+            }
+            "answered" => {
+                // The first answer only: `call.started` once per call.
+                let answered = diesel::update(target.filter(calls::answered_at.is_null()))
+                    .set((calls::status.eq(&status), calls::answered_at.eq(at)))
+                    .returning(Call::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(call) = answered {
+                    use crate::webhooks::{events, outbox};
+                    if outbox::subscribed(conn, tenant.0, events::CALL_STARTED).await? {
+                        let data = events::call(&call);
+                        outbox::emit(conn, tenant.0, events::CALL_STARTED, data, at).await?;
+                    }
+                }
+            }
+            _ => {
+                diesel::update(target)
+                    .set(calls::status.eq(&status))
+                    .execute(conn)
+                    .await?;
+            }
         }
-        "answered" => {
-            diesel::update(target.filter(calls::answered_at.is_null()))
-                .set((calls::status.eq(status), calls::answered_at.eq(at)))
-                .execute(conn)
-                .await?
-        }
-        _ => {
-            diesel::update(target)
-                .set(calls::status.eq(status))
-                .execute(conn)
-                .await?
-        }
-    };
-    Ok(())
+        Ok(())
+    })
+    .await
 }
 
 /// The provider's id of the call.
@@ -416,16 +461,19 @@ pub async fn set_do_not_call(
     tenant: TenantId,
     id: CallId,
 ) -> Result<(), DbError> {
-    let Some(call) = get(conn, tenant, id).await? else {
-        return Ok(());
-    };
-    diesel::update(calls::table.filter(calls::id.eq(id.0)))
-        .set(calls::do_not_call.eq(true))
-        .execute(conn)
-        .await?;
-    let reason = format!("asked during call {id}");
-    super::dnc::add(conn, tenant, &call.phone, Some(&reason)).await?;
-    Ok(())
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let Some(call) = get(conn, tenant, id).await? else {
+            return Ok(());
+        };
+        diesel::update(one(tenant, id))
+            .set(calls::do_not_call.eq(true))
+            .execute(conn)
+            .await?;
+        let reason = format!("asked during call {id}");
+        super::dnc::add_from(conn, tenant, &call.phone, Some(&reason), Some(id)).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// The call of one attempt, if its intent was written.

@@ -281,28 +281,40 @@ pub async fn set_state(
     id: CampaignId,
     state: CampaignState,
 ) -> Result<Option<CampaignState>, DbError> {
-    let from: Vec<&str> = state
+    let from: Vec<&'static str> = state
         .valid_from()
         .iter()
-        .chain(std::iter::once(&state))
+        .filter(|s| **s != state)
         .map(|s| s.as_str())
         .collect();
-    let written = diesel::update(
-        campaigns::table
-            .filter(campaigns::tenant_id.eq(tenant.0))
-            .filter(campaigns::id.eq(id.0))
-            .filter(campaigns::state.eq_any(from)),
-    )
-    .set((
-        campaigns::state.eq(state.as_str()),
-        campaigns::updated_at.eq(Utc::now()),
-    ))
-    .execute(conn)
-    .await?;
-    if written == 1 {
-        return Ok(Some(state));
-    }
-    stored_state(conn, tenant, id).await
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let now = Utc::now();
+        // Only a real change: `campaign.completed` is reported once.
+        let moved = diesel::update(
+            campaigns::table
+                .filter(campaigns::tenant_id.eq(tenant.0))
+                .filter(campaigns::id.eq(id.0))
+                .filter(campaigns::state.eq_any(from)),
+        )
+        .set((
+            campaigns::state.eq(state.as_str()),
+            campaigns::updated_at.eq(now),
+        ))
+        .returning(Campaign::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+        if let Some(campaign) = moved {
+            if state == CampaignState::Completed {
+                use crate::webhooks::{events, outbox};
+                let data = events::campaign_completed(campaign.id, &campaign.name, now);
+                outbox::emit(conn, tenant.0, events::CAMPAIGN_COMPLETED, data, now).await?;
+            }
+            return Ok(Some(state));
+        }
+        stored_state(conn, tenant, id).await
+    })
+    .await
 }
 
 /// A campaign's stored lifecycle state alone; `None`: no such campaign.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use talky_actors::ids::TenantId;
+use talky_actors::ids::{CallId, TenantId};
 use uuid::Uuid;
 
 use super::DbError;
@@ -33,6 +33,19 @@ pub async fn add(
     phone: &str,
     reason: Option<&str>,
 ) -> Result<(DncNumber, bool), DbError> {
+    add_from(conn, tenant, phone, reason, None).await
+}
+
+/// [`add`], naming the call whose callee asked (`None`: an operator):
+/// a number newly listed is reported as `contact.do_not_call` in the same
+/// transaction.
+pub async fn add_from(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    phone: &str,
+    reason: Option<&str>,
+    call: Option<CallId>,
+) -> Result<(DncNumber, bool), DbError> {
     let phone = phone.to_string();
     let reason = reason.map(str::to_string);
     conn.transaction::<_, DbError, _>(async move |conn| {
@@ -52,6 +65,23 @@ pub async fn add(
         let stored = get(conn, tenant, &phone)
             .await?
             .ok_or(DbError::Query(diesel::result::Error::NotFound))?;
+        if inserted > 0 {
+            use crate::webhooks::{events, outbox};
+            let data = events::do_not_call(
+                &stored.phone,
+                stored.reason.as_deref(),
+                call.map(|c| c.0),
+                stored.created_at,
+            );
+            outbox::emit(
+                conn,
+                tenant.0,
+                events::CONTACT_DO_NOT_CALL,
+                data,
+                stored.created_at,
+            )
+            .await?;
+        }
         Ok((stored, inserted > 0))
     })
     .await

@@ -80,6 +80,16 @@ pub fn live_pool(url: &str, config: &DatabaseConfig) -> Pool {
     sized_pool(url, config, config.live_pool_size)
 }
 
+/// Connections of the webhook delivery worker's own pool: it holds one
+/// only for a claim or a result, never while a request is in flight.
+pub const WEBHOOKS_POOL_SIZE: u32 = 2;
+
+/// The webhook delivery worker's own small pool: no receiver, however
+/// slow, can take a connection from the calls or the API.
+pub fn webhooks_pool(url: &str, config: &DatabaseConfig) -> Pool {
+    sized_pool(url, config, WEBHOOKS_POOL_SIZE)
+}
+
 fn sized_pool(url: &str, config: &DatabaseConfig, size: u32) -> Pool {
     let statement_timeout_ms = config.statement_timeout_ms;
     let mut manager_config = ManagerConfig::default();

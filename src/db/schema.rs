@@ -162,6 +162,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        url -> Text,
+        events -> Jsonb,
+        secret -> Text,
+        created_at -> Timestamptz,
+        disabled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        event_type -> Text,
+        data -> Jsonb,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        endpoint_id -> Uuid,
+        event_id -> Uuid,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        retry_from -> Timestamptz,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        delivery_id -> Uuid,
+        attempt -> Int4,
+        started_at -> Timestamptz,
+        duration_ms -> Int4,
+        status_code -> Nullable<Int4>,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(campaigns -> tenants (tenant_id));
 diesel::joinable!(contacts -> campaigns (campaign_id));
@@ -169,6 +222,9 @@ diesel::joinable!(calls -> campaigns (campaign_id));
 diesel::joinable!(calls -> contacts (contact_id));
 diesel::joinable!(call_turns -> calls (call_id));
 diesel::joinable!(call_analyses -> calls (call_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -180,4 +236,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     call_events,
     call_turns,
     call_analyses,
+    webhook_endpoints,
+    webhook_events,
+    webhook_deliveries,
+    webhook_attempts,
 );

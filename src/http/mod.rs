@@ -22,6 +22,7 @@ pub mod results;
 pub mod supervisor;
 pub mod twilio;
 pub mod vonage;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -404,6 +405,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(results::routes(ctx.clone()))
         .unify()
         .or(recordings::routes(ctx.clone()))
+        .unify()
+        .or(webhooks::routes(ctx.clone()))
         .unify()
         .or(health::routes(ctx.clone()))
         .unify()

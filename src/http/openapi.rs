@@ -11,6 +11,7 @@ use warp::reply::Response;
 use super::problem::json_response;
 use super::{
     admin, api_keys, calls, campaigns, contacts, dnc, health, recordings, results, supervisor,
+    webhooks,
 };
 
 struct Security;
@@ -97,6 +98,8 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
         calls::list_calls, calls::get_call, calls::analyze_call, recordings::get_recording,
         results::export,
+        webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook,
+        webhooks::delete_webhook, webhooks::list_deliveries, webhooks::replay_delivery,
         health::health, health::ready, supervisor::metrics, supervisor::actors,
     ),
     tags(
@@ -106,6 +109,7 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "contacts", description = "Contact lists"),
         (name = "dnc", description = "Do-not-call list"),
         (name = "calls", description = "Call records, turns, events"),
+        (name = "webhooks", description = "Signed event deliveries to the tenant's endpoints (Standard Webhooks)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

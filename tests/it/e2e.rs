@@ -410,6 +410,18 @@ pub(crate) async fn campaign_with(
     tweak: impl FnOnce(&mut Value),
 ) -> (String, String) {
     let (_, key) = app.tenant("acme").await;
+    let id = campaign_of(app, &key, phones, tweak).await;
+    (id, key)
+}
+
+/// Like [`campaign_with`], for the tenant of `key`; returns the campaign id.
+pub(crate) async fn campaign_of(
+    app: &TestApp,
+    key: &str,
+    phones: &[&str],
+    tweak: impl FnOnce(&mut Value),
+) -> String {
+    let key = key.to_string();
     let mut body = crate::support::campaign_body("e2e");
     body["calling_window"] = json!({ "start": "00:00", "end": "23:59",
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] });
@@ -434,7 +446,7 @@ pub(crate) async fn campaign_with(
         .post_empty(&format!("/api/v1/campaigns/{id}/start"), &key)
         .await;
     assert_eq!(status, 200);
-    (id, key)
+    id
 }
 
 /// The campaign's calls once all are finished (bounded wait).

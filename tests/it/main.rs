@@ -30,3 +30,4 @@ mod store;
 mod twilio;
 mod twilio_personas;
 mod vonage;
+mod webhooks;

@@ -34,6 +34,12 @@ async fn document_lists_every_route() {
         ("get", "/api/v1/calls/{id}/recording"),
         ("post", "/api/v1/calls/{id}/analyze"),
         ("get", "/api/v1/campaigns/{id}/results"),
+        ("get", "/api/v1/webhooks"),
+        ("post", "/api/v1/webhooks"),
+        ("get", "/api/v1/webhooks/{id}"),
+        ("delete", "/api/v1/webhooks/{id}"),
+        ("get", "/api/v1/webhooks/{id}/deliveries"),
+        ("post", "/api/v1/webhooks/{id}/deliveries/{delivery}/replay"),
         ("get", "/health"),
         ("get", "/health/ready"),
         ("get", "/metrics"),
@@ -84,7 +90,7 @@ async fn input_schemas_state_their_required_fields() {
         r.sort();
         r
     };
-    let expected: [(&str, &[&str]); 8] = [
+    let expected: [(&str, &[&str]); 9] = [
         ("CampaignInput", &["agent", "caller_id", "name"]),
         ("AgentInput", &["greeting", "system_prompt"]),
         ("CampaignPatch", &[]),
@@ -93,6 +99,7 @@ async fn input_schemas_state_their_required_fields() {
         ("AddDnc", &["phone"]),
         ("CreateApiKey", &["name"]),
         ("CreateTenant", &["name"]),
+        ("CreateWebhook", &["events", "url"]),
     ];
     for (schema, fields) in expected {
         assert!(schemas[schema].is_object(), "{schema} is documented");
@@ -114,6 +121,7 @@ async fn input_schemas_state_their_required_fields() {
     );
     // Rate-limited routes document their 429.
     assert!(doc["paths"]["/api/v1/campaigns"]["get"]["responses"]["429"].is_object());
+    assert!(doc["paths"]["/api/v1/webhooks"]["post"]["responses"]["429"].is_object());
     assert!(doc["paths"]["/api/v1/admin/tenants"]["post"]["responses"]["429"].is_null());
 
     // What the document requires, the server requires.

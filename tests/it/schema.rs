@@ -141,7 +141,11 @@ async fn diesel_schema_matches_the_migrations() {
         dnc_numbers,
         calls,
         call_events,
-        call_turns
+        call_turns,
+        webhook_endpoints,
+        webhook_events,
+        webhook_deliveries,
+        webhook_attempts
     );
 }
 

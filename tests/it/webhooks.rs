@@ -1,0 +1,706 @@
+//! Customer webhooks end to end: the API (CRUD, errors, tenant
+//! isolation), events of a real campaign through the emulators arriving
+//! at a receiver on loopback that fails its first deliveries, 410, replay.
+//! Signatures are verified here with the `hmac` crate, never with talky's
+//! signer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use talky_sim::llm::agent::AgentScript;
+use talky_sim::vonage::persona::Personas;
+use tokio::sync::oneshot;
+use warp::Filter;
+
+use crate::e2e::{campaign_of, finished_calls, persona_for, world_tweaked};
+use crate::support::{TestApp, eventually};
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+    /// What the receiver answered.
+    pub status: u16,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the body is JSON")
+    }
+}
+
+/// A webhook receiver on 127.0.0.1: answers the `n`th request (from 0)
+/// with `answer(n)` and logs every request.
+pub(crate) struct Receiver {
+    pub url: String,
+    log: Arc<Mutex<Vec<Received>>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Receiver {
+    pub async fn start(answer: impl Fn(usize) -> u16 + Send + Sync + 'static) -> Receiver {
+        let log: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let answer = Arc::new(answer);
+        let seen = log.clone();
+        let route = warp::post()
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .map(move |headers: warp::http::HeaderMap, body: bytes::Bytes| {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let mut log = seen.lock().expect("log");
+                let status = answer(log.len());
+                log.push(Received {
+                    id: header("webhook-id"),
+                    timestamp: header("webhook-timestamp"),
+                    signature: header("webhook-signature"),
+                    body: body.to_vec(),
+                    status,
+                });
+                warp::reply::with_status(
+                    "",
+                    warp::http::StatusCode::from_u16(status).expect("status"),
+                )
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(
+            warp::serve(route)
+                .incoming(listener)
+                .graceful(async {
+                    let _ = stopped.await;
+                })
+                .run(),
+        );
+        Receiver {
+            url: format!("http://{addr}/hooks"),
+            log,
+            _stop: stop,
+        }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Requests answered 2xx.
+    pub fn accepted(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+}
+
+/// Whether `r` carries a valid Standard Webhooks signature under `secret`,
+/// computed here independently.
+pub(crate) fn verifies(secret: &str, r: &Received) -> bool {
+    use hmac::{Hmac, Mac};
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
+        .expect("base64 secret");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+    mac.update(format!("{}.{}.", r.id, r.timestamp).as_bytes());
+    mac.update(&r.body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    r.signature.split(' ').any(|s| s == expected)
+}
+
+/// The settings every webhook test runs with: loopback receivers allowed,
+/// quick polls and retries.
+pub(crate) fn quick(c: &mut talky::config::Config) {
+    c.webhooks.allow_private_targets = true;
+    c.webhooks.poll_ms = 100;
+    c.webhooks.retry_base_ms = 200;
+    c.webhooks.retry_max_secs = 2;
+    c.webhooks.timeout_ms = 3_000;
+}
+
+/// Creates an endpoint; returns (id, secret).
+pub(crate) async fn endpoint(
+    app: &TestApp,
+    key: &str,
+    url: &str,
+    events: &[&str],
+) -> (String, String) {
+    let (status, body) = app
+        .post(
+            "/api/v1/webhooks",
+            key,
+            &json!({ "url": url, "events": events }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["id"].as_str().expect("id").to_string(),
+        body["secret"].as_str().expect("secret").to_string(),
+    )
+}
+
+const WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_validates_and_isolates_webhooks() {
+    // Default settings: private targets are refused.
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let (_, other) = app.tenant("globex").await;
+
+    let cases = [
+        (
+            json!({"url": "ftp://example.com/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (json!({"url": "not a url", "events": ["call.ended"]}), "url"),
+        (
+            json!({"url": "http://127.0.0.1:9/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://localhost:9/x", "events": ["call.ended"]}),
+            "url",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/x", "events": []}),
+            "events",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/x", "events": ["call.ended", "call.exploded"]}),
+            "events[1]",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = app.post("/api/v1/webhooks", &key, &body).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/webhooks",
+            &key,
+            &json!({"url": "https://93.184.216.34/x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "events missing");
+
+    let (status, created) = app
+        .post(
+            "/api/v1/webhooks",
+            &key,
+            &json!({"url": "https://93.184.216.34/hooks", "events": ["call.ended", "campaign.completed"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+    let secret = created["secret"].as_str().expect("secret");
+    assert!(secret.starts_with("whsec_"), "{created}");
+    let raw = STANDARD.decode(&secret["whsec_".len()..]).expect("base64");
+    assert!(raw.len() >= 24, "{} random bytes", raw.len());
+    assert_eq!(
+        created["events"],
+        json!(["call.ended", "campaign.completed"])
+    );
+    assert_eq!(created["url"], "https://93.184.216.34/hooks");
+
+    let (status, list) = app.get("/api/v1/webhooks", &key).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    assert!(
+        list["items"][0].get("secret").is_none(),
+        "no secret in lists"
+    );
+    let (status, one) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["id"], id.as_str());
+    assert!(one.get("secret").is_none(), "no secret after creation");
+    let (status, deliveries) = app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), &key)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(deliveries["items"], json!([]));
+
+    // Another tenant's webhook does not exist for this one.
+    let (status, _) = app.get("/api/v1/webhooks", &other).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.get("/api/v1/webhooks", &other).await.1["items"],
+        json!([])
+    );
+    for path in [
+        format!("/api/v1/webhooks/{id}"),
+        format!("/api/v1/webhooks/{id}/deliveries"),
+    ] {
+        let (status, problem) = app.get(&path, &other).await;
+        assert_eq!(status, 404, "{path}: {problem}");
+    }
+    let (status, _) = app
+        .post_empty(
+            &format!(
+                "/api/v1/webhooks/{id}/deliveries/{}/replay",
+                uuid::Uuid::now_v7()
+            ),
+            &other,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app.delete(&format!("/api/v1/webhooks/{id}"), &other).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get(&format!("/api/v1/webhooks/{id}"), "tk_nope").await;
+    assert_eq!(status, 401);
+
+    let (status, _) = app.delete(&format!("/api/v1/webhooks/{id}"), &key).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get(&format!("/api/v1/webhooks/{id}"), &key).await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get("/api/v1/webhooks/not-a-uuid", &key).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_an_endpoint_and_replay_resends_the_same_id() {
+    let app = TestApp::start_with(quick).await;
+    let (_, key) = app.tenant("acme").await;
+    let ok = Receiver::start(|_| 204).await;
+    let gone = Receiver::start(|_| 410).await;
+    let (ok_id, ok_secret) = endpoint(&app, &key, &ok.url, &["contact.do_not_call"]).await;
+    let (gone_id, _) = endpoint(&app, &key, &gone.url, &["contact.do_not_call"]).await;
+
+    // An operator lists a number: one event to each endpoint.
+    let (status, _) = app
+        .post(
+            "/api/v1/dnc",
+            &key,
+            &json!({"phone": "+14155550101", "reason": "asked"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // Listing it again is no new state change: no second event.
+    let (status, _) = app
+        .post("/api/v1/dnc", &key, &json!({"phone": "+14155550101"}))
+        .await;
+    assert_eq!(status, 200);
+    eventually("the event reaches both receivers", WAIT, || async {
+        (ok.accepted().len() == 1 && gone.received().len() == 1).then_some(())
+    })
+    .await;
+    let first = ok.accepted()[0].clone();
+    assert!(verifies(&ok_secret, &first), "{first:?}");
+    let event = first.json();
+    assert_eq!(event["type"], "contact.do_not_call");
+    assert_eq!(event["data"]["phone"], "+14155550101");
+    assert_eq!(event["data"]["source"], "api");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap_or("")).is_ok(),
+        "{event}"
+    );
+
+    // 410: the endpoint is disabled, its delivery ends `disabled`.
+    let (disabled, _) = eventually("410 disables the endpoint", WAIT, || async {
+        let (_, w) = app.get(&format!("/api/v1/webhooks/{gone_id}"), &key).await;
+        (!w["disabled_at"].is_null()).then_some(w)
+    })
+    .await;
+    let _ = disabled;
+    let (_, deliveries) = app
+        .get(&format!("/api/v1/webhooks/{gone_id}/deliveries"), &key)
+        .await;
+    assert_eq!(deliveries["items"][0]["state"], "disabled", "{deliveries}");
+    assert_eq!(
+        deliveries["items"][0]["attempt_log"][0]["status_code"], 410,
+        "{deliveries}"
+    );
+
+    // A second number: the live endpoint gets it, the disabled one nothing.
+    let (status, _) = app
+        .post("/api/v1/dnc", &key, &json!({"phone": "+14155550102"}))
+        .await;
+    assert_eq!(status, 201);
+    eventually(
+        "the second event reaches the live endpoint",
+        WAIT,
+        || async { (ok.accepted().len() == 2).then_some(()) },
+    )
+    .await;
+    assert_eq!(gone.received().len(), 1, "nothing more to a 410 endpoint");
+    let (_, gone_deliveries) = app
+        .get(&format!("/api/v1/webhooks/{gone_id}/deliveries"), &key)
+        .await;
+    assert_eq!(gone_deliveries["items"].as_array().map(Vec::len), Some(1));
+
+    // Replay: the same event again, with the same webhook-id.
+    let (_, deliveries) = app
+        .get(&format!("/api/v1/webhooks/{ok_id}/deliveries"), &key)
+        .await;
+    let d0 = &deliveries["items"][0];
+    assert_eq!(d0["state"], "delivered", "{deliveries}");
+    assert_eq!(d0["webhook_id"], first.id.as_str(), "{deliveries}");
+    assert_eq!(d0["attempt_log"][0]["status_code"], 204, "{deliveries}");
+    let delivery = d0["id"].as_str().expect("delivery id");
+    let (status, replay) = app
+        .post_empty(
+            &format!("/api/v1/webhooks/{ok_id}/deliveries/{delivery}/replay"),
+            &key,
+        )
+        .await;
+    assert_eq!(status, 202, "{replay}");
+    assert_eq!(replay["webhook_id"], first.id.as_str());
+    eventually("the replay arrives", WAIT, || async {
+        (ok.accepted().len() == 3).then_some(())
+    })
+    .await;
+    let again = ok.accepted()[2].clone();
+    assert_eq!(again.id, first.id, "same webhook-id");
+    assert_eq!(again.json(), first.json(), "same event");
+    assert!(verifies(&ok_secret, &again));
+    let (after, _) = eventually("the replay is recorded", WAIT, || async {
+        let (_, d) = app
+            .get(&format!("/api/v1/webhooks/{ok_id}/deliveries"), &key)
+            .await;
+        let item = d["items"][0].clone();
+        (item["state"] == "delivered" && item["attempts"] == 2).then_some(item)
+    })
+    .await;
+    assert_eq!(after["attempt_log"].as_array().map(Vec::len), Some(2));
+    // A disabled endpoint's delivery cannot be replayed.
+    let gone_delivery = gone_deliveries["items"][0]["id"].as_str().expect("id");
+    let (status, _) = app
+        .post_empty(
+            &format!("/api/v1/webhooks/{gone_id}/deliveries/{gone_delivery}/replay"),
+            &key,
+        )
+        .await;
+    assert_eq!(status, 409);
+    // A delivery of another endpoint is not this one's.
+    let (status, _) = app
+        .post_empty(
+            &format!("/api/v1/webhooks/{ok_id}/deliveries/{gone_delivery}/replay"),
+            &key,
+        )
+        .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+/// Webhook ids of `event_type` events by the `data` field `by`.
+fn ids_by(received: &[Received], event_type: &str, by: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in received {
+        let body = r.json();
+        if body["type"] == event_type {
+            let key = body["data"][by].as_str().unwrap_or_default().to_string();
+            out.entry(key).or_default().insert(r.id.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
+    let (interested, remove, busy) = ("+442079460981", "+442079460982", "+442079460983");
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", interested);
+    persona_for(&mut personas, "remove_me", remove);
+    persona_for(&mut personas, "busy", busy);
+    let world = world_tweaked(
+        personas,
+        Default::default(),
+        Default::default(),
+        |_| {},
+        quick,
+    )
+    .await;
+    world._keep.1.set_script(AgentScript);
+    let app = &world.app;
+    // The receiver fails its first two deliveries.
+    let receiver = Receiver::start(|n| if n < 2 { 500 } else { 200 }).await;
+    let (_, key) = app.tenant("acme").await;
+    let (hook, secret) = endpoint(
+        app,
+        &key,
+        &receiver.url,
+        &[
+            "call.started",
+            "call.ended",
+            "contact.do_not_call",
+            "campaign.completed",
+        ],
+    )
+    .await;
+    let campaign = campaign_of(app, &key, &[interested, remove, busy], |b| {
+        b["recording_enabled"] = json!(true);
+    })
+    .await;
+    let calls = finished_calls(app, &key, &campaign, 3).await;
+    assert_eq!(calls.len(), 3, "all three calls finished");
+
+    eventually("campaign.completed arrives", WAIT, || async {
+        receiver
+            .accepted()
+            .iter()
+            .any(|r| r.json()["type"] == "campaign.completed")
+            .then_some(())
+    })
+    .await;
+    eventually("every call.ended arrives", WAIT, || async {
+        (ids_by(&receiver.accepted(), "call.ended", "id").len() == 3).then_some(())
+    })
+    .await;
+
+    let all = receiver.received();
+    assert!(all.len() >= 3, "{all:?}");
+    assert_eq!(all[0].status, 500);
+    assert_eq!(all[1].status, 500);
+    for r in &all {
+        assert!(verifies(&secret, r), "bad signature: {r:?}");
+        assert!(r.id.starts_with("msg_"), "{r:?}");
+        let ts: i64 = r.timestamp.parse().expect("unix seconds");
+        assert!((ts - chrono::Utc::now().timestamp()).abs() < 600, "{r:?}");
+    }
+    // The failed deliveries were retried with the same webhook-id.
+    for failed in &all[..2] {
+        assert!(
+            receiver.accepted().iter().any(|r| r.id == failed.id),
+            "{} was never delivered",
+            failed.id
+        );
+    }
+
+    // Exactly one call.ended per call (by webhook-id), with the view.
+    let ended = ids_by(&all, "call.ended", "id");
+    assert_eq!(ended.len(), 3, "{ended:?}");
+    for call in &calls {
+        let id = call["id"].as_str().expect("call id");
+        assert_eq!(ended.get(id).map(BTreeSet::len), Some(1), "{id}: {ended:?}");
+    }
+    let ended_of = |phone: &str| {
+        receiver
+            .accepted()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|b| b["type"] == "call.ended" && b["data"]["phone"] == phone)
+            .expect("call.ended")
+    };
+    let talk = ended_of(interested);
+    let stored = calls
+        .iter()
+        .find(|c| c["phone"] == interested)
+        .expect("the interested call");
+    assert_eq!(talk["data"]["outcome"], stored["outcome"], "{talk}");
+    assert_eq!(
+        talk["data"]["duration_secs"], stored["duration_secs"],
+        "{talk}"
+    );
+    assert_eq!(
+        talk["data"]["hangup_reason"], stored["hangup_reason"],
+        "{talk}"
+    );
+    let heard: Vec<(Value, Value)> = stored["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .map(|t| {
+            (
+                t["speaker"].clone(),
+                if t["heard_text"].is_null() {
+                    t["text"].clone()
+                } else {
+                    t["heard_text"].clone()
+                },
+            )
+        })
+        .collect();
+    let sent: Vec<(Value, Value)> = talk["data"]["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .map(|t| (t["speaker"].clone(), t["text"].clone()))
+        .collect();
+    assert!(!sent.is_empty(), "{talk}");
+    assert_eq!(sent, heard, "the transcript as heard");
+    assert!(
+        talk["data"]["turns"]
+            .as_array()
+            .expect("turns")
+            .iter()
+            .any(|t| !t["latency"]["voice_to_voice_ms"].is_null()),
+        "{talk}"
+    );
+    assert_eq!(
+        talk["data"]["recording_url"],
+        format!(
+            "{}/api/v1/calls/{}/recording",
+            app.base,
+            stored["id"].as_str().unwrap_or("")
+        ),
+        "{talk}"
+    );
+
+    // call.started once for each answered call, none for the busy one.
+    let started = ids_by(&all, "call.started", "id");
+    for call in &calls {
+        let id = call["id"].as_str().expect("id");
+        let n = started.get(id).map(BTreeSet::len).unwrap_or(0);
+        let answered = !call["answered_at"].is_null();
+        assert_eq!(
+            n,
+            usize::from(answered),
+            "{id} answered={answered}: {started:?}"
+        );
+    }
+    assert!(started.len() >= 2, "{started:?}");
+
+    // The callee who asked to be removed.
+    let dnc = ids_by(&all, "contact.do_not_call", "phone");
+    assert_eq!(dnc.get(remove).map(BTreeSet::len), Some(1), "{dnc:?}");
+    let dnc_event = receiver
+        .accepted()
+        .into_iter()
+        .map(|r| r.json())
+        .find(|b| b["type"] == "contact.do_not_call")
+        .expect("dnc event");
+    assert_eq!(dnc_event["data"]["source"], "call");
+    // One campaign.completed.
+    let completed = ids_by(&all, "campaign.completed", "campaign_id");
+    assert_eq!(
+        completed.get(&campaign).map(BTreeSet::len),
+        Some(1),
+        "{completed:?}"
+    );
+
+    // The deliveries API shows the failed attempts and their retries.
+    let (_, deliveries) = app
+        .get(&format!("/api/v1/webhooks/{hook}/deliveries"), &key)
+        .await;
+    let items = deliveries["items"].as_array().expect("items");
+    let retried: Vec<&Value> = items
+        .iter()
+        .filter(|d| d["attempt_log"][0]["status_code"] == 500)
+        .collect();
+    assert!(!retried.is_empty(), "{deliveries}");
+    for d in retried {
+        assert_eq!(d["state"], "delivered", "{d}");
+        assert!(d["attempts"].as_i64().unwrap_or(0) >= 2, "{d}");
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("talky_webhook_deliveries_total{result=\"retry\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# HELP talky_webhook_delivery_seconds"),
+        "metrics HELP"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_deliveries_pending_loses_no_event() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut world = crate::lifetime::World::new(&[]).await;
+    for (k, v) in [
+        ("TALKY_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+        ("TALKY_WEBHOOKS__POLL_MS", "100"),
+        ("TALKY_WEBHOOKS__RETRY_BASE_MS", "200"),
+        ("TALKY_WEBHOOKS__RETRY_MAX_SECS", "1"),
+        ("TALKY_WEBHOOKS__TIMEOUT_MS", "1000"),
+    ] {
+        world.set_env(k, v.into());
+    }
+    // The receiver fails everything until the first process is dead.
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = up.clone();
+    let receiver = Receiver::start(move |_| {
+        if is_up.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        }
+    })
+    .await;
+    let mut a = world.serve("a").await;
+    let hook = world
+        .api(
+            &a,
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({"url": receiver.url, "events": ["call.started", "call.ended", "campaign.completed"]})),
+        )
+        .await;
+    let secret = hook["secret"].as_str().expect("secret").to_string();
+    let campaign = world.campaign(&a).await;
+    eventually("deliveries are being attempted", WAIT, || async {
+        (receiver.received().len() >= 2).then_some(())
+    })
+    .await;
+    a.signal("-KILL");
+    let status = a.exit(Duration::from_secs(10)).await;
+    assert!(!status.success());
+    let before: BTreeSet<String> = receiver.received().into_iter().map(|r| r.id).collect();
+    assert!(!before.is_empty());
+    up.store(true, Ordering::SeqCst);
+
+    let b = world.serve("b").await;
+    world
+        .wait_completed(&b, &campaign, Duration::from_secs(150))
+        .await;
+    let calls = world.calls(&b, &campaign).await;
+    eventually(
+        "every event arrives after the restart",
+        Duration::from_secs(120),
+        || async {
+            let accepted = receiver.accepted();
+            let ended = ids_by(&accepted, "call.ended", "id");
+            let started = ids_by(&accepted, "call.started", "id");
+            let all_ended = calls
+                .iter()
+                .all(|c| ended.contains_key(c["id"].as_str().unwrap_or_default()));
+            let all_started = calls
+                .iter()
+                .filter(|c| !c["answered_at"].is_null())
+                .all(|c| started.contains_key(c["id"].as_str().unwrap_or_default()));
+            let completed = accepted
+                .iter()
+                .any(|r| r.json()["type"] == "campaign.completed");
+            let ids: BTreeSet<String> = accepted.iter().map(|r| r.id.clone()).collect();
+            (all_ended && all_started && completed && before.is_subset(&ids)).then_some(())
+        },
+    )
+    .await;
+    // At least once, never as two events: one webhook-id per call.ended.
+    let received = receiver.received();
+    for (call, ids) in ids_by(&received, "call.ended", "id") {
+        assert_eq!(ids.len(), 1, "{call}: {ids:?}");
+    }
+    for r in &received {
+        assert!(verifies(&secret, r), "{r:?}");
+    }
+    world.finish(vec![a, b]).await;
+}
