@@ -133,7 +133,8 @@ const NAMED_VARS: [(&str, &str); 5] = [
 
 /// Keys that hold secrets and so may not come from the TOML file (the
 /// providers' keys also under their older flat names).
-const SECRET_KEYS: [&str; 17] = [
+const SECRET_KEYS: [&str; 18] = [
+    "recordings.s3.secret_access_key",
     "database.url",
     "redis.url",
     "admin.token",
@@ -223,6 +224,7 @@ impl Config {
             "admin.token_file",
         )?;
         self.providers.read_secret_files()?;
+        self.recordings.read_secret_files()?;
         Ok(())
     }
 

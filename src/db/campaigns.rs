@@ -60,6 +60,9 @@ pub struct Campaign {
     pub updated_at: DateTime<Utc>,
     /// Which provider(s) place its calls (`Telephony` name).
     pub telephony: String,
+    /// Days a ready recording is kept before the sweeper deletes it;
+    /// `None`: kept until the campaign is deleted.
+    pub recording_retention_days: Option<i32>,
 }
 
 impl Campaign {
@@ -174,6 +177,7 @@ pub async fn save(
         campaigns::max_call_duration_secs.eq(campaign.max_call_duration_secs),
         campaigns::recording_enabled.eq(campaign.recording_enabled),
         campaigns::telephony.eq(&campaign.telephony),
+        campaigns::recording_retention_days.eq(campaign.recording_retention_days),
         campaigns::updated_at.eq(Utc::now()),
     ))
     .returning(Campaign::as_returning())

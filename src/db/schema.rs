@@ -48,6 +48,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         telephony -> Text,
+        recording_retention_days -> Nullable<Int4>,
     }
 }
 
@@ -104,6 +105,9 @@ diesel::table! {
         recording_bytes -> Nullable<Int8>,
         recording_duration_ms -> Nullable<Int4>,
         node_id -> Nullable<Text>,
+        recording_store -> Nullable<Text>,
+        recording_key -> Nullable<Text>,
+        recording_ready_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -178,6 +178,12 @@ pub struct CampaignInput {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call (default false).
     pub recording_enabled: Option<bool>,
+    /// Days a finished recording is kept, 1 to 3650; afterwards it is
+    /// deleted and the recording route answers 404. `null` (the default)
+    /// keeps recordings as long as the campaign.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 3650)]
+    pub recording_retention_days: Option<Option<i32>>,
     /// Which provider places the calls: `vonage`, `twilio`, or
     /// `vonage_then_twilio` (Twilio for an attempt Vonage provably did not
     /// place; never both). Default: the server's `dialer.default_telephony`.
@@ -239,12 +245,18 @@ pub struct CampaignPatch {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call.
     pub recording_enabled: Option<bool>,
+    /// Days a finished recording is kept, 1 to 3650; `null` clears it
+    /// (kept as long as the campaign). Applies to recordings already made.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub recording_retention_days: Option<i32>,
     /// Which provider places the calls (takes effect from the next call).
     pub telephony: Option<Telephony>,
 }
 
-fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The agent, as shown.
@@ -303,6 +315,8 @@ pub struct CampaignView {
     pub voicemail_action: String,
     /// Calls are recorded.
     pub recording_enabled: bool,
+    /// Days a finished recording is kept; `null`: as long as the campaign.
+    pub recording_retention_days: Option<i32>,
     /// Which provider places the calls.
     pub telephony: Telephony,
     /// Created.
@@ -342,6 +356,7 @@ impl From<Campaign> for CampaignView {
             max_call_duration_secs: c.max_call_duration_secs,
             voicemail_action: c.voicemail_action,
             recording_enabled: c.recording_enabled,
+            recording_retention_days: c.recording_retention_days,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -517,6 +532,9 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     if let Some(v) = input.recording_enabled {
         c.recording_enabled = v;
     }
+    if let Some(v) = input.recording_retention_days {
+        c.recording_retention_days = v.map(|d| check.range("recording_retention_days", d, 1, 3_650));
+    }
     if let Some(t) = input.telephony {
         c.telephony = t.as_str().into();
         // A server that runs the dialer places the calls itself: a choice
@@ -592,6 +610,7 @@ fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
         created_at: now,
         updated_at: now,
         telephony: telephony.as_str().into(),
+        recording_retention_days: None,
     }
 }
 

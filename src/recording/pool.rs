@@ -3,7 +3,8 @@
 //! never competes with the 20 ms path for the async workers.
 //!
 //! Per spool: mark the call `encoding`, encode to `{call}.ogg.tmp`, rename
-//! to `{call}.ogg`, mark it `ready` with size and length, and only then
+//! to `{call}.ogg`, mark it `ready` with size and length (with a bucket:
+//! `uploading`, and hand the file to the [`Uploader`]), and only then
 //! delete the spool (a crash in between encodes it again at the next
 //! start, harmlessly). A spool without audio is deleted and the call
 //! marked not recorded. A spool that cannot be encoded is marked `failed`
@@ -18,6 +19,8 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::encode::{self, Encoded};
 use super::spool::{HEADER_LEN, SPOOL_SUFFIX, SpoolHeader};
+use super::store::RecordingStore;
+use super::upload::Uploader;
 use super::{DB_TIMEOUT, recording_path};
 use crate::db;
 
@@ -31,6 +34,10 @@ pub struct Worker {
     pub dir: PathBuf,
     /// The database.
     pub db: db::Pool,
+    /// Where finished recordings are kept.
+    pub store: Arc<RecordingStore>,
+    /// Uploads them when that is a bucket.
+    pub uploader: Uploader,
 }
 
 /// Takes spools off the queue and encodes up to `workers` at once.
@@ -70,11 +77,16 @@ async fn read_header(spool: &Path) -> Option<SpoolHeader> {
 }
 
 impl Worker {
-    async fn set_ready(&self, enc: &Encoded, bytes: u64) -> Result<(), String> {
+    /// Stores the encoded file's size and length: `ready` in the
+    /// directory, or `uploading` when a bucket takes it.
+    async fn set_encoded(&self, enc: &Encoded, bytes: u64) -> Result<(), String> {
         let (tenant, call) = (enc.header.tenant, enc.header.call);
+        let key = self.store.key(tenant, call);
+        let store = (!self.store.uploads()).then_some((db::recordings::STORE_LOCAL, key.as_str()));
         let fut = async {
             let mut conn = self.db.get().await.map_err(db::DbError::from)?;
-            db::recordings::set_ready(&mut conn, tenant, call, bytes, enc.duration_ms).await
+            db::recordings::set_encoded(&mut conn, tenant, call, bytes, enc.duration_ms, store)
+                .await
         };
         match tokio::time::timeout(DB_TIMEOUT, fut).await {
             Ok(Ok(true)) => Ok(()),
@@ -147,7 +159,7 @@ impl Worker {
             .await
             .map(|m| m.len())
             .unwrap_or(0);
-        match self.set_ready(&encoded, bytes).await {
+        match self.set_encoded(&encoded, bytes).await {
             Ok(()) => {
                 let _ = tokio::fs::remove_file(spool).await;
                 metrics::counter!(RESULT_METRIC, "result" => "ready").increment(1);
@@ -155,8 +167,11 @@ impl Worker {
                     call.id = %call,
                     duration_ms = encoded.duration_ms,
                     bytes,
-                    "recording ready"
+                    "recording encoded"
                 );
+                if self.store.uploads() {
+                    self.uploader.submit(tenant, call, out);
+                }
             }
             // The spool stays: the next start encodes it again.
             Err(e) => tracing::warn!(call.id = %call, error = %e, "recording: ready not stored"),
@@ -187,5 +202,41 @@ pub async fn leftover_spools(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     out.sort();
+    Ok(out)
+}
+
+/// The finished files in `{dir}/{tenant}/{call}.ogg` (directories and
+/// files whose names are not ids are not ours and are skipped).
+pub async fn leftover_recordings(dir: &Path) -> std::io::Result<Vec<(TenantId, CallId, PathBuf)>> {
+    let mut tenants = match tokio::fs::read_dir(dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    while let Some(entry) = tenants.next_entry().await? {
+        let Some(tenant) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<uuid::Uuid>().ok())
+        else {
+            continue;
+        };
+        let mut files = tokio::fs::read_dir(entry.path()).await?;
+        while let Some(file) = files.next_entry().await? {
+            let path = file.path();
+            if path.extension().is_none_or(|e| e != "ogg") {
+                continue;
+            }
+            if let Some(call) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<uuid::Uuid>().ok())
+            {
+                out.push((TenantId(tenant), CallId(call), path));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.2.cmp(&b.2));
     Ok(out)
 }
