@@ -253,6 +253,38 @@ pub struct CampaignPatch {
     pub telephony: Option<Telephony>,
 }
 
+impl CampaignInput {
+    /// Whether this PATCH changes nothing but `recording_retention_days`.
+    fn only_retention(&self) -> bool {
+        let CampaignInput {
+            name,
+            caller_id,
+            agent,
+            calling_window,
+            max_concurrent_calls,
+            max_attempts,
+            retry_backoff_secs,
+            max_call_duration_secs,
+            voicemail_action,
+            recording_enabled,
+            recording_retention_days,
+            telephony,
+        } = self;
+        recording_retention_days.is_some()
+            && name.is_none()
+            && caller_id.is_none()
+            && agent.is_none()
+            && calling_window.is_none()
+            && max_concurrent_calls.is_none()
+            && max_attempts.is_none()
+            && retry_backoff_secs.is_none()
+            && max_call_duration_secs.is_none()
+            && voicemail_action.is_none()
+            && recording_enabled.is_none()
+            && telephony.is_none()
+    }
+}
+
 fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
@@ -765,7 +797,7 @@ pub async fn get_campaign(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not editable in its state", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not editable in its state (only `recording_retention_days` may change in any state)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
@@ -784,7 +816,10 @@ pub async fn update_campaign(
                 .await?
                 .ok_or_else(|| not_found(id))?;
             let state = campaign.state();
-            if !state.is_editable() {
+            // How long recordings are kept is about data, not dialling: it
+            // may change in any state (a completed campaign's recordings
+            // too).
+            if !state.is_editable() && !input.only_retention() {
                 return Err(ApiError::Conflict(format!(
                     "a campaign that is {state} cannot be changed"
                 )));

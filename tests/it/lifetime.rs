@@ -351,6 +351,21 @@ impl World {
     }
 
     /// The test database's URL.
+    /// Every node's admin token.
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+
+    /// The tenant's API key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The working directory of the nodes named `name`.
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     pub fn database_url(&self) -> String {
         self._db.url.clone()
     }

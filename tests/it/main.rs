@@ -18,6 +18,7 @@ mod isolation;
 mod lifetime;
 mod load_smoke;
 mod media;
+mod object_store;
 mod openapi;
 mod outage;
 mod personas;
