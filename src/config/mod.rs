@@ -563,6 +563,21 @@ mod tests {
         assert!(!c.providers.twilio.allow_unsigned_webhooks);
         assert!(!c.providers.twilio.insecure_unsigned_callbacks);
         c.providers.validate().expect("valid");
+        assert_eq!(
+            c.recordings.store,
+            crate::recording::config::StoreKind::Local
+        );
+        assert_eq!(c.recordings.s3.timeout_secs, 60);
+        c.recordings.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_bucket_secret_may_not_be_written_in_the_file() {
+        let err = from_file("[recordings.s3]\nsecret_access_key = \"k\"\n").expect_err("secret");
+        assert!(
+            err.to_string().contains("recordings.s3.secret_access_key"),
+            "{err}"
+        );
     }
 
     #[test]

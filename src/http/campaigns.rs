@@ -565,7 +565,8 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         c.recording_enabled = v;
     }
     if let Some(v) = input.recording_retention_days {
-        c.recording_retention_days = v.map(|d| check.range("recording_retention_days", d, 1, 3_650));
+        c.recording_retention_days =
+            v.map(|d| check.range("recording_retention_days", d, 1, 3_650));
     }
     if let Some(t) = input.telephony {
         c.telephony = t.as_str().into();

@@ -87,7 +87,10 @@ pub async fn get_recording(
     let location = store.locate(&row, tenant, id);
     let len = row.bytes.and_then(|b| u64::try_from(b).ok());
     let part = len.and_then(|len| byte_range(range.as_deref(), len).map(|r| (r, len)));
-    let body = match store.open(&location, part.as_ref().map(|(r, _)| r.clone())).await {
+    let body = match store
+        .open(&location, part.as_ref().map(|(r, _)| r.clone()))
+        .await
+    {
         Ok(body) => body,
         Err(StoreError::NotFound) => {
             tracing::warn!(call.id = %id, "recording marked ready but not in its store");
@@ -109,8 +112,7 @@ pub async fn get_recording(
             *response.status_mut() = warp::http::StatusCode::PARTIAL_CONTENT;
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
-            if let Ok(v) =
-                HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start, r.end - 1))
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start, r.end - 1))
             {
                 headers.insert(header::CONTENT_RANGE, v);
             }
@@ -121,7 +123,9 @@ pub async fn get_recording(
         (None, None) => {}
     }
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{id}.ogg\"")) {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
 }

@@ -191,7 +191,10 @@ impl RecordingsConfig {
             ));
         }
         if !(s3.prefix.is_empty() || s3.prefix.ends_with('/')) || s3.prefix.starts_with('/') {
-            return Err(bad("s3.prefix", "must be empty or end (and not start) with /"));
+            return Err(bad(
+                "s3.prefix",
+                "must be empty or end (and not start) with /",
+            ));
         }
         if s3.timeout_secs == 0 || s3.timeout_secs > 3600 {
             return Err(bad("s3.timeout_secs", "must be 1 to 3600"));

@@ -30,9 +30,9 @@ pub mod pool;
 pub mod spool;
 pub mod store;
 pub mod sweep;
-pub mod upload;
 #[cfg(test)]
 mod tests;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -17,9 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
-use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig,
-};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 use talky_actors::ids::{CallId, TenantId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
@@ -221,12 +219,10 @@ impl RecordingStore {
                     ..Default::default()
                 };
                 let path = object_store::path::Path::from(key.as_str());
-                let result = tokio::time::timeout(
-                    bucket.timeout,
-                    bucket.client.get_opts(&path, options),
-                )
-                .await
-                .map_err(|_| StoreError::Remote("timed out".into()))??;
+                let result =
+                    tokio::time::timeout(bucket.timeout, bucket.client.get_opts(&path, options))
+                        .await
+                        .map_err(|_| StoreError::Remote("timed out".into()))??;
                 let stream = result
                     .into_stream()
                     .map_err(|e| std::io::Error::other(e.to_string()));
@@ -258,7 +254,9 @@ impl RecordingStore {
 
 /// A `Send` stream made `Sync` (warp's body wants both): the mutex is
 /// never contended, polling goes through `get_mut`.
-struct SyncStream(std::sync::Mutex<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>>);
+struct SyncStream(
+    std::sync::Mutex<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>>,
+);
 
 impl Stream for SyncStream {
     type Item = std::io::Result<Bytes>;
@@ -342,7 +340,10 @@ mod tests {
             key: Some("p/k.ogg".into()),
             ..row
         };
-        assert_eq!(store.locate(&row, tenant, call), Location::S3("p/k.ogg".into()));
+        assert_eq!(
+            store.locate(&row, tenant, call),
+            Location::S3("p/k.ogg".into())
+        );
     }
 
     #[test]

@@ -122,12 +122,19 @@ mod tests {
     fn a_recording_expires_once_its_days_have_fully_passed() {
         let now: DateTime<Utc> = "2026-12-10T12:00:00Z".parse().expect("time");
         let cut = cutoff(now, 30);
-        assert_eq!(cut, "2026-11-10T12:00:00Z".parse::<DateTime<Utc>>().expect("t"));
+        assert_eq!(
+            cut,
+            "2026-11-10T12:00:00Z".parse::<DateTime<Utc>>().expect("t")
+        );
         // The query takes ready_at < cutoff: one second younger is kept.
         let just_kept = cut + chrono::Duration::seconds(1);
         let just_due = cut - chrono::Duration::seconds(1);
         assert!(just_kept >= cut && just_due < cut);
         assert_eq!(cutoff(now, 1), now - chrono::Duration::hours(24));
-        assert_eq!(cutoff(now, -5), now, "a negative retention expires nothing early");
+        assert_eq!(
+            cutoff(now, -5),
+            now,
+            "a negative retention expires nothing early"
+        );
     }
 }

@@ -128,7 +128,10 @@ async fn a_recording_made_on_node_a_is_served_by_node_b_after_a_crash_and_expire
     let bucket = bucket(&http).await;
     let mut world = World::new(&[]).await;
     // Node A first with an endpoint nothing listens on: every upload fails.
-    let dead = format!("http://127.0.0.1:{}", talky_sim::loadtest::procs::free_port().expect("port"));
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        talky_sim::loadtest::procs::free_port().expect("port")
+    );
     s3_env(&mut world, &bucket, &dead);
     let mut a = world.serve("a").await;
     let campaign = world
@@ -235,7 +238,11 @@ async fn a_recording_made_on_node_a_is_served_by_node_b_after_a_crash_and_expire
         let (status, headers, body) = get_recording(&http, &b, &key, &call.to_string(), None).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         assert_eq!(headers["content-type"], "audio/ogg");
-        assert!(body.len() > 1000 && body.starts_with(b"OggS"), "{} bytes", body.len());
+        assert!(
+            body.len() > 1000 && body.starts_with(b"OggS"),
+            "{} bytes",
+            body.len()
+        );
         assert_eq!(body, stored, "B serves the object byte for byte");
         // A range of it, as the browser's audio element asks.
         let (status, headers, part) =
@@ -272,12 +279,20 @@ async fn a_recording_made_on_node_a_is_served_by_node_b_after_a_crash_and_expire
             .expect("age");
     }
     let old_key = rows[0].3.clone().expect("key");
-    eventually("the old recording expired", Duration::from_secs(60), || async {
-        let (status, _, body) = get_recording(&http, &b, &key, &old.to_string(), None).await;
-        (status == 404 && String::from_utf8_lossy(&body).contains("expired")).then_some(())
-    })
+    eventually(
+        "the old recording expired",
+        Duration::from_secs(60),
+        || async {
+            let (status, _, body) = get_recording(&http, &b, &key, &old.to_string(), None).await;
+            (status == 404 && String::from_utf8_lossy(&body).contains("expired")).then_some(())
+        },
+    )
     .await;
-    assert_eq!(object(&bucket, &old_key).await, None, "deleted from the bucket");
+    assert_eq!(
+        object(&bucket, &old_key).await,
+        None,
+        "deleted from the bucket"
+    );
     let (status, _, _) = get_recording(&http, &a, &key, &young.to_string(), None).await;
     assert_eq!(status, 200, "the young recording is kept");
     let rows = recorded(&db).await;
@@ -328,8 +343,14 @@ async fn retention_days_are_validated_and_can_be_cleared() {
     let (status, c) = app
         .patch(&path, &key, &json!({"recording_retention_days": null}))
         .await;
-    assert_eq!((status, &c["recording_retention_days"]), (200, &Value::Null));
+    assert_eq!(
+        (status, &c["recording_retention_days"]),
+        (200, &Value::Null)
+    );
     let (status, c) = app.get(&path, &key).await;
-    assert_eq!((status, &c["recording_retention_days"]), (200, &Value::Null));
+    assert_eq!(
+        (status, &c["recording_retention_days"]),
+        (200, &Value::Null)
+    );
     app.stop().await;
 }
