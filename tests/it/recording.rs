@@ -206,6 +206,22 @@ async fn a_recorded_call_is_served_as_ogg_opus_to_its_tenant_only() {
     speaker.stop(None);
 
     let body = wait_ready(&app, &call, &key).await;
+    // The last 500 bytes, as an audio element seeking asks (RFC 9110).
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/calls/{call}/recording")))
+        .bearer_auth(&key)
+        .header("range", "bytes=-500")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(res.status().as_u16(), 206);
+    let n = body.len();
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes {}-{}/{n}", n - 500, n - 1).as_str()
+    );
+    assert_eq!(res.bytes().await.expect("part")[..], body[n - 500..]);
     let (left, right) = check_file(&std::env::temp_dir(), &body);
     assert_eq!(left, CALLEE_SAYS, "the callee on the left");
     assert_eq!(right, AGENT_SAYS, "the agent on the right");
