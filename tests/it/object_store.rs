@@ -135,40 +135,10 @@ async fn a_recording_made_on_node_a_is_served_by_node_b_after_a_crash_and_expire
     s3_env(&mut world, &bucket, &dead);
     let mut a = world.serve("a").await;
     let campaign = world
-        .api(
+        .campaign_with(
             &a,
-            reqwest::Method::POST,
-            "/api/v1/campaigns",
-            Some(json!({
-                "name": "recorded",
-                "caller_id": "+14155550100",
-                "agent": {"system_prompt": "You are a polite assistant.", "greeting": "Hello, this is Ada."},
-                "calling_window": {"start": "00:00", "end": "23:59",
-                    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
-                "max_attempts": 1,
-                "max_concurrent_calls": 2,
-                "recording_enabled": true,
-            })),
-        )
-        .await;
-    let campaign = campaign["id"].as_str().expect("id").to_string();
-    let contacts: Vec<Value> = (0..2)
-        .map(|i| json!({"phone": format!("+1212{:07}", 4_000_000 + i), "timezone": "America/New_York"}))
-        .collect();
-    world
-        .api(
-            &a,
-            reqwest::Method::POST,
-            &format!("/api/v1/campaigns/{campaign}/contacts"),
-            Some(Value::Array(contacts)),
-        )
-        .await;
-    world
-        .api(
-            &a,
-            reqwest::Method::POST,
-            &format!("/api/v1/campaigns/{campaign}/start"),
-            Some(json!({})),
+            json!({"max_attempts": 1, "max_concurrent_calls": 2, "recording_enabled": true}),
+            2,
         )
         .await;
     world
@@ -352,5 +322,104 @@ async fn retention_days_are_validated_and_can_be_cleared() {
         (status, &c["recording_retention_days"]),
         (200, &Value::Null)
     );
+    app.stop().await;
+}
+
+/// A ready recording of a fresh campaign (with `retention` days) of
+/// `tenant`, made `age` ago; its call id.
+async fn aged_recording(
+    app: &TestApp,
+    tenant: &(String, String),
+    retention: Option<i32>,
+    age: chrono::Duration,
+) -> uuid::Uuid {
+    let (id, key) = tenant;
+    let mut body = campaign_body("swept");
+    body["recording_retention_days"] = json!(retention);
+    let (status, c) = app.post("/api/v1/campaigns", key, &body).await;
+    assert_eq!(status, 201, "{c}");
+    let (call, _) = app
+        .dial_intent(key, id, c["id"].as_str().expect("id"))
+        .await;
+    let call: uuid::Uuid = call.parse().expect("call");
+    let (tenant_id, call_id) = (id.parse().expect("tenant"), talky_actors::ids::CallId(call));
+    let mut conn = app.db.conn().await;
+    let key = talky::recording::store::object_key("", tenant_id, call_id);
+    assert!(
+        talky::db::recordings::set_encoded(
+            &mut conn,
+            tenant_id,
+            call_id,
+            4,
+            1,
+            Some(("local", &key))
+        )
+        .await
+        .expect("ready")
+    );
+    use talky::db::schema::calls;
+    diesel::update(calls::table.filter(calls::id.eq(call)))
+        .set(calls::recording_ready_at.eq(chrono::Utc::now() - age))
+        .execute(&mut conn)
+        .await
+        .expect("age");
+    let path = app.server().ctx.recorder.dir().join(&key);
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    std::fs::write(&path, b"OggS").expect("file");
+    call
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_expires_only_ready_recordings_past_their_campaigns_retention() {
+    let app = TestApp::start().await;
+    let acme = app.tenant("acme").await;
+    let other = app.tenant("other").await;
+    let day = chrono::Duration::days(1);
+    let due = aged_recording(&app, &acme, Some(2), day * 3).await;
+    let young = aged_recording(&app, &acme, Some(2), day).await;
+    let forever = aged_recording(&app, &other, None, day * 300).await;
+    let other_due = aged_recording(&app, &other, Some(10), day * 11).await;
+    let store = std::sync::Arc::new(
+        talky::recording::store::RecordingStore::from_config(&app.server().ctx.config.recordings)
+            .expect("store"),
+    );
+    let sweeper = talky::recording::sweep::Sweeper {
+        store,
+        db: app.pool(),
+        batch: 10,
+    };
+    assert_eq!(sweeper.sweep(chrono::Utc::now()).await, Ok(2));
+    assert_eq!(sweeper.sweep(chrono::Utc::now()).await, Ok(0), "done once");
+    let mut conn = app.db.conn().await;
+    for (tenant, call, expect) in [
+        (&acme, due, "expired"),
+        (&acme, young, "ready"),
+        (&other, forever, "ready"),
+        (&other, other_due, "expired"),
+    ] {
+        let tenant_id = tenant.0.parse().expect("tenant");
+        let row = talky::db::recordings::get(&mut conn, tenant_id, talky_actors::ids::CallId(call))
+            .await
+            .expect("row")
+            .expect("call");
+        assert_eq!(row.status.as_deref(), Some(expect), "{call}");
+        let file = app
+            .server()
+            .ctx
+            .recorder
+            .dir()
+            .join(format!("{}/{call}.ogg", tenant.0));
+        assert_eq!(file.exists(), expect == "ready", "{}", file.display());
+        if expect == "expired" {
+            let (status, p) = app
+                .get(&format!("/api/v1/calls/{call}/recording"), &tenant.1)
+                .await;
+            assert_eq!(status, 404, "{p}");
+            assert!(
+                p["detail"].as_str().unwrap_or("").contains("expired"),
+                "{p}"
+            );
+        }
+    }
     app.stop().await;
 }
