@@ -229,9 +229,7 @@ impl Recorder {
         });
         n
     }
-}
 
-impl Recorder {
     /// Uploads the finished files a previous run left on disk: those whose
     /// spool is gone (a spool is encoded again, which uploads it) and
     /// whose row still says `uploading`. A file whose row is already
@@ -246,7 +244,10 @@ impl Recorder {
         };
         let mut queued = 0usize;
         for (tenant, call, file) in files {
-            if spool::spool_path(&self.dir, call).exists() {
+            if tokio::fs::try_exists(spool::spool_path(&self.dir, call))
+                .await
+                .unwrap_or(true)
+            {
                 continue;
             }
             let fut = async {
