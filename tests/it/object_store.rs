@@ -423,3 +423,96 @@ async fn the_sweeper_expires_only_ready_recordings_past_their_campaigns_retentio
     }
     app.stop().await;
 }
+
+/// Forwards every connection to `port` on to moto: the bucket's endpoint
+/// "comes back" when this starts.
+async fn forward_to_moto(port: u16) -> tokio::task::JoinHandle<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the endpoint");
+    let target = endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_an_unreachable_bucket_is_retried_until_it_lands() {
+    let http = reqwest::Client::new();
+    let bucket = bucket(&http).await;
+    let app = TestApp::start().await;
+    let (tenant, key) = app.tenant("acme").await;
+    let (call, _) = crate::recording::intent(&app, &key, &tenant, true).await;
+    let (tenant_id, call_id) = (tenant.parse().expect("tenant"), call.parse().expect("call"));
+    let mut conn = app.db.conn().await;
+    talky::db::recordings::set_status(&mut conn, tenant_id, call_id, Some("spooled"))
+        .await
+        .expect("status");
+    // A node whose bucket endpoint nothing answers yet finds the spool.
+    let port = talky_sim::loadtest::procs::free_port().expect("port");
+    let mut config = crate::support::test_config(&app.db.url);
+    crate::recording::write_crash_spool(&config.recordings.dir, tenant_id, call_id);
+    config.recordings.store = talky::recording::config::StoreKind::S3;
+    config.recordings.s3 = talky::recording::config::S3Config {
+        bucket: bucket.clone(),
+        endpoint: format!("http://127.0.0.1:{port}"),
+        allow_http: true,
+        access_key_id: "testing".into(),
+        secret_access_key: talky::config::Secret::new("testing"),
+        timeout_secs: 5,
+        connect_timeout_secs: 1,
+        ..Default::default()
+    };
+    let node = talky::app::Server::start(config).await.expect("node");
+    let url = format!("http://{}/api/v1/calls/{call}/recording", node.addr);
+    let status = |http: reqwest::Client, url: String, key: String| async move {
+        let res = http.get(url).bearer_auth(key).send().await.expect("get");
+        (
+            res.status().as_u16(),
+            res.bytes().await.expect("body").to_vec(),
+        )
+    };
+    let db = app.db.url.clone();
+    eventually(
+        "encoded, upload failing",
+        Duration::from_secs(60),
+        || async {
+            let rows = recorded(&db).await;
+            (rows.len() == 1 && rows[0].1 == "uploading").then_some(())
+        },
+    )
+    .await;
+    let (code, _) = status(http.clone(), url.clone(), key.clone()).await;
+    assert_eq!(code, 409, "not served before it is in the bucket");
+    let object_key = format!("{tenant}/{call}.ogg");
+    assert_eq!(object(&bucket, &object_key).await, None);
+    // The endpoint comes back: the retry lands it.
+    let forwarder = forward_to_moto(port).await;
+    let (body, _) = eventually("uploaded after retries", Duration::from_secs(90), || {
+        let (http, url, key) = (http.clone(), url.clone(), key.clone());
+        async move {
+            let (code, body) = status(http, url, key).await;
+            (code == 200).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(Some(body), object(&bucket, &object_key).await);
+    let rows = recorded(&db).await;
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_deref()),
+        ("ready", Some("s3"))
+    );
+    forwarder.abort();
+    node.stop().await;
+    app.stop().await;
+}

@@ -70,7 +70,12 @@ impl Actor for Speaker {
 }
 
 /// A call intent of a campaign; returns (tenant, call, media token).
-async fn intent(app: &TestApp, key: &str, tenant: &str, record: bool) -> (String, String) {
+pub(crate) async fn intent(
+    app: &TestApp,
+    key: &str,
+    tenant: &str,
+    record: bool,
+) -> (String, String) {
     let mut body = campaign_body("rec");
     body["recording_enabled"] = json!(record);
     let (status, campaign) = app.post("/api/v1/campaigns", key, &body).await;
@@ -271,7 +276,7 @@ async fn an_unrecorded_campaign_spools_nothing() {
     app.stop().await;
 }
 
-fn write_crash_spool(dir: &Path, tenant: TenantId, call: CallId) -> PathBuf {
+pub(crate) fn write_crash_spool(dir: &Path, tenant: TenantId, call: CallId) -> PathBuf {
     let mut enc = Encoder::new(16_000);
     let callee = enc.encode(CALLEE_SAYS);
     let mut bytes = SpoolHeader {
