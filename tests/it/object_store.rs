@@ -9,6 +9,9 @@
 //! never held a file, then serves every recording byte-identical to the
 //! object in the bucket, a byte range of it too. Past its campaign's
 //! retention a recording is deleted from the bucket and answers 404.
+//! In process: an upload to an endpoint that does not answer is retried
+//! until it does (a forwarder to moto starts late), and the sweeper
+//! expires exactly the ready recordings past their campaign's retention.
 
 use std::time::Duration;
 
