@@ -250,18 +250,14 @@ impl Recorder {
             {
                 continue;
             }
-            let fut = async {
-                let mut conn = self.db.get().await.map_err(db::DbError::from)?;
-                db::recordings::get(&mut conn, tenant, call).await
-            };
-            let row = match tokio::time::timeout(DB_TIMEOUT, fut).await {
-                Ok(Ok(row)) => row,
-                Ok(Err(e)) => {
+            let row = match with_db(&self.db, async |c| {
+                db::recordings::get(c, tenant, call).await
+            })
+            .await
+            {
+                Ok(row) => row,
+                Err(e) => {
                     tracing::warn!(call.id = %call, error = %e, "recording: row not read; file kept");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::warn!(call.id = %call, "recording: row read timed out; file kept");
                     continue;
                 }
             };
@@ -285,6 +281,22 @@ impl Recorder {
                 "recording: uploading files left by the last run"
             );
         }
+    }
+}
+
+/// Runs `f` on a connection of `pool` within [`DB_TIMEOUT`]; the error as
+/// text (the recorder logs it and retries or leaves the work for later).
+pub(crate) async fn with_db<T>(
+    pool: &db::Pool,
+    f: impl AsyncFnOnce(&mut diesel_async::AsyncPgConnection) -> Result<T, db::DbError>,
+) -> Result<T, String> {
+    let fut = async {
+        let mut conn = pool.get().await.map_err(db::DbError::from)?;
+        f(&mut conn).await
+    };
+    match tokio::time::timeout(DB_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("database timed out".into()),
     }
 }
 

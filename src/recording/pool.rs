@@ -21,7 +21,7 @@ use super::encode::{self, Encoded};
 use super::spool::{HEADER_LEN, SPOOL_SUFFIX, SpoolHeader};
 use super::store::RecordingStore;
 use super::upload::Uploader;
-use super::{DB_TIMEOUT, recording_path};
+use super::{DB_TIMEOUT, recording_path, with_db};
 use crate::db;
 
 /// Counter of encodings by result (`ready`, `failed`, `empty`).
@@ -78,23 +78,16 @@ async fn read_header(spool: &Path) -> Option<SpoolHeader> {
 
 impl Worker {
     /// Stores the encoded file's size and length: `ready` in the
-    /// directory, or `uploading` when a bucket takes it.
-    async fn set_encoded(&self, enc: &Encoded, bytes: u64) -> Result<(), String> {
+    /// directory, or `uploading` when a bucket takes it. Whether the call
+    /// still exists (its campaign may have been deleted meanwhile).
+    async fn set_encoded(&self, enc: &Encoded, bytes: u64) -> Result<bool, String> {
         let (tenant, call) = (enc.header.tenant, enc.header.call);
         let key = self.store.key(tenant, call);
         let store = (!self.store.uploads()).then_some((db::recordings::STORE_LOCAL, key.as_str()));
-        let fut = async {
-            let mut conn = self.db.get().await.map_err(db::DbError::from)?;
-            db::recordings::set_encoded(&mut conn, tenant, call, bytes, enc.duration_ms, store)
-                .await
-        };
-        match tokio::time::timeout(DB_TIMEOUT, fut).await {
-            Ok(Ok(true)) => Ok(()),
-            // The call is gone (campaign deleted): nothing to update.
-            Ok(Ok(false)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".into()),
-        }
+        with_db(&self.db, async |c| {
+            db::recordings::set_encoded(c, tenant, call, bytes, enc.duration_ms, store).await
+        })
+        .await
     }
 
     async fn set_aside(&self, spool: &Path) {
@@ -160,7 +153,7 @@ impl Worker {
             .map(|m| m.len())
             .unwrap_or(0);
         match self.set_encoded(&encoded, bytes).await {
-            Ok(()) => {
+            Ok(exists) => {
                 let _ = tokio::fs::remove_file(spool).await;
                 metrics::counter!(RESULT_METRIC, "result" => "ready").increment(1);
                 tracing::info!(
@@ -170,7 +163,12 @@ impl Worker {
                     "recording encoded"
                 );
                 if self.store.uploads() {
-                    self.uploader.submit(tenant, call, out);
+                    if exists {
+                        self.uploader.submit(tenant, call, out);
+                    } else {
+                        // Nobody can ask for it any more: not uploaded.
+                        let _ = tokio::fs::remove_file(&out).await;
+                    }
                 }
             }
             // The spool stays: the next start encodes it again.

@@ -17,8 +17,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use talky_actors::ids::{CallId, CampaignId, TenantId};
 
-use super::DB_TIMEOUT;
 use super::store::RecordingStore;
+use super::with_db;
 use crate::db;
 use crate::db::recordings::RecordingRow;
 
@@ -60,14 +60,7 @@ impl Sweeper {
         &self,
         f: impl AsyncFnOnce(&mut diesel_async::AsyncPgConnection) -> Result<T, db::DbError>,
     ) -> Result<T, String> {
-        let fut = async {
-            let mut conn = self.db.get().await.map_err(db::DbError::from)?;
-            f(&mut conn).await
-        };
-        match tokio::time::timeout(DB_TIMEOUT, fut).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("database timed out".into()),
-        }
+        with_db(&self.db, f).await
     }
 
     /// One sweep at `now`; returns how many recordings this node expired.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use talky_actors::ids::{CallId, TenantId};
 use tokio::sync::Semaphore;
 
-use super::DB_TIMEOUT;
 use super::store::RecordingStore;
+use super::with_db;
 use crate::db;
 
 /// Uploads at once.
@@ -112,20 +112,15 @@ impl Uploader {
         }
         metrics::counter!(UPLOADS_METRIC, "result" => "ok").increment(1);
         metrics::histogram!(UPLOAD_SECONDS_METRIC).record(started.elapsed().as_secs_f64());
-        let fut = async {
-            let mut conn = self.db.get().await.map_err(db::DbError::from)?;
-            db::recordings::set_uploaded(&mut conn, tenant, call, key).await
-        };
-        match tokio::time::timeout(DB_TIMEOUT, fut).await {
-            Ok(Ok(changed)) => {
-                if !changed {
-                    // The call is gone, or another node's recovery was
-                    // first: the object is in place either way.
-                    tracing::debug!(call.id = %call, "recording uploaded; row not uploading");
-                }
-            }
-            Ok(Err(e)) => return Err(format!("uploaded, but ready not stored: {e}")),
-            Err(_) => return Err("uploaded, but ready not stored: timed out".into()),
+        let changed = with_db(&self.db, async |c| {
+            db::recordings::set_uploaded(c, tenant, call, key).await
+        })
+        .await
+        .map_err(|e| format!("uploaded, but ready not stored: {e}"))?;
+        if !changed {
+            // The call is gone, or another upload of it was first: the
+            // object is in place either way.
+            tracing::debug!(call.id = %call, "recording uploaded; row not uploading");
         }
         let _ = tokio::fs::remove_file(file).await;
         tracing::info!(call.id = %call, "recording uploaded");
