@@ -8,6 +8,9 @@
 #   - PostgreSQL running on loopback, with a `talky` role (CREATEDB, for the
 #     per-test databases) and a `talky` database
 #   - Redis running on loopback
+#   - moto (PyPI, in its own venv under .talky/moto-venv) serving an
+#     S3-compatible endpoint on 127.0.0.1:${TALKY_MOTO_PORT:-9000}, for the
+#     object-storage recording tests (which create their own buckets)
 # Used by `make test`, `make demo` and `.ci/run`.
 set -euo pipefail
 
@@ -77,4 +80,25 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     sleep 0.1
   done
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 || { say "Redis did not come up"; exit 1; }
+fi
+
+# --- moto (S3-compatible object storage for the recording tests) -----------
+MOTO_PORT=${TALKY_MOTO_PORT:-9000}
+MOTO_VENV=${TALKY_MOTO_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.talky/moto-venv}
+if ! curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/"; then
+  if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+    say "installing moto into $MOTO_VENV"
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6' >/dev/null
+  fi
+  say "starting moto on 127.0.0.1:$MOTO_PORT"
+  mkdir -p "$(dirname "$MOTO_VENV")"
+  (cd / && setsid nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
+    >"$(dirname "$MOTO_VENV")/moto.log" 2>&1 </dev/null &)
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" && break
+    sleep 0.2
+  done
+  curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" || { say "moto did not come up on 127.0.0.1:$MOTO_PORT"; exit 1; }
 fi

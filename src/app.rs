@@ -30,7 +30,7 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
         max_field_len: config.contacts.max_field_len,
         max_columns: config.contacts.max_columns,
     };
-    let recorder = crate::recording::Recorder::start(&config.recordings, live_db.clone());
+    let recorder = crate::recording::Recorder::start(&config.recordings, live_db.clone())?;
     let limiter = http::ratelimit::RateLimiter::new(config.api.rate_per_second, config.api.burst);
     let node = config.redis.node();
     Ok(Arc::new(AppState {

@@ -11,6 +11,9 @@
 //! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`,
 //! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
 //! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`,
+//! `talky_recording_uploads_total{result}`, `talky_recording_upload_seconds`
+//! (histogram), `talky_recording_uploads_pending`,
+//! `talky_recordings_expired_total`,
 //! `talky_campaign_notices_total{event}` (published, publish_failed,
 //! received, invalid, dropped), `talky_analysis_total{result}`,
 //! `talky_analysis_seconds` (histogram), `talky_analysis_pending`,
@@ -32,6 +35,8 @@ const LATENCY_BUCKETS_MS: [f64; 12] = [
 
 /// Post-call analysis time buckets, seconds.
 const ANALYSIS_BUCKETS_SECONDS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0];
+/// Upload time histogram buckets, seconds.
+const UPLOAD_BUCKETS_SECONDS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -67,6 +72,26 @@ pub fn describe() {
         RECORD_WRITES_LOST,
         metrics::Unit::Count,
         "Calls whose records (status, outcome, turns, events) were still queued when a stopping process gave up waiting for them; they were lost at exit"
+    );
+    metrics::describe_counter!(
+        crate::recording::upload::UPLOADS_METRIC,
+        metrics::Unit::Count,
+        "Attempts to upload a finished recording to the object store, by result (ok, error); failed ones are retried with backoff"
+    );
+    metrics::describe_histogram!(
+        crate::recording::upload::UPLOAD_SECONDS_METRIC,
+        metrics::Unit::Seconds,
+        "Seconds one successful recording upload to the object store took"
+    );
+    metrics::describe_gauge!(
+        crate::recording::upload::PENDING_METRIC,
+        metrics::Unit::Count,
+        "Finished recordings on this node's disk not yet in the object store (409 for clients until they land)"
+    );
+    metrics::describe_counter!(
+        crate::recording::sweep::EXPIRED_METRIC,
+        metrics::Unit::Count,
+        "Recordings deleted by their campaign's recording_retention_days (the API answers 404 expired)"
     );
     metrics::describe_counter!(
         crate::redis::notices::METRIC,
@@ -107,6 +132,12 @@ pub fn handle() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(crate::webhooks::deliver::DELIVERY_SECONDS.into()),
                         &WEBHOOK_BUCKETS_S,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(crate::recording::upload::UPLOAD_SECONDS_METRIC.into()),
+                        &UPLOAD_BUCKETS_SECONDS,
                     )
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new());

@@ -139,7 +139,8 @@ const NAMED_VARS: [(&str, &str); 5] = [
 
 /// Keys that hold secrets and so may not come from the TOML file (the
 /// providers' keys also under their older flat names).
-const SECRET_KEYS: [&str; 17] = [
+const SECRET_KEYS: [&str; 18] = [
+    "recordings.s3.secret_access_key",
     "database.url",
     "redis.url",
     "admin.token",
@@ -229,6 +230,7 @@ impl Config {
             "admin.token_file",
         )?;
         self.providers.read_secret_files()?;
+        self.recordings.read_secret_files()?;
         Ok(())
     }
 
@@ -569,6 +571,21 @@ mod tests {
         assert!(!c.providers.twilio.allow_unsigned_webhooks);
         assert!(!c.providers.twilio.insecure_unsigned_callbacks);
         c.providers.validate().expect("valid");
+        assert_eq!(
+            c.recordings.store,
+            crate::recording::config::StoreKind::Local
+        );
+        assert_eq!(c.recordings.s3.timeout_secs, 60);
+        c.recordings.validate().expect("valid");
+    }
+
+    #[test]
+    fn the_bucket_secret_may_not_be_written_in_the_file() {
+        let err = from_file("[recordings.s3]\nsecret_access_key = \"k\"\n").expect_err("secret");
+        assert!(
+            err.to_string().contains("recordings.s3.secret_access_key"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Campaign {
     /// Post-call analysis settings (`analysis::settings::AnalysisSettings`
     /// as validated); `None`: calls are not analysed.
     pub analysis: Option<serde_json::Value>,
+    /// Days a ready recording is kept before the sweeper deletes it;
+    /// `None`: kept until the campaign is deleted.
+    pub recording_retention_days: Option<i32>,
 }
 
 impl Campaign {
@@ -186,6 +189,7 @@ pub async fn save(
         campaigns::recording_enabled.eq(campaign.recording_enabled),
         campaigns::telephony.eq(&campaign.telephony),
         campaigns::analysis.eq(&campaign.analysis),
+        campaigns::recording_retention_days.eq(campaign.recording_retention_days),
         campaigns::updated_at.eq(Utc::now()),
     ))
     .returning(Campaign::as_returning())

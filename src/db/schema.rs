@@ -49,6 +49,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         telephony -> Text,
         analysis -> Nullable<Jsonb>,
+        recording_retention_days -> Nullable<Int4>,
     }
 }
 
@@ -105,6 +106,9 @@ diesel::table! {
         recording_bytes -> Nullable<Int8>,
         recording_duration_ms -> Nullable<Int4>,
         node_id -> Nullable<Text>,
+        recording_store -> Nullable<Text>,
+        recording_key -> Nullable<Text>,
+        recording_ready_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -179,6 +179,12 @@ pub struct CampaignInput {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call (default false).
     pub recording_enabled: Option<bool>,
+    /// Days a finished recording is kept, 1 to 3650; afterwards it is
+    /// deleted and the recording route answers 404. `null` (the default)
+    /// keeps recordings as long as the campaign.
+    #[serde(default, deserialize_with = "double_option_of")]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 3650)]
+    pub recording_retention_days: Option<Option<i32>>,
     /// Which provider places the calls: `vonage`, `twilio`, or
     /// `vonage_then_twilio` (Twilio for an attempt Vonage provably did not
     /// place; never both). Default: the server's `dialer.default_telephony`.
@@ -245,11 +251,49 @@ pub struct CampaignPatch {
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call.
     pub recording_enabled: Option<bool>,
+    /// Days a finished recording is kept, 1 to 3650; `null` clears it
+    /// (kept as long as the campaign). Applies to recordings already made.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub recording_retention_days: Option<i32>,
     /// Which provider places the calls (takes effect from the next call).
     pub telephony: Option<Telephony>,
     /// Post-call analysis settings, replaced whole (calls finished from
     /// now on); `null` turns analysis off.
     pub analysis: Option<AnalysisSettings>,
+}
+
+impl CampaignInput {
+    /// Whether this PATCH changes nothing but `recording_retention_days`.
+    fn only_retention(&self) -> bool {
+        let CampaignInput {
+            name,
+            caller_id,
+            agent,
+            calling_window,
+            max_concurrent_calls,
+            max_attempts,
+            retry_backoff_secs,
+            max_call_duration_secs,
+            voicemail_action,
+            recording_enabled,
+            recording_retention_days,
+            telephony,
+            analysis,
+        } = self;
+        recording_retention_days.is_some()
+            && name.is_none()
+            && caller_id.is_none()
+            && agent.is_none()
+            && calling_window.is_none()
+            && max_concurrent_calls.is_none()
+            && max_attempts.is_none()
+            && retry_backoff_secs.is_none()
+            && max_call_duration_secs.is_none()
+            && voicemail_action.is_none()
+            && recording_enabled.is_none()
+            && telephony.is_none()
+            && analysis.is_none()
+    }
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -319,6 +363,8 @@ pub struct CampaignView {
     pub voicemail_action: String,
     /// Calls are recorded.
     pub recording_enabled: bool,
+    /// Days a finished recording is kept; `null`: as long as the campaign.
+    pub recording_retention_days: Option<i32>,
     /// Which provider places the calls.
     pub telephony: Telephony,
     /// Post-call analysis settings; absent: calls are not analysed.
@@ -362,6 +408,7 @@ impl From<Campaign> for CampaignView {
             max_call_duration_secs: c.max_call_duration_secs,
             voicemail_action: c.voicemail_action,
             recording_enabled: c.recording_enabled,
+            recording_retention_days: c.recording_retention_days,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -537,6 +584,10 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     if let Some(v) = input.recording_enabled {
         c.recording_enabled = v;
     }
+    if let Some(v) = input.recording_retention_days {
+        c.recording_retention_days =
+            v.map(|d| check.range("recording_retention_days", d, 1, 3_650));
+    }
     if let Some(t) = input.telephony {
         c.telephony = t.as_str().into();
         // A server that runs the dialer places the calls itself: a choice
@@ -622,6 +673,7 @@ fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
         updated_at: now,
         telephony: telephony.as_str().into(),
         analysis: None,
+        recording_retention_days: None,
     }
 }
 
@@ -776,7 +828,7 @@ pub async fn get_campaign(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not editable in its state", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not editable in its state (only `recording_retention_days` may change in any state)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
@@ -795,7 +847,10 @@ pub async fn update_campaign(
                 .await?
                 .ok_or_else(|| not_found(id))?;
             let state = campaign.state();
-            if !state.is_editable() {
+            // How long recordings are kept is about data, not dialling: it
+            // may change in any state (a completed campaign's recordings
+            // too).
+            if !state.is_editable() && !input.only_retention() {
                 return Err(ApiError::Conflict(format!(
                     "a campaign that is {state} cannot be changed"
                 )));

@@ -12,8 +12,15 @@
 //! spool. A crash before that leaves the spool on disk; the next start
 //! queues every spool it finds ([`Recorder::recover`]).
 //!
+//! With `store = "s3"` the file is then uploaded to the bucket
+//! ([`upload`], retried until it lands; [`store`]) and deleted locally,
+//! so any node serves any recording; a node that died with files not yet
+//! uploaded uploads them at its next start. Campaigns may bound how long
+//! recordings are kept ([`sweep`]).
+//!
 //! The call row's `recording_status` says where a recording is:
-//! `spooled` -> `encoding` -> `ready` | `failed`.
+//! `spooled` -> `encoding` -> (`uploading` ->) `ready` | `failed`, and
+//! `ready` -> `expired` past the campaign's retention.
 
 pub mod config;
 pub mod encode;
@@ -21,8 +28,11 @@ pub mod mix;
 pub mod opus;
 pub mod pool;
 pub mod spool;
+pub mod store;
+pub mod sweep;
 #[cfg(test)]
 mod tests;
+pub mod upload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,6 +64,9 @@ pub enum RecordingError {
     /// The spool could not be created.
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
+    /// The store settings are unusable.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
 }
 
 /// The recordings of this node: directory, database and encoder pool.
@@ -62,27 +75,49 @@ pub struct Recorder {
     max_spool_bytes: u64,
     db: db::Pool,
     jobs: mpsc::Sender<PathBuf>,
+    store: Arc<store::RecordingStore>,
+    uploader: upload::Uploader,
 }
 
 impl Recorder {
-    /// Starts the encoder pool (needs a tokio runtime).
-    pub fn start(config: &RecordingsConfig, db: db::Pool) -> Arc<Recorder> {
+    /// Starts the encoder pool and the retention sweeper (needs a tokio
+    /// runtime); fails only on unusable store settings.
+    pub fn start(config: &RecordingsConfig, db: db::Pool) -> Result<Arc<Recorder>, RecordingError> {
+        let store = Arc::new(store::RecordingStore::from_config(config)?);
+        let uploader = upload::Uploader::new(store.clone(), db.clone());
         let (jobs, rx) = mpsc::channel(config.queue.max(1));
         let recorder = Arc::new(Recorder {
             dir: config.dir.clone(),
             max_spool_bytes: config.max_spool_bytes,
             db: db.clone(),
             jobs,
+            store: store.clone(),
+            uploader: uploader.clone(),
         });
         tokio::spawn(pool::run(
             rx,
             config.workers.max(1),
             pool::Worker {
                 dir: config.dir.clone(),
-                db,
+                db: db.clone(),
+                store: store.clone(),
+                uploader,
             },
         ));
-        recorder
+        tokio::spawn(
+            sweep::Sweeper {
+                store,
+                db,
+                batch: config.sweep_batch,
+            }
+            .run(Duration::from_secs(config.sweep_interval_secs)),
+        );
+        Ok(recorder)
+    }
+
+    /// Where recordings are kept.
+    pub fn store(&self) -> &store::RecordingStore {
+        &self.store
     }
 
     /// The directory of spools and recordings.
@@ -162,14 +197,16 @@ impl Recorder {
     }
 
     /// Queues every spool left in `{dir}/spool/` (by a crash or a full
-    /// queue) in the background; returns how many were found. Call once
-    /// at start, before any call of this node spools.
+    /// queue) in the background, and with a bucket uploads every finished
+    /// file still on disk whose row says `uploading`; returns how many
+    /// spools were found. Call once at start, before any call of this
+    /// node spools.
     pub async fn recover(self: &Arc<Self>) -> usize {
         let spools = match pool::leftover_spools(&self.dir).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, dir = %self.dir.display(), "recording: cannot scan spools");
-                return 0;
+                Vec::new()
             }
         };
         let n = spools.len();
@@ -178,14 +215,88 @@ impl Recorder {
                 spools = n,
                 "recording: encoding spools left by the last run"
             );
-            let me = self.clone();
-            tokio::spawn(async move {
-                for spool in spools {
-                    me.submit(spool).await;
-                }
-            });
         }
+        let me = self.clone();
+        tokio::spawn(async move {
+            // Files first: a spool's own file is skipped there, and its
+            // encoding (queued after) uploads it.
+            if me.store.uploads() {
+                me.recover_uploads().await;
+            }
+            for spool in spools {
+                me.submit(spool).await;
+            }
+        });
         n
+    }
+
+    /// Uploads the finished files a previous run left on disk: those whose
+    /// spool is gone (a spool is encoded again, which uploads it) and
+    /// whose row still says `uploading`. A file whose row is already
+    /// ready in the bucket is a leftover of a crash after the upload.
+    async fn recover_uploads(&self) {
+        let files = match pool::leftover_recordings(&self.dir).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "recording: cannot scan finished files");
+                return;
+            }
+        };
+        let mut queued = 0usize;
+        for (tenant, call, file) in files {
+            if tokio::fs::try_exists(spool::spool_path(&self.dir, call))
+                .await
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            let row = match with_db(&self.db, async |c| {
+                db::recordings::get(c, tenant, call).await
+            })
+            .await
+            {
+                Ok(row) => row,
+                Err(e) => {
+                    tracing::warn!(call.id = %call, error = %e, "recording: row not read; file kept");
+                    continue;
+                }
+            };
+            match row.as_ref().and_then(|r| r.status.as_deref()) {
+                Some(db::recordings::UPLOADING) => {
+                    self.uploader.submit(tenant, call, file);
+                    queued += 1;
+                }
+                Some(db::recordings::READY)
+                    if row.as_ref().and_then(|r| r.store.as_deref())
+                        == Some(db::recordings::STORE_S3) =>
+                {
+                    let _ = tokio::fs::remove_file(&file).await;
+                }
+                _ => {}
+            }
+        }
+        if queued > 0 {
+            tracing::info!(
+                files = queued,
+                "recording: uploading files left by the last run"
+            );
+        }
+    }
+}
+
+/// Runs `f` on a connection of `pool` within [`DB_TIMEOUT`]; the error as
+/// text (the recorder logs it and retries or leaves the work for later).
+pub(crate) async fn with_db<T>(
+    pool: &db::Pool,
+    f: impl AsyncFnOnce(&mut diesel_async::AsyncPgConnection) -> Result<T, db::DbError>,
+) -> Result<T, String> {
+    let fut = async {
+        let mut conn = pool.get().await.map_err(db::DbError::from)?;
+        f(&mut conn).await
+    };
+    match tokio::time::timeout(DB_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("database timed out".into()),
     }
 }
 

@@ -3,7 +3,8 @@
 //! never competes with the 20 ms path for the async workers.
 //!
 //! Per spool: mark the call `encoding`, encode to `{call}.ogg.tmp`, rename
-//! to `{call}.ogg`, mark it `ready` with size and length, and only then
+//! to `{call}.ogg`, mark it `ready` with size and length (with a bucket:
+//! `uploading`, and hand the file to the [`Uploader`]), and only then
 //! delete the spool (a crash in between encodes it again at the next
 //! start, harmlessly). A spool without audio is deleted and the call
 //! marked not recorded. A spool that cannot be encoded is marked `failed`
@@ -18,7 +19,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::encode::{self, Encoded};
 use super::spool::{HEADER_LEN, SPOOL_SUFFIX, SpoolHeader};
-use super::{DB_TIMEOUT, recording_path};
+use super::store::RecordingStore;
+use super::upload::Uploader;
+use super::{DB_TIMEOUT, recording_path, with_db};
 use crate::db;
 
 /// Counter of encodings by result (`ready`, `failed`, `empty`).
@@ -31,6 +34,10 @@ pub struct Worker {
     pub dir: PathBuf,
     /// The database.
     pub db: db::Pool,
+    /// Where finished recordings are kept.
+    pub store: Arc<RecordingStore>,
+    /// Uploads them when that is a bucket.
+    pub uploader: Uploader,
 }
 
 /// Takes spools off the queue and encodes up to `workers` at once.
@@ -70,19 +77,17 @@ async fn read_header(spool: &Path) -> Option<SpoolHeader> {
 }
 
 impl Worker {
-    async fn set_ready(&self, enc: &Encoded, bytes: u64) -> Result<(), String> {
+    /// Stores the encoded file's size and length: `ready` in the
+    /// directory, or `uploading` when a bucket takes it. Whether the call
+    /// still exists (its campaign may have been deleted meanwhile).
+    async fn set_encoded(&self, enc: &Encoded, bytes: u64) -> Result<bool, String> {
         let (tenant, call) = (enc.header.tenant, enc.header.call);
-        let fut = async {
-            let mut conn = self.db.get().await.map_err(db::DbError::from)?;
-            db::recordings::set_ready(&mut conn, tenant, call, bytes, enc.duration_ms).await
-        };
-        match tokio::time::timeout(DB_TIMEOUT, fut).await {
-            Ok(Ok(true)) => Ok(()),
-            // The call is gone (campaign deleted): nothing to update.
-            Ok(Ok(false)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".into()),
-        }
+        let key = self.store.key(tenant, call);
+        let store = (!self.store.uploads()).then_some((db::recordings::STORE_LOCAL, key.as_str()));
+        with_db(&self.db, async |c| {
+            db::recordings::set_encoded(c, tenant, call, bytes, enc.duration_ms, store).await
+        })
+        .await
     }
 
     async fn set_aside(&self, spool: &Path) {
@@ -147,16 +152,24 @@ impl Worker {
             .await
             .map(|m| m.len())
             .unwrap_or(0);
-        match self.set_ready(&encoded, bytes).await {
-            Ok(()) => {
+        match self.set_encoded(&encoded, bytes).await {
+            Ok(exists) => {
                 let _ = tokio::fs::remove_file(spool).await;
                 metrics::counter!(RESULT_METRIC, "result" => "ready").increment(1);
                 tracing::info!(
                     call.id = %call,
                     duration_ms = encoded.duration_ms,
                     bytes,
-                    "recording ready"
+                    "recording encoded"
                 );
+                if self.store.uploads() {
+                    if exists {
+                        self.uploader.submit(tenant, call, out);
+                    } else {
+                        // Nobody can ask for it any more: not uploaded.
+                        let _ = tokio::fs::remove_file(&out).await;
+                    }
+                }
             }
             // The spool stays: the next start encodes it again.
             Err(e) => tracing::warn!(call.id = %call, error = %e, "recording: ready not stored"),
@@ -187,5 +200,41 @@ pub async fn leftover_spools(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     out.sort();
+    Ok(out)
+}
+
+/// The finished files in `{dir}/{tenant}/{call}.ogg` (directories and
+/// files whose names are not ids are not ours and are skipped).
+pub async fn leftover_recordings(dir: &Path) -> std::io::Result<Vec<(TenantId, CallId, PathBuf)>> {
+    let mut tenants = match tokio::fs::read_dir(dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    while let Some(entry) = tenants.next_entry().await? {
+        let Some(tenant) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<uuid::Uuid>().ok())
+        else {
+            continue;
+        };
+        let mut files = tokio::fs::read_dir(entry.path()).await?;
+        while let Some(file) = files.next_entry().await? {
+            let path = file.path();
+            if path.extension().is_none_or(|e| e != "ogg") {
+                continue;
+            }
+            if let Some(call) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<uuid::Uuid>().ok())
+            {
+                out.push((TenantId(tenant), CallId(call), path));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.2.cmp(&b.2));
     Ok(out)
 }

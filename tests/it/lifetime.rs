@@ -190,25 +190,32 @@ impl World {
     /// A running campaign of [`CONTACTS`] interested callees, [`AT_ONCE`]
     /// at a time, three attempts.
     pub async fn campaign(&self, node: &Node) -> String {
+        self.campaign_with(
+            node,
+            json!({"max_attempts": 3, "retry_backoff_secs": 1, "max_concurrent_calls": AT_ONCE}),
+            CONTACTS,
+        )
+        .await
+    }
+
+    /// A running campaign of `contacts` interested callees, its settings
+    /// overridden by the fields of `settings`.
+    pub async fn campaign_with(&self, node: &Node, settings: Value, contacts: usize) -> String {
+        let mut body = json!({
+            "name": "lifetime",
+            "caller_id": "+14155550100",
+            "agent": {"system_prompt": "You are a polite assistant.", "greeting": "Hello, this is Ada."},
+            "calling_window": {"start": "00:00", "end": "23:59",
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+        });
+        if let (Some(body), Some(settings)) = (body.as_object_mut(), settings.as_object()) {
+            body.extend(settings.clone());
+        }
         let c = self
-            .api(
-                node,
-                reqwest::Method::POST,
-                "/api/v1/campaigns",
-                Some(json!({
-                    "name": "lifetime",
-                    "caller_id": "+14155550100",
-                    "agent": {"system_prompt": "You are a polite assistant.", "greeting": "Hello, this is Ada."},
-                    "calling_window": {"start": "00:00", "end": "23:59",
-                        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
-                    "max_attempts": 3,
-                    "retry_backoff_secs": 1,
-                    "max_concurrent_calls": AT_ONCE,
-                })),
-            )
+            .api(node, reqwest::Method::POST, "/api/v1/campaigns", Some(body))
             .await;
         let id = c["id"].as_str().expect("id").to_string();
-        let contacts: Vec<Value> = (0..CONTACTS)
+        let list: Vec<Value> = (0..contacts)
             .map(|i| json!({"phone": format!("+1212{:07}", 3_000_000 + i), "timezone": "America/New_York"}))
             .collect();
         let r = self
@@ -216,10 +223,10 @@ impl World {
                 node,
                 reqwest::Method::POST,
                 &format!("/api/v1/campaigns/{id}/contacts"),
-                Some(Value::Array(contacts)),
+                Some(Value::Array(list)),
             )
             .await;
-        assert_eq!(r["accepted"], CONTACTS, "{r}");
+        assert_eq!(r["accepted"], contacts, "{r}");
         self.api(
             node,
             reqwest::Method::POST,
@@ -351,6 +358,21 @@ impl World {
     }
 
     /// The test database's URL.
+    /// Every node's admin token.
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+
+    /// The tenant's API key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The working directory of the nodes named `name`.
+    pub fn node_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     pub fn database_url(&self) -> String {
         self._db.url.clone()
     }

@@ -19,6 +19,7 @@ mod isolation;
 mod lifetime;
 mod load_smoke;
 mod media;
+mod object_store;
 mod openapi;
 mod outage;
 mod personas;

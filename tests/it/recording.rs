@@ -70,7 +70,12 @@ impl Actor for Speaker {
 }
 
 /// A call intent of a campaign; returns (tenant, call, media token).
-async fn intent(app: &TestApp, key: &str, tenant: &str, record: bool) -> (String, String) {
+pub(crate) async fn intent(
+    app: &TestApp,
+    key: &str,
+    tenant: &str,
+    record: bool,
+) -> (String, String) {
     let mut body = campaign_body("rec");
     body["recording_enabled"] = json!(record);
     let (status, campaign) = app.post("/api/v1/campaigns", key, &body).await;
@@ -206,6 +211,22 @@ async fn a_recorded_call_is_served_as_ogg_opus_to_its_tenant_only() {
     speaker.stop(None);
 
     let body = wait_ready(&app, &call, &key).await;
+    // The last 500 bytes, as an audio element seeking asks (RFC 9110).
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/calls/{call}/recording")))
+        .bearer_auth(&key)
+        .header("range", "bytes=-500")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(res.status().as_u16(), 206);
+    let n = body.len();
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes {}-{}/{n}", n - 500, n - 1).as_str()
+    );
+    assert_eq!(res.bytes().await.expect("part")[..], body[n - 500..]);
     let (left, right) = check_file(&std::env::temp_dir(), &body);
     assert_eq!(left, CALLEE_SAYS, "the callee on the left");
     assert_eq!(right, AGENT_SAYS, "the agent on the right");
@@ -255,7 +276,7 @@ async fn an_unrecorded_campaign_spools_nothing() {
     app.stop().await;
 }
 
-fn write_crash_spool(dir: &Path, tenant: TenantId, call: CallId) -> PathBuf {
+pub(crate) fn write_crash_spool(dir: &Path, tenant: TenantId, call: CallId) -> PathBuf {
     let mut enc = Encoder::new(16_000);
     let callee = enc.encode(CALLEE_SAYS);
     let mut bytes = SpoolHeader {
