@@ -12,7 +12,8 @@
 //! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
 //! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`,
 //! `talky_campaign_notices_total{event}` (published, publish_failed,
-//! received, invalid, dropped).
+//! received, invalid, dropped), `talky_transfers_total{result}`
+//! (accepted, failed).
 //!
 //! Metrics whose meaning is not plain from their name are described
 //! ([`describe`]): their `# HELP` line says what they count.
@@ -57,6 +58,11 @@ pub fn describe() {
         RECORD_WRITES_LOST,
         metrics::Unit::Count,
         "Calls whose records (status, outcome, turns, events) were still queued when a stopping process gave up waiting for them; they were lost at exit"
+    );
+    metrics::describe_counter!(
+        "talky_transfers_total",
+        metrics::Unit::Count,
+        "Cold transfers of calls to a person asked of the telephony provider, by result (accepted: the call ended transferred; failed: the agent went on)"
     );
     metrics::describe_counter!(
         crate::redis::notices::METRIC,

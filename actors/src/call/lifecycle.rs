@@ -88,6 +88,9 @@ pub enum EndCause {
     /// time is over): the callee was told we will call back, and the
     /// campaign redials the contact.
     Interrupted,
+    /// Handed over to a person (cold transfer): the provider leg goes on
+    /// without us; the contact counts as reached.
+    Transferred,
 }
 
 impl EndCause {
@@ -104,6 +107,7 @@ impl EndCause {
             "timeout" => EndCause::Timeout,
             "no_input" => EndCause::NoInput,
             "interrupted" => EndCause::Interrupted,
+            "transferred" => EndCause::Transferred,
             "provider_error" => EndCause::ProviderError(reason.into()),
             "failed" => EndCause::Failed(reason.into()),
             other => EndCause::Failed(format!("unknown outcome {other:?}: {reason}")),
@@ -124,6 +128,7 @@ impl EndCause {
             EndCause::Timeout => "timeout",
             EndCause::NoInput => "no_input",
             EndCause::Interrupted => "interrupted",
+            EndCause::Transferred => "transferred",
         }
     }
 }

@@ -18,7 +18,7 @@ mod supervise;
 pub(crate) mod tests;
 
 pub use actor::{CallActor, CallArgs};
-pub use config::{CallConfig, MachineAction};
+pub use config::{CallConfig, MachineAction, TransferConfig};
 pub use conversation::tools;
 pub use msg::{
     CallMsg, CallReport, CallSnapshot, ChildKind, ChildSnapshot, MediaInbound, MediaSession,
