@@ -19,7 +19,7 @@ pub(crate) mod tests;
 
 pub use actor::{CallActor, CallArgs};
 pub use config::{CallConfig, MachineAction, TransferConfig};
-pub use conversation::tools;
+pub use conversation::{TRANSFER_TOOL, tools, tools_for};
 pub use msg::{
     CallMsg, CallReport, CallSnapshot, ChildKind, ChildSnapshot, MediaInbound, MediaSession,
     ReportSink, TimerKind, campaign_outcome,
