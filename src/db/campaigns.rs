@@ -60,12 +60,28 @@ pub struct Campaign {
     pub updated_at: DateTime<Utc>,
     /// Which provider(s) place its calls (`Telephony` name).
     pub telephony: String,
+    /// E.164 number a call is handed to (cold transfer); with
+    /// `transfer_announce`, or neither (a CHECK holds them together).
+    pub transfer_number: Option<String>,
+    /// The line the agent says before the transfer.
+    pub transfer_announce: Option<String>,
 }
 
 impl Campaign {
     /// The typed state; a value outside the CHECK constraint cannot exist.
     pub fn state(&self) -> CampaignState {
         self.state.parse().unwrap_or(CampaignState::Draft)
+    }
+
+    /// The transfer setting, when the campaign has one.
+    pub fn transfer(&self) -> Option<talky_actors::call::TransferConfig> {
+        match (&self.transfer_number, &self.transfer_announce) {
+            (Some(number), Some(announce)) => Some(talky_actors::call::TransferConfig {
+                number: number.clone(),
+                announce: announce.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// The typed telephony; a value outside the CHECK constraint cannot
@@ -174,6 +190,8 @@ pub async fn save(
         campaigns::max_call_duration_secs.eq(campaign.max_call_duration_secs),
         campaigns::recording_enabled.eq(campaign.recording_enabled),
         campaigns::telephony.eq(&campaign.telephony),
+        campaigns::transfer_number.eq(&campaign.transfer_number),
+        campaigns::transfer_announce.eq(&campaign.transfer_announce),
         campaigns::updated_at.eq(Utc::now()),
     ))
     .returning(Campaign::as_returning())

@@ -48,6 +48,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         telephony -> Text,
+        transfer_number -> Nullable<Text>,
+        transfer_announce -> Nullable<Text>,
     }
 }
 

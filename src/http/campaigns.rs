@@ -131,6 +131,34 @@ pub struct AgentInput {
     pub llm_model: Option<String>,
 }
 
+/// A cold transfer to a person, as sent: the LLM is offered a
+/// `transfer_call` tool; when the callee asks for a person (or the script
+/// says so) the agent says `announce` and the provider connects the
+/// callee to `number`. The call then ends for us as `transferred`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInput {
+    /// Where the callee is connected (E.164, or national in the default region).
+    #[schema(value_type = String, required = true, min_length = 1, example = "+14155550199")]
+    pub number: Option<String>,
+    /// What the agent says before the handover, at most 1,000 characters
+    /// (default: "Please hold while I connect you to a colleague.").
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1000)]
+    pub announce: Option<String>,
+}
+
+/// The announce line of a transfer that names none.
+pub const DEFAULT_TRANSFER_ANNOUNCE: &str = "Please hold while I connect you to a colleague.";
+
+/// A transfer, as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferView {
+    /// Where the callee is connected (E.164).
+    pub number: String,
+    /// What the agent says before the handover.
+    pub announce: String,
+}
+
 /// A calling window, as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +212,11 @@ pub struct CampaignInput {
     /// A server that runs the dialer refuses (422) a choice whose
     /// provider it has not configured.
     pub telephony: Option<Telephony>,
+    /// Hand calls to a person on request (cold transfer); `null` (the
+    /// default) offers no transfer. A PATCH replaces it whole.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<TransferInput>)]
+    pub transfer: Option<Option<TransferInput>>,
 }
 
 /// The agent's settings in a PATCH: any subset (documentation of
@@ -241,10 +274,16 @@ pub struct CampaignPatch {
     pub recording_enabled: Option<bool>,
     /// Which provider places the calls (takes effect from the next call).
     pub telephony: Option<Telephony>,
+    /// Hand calls to a person on request, replaced whole; `null` removes
+    /// it (takes effect from the next call).
+    pub transfer: Option<TransferInput>,
 }
 
-fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+/// A field that may be absent (keep), `null` (clear) or a value.
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The agent, as shown.
@@ -305,6 +344,8 @@ pub struct CampaignView {
     pub recording_enabled: bool,
     /// Which provider places the calls.
     pub telephony: Telephony,
+    /// Hand calls to a person on request; absent: no transfer.
+    pub transfer: Option<TransferView>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -321,6 +362,10 @@ impl From<Campaign> for CampaignView {
             id: c.id,
             state: c.state(),
             telephony: c.telephony(),
+            transfer: c.transfer().map(|t| TransferView {
+                number: t.number,
+                announce: t.announce,
+            }),
             name: c.name,
             caller_id: c.caller_id,
             agent: AgentView {
@@ -532,6 +577,9 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
             );
         }
     }
+    if let Some(transfer) = input.transfer {
+        apply_transfer(ctx, &mut check, transfer, c);
+    }
     // Whole-campaign rules.
     if c.system_prompt.is_empty()
         && !check
@@ -565,6 +613,26 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     check.finish()
 }
 
+/// Takes a campaign's `transfer` (a whole object, or `null` to remove it).
+fn apply_transfer(ctx: &Ctx, check: &mut Check, transfer: Option<TransferInput>, c: &mut Campaign) {
+    let Some(t) = transfer else {
+        c.transfer_number = None;
+        c.transfer_announce = None;
+        return;
+    };
+    match t.number.as_deref().map(str::trim) {
+        None | Some("") => check.fail("transfer.number", "is required"),
+        Some(n) => match crate::phone::normalize(n, ctx.import.default_region) {
+            Ok(n) => c.transfer_number = Some(n),
+            Err(e) => check.fail("transfer.number", e.to_string()),
+        },
+    }
+    c.transfer_announce = Some(match t.announce {
+        Some(a) => check.text("transfer.announce", &a, 1_000),
+        None => DEFAULT_TRANSFER_ANNOUNCE.into(),
+    });
+}
+
 fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
     let now = Utc::now();
     let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap_or(NaiveTime::MIN);
@@ -592,6 +660,8 @@ fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
         created_at: now,
         updated_at: now,
         telephony: telephony.as_str().into(),
+        transfer_number: None,
+        transfer_announce: None,
     }
 }
 
