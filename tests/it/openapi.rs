@@ -82,8 +82,10 @@ async fn input_schemas_state_their_required_fields() {
         r.sort();
         r
     };
-    let expected: [(&str, &[&str]); 8] = [
+    let expected: [(&str, &[&str]); 10] = [
         ("CampaignInput", &["agent", "caller_id", "name"]),
+        ("TransferInput", &["number"]),
+        ("TransferView", &["announce", "number"]),
         ("AgentInput", &["greeting", "system_prompt"]),
         ("CampaignPatch", &[]),
         ("AgentPatch", &[]),
