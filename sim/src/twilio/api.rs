@@ -613,6 +613,22 @@ async fn modify(
     }
 }
 
+/// Checks a transfer's TwiML strictly: `<Response><Dial [callerId]>
+/// <Number>` and nothing else, E.164 numbers with their `+`.
+pub(crate) fn validate_transfer(
+    twiml: &str,
+) -> Result<talky::providers::twilio::twiml::ParsedDial, String> {
+    let dial = talky::providers::twilio::twiml::parse_dial(twiml).map_err(|e| format!("Twiml: {e}"))?;
+    let e164 = |n: &str| {
+        n.strip_prefix('+')
+            .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !e164(&dial.number) || dial.caller_id.as_deref().is_some_and(|c| !e164(c)) {
+        return Err("Dial: Number and callerId must be E.164".into());
+    }
+    Ok(dial)
+}
+
 /// `Twiml=<Response><Dial callerId="+…"><Number>+…</Number></Dial></Response>`
 /// on an in-progress call: recorded, then the stream loop sends `stop`,
 /// closes the socket, and the call goes on with the person until they
@@ -620,17 +636,10 @@ async fn modify(
 /// would run it; the emulator runs only the transfer), a call not in
 /// progress with 21220.
 fn transfer(shared: &Arc<Shared>, account: &str, sid: &str, twiml: &str) -> Reply {
-    let dial = match talky::providers::twilio::twiml::parse_dial(twiml) {
+    let dial = match validate_transfer(twiml) {
         Ok(d) => d,
-        Err(e) => return error(400, 21200, &format!("Twiml: {e}")),
+        Err(e) => return error(400, 21200, &e),
     };
-    let e164 = |n: &str| {
-        n.strip_prefix('+')
-            .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-    };
-    if !e164(&dial.number) || dial.caller_id.as_deref().is_some_and(|c| !e164(c)) {
-        return error(400, 21200, "Dial: Number and callerId must be E.164");
-    }
     let accepted = shared.calls.with_call(sid, |r| {
         if r.status != "in-progress" || !r.socket_opened || r.transfer.is_some() {
             return false;

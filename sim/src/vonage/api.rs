@@ -616,27 +616,19 @@ fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -
     }
 }
 
-/// `{"action":"transfer","destination":{"type":"ncco","ncco":[connect]}}`
-/// (§1.3), checked strictly: an inline NCCO of one `connect` to one phone
-/// endpoint (the emulator runs no other transfer; a `url` destination is
-/// refused). Accepted only while the media socket is up: the call loop
-/// then closes the socket, posts `transfer` and lets the person talk.
-fn transfer(shared: &Arc<Shared>, uuid: &str, body: &Value) -> Reply {
-    let invalid = |name: &str, reason: &str| {
-        problem_with(
-            400,
-            "invalid-params",
-            "Bad Request",
-            "The request failed due to validation errors",
-            Some(json!({"invalid_parameters": [{"name": name, "reason": reason}]})),
-        )
-    };
+/// Checks a transfer body (§1.3) strictly:
+/// `{"action":"transfer","destination":{"type":"ncco","ncco":[connect]}}`,
+/// an inline NCCO of one `connect` to one phone endpoint (the emulator
+/// runs no other transfer; a `url` destination is refused). The number
+/// and the `from`, or the invalid parameter and why.
+pub(crate) fn validate_transfer(body: &Value) -> Result<(String, Option<String>), (String, String)> {
+    let invalid = |name: &str, reason: &str| Err((name.to_owned(), reason.to_owned()));
     let keys_ok = |v: &Value, allowed: &[&str]| {
         v.as_object()
             .is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())))
     };
-    if !keys_ok(body, &["action", "destination"]) {
-        return invalid("body", "unknown field");
+    if body["action"] != "transfer" || !keys_ok(body, &["action", "destination"]) {
+        return invalid("body", "must be {action: transfer, destination} and nothing else");
     }
     let dest = &body["destination"];
     if !keys_ok(dest, &["type", "ncco"]) || dest["type"] != "ncco" {
@@ -648,12 +640,10 @@ fn transfer(shared: &Arc<Shared>, uuid: &str, body: &Value) -> Reply {
     let [connect] = dest["ncco"].as_array().map(Vec::as_slice).unwrap_or_default() else {
         return invalid("destination.ncco", "must hold exactly one action");
     };
-    if connect["action"] != "connect"
-        || !keys_ok(
-            connect,
-            &["action", "from", "endpoint", "eventType", "eventUrl", "eventMethod", "timeout", "limit"],
-        )
-    {
+    let connect_keys = [
+        "action", "from", "endpoint", "eventType", "eventUrl", "eventMethod", "timeout", "limit",
+    ];
+    if connect["action"] != "connect" || !keys_ok(connect, &connect_keys) {
         return invalid("destination.ncco[0]", "must be a connect action");
     }
     let from = match connect.get("from") {
@@ -661,20 +651,37 @@ fn transfer(shared: &Arc<Shared>, uuid: &str, body: &Value) -> Reply {
         Some(Value::String(f)) if is_number(f) => Some(f.clone()),
         Some(_) => return invalid("destination.ncco[0].from", "must be E.164 digits"),
     };
-    let number = match connect["endpoint"].as_array().map(Vec::as_slice) {
+    match connect["endpoint"].as_array().map(Vec::as_slice) {
         Some([e])
             if e["type"] == "phone"
                 && keys_ok(e, &["type", "number", "dtmfAnswer"])
                 && e["number"].as_str().is_some_and(is_number) =>
         {
-            e["number"].as_str().unwrap_or_default().to_owned()
+            Ok((e["number"].as_str().unwrap_or_default().to_owned(), from))
         }
-        _ => {
-            return invalid(
-                "destination.ncco[0].endpoint",
-                "must be one phone endpoint with E.164 digits",
-            );
-        }
+        _ => invalid(
+            "destination.ncco[0].endpoint",
+            "must be one phone endpoint with E.164 digits",
+        ),
+    }
+}
+
+/// A transfer ([`validate_transfer`]), accepted only while the media
+/// socket is up: the call loop then closes the socket, posts `transfer`
+/// and lets the person talk.
+fn transfer(shared: &Arc<Shared>, uuid: &str, body: &Value) -> Reply {
+    let invalid = |name: &str, reason: &str| {
+        problem_with(
+            400,
+            "invalid-params",
+            "Bad Request",
+            "The request failed due to validation errors",
+            Some(json!({"invalid_parameters": [{"name": name, "reason": reason}]})),
+        )
+    };
+    let (number, from) = match validate_transfer(body) {
+        Ok(t) => t,
+        Err((name, reason)) => return invalid(&name, &reason),
     };
     let accepted = shared.calls.with_call(uuid, |r| {
         if !r.socket_opened || r.ended || r.transfer.is_some() {
@@ -690,7 +697,10 @@ fn transfer(shared: &Arc<Shared>, uuid: &str, body: &Value) -> Reply {
     if accepted == Some(true) {
         no_content()
     } else {
-        invalid("action", "the call is not connected to an NCCO that can be transferred")
+        invalid(
+            "action",
+            "the call is not connected to an NCCO that can be transferred",
+        )
     }
 }
 
