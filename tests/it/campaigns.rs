@@ -333,7 +333,8 @@ async fn transfer_is_validated_stored_patched_and_removed() {
     assert_eq!(plain["transfer"], serde_json::Value::Null);
 
     let mut body = campaign_body("with transfer");
-    body["transfer"] = json!({ "number": "+1 415 555 0199", "announce": "  Connecting you now.  " });
+    body["transfer"] =
+        json!({ "number": "+1 415 555 0199", "announce": "  Connecting you now.  " });
     let (status, c) = app.post("/api/v1/campaigns", &key, &body).await;
     assert_eq!(status, 201, "{c}");
     assert_eq!(

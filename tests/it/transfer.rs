@@ -154,7 +154,8 @@ async fn without_a_transfer_setting_the_agent_keeps_the_call() {
     assert_ne!(call["outcome"], "transferred", "{call}");
     let t = turns(call);
     assert!(
-        t.iter().any(|(s, x, _)| s == "agent" && x.contains("help you myself")),
+        t.iter()
+            .any(|(s, x, _)| s == "agent" && x.contains("help you myself")),
         "{t:?}"
     );
     assert_eq!(transfer_of(&world, TelephonyProvider::Vonage, human), None);

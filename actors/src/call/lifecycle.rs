@@ -395,6 +395,27 @@ mod tests {
     }
 
     #[test]
+    fn a_transferred_call_stays_transferred_whatever_comes_late() {
+        let mut l = run(vec![
+            E::Dial,
+            E::Answered,
+            E::ConversationStarted,
+            E::Hangup(EndCause::Transferred),
+        ]);
+        // The provider's `completed` when the person hangs up, long after.
+        assert_eq!(l.apply(E::Ended(None)), Step::Moved(S::Finished));
+        assert_eq!(l.cause(), Some(&EndCause::Transferred));
+        for e in [
+            E::Ended(Some(EndCause::Failed("late".into()))),
+            E::Hangup(EndCause::Completed),
+            E::Answered,
+        ] {
+            assert_eq!(l.apply(e), Step::Ignored);
+        }
+        assert_eq!(l.cause().map(EndCause::outcome), Some("transferred"));
+    }
+
+    #[test]
     fn ringing_timeout_is_our_hangup() {
         let l = run(vec![
             E::Dial,

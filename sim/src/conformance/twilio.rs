@@ -985,7 +985,9 @@ fn transfer_twiml_on_both_sides() {
     for bad in [
         twiml.replace("+447700900000", "447700900000"),
         twiml.replace("Dial", "Connect"),
-        twiml.replace("<Number>", "<Sip>").replace("</Number>", "</Sip>"),
+        twiml
+            .replace("<Number>", "<Sip>")
+            .replace("</Number>", "</Sip>"),
         twiml.replace("</Dial>", "</Dial><Hangup/>"),
     ] {
         assert!(api::validate_transfer(&bad).is_err(), "{bad}");

@@ -900,7 +900,11 @@ fn transfer_body_and_event_on_both_sides() {
     for bad in [
         set_value(&spec, "/destination/type", json!("url")),
         set_value(&spec, "/action", json!("hangup")),
-        set_value(&spec, "/destination/ncco/0/endpoint/0/number", json!("+447700900000")),
+        set_value(
+            &spec,
+            "/destination/ncco/0/endpoint/0/number",
+            json!("+447700900000"),
+        ),
         set_value(&spec, "/destination/ncco/0/endpoint/0/type", json!("sip")),
         rename_key(&spec, "/destination/ncco/0/endpoint", "endpoints"),
         set_value(&spec, "/destination/ncco", json!([])),

@@ -56,7 +56,13 @@ impl LlmScript for AgentScript {
                 call("mark_do_not_call", json!({})),
             );
         }
-        if has(&["real person", "a person", "a human", "an agent", "someone real"]) {
+        if has(&[
+            "real person",
+            "a person",
+            "a human",
+            "an agent",
+            "someone real",
+        ]) {
             return if offers(request, TRANSFER_TOOL) {
                 reply("Of course.", call(TRANSFER_TOOL, json!({})))
             } else {

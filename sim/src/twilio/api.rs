@@ -572,7 +572,11 @@ async fn modify(
     };
     if let Some(twiml) = first(&form, "Twiml") {
         if form.len() != 1 {
-            return error(400, 21200, "the emulator takes Twiml alone (no Status, Url)");
+            return error(
+                400,
+                21200,
+                "the emulator takes Twiml alone (no Status, Url)",
+            );
         }
         return transfer(shared, account, sid, twiml);
     }
@@ -618,7 +622,8 @@ async fn modify(
 pub(crate) fn validate_transfer(
     twiml: &str,
 ) -> Result<talky::providers::twilio::twiml::ParsedDial, String> {
-    let dial = talky::providers::twilio::twiml::parse_dial(twiml).map_err(|e| format!("Twiml: {e}"))?;
+    let dial =
+        talky::providers::twilio::twiml::parse_dial(twiml).map_err(|e| format!("Twiml: {e}"))?;
     let e164 = |n: &str| {
         n.strip_prefix('+')
             .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))

@@ -621,14 +621,19 @@ fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -
 /// an inline NCCO of one `connect` to one phone endpoint (the emulator
 /// runs no other transfer; a `url` destination is refused). The number
 /// and the `from`, or the invalid parameter and why.
-pub(crate) fn validate_transfer(body: &Value) -> Result<(String, Option<String>), (String, String)> {
+pub(crate) fn validate_transfer(
+    body: &Value,
+) -> Result<(String, Option<String>), (String, String)> {
     let invalid = |name: &str, reason: &str| Err((name.to_owned(), reason.to_owned()));
     let keys_ok = |v: &Value, allowed: &[&str]| {
         v.as_object()
             .is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())))
     };
     if body["action"] != "transfer" || !keys_ok(body, &["action", "destination"]) {
-        return invalid("body", "must be {action: transfer, destination} and nothing else");
+        return invalid(
+            "body",
+            "must be {action: transfer, destination} and nothing else",
+        );
     }
     let dest = &body["destination"];
     if !keys_ok(dest, &["type", "ncco"]) || dest["type"] != "ncco" {
@@ -637,11 +642,22 @@ pub(crate) fn validate_transfer(body: &Value) -> Result<(String, Option<String>)
             "must be {\"type\":\"ncco\",\"ncco\":[...]} (the emulator takes inline NCCOs only)",
         );
     }
-    let [connect] = dest["ncco"].as_array().map(Vec::as_slice).unwrap_or_default() else {
+    let [connect] = dest["ncco"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    else {
         return invalid("destination.ncco", "must hold exactly one action");
     };
     let connect_keys = [
-        "action", "from", "endpoint", "eventType", "eventUrl", "eventMethod", "timeout", "limit",
+        "action",
+        "from",
+        "endpoint",
+        "eventType",
+        "eventUrl",
+        "eventMethod",
+        "timeout",
+        "limit",
     ];
     if connect["action"] != "connect" || !keys_ok(connect, &connect_keys) {
         return invalid("destination.ncco[0]", "must be a connect action");

@@ -214,7 +214,15 @@ pub fn parse_dial(doc: &str) -> Result<ParsedDial, TwimlError> {
     let rest = format!("{}{}", &doc[..text_at], &doc[close..]);
     let tags = tags(&rest)?;
     let names: Vec<&str> = tags.iter().map(|t| t.name).collect();
-    if names != ["Response", "Dial", "Number", "/Number", "/Dial", "/Response"]
+    if names
+        != [
+            "Response",
+            "Dial",
+            "Number",
+            "/Number",
+            "/Dial",
+            "/Response",
+        ]
         || tags.iter().any(|t| t.self_closing)
     {
         return Err(bad(&format!("got {names:?}")));

@@ -49,10 +49,11 @@ pub fn tools_for(transfer: bool) -> Vec<ToolSpec> {
     if transfer {
         tools.push(ToolSpec {
             name: TRANSFER_TOOL.into(),
-            description: "Transfer the call to a person. Use it when the callee asks to speak to a \
+            description:
+                "Transfer the call to a person. Use it when the callee asks to speak to a \
                 human (a person, an agent, a manager) or your instructions say so. Do not say \
                 goodbye: the handover line is said for you."
-                .into(),
+                    .into(),
             parameters_json: r#"{"type":"object","properties":{}}"#.into(),
         });
     }

@@ -620,12 +620,12 @@ fn the_transfer_tool_is_offered_only_with_a_transfer_setting() {
 fn the_announce_line_plays_then_the_transfer_is_asked() {
     let mut core = Core::greeted(transfer_config());
     ask_for_a_person(&mut core);
-    let spoken: Vec<String> = core
-        .to_speak
-        .iter()
-        .map(|(_, text)| text.clone())
-        .collect();
-    assert_eq!(spoken.last().map(String::as_str), Some(ANNOUNCE), "{spoken:?}");
+    let spoken: Vec<String> = core.to_speak.iter().map(|(_, text)| text.clone()).collect();
+    assert_eq!(
+        spoken.last().map(String::as_str),
+        Some(ANNOUNCE),
+        "{spoken:?}"
+    );
     assert!(transfers(&core.log).is_empty(), "not before it played");
     core.synthesise();
     // The callee talking over the announce does not cut it.
@@ -643,7 +643,10 @@ fn the_announce_line_plays_then_the_transfer_is_asked() {
         .cloned()
         .expect("an agent turn");
     assert!(last_agent.text.ends_with(ANNOUNCE), "{last_agent:?}");
-    assert_eq!(last_agent.heard_text.as_deref(), Some(last_agent.text.as_str()));
+    assert_eq!(
+        last_agent.heard_text.as_deref(),
+        Some(last_agent.text.as_str())
+    );
     assert!(!last_agent.interrupted);
     // No reprompt, no new turn, no hang-up while the transfer is out.
     let count = core.log.len();
@@ -678,7 +681,10 @@ fn a_failed_transfer_is_apologised_for_and_the_call_goes_on_without_the_tool() {
     core.run(Duration::from_secs(10));
     assert_eq!(core.c.take_hangup(), None, "the call goes on");
     assert!(
-        matches!(core.log.last(), Some(Command::SetTimer(TimerKind::NoInput, _))),
+        matches!(
+            core.log.last(),
+            Some(Command::SetTimer(TimerKind::NoInput, _))
+        ),
         "listening again: {:?}",
         core.log.last()
     );

@@ -1333,8 +1333,9 @@ async fn a_transfer_says_the_announce_then_hands_the_leg_over_without_hanging_up
 #[tokio::test(start_paused = true)]
 async fn a_refused_transfer_is_apologised_for_and_the_call_goes_on() {
     let h = greeted_with(transfer_config()).await;
-    *lock(&h.telephony.transfer_fails) =
-        Some(crate::ports::PortError::Rejected("404: call not found".into()));
+    *lock(&h.telephony.transfer_fails) = Some(crate::ports::PortError::Rejected(
+        "404: call not found".into(),
+    ));
     ask_for_a_person(&h).await;
     let failed_text = config().transfer_failed_text;
     wait(
@@ -1347,7 +1348,9 @@ async fn a_refused_transfer_is_apologised_for_and_the_call_goes_on() {
     assert!(!h.handle.is_finished(), "the call goes on");
     assert!(lock(&h.telephony.log).hung_up.is_empty());
     assert!(
-        lock(&h.tts_requests).iter().any(|(_, t)| failed_text.contains(t.as_str())),
+        lock(&h.tts_requests)
+            .iter()
+            .any(|(_, t)| failed_text.contains(t.as_str())),
         "the apology is said"
     );
     // The next reply is asked without the transfer tool.
