@@ -142,6 +142,20 @@ pub trait TelephonyPort: Send + Sync + 'static {
     ) -> impl Future<Output = PortResult<Option<LegState>>> + Send {
         async { Ok(None) }
     }
+
+    /// Cold transfer: the provider connects leg `id` to `number` (E.164)
+    /// showing `caller_id`, ending our media stream on it; the leg goes
+    /// on without us. `Ok` once the provider accepted the request. The
+    /// default refuses, so a port without transfers compiles and a
+    /// transfer through it fails cleanly.
+    fn transfer(
+        &self,
+        _id: ProviderCallId,
+        _number: &str,
+        _caller_id: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        async { Err(PortError::Rejected("transfer is not supported".into())) }
+    }
 }
 
 /// A provider leg's state (see [`TelephonyPort::leg_state`]).

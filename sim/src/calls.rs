@@ -15,6 +15,9 @@
 //!   swapped (one held back until the next comes, at most
 //!   [`REORDER_HOLD`]).
 //!
+//! - a cold transfer talky asked for ([`Transfer`]) and the person on the
+//!   line after it ([`person_talks`]).
+//!
 //! What differs (the record's fields, the request's wire form, signing)
 //! stays with each emulator.
 
@@ -29,6 +32,33 @@ use warp::Filter;
 
 use crate::server::{LoopbackServer, Shutdown, lock};
 use crate::vonage::stats::{self, Counters, SimStats};
+
+/// A cold transfer talky asked of an emulator (Vonage `PUT` transfer to an
+/// NCCO `connect`, Twilio `Twiml=<Dial>`): where the callee was connected,
+/// as the request said it. Tests assert on it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transfer {
+    /// The number dialled (as sent: Vonage digits, Twilio E.164).
+    pub number: String,
+    /// The caller id shown to the person, when the request gave one.
+    pub caller_id: Option<String>,
+    /// When the request was accepted.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// How long the person a call was transferred to talks with the callee
+/// before hanging up (the call's `completed` comes then).
+pub const TRANSFER_TALK: Duration = Duration::from_secs(2);
+
+/// The person a call was transferred to talks for [`TRANSFER_TALK`]; a
+/// REST hang-up or the server stopping ends it sooner.
+pub(crate) async fn person_talks(shutdown: &Shutdown, hangup: &Notify) {
+    tokio::select! {
+        _ = tokio::time::sleep(TRANSFER_TALK) => {}
+        _ = hangup.notified() => {}
+        _ = shutdown.wait() => {}
+    }
+}
 
 /// A call record the log keeps.
 pub trait LoggedCall: Clone {

@@ -189,6 +189,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "asks_about_offer",
         include_str!("../../config/personas/asks_about_offer.toml"),
     ),
+    (
+        "asks_for_human",
+        include_str!("../../config/personas/asks_for_human.toml"),
+    ),
 ];
 
 impl Persona {

@@ -66,12 +66,28 @@ pub struct Campaign {
     /// Days a ready recording is kept before the sweeper deletes it;
     /// `None`: kept until the campaign is deleted.
     pub recording_retention_days: Option<i32>,
+    /// E.164 number a call is handed to (cold transfer); with
+    /// `transfer_announce`, or neither (a CHECK holds them together).
+    pub transfer_number: Option<String>,
+    /// The line the agent says before the transfer.
+    pub transfer_announce: Option<String>,
 }
 
 impl Campaign {
     /// The typed state; a value outside the CHECK constraint cannot exist.
     pub fn state(&self) -> CampaignState {
         self.state.parse().unwrap_or(CampaignState::Draft)
+    }
+
+    /// The transfer setting, when the campaign has one.
+    pub fn transfer(&self) -> Option<talky_actors::call::TransferConfig> {
+        match (&self.transfer_number, &self.transfer_announce) {
+            (Some(number), Some(announce)) => Some(talky_actors::call::TransferConfig {
+                number: number.clone(),
+                announce: announce.clone(),
+            }),
+            _ => None,
+        }
     }
 
     /// The typed telephony; a value outside the CHECK constraint cannot
@@ -190,6 +206,8 @@ pub async fn save(
         campaigns::telephony.eq(&campaign.telephony),
         campaigns::analysis.eq(&campaign.analysis),
         campaigns::recording_retention_days.eq(campaign.recording_retention_days),
+        campaigns::transfer_number.eq(&campaign.transfer_number),
+        campaigns::transfer_announce.eq(&campaign.transfer_announce),
         campaigns::updated_at.eq(Utc::now()),
     ))
     .returning(Campaign::as_returning())

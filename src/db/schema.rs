@@ -50,6 +50,8 @@ diesel::table! {
         telephony -> Text,
         analysis -> Nullable<Jsonb>,
         recording_retention_days -> Nullable<Int4>,
+        transfer_number -> Nullable<Text>,
+        transfer_announce -> Nullable<Text>,
     }
 }
 

@@ -132,6 +132,34 @@ pub struct AgentInput {
     pub llm_model: Option<String>,
 }
 
+/// A cold transfer to a person, as sent: the LLM is offered a
+/// `transfer_call` tool; when the callee asks for a person (or the script
+/// says so) the agent says `announce` and the provider connects the
+/// callee to `number`. The call then ends for us as `transferred`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferInput {
+    /// Where the callee is connected (E.164, or national in the default region).
+    #[schema(value_type = String, required = true, min_length = 1, example = "+14155550199")]
+    pub number: Option<String>,
+    /// What the agent says before the handover, at most 1,000 characters
+    /// (default: "Please hold while I connect you to a colleague.").
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 1000)]
+    pub announce: Option<String>,
+}
+
+/// The announce line of a transfer that names none.
+pub const DEFAULT_TRANSFER_ANNOUNCE: &str = "Please hold while I connect you to a colleague.";
+
+/// A transfer, as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransferView {
+    /// Where the callee is connected (E.164).
+    pub number: String,
+    /// What the agent says before the handover.
+    pub announce: String,
+}
+
 /// A calling window, as sent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +224,11 @@ pub struct CampaignInput {
     #[serde(default, deserialize_with = "double_option_of")]
     #[schema(value_type = Option<AnalysisSettings>)]
     pub analysis: Option<Option<AnalysisSettings>>,
+    /// Hand calls to a person on request (cold transfer); `null` (the
+    /// default) offers no transfer. A PATCH replaces it whole.
+    #[serde(default, deserialize_with = "double_option_of")]
+    #[schema(value_type = Option<TransferInput>)]
+    pub transfer: Option<Option<TransferInput>>,
 }
 
 /// The agent's settings in a PATCH: any subset (documentation of
@@ -260,6 +293,9 @@ pub struct CampaignPatch {
     /// Post-call analysis settings, replaced whole (calls finished from
     /// now on); `null` turns analysis off.
     pub analysis: Option<AnalysisSettings>,
+    /// Hand calls to a person on request, replaced whole; `null` removes
+    /// it (takes effect from the next call).
+    pub transfer: Option<TransferInput>,
 }
 
 impl CampaignInput {
@@ -279,6 +315,7 @@ impl CampaignInput {
             recording_retention_days,
             telephony,
             analysis,
+            transfer,
         } = self;
         recording_retention_days.is_some()
             && name.is_none()
@@ -293,6 +330,7 @@ impl CampaignInput {
             && recording_enabled.is_none()
             && telephony.is_none()
             && analysis.is_none()
+            && transfer.is_none()
     }
 }
 
@@ -370,6 +408,8 @@ pub struct CampaignView {
     /// Post-call analysis settings; absent: calls are not analysed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSettings>,
+    /// Hand calls to a person on request; absent: no transfer.
+    pub transfer: Option<TransferView>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -387,6 +427,10 @@ impl From<Campaign> for CampaignView {
             state: c.state(),
             telephony: c.telephony(),
             analysis: c.analysis(),
+            transfer: c.transfer().map(|t| TransferView {
+                number: t.number,
+                announce: t.announce,
+            }),
             name: c.name,
             caller_id: c.caller_id,
             agent: AgentView {
@@ -611,6 +655,8 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         if errors.is_empty() {
             c.analysis = analysis.and_then(|a| serde_json::to_value(a).ok());
         }
+    if let Some(transfer) = input.transfer {
+        apply_transfer(ctx, &mut check, transfer, c);
     }
     // Whole-campaign rules.
     if c.system_prompt.is_empty()
@@ -645,6 +691,26 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     check.finish()
 }
 
+/// Takes a campaign's `transfer` (a whole object, or `null` to remove it).
+fn apply_transfer(ctx: &Ctx, check: &mut Check, transfer: Option<TransferInput>, c: &mut Campaign) {
+    let Some(t) = transfer else {
+        c.transfer_number = None;
+        c.transfer_announce = None;
+        return;
+    };
+    match t.number.as_deref().map(str::trim) {
+        None | Some("") => check.fail("transfer.number", "is required"),
+        Some(n) => match crate::phone::normalize(n, ctx.import.default_region) {
+            Ok(n) => c.transfer_number = Some(n),
+            Err(e) => check.fail("transfer.number", e.to_string()),
+        },
+    }
+    c.transfer_announce = Some(match t.announce {
+        Some(a) => check.text("transfer.announce", &a, 1_000),
+        None => DEFAULT_TRANSFER_ANNOUNCE.into(),
+    });
+}
+
 fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
     let now = Utc::now();
     let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap_or(NaiveTime::MIN);
@@ -674,6 +740,8 @@ fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
         telephony: telephony.as_str().into(),
         analysis: None,
         recording_retention_days: None,
+        transfer_number: None,
+        transfer_announce: None,
     }
 }
 

@@ -23,7 +23,7 @@
 //!
 //! # Which provider holds a leg
 //!
-//! - A leg id names its provider ([`leg_id`]): `hang_up` and `leg_state`
+//! - A leg id names its provider ([`leg_id`]): `hang_up`, `transfer` and `leg_state`
 //!   go to the provider that placed the leg.
 //! - Before a provider other than Vonage (the call row's default) is
 //!   asked, the [`LegLedger`] records it on the call (`calls.provider`),
@@ -262,17 +262,16 @@ impl<V: TelephonyPort, T: TelephonyPort> TelephonyPort for TelephonyChain<V, T> 
     }
 
     async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
-        let (provider, bare) = split_leg(&id);
-        let bare = ProviderCallId(bare.to_owned());
-        match provider {
-            TelephonyProvider::Vonage => match &self.vonage {
-                Some(v) => v.hang_up(bare).await,
-                None => Err(unreachable_here(provider)),
-            },
-            TelephonyProvider::Twilio => match &self.twilio {
-                Some(t) => t.hang_up(bare).await,
-                None => Err(unreachable_here(provider)),
-            },
+        match self.leg(&id)? {
+            (Leg::Vonage(v), bare) => v.hang_up(bare).await,
+            (Leg::Twilio(t), bare) => t.hang_up(bare).await,
+        }
+    }
+
+    async fn transfer(&self, id: ProviderCallId, number: &str, caller_id: &str) -> PortResult<()> {
+        match self.leg(&id)? {
+            (Leg::Vonage(v), bare) => v.transfer(bare, number, caller_id).await,
+            (Leg::Twilio(t), bare) => t.transfer(bare, number, caller_id).await,
         }
     }
 
@@ -299,18 +298,32 @@ impl<V: TelephonyPort, T: TelephonyPort> TelephonyPort for TelephonyChain<V, T> 
     }
 
     async fn leg_state(&self, id: ProviderCallId) -> PortResult<Option<LegState>> {
-        let (provider, bare) = split_leg(&id);
-        let bare = ProviderCallId(bare.to_owned());
-        match provider {
-            TelephonyProvider::Vonage => match &self.vonage {
-                Some(v) => v.leg_state(bare).await,
-                None => Err(unreachable_here(provider)),
-            },
-            TelephonyProvider::Twilio => match &self.twilio {
-                Some(t) => t.leg_state(bare).await,
-                None => Err(unreachable_here(provider)),
-            },
+        match self.leg(&id)? {
+            (Leg::Vonage(v), bare) => v.leg_state(bare).await,
+            (Leg::Twilio(t), bare) => t.leg_state(bare).await,
         }
+    }
+}
+
+/// The client holding a leg ([`TelephonyChain::leg`]).
+enum Leg<'a, V, T> {
+    Vonage(&'a V),
+    Twilio(&'a T),
+}
+
+impl<V, T> TelephonyChain<V, T> {
+    /// The client of the provider a leg id names, and the provider's own
+    /// id; an error when that provider is not configured here.
+    fn leg(&self, id: &ProviderCallId) -> PortResult<(Leg<'_, V, T>, ProviderCallId)> {
+        let (provider, bare) = split_leg(id);
+        let bare = ProviderCallId(bare.to_owned());
+        let client = match provider {
+            TelephonyProvider::Vonage => self.vonage.as_ref().map(Leg::Vonage),
+            TelephonyProvider::Twilio => self.twilio.as_ref().map(Leg::Twilio),
+        };
+        client
+            .map(|c| (c, bare))
+            .ok_or_else(|| unreachable_here(provider))
     }
 }
 

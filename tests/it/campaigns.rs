@@ -318,3 +318,98 @@ async fn telephony_defaults_from_the_server_and_must_be_placeable_here() {
     assert_eq!(c["telephony"], "twilio");
     app.stop().await;
 }
+
+/// The `transfer` setting: stored with its number normalised, shown,
+/// replaced whole or removed by a PATCH, each bad part a 422 naming its
+/// field, and absent by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_is_validated_stored_patched_and_removed() {
+    let app = TestApp::start().await;
+    let (_, key) = app.tenant("acme").await;
+    let (status, plain) = app
+        .post("/api/v1/campaigns", &key, &campaign_body("no transfer"))
+        .await;
+    assert_eq!(status, 201, "{plain}");
+    assert_eq!(plain["transfer"], serde_json::Value::Null);
+
+    let mut body = campaign_body("with transfer");
+    body["transfer"] =
+        json!({ "number": "+1 415 555 0199", "announce": "  Connecting you now.  " });
+    let (status, c) = app.post("/api/v1/campaigns", &key, &body).await;
+    assert_eq!(status, 201, "{c}");
+    assert_eq!(
+        c["transfer"],
+        json!({ "number": "+14155550199", "announce": "Connecting you now." })
+    );
+    let id = c["id"].as_str().expect("id");
+    let (_, got) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(got["transfer"], c["transfer"]);
+
+    // Bad parts: each named; nothing changes.
+    for (transfer, field) in [
+        (json!({ "announce": "Hold on." }), "transfer.number"),
+        (json!({ "number": "12" }), "transfer.number"),
+        (
+            json!({ "number": "+14155550199", "announce": " " }),
+            "transfer.announce",
+        ),
+        (
+            json!({ "number": "+14155550199", "announce": "x".repeat(1001) }),
+            "transfer.announce",
+        ),
+    ] {
+        let (status, problem) = app
+            .patch(
+                &format!("/api/v1/campaigns/{id}"),
+                &key,
+                &json!({ "transfer": transfer }),
+            )
+            .await;
+        assert_eq!(status, 422, "{transfer}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let (status, problem) = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "transfer": { "number": "+14155550199", "extension": "12" } }),
+        )
+        .await;
+    assert_eq!(status, 422, "unknown field: {problem}");
+    let (_, still) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert_eq!(still["transfer"], c["transfer"]);
+
+    // Replaced whole (the announce takes its default), then removed.
+    let (status, patched) = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "transfer": { "number": "+442079460999" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(
+        patched["transfer"],
+        json!({ "number": "+442079460999",
+                "announce": "Please hold while I connect you to a colleague." })
+    );
+    let (status, patched) = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "name": "renamed" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(patched["transfer"]["number"], "+442079460999", "kept");
+    let (status, patched) = app
+        .patch(
+            &format!("/api/v1/campaigns/{id}"),
+            &key,
+            &json!({ "transfer": null }),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["transfer"], serde_json::Value::Null);
+    app.stop().await;
+}

@@ -28,6 +28,7 @@ mod recording;
 mod runtime;
 mod schema;
 mod store;
+mod transfer;
 mod twilio;
 mod twilio_personas;
 mod vonage;

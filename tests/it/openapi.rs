@@ -90,8 +90,10 @@ async fn input_schemas_state_their_required_fields() {
         r.sort();
         r
     };
-    let expected: [(&str, &[&str]); 9] = [
+    let expected: [(&str, &[&str]); 11] = [
         ("CampaignInput", &["agent", "caller_id", "name"]),
+        ("TransferInput", &["number"]),
+        ("TransferView", &["announce", "number"]),
         ("AgentInput", &["greeting", "system_prompt"]),
         ("CampaignPatch", &[]),
         ("AgentPatch", &[]),

@@ -13,7 +13,7 @@ use super::children::tts::TTS_AUDIO_CAPACITY;
 use super::config::CallConfig;
 use super::conversation::{Conversation, Input};
 use super::leg::{
-    LegState, adopt_leg, dial, finish, hang_up, resolved, shutdown, telephony, timer,
+    LegState, adopt_leg, dial, finish, hang_up, resolved, shutdown, telephony, timer, transferred,
 };
 use super::lifecycle::{EndCause, Lifecycle};
 use super::msg::{CallMsg, ChildKind, ReportSink, TimerKind};
@@ -130,6 +130,7 @@ impl<P: CallPorts> Actor for CallActor<P> {
             }
             CallMsg::ProviderId(id) => adopt_leg(&myself, state, id),
             CallMsg::Resolved(result) => resolved(&myself, state, result).await,
+            CallMsg::Transferred(result) => transferred(&myself, state, result).await,
             CallMsg::Telephony(event) => telephony(&myself, state, event).await,
             CallMsg::AttachMedia(session) => attach_media(&myself, state, session).await,
             CallMsg::Hangup(cause) => hang_up(&myself, state, cause).await,
@@ -180,7 +181,12 @@ impl<P: CallPorts> Actor for CallActor<P> {
             }
             CallMsg::MediaClosed => {
                 state.media_out = None;
-                finish(&myself, state, EndCause::Completed).await;
+                if state.conv.transferring() {
+                    // A transfer ends our stream: its answer decides.
+                    state.leg.ended_while_transferring = true;
+                } else {
+                    finish(&myself, state, EndCause::Completed).await;
+                }
             }
             CallMsg::Tick => {
                 state.timers.tick_at = None;

@@ -119,7 +119,27 @@ pub struct CallConfig {
     /// ([`TelephonyPort::place_call_on`](crate::ports::TelephonyPort::place_call_on)):
     /// the campaign's choice, empty for the port's default.
     pub telephony: String,
+    /// Where a person takes over the call (the campaign's `transfer`
+    /// setting); `None`: the `transfer_call` tool is not offered.
+    pub transfer: Option<TransferConfig>,
+    /// Said when a transfer request failed; the call goes on with the
+    /// agent (the tool is withdrawn).
+    pub transfer_failed_text: String,
 }
+
+/// A cold transfer to a person: the agent says `announce`, then the
+/// provider connects the callee to `number` and the call is ours no more.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// E.164, with its `+`.
+    pub number: String,
+    /// The line the agent says before handing over.
+    pub announce: String,
+}
+
+/// Said when the provider refused or did not answer a transfer request.
+pub const DEFAULT_TRANSFER_FAILED_TEXT: &str =
+    "I'm sorry, I couldn't connect you to a colleague right now. Let me help you myself.";
 
 impl CallConfig {
     /// Settings with the defaults for everything but the numbers and the agent.
@@ -156,6 +176,8 @@ impl CallConfig {
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             media_token: String::new(),
             telephony: String::new(),
+            transfer: None,
+            transfer_failed_text: DEFAULT_TRANSFER_FAILED_TEXT.into(),
         }
     }
 }

@@ -33,6 +33,10 @@ pub(crate) struct LegState {
     /// When a leg placed then is over for sure, whatever happened: ringing
     /// plus talk time limits (both sent to the provider) and a margin.
     pub gone_by: Option<std::time::Instant>,
+    /// While a transfer request is out, the media socket closed or the
+    /// provider said `completed` (a transfer closes our stream, maybe
+    /// before its REST answer): the transfer's answer decides the outcome.
+    pub ended_while_transferring: bool,
 }
 
 pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
@@ -75,6 +79,68 @@ pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallSta
     });
     let ringing = state.cfg.ringing_timeout;
     state.set_timer(myself, TimerKind::Ringing, ringing);
+}
+
+/// Asks the provider to transfer the leg to `number` (a cold transfer),
+/// in a task under the port timeout; the answer comes back as
+/// [`CallMsg::Transferred`]. The leg is not hung up: it goes on to the
+/// person.
+pub(super) fn transfer<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    number: String,
+) {
+    let me = myself.clone();
+    let Some(id) = state.leg.provider_id.clone() else {
+        let _ = me.cast(CallMsg::Transferred(Err(PortError::Rejected(
+            "the leg's provider id is not known".into(),
+        ))));
+        return;
+    };
+    tracing::info!(call.id = %state.key.call, "transferring the call to a person");
+    let telephony = state.ports.telephony.clone();
+    let timeout = state.cfg.port_timeout;
+    let from = state.cfg.from.clone();
+    tokio::spawn(async move {
+        let result = timed(
+            timeout,
+            "transferring",
+            telephony.transfer(id, &number, &from),
+        )
+        .await;
+        let _ = me.cast(CallMsg::Transferred(result));
+    });
+}
+
+/// The provider answered the transfer request. Accepted: the call is
+/// over for us (`transferred`: children and media end, the turns so far
+/// are stored) while the provider's leg goes on to the person; never hung
+/// up. Refused: the agent apologises and goes on; if our stream or the
+/// leg already ended meanwhile, the call is over as completed.
+pub(super) async fn transferred<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+    result: Result<(), PortError>,
+) {
+    if !state.conv.transferring() {
+        return;
+    }
+    match result {
+        Ok(()) => {
+            metrics::counter!("talky_transfers_total", "result" => "accepted").increment(1);
+            state.apply(CallEvent::Hangup(EndCause::Transferred));
+            finish(myself, state, EndCause::Transferred).await;
+        }
+        Err(e) => {
+            metrics::counter!("talky_transfers_total", "result" => "failed").increment(1);
+            tracing::warn!(call.id = %state.key.call, error = %e, "transfer failed");
+            if state.leg.ended_while_transferring || state.media_out.is_none() {
+                finish(myself, state, EndCause::Completed).await;
+            } else {
+                state.drive(myself, Input::TransferFailed(e.to_string()));
+            }
+        }
+    }
 }
 
 /// Margin past a leg's own limits after which it is surely gone.
@@ -199,6 +265,9 @@ pub(super) async fn telephony<P: CallPorts>(
         TelephonyEvent::Rejected => finish(myself, state, EndCause::Rejected).await,
         TelephonyEvent::Failed(why) => finish(myself, state, EndCause::Failed(why)).await,
         TelephonyEvent::Cancelled => finish(myself, state, EndCause::Cancelled).await,
+        TelephonyEvent::Completed if state.conv.transferring() => {
+            state.leg.ended_while_transferring = true;
+        }
         TelephonyEvent::Completed => {
             // Webhooks can arrive out of order: a `completed` before any
             // answer usually trails a busy / timeout / rejected that is

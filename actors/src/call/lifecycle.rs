@@ -88,6 +88,9 @@ pub enum EndCause {
     /// time is over): the callee was told we will call back, and the
     /// campaign redials the contact.
     Interrupted,
+    /// Handed over to a person (cold transfer): the provider leg goes on
+    /// without us; the contact counts as reached.
+    Transferred,
 }
 
 impl EndCause {
@@ -104,6 +107,7 @@ impl EndCause {
             "timeout" => EndCause::Timeout,
             "no_input" => EndCause::NoInput,
             "interrupted" => EndCause::Interrupted,
+            "transferred" => EndCause::Transferred,
             "provider_error" => EndCause::ProviderError(reason.into()),
             "failed" => EndCause::Failed(reason.into()),
             other => EndCause::Failed(format!("unknown outcome {other:?}: {reason}")),
@@ -124,6 +128,7 @@ impl EndCause {
             EndCause::Timeout => "timeout",
             EndCause::NoInput => "no_input",
             EndCause::Interrupted => "interrupted",
+            EndCause::Transferred => "transferred",
         }
     }
 }
@@ -387,6 +392,27 @@ mod tests {
             E::Hangup(EndCause::Completed),
         ]);
         assert!(!ending.machine_after_answer(), "too late once ending");
+    }
+
+    #[test]
+    fn a_transferred_call_stays_transferred_whatever_comes_late() {
+        let mut l = run(vec![
+            E::Dial,
+            E::Answered,
+            E::ConversationStarted,
+            E::Hangup(EndCause::Transferred),
+        ]);
+        // The provider's `completed` when the person hangs up, long after.
+        assert_eq!(l.apply(E::Ended(None)), Step::Moved(S::Finished));
+        assert_eq!(l.cause(), Some(&EndCause::Transferred));
+        for e in [
+            E::Ended(Some(EndCause::Failed("late".into()))),
+            E::Hangup(EndCause::Completed),
+            E::Answered,
+        ] {
+            assert_eq!(l.apply(e), Step::Ignored);
+        }
+        assert_eq!(l.cause().map(EndCause::outcome), Some("transferred"));
     }
 
     #[test]

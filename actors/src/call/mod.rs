@@ -18,8 +18,8 @@ mod supervise;
 pub(crate) mod tests;
 
 pub use actor::{CallActor, CallArgs};
-pub use config::{CallConfig, MachineAction};
-pub use conversation::tools;
+pub use config::{CallConfig, MachineAction, TransferConfig};
+pub use conversation::{TRANSFER_TOOL, tools, tools_for};
 pub use msg::{
     CallMsg, CallReport, CallSnapshot, ChildKind, ChildSnapshot, MediaInbound, MediaSession,
     ReportSink, TimerKind, campaign_outcome,

@@ -59,7 +59,8 @@ pub fn campaign_outcome(
         return CallOutcome::CallbackRequested(at);
     }
     match cause {
-        EndCause::Completed | EndCause::Timeout => CallOutcome::Completed,
+        // A transferred callee reached a person: done, never redialled.
+        EndCause::Completed | EndCause::Timeout | EndCause::Transferred => CallOutcome::Completed,
         EndCause::Busy => CallOutcome::Busy,
         EndCause::NoAnswer | EndCause::NoInput => CallOutcome::NoAnswer,
         EndCause::Rejected => CallOutcome::Rejected,
@@ -201,6 +202,8 @@ pub enum CallMsg {
     Placed(Result<ProviderCallId, PortError>),
     /// `find_call` answered (asked after a create-call of unknown outcome).
     Resolved(Result<Option<ProviderCallId>, PortError>),
+    /// `transfer` answered (asked once the handover line played).
+    Transferred(Result<(), PortError>),
 
     // ----- child events -----
     /// From the STT child of this generation.
@@ -289,6 +292,16 @@ mod tests {
             EndCause::Interrupted
         );
         assert_eq!(EndCause::Interrupted.outcome(), "interrupted");
+        assert_eq!(
+            report(EndCause::Transferred).outcome(),
+            CallOutcome::Completed,
+            "a transferred contact is reached, not retried"
+        );
+        assert_eq!(
+            EndCause::from_stored(EndCause::Transferred.outcome(), ""),
+            EndCause::Transferred
+        );
+        assert_eq!(EndCause::Transferred.outcome(), "transferred");
         assert_eq!(
             report(EndCause::ProviderError("x".into())).outcome(),
             CallOutcome::Failed

@@ -237,6 +237,7 @@ impl<P: CallPorts> CallState<P> {
                 Command::HangUp(cause) => {
                     self.hangup_next.get_or_insert(cause);
                 }
+                Command::Transfer { number } => super::leg::transfer(myself, self, number),
             }
         }
     }

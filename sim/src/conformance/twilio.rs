@@ -967,3 +967,29 @@ mod client {
         }
     }
 }
+
+/// The cold transfer (spec §2: `POST …/Calls/{CallSid}.json` with
+/// `Twiml=<Response><Dial callerId><Number>`): talky's TwiML reads as the
+/// fixture's, and the emulator takes the fixture and refuses anything
+/// else.
+#[test]
+fn transfer_twiml_on_both_sides() {
+    use talky::providers::twilio::twiml::{dial_number, parse_dial};
+    let spec = fixture!("twilio/update_call_transfer.json");
+    let twiml = spec["Twiml"].as_str().expect("Twiml");
+    let ours = dial_number("+447700900000", "+447700900001");
+    assert_eq!(parse_dial(&ours), parse_dial(twiml));
+    let dial = api::validate_transfer(twiml).unwrap_or_else(|e| panic!("rejected: {e}"));
+    assert_eq!(dial.number, "+447700900000");
+    assert_eq!(dial.caller_id.as_deref(), Some("+447700900001"));
+    for bad in [
+        twiml.replace("+447700900000", "447700900000"),
+        twiml.replace("Dial", "Connect"),
+        twiml
+            .replace("<Number>", "<Sip>")
+            .replace("</Number>", "</Sip>"),
+        twiml.replace("</Dial>", "</Dial><Hangup/>"),
+    ] {
+        assert!(api::validate_transfer(&bad).is_err(), "{bad}");
+    }
+}

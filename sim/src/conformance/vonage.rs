@@ -882,3 +882,37 @@ async fn emulator_call_resource_and_call_list_have_the_spec_shape() {
     assert!(same_shape(&rename_key(&fix, "/_embedded", "embedded"), &list).is_err());
     sim.stop().await;
 }
+
+/// The cold transfer (§1.3 `PUT /v1/calls/{uuid}` `transfer` to an inline
+/// NCCO, the `transfer` event of §1.7): talky's body is the fixture's,
+/// the emulator takes it verbatim and refuses what the emulator does not
+/// run, and the client reads the event as no call progress.
+#[test]
+fn transfer_body_and_event_on_both_sides() {
+    let spec = fixture!("vonage/transfer_request.json");
+    let ours = talky::providers::vonage::ncco::transfer_body("+447700900000", "+447700900001")
+        .expect("body");
+    assert_eq!(serde_json::to_value(&ours).expect("json"), spec);
+    assert_eq!(
+        api::validate_transfer(&spec),
+        Ok(("447700900000".to_owned(), Some("447700900001".to_owned())))
+    );
+    for bad in [
+        set_value(&spec, "/destination/type", json!("url")),
+        set_value(&spec, "/action", json!("hangup")),
+        set_value(
+            &spec,
+            "/destination/ncco/0/endpoint/0/number",
+            json!("+447700900000"),
+        ),
+        set_value(&spec, "/destination/ncco/0/endpoint/0/type", json!("sip")),
+        rename_key(&spec, "/destination/ncco/0/endpoint", "endpoints"),
+        set_value(&spec, "/destination/ncco", json!([])),
+    ] {
+        assert!(api::validate_transfer(&bad).is_err(), "{bad}");
+    }
+    let event = parse(&fixture!("vonage/event_transfer.json"));
+    assert_eq!(event.status, VonageStatus::Transfer);
+    assert_eq!(event.uuid.as_deref(), Some(UUID));
+    assert_eq!(event.telephony(), None, "not call progress");
+}

@@ -2,13 +2,14 @@
 //! for a real model, just good enough that a simulated campaign behaves
 //! like a real one: it answers questions, ends the call politely when the
 //! callee is done, declines gracefully, and calls the tools talky offers
-//! (`end_call`, `mark_do_not_call`, `schedule_callback`) when the callee's
-//! words ask for them. It only ever looks at the last user message, so a
+//! (`end_call`, `mark_do_not_call`, `schedule_callback`, `transfer_call`)
+//! when the callee's words ask for them. It only ever looks at the last user message, so a
 //! demo's transcript is predictable.
 
 use serde_json::{Value, json};
 
 use super::{LlmScript, ScriptedReply, ScriptedToolCall, last_user_message};
+use talky_actors::call::TRANSFER_TOOL;
 
 /// The rules, first match wins (on the lower-cased last user message).
 #[derive(Clone, Copy, Debug, Default)]
@@ -54,6 +55,22 @@ impl LlmScript for AgentScript {
                 "I am sorry to have bothered you. You will not be called again. Goodbye.",
                 call("mark_do_not_call", json!({})),
             );
+        }
+        if has(&[
+            "real person",
+            "a person",
+            "a human",
+            "an agent",
+            "someone real",
+        ]) {
+            return if offers(request, TRANSFER_TOOL) {
+                reply("Of course.", call(TRANSFER_TOOL, json!({})))
+            } else {
+                reply(
+                    "I am an automated assistant, but I can help you myself. What would you like to know?",
+                    Vec::new(),
+                )
+            };
         }
         if has(&["not interested", "no thanks", "no, thanks"]) {
             return reply(
@@ -182,6 +199,19 @@ mod tests {
         let r = AgentScript.reply(&req);
         assert!(r.tool_calls.is_empty());
         assert!(!r.text.is_empty());
+    }
+
+    #[test]
+    fn a_request_for_a_person_is_transferred_only_when_the_tool_is_offered() {
+        let mut req = request("Can I speak to a real person, please?");
+        let r = AgentScript.reply(&req);
+        assert!(r.tool_calls.is_empty(), "not offered: {:?}", tools_of(&r));
+        assert!(r.text.contains("help you myself"), "{}", r.text);
+        if let Some(tools) = req["tools"].as_array_mut() {
+            tools.push(json!({ "type": "function", "function": { "name": TRANSFER_TOOL } }));
+        }
+        let r = AgentScript.reply(&req);
+        assert_eq!(tools_of(&r), [(TRANSFER_TOOL, json!({}))]);
     }
 
     #[test]

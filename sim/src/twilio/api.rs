@@ -452,6 +452,7 @@ fn create(
         answered_at: None,
         ended_at: None,
         duration: None,
+        transfer: None,
     };
     let reply = call_json(&cfg.account_sid, &record);
     shared.calls.push_entry(CallEntry {
@@ -548,7 +549,9 @@ fn fetch(shared: &Arc<Shared>, account: &str, segment: &str, headers: &HeaderMap
 /// `canceled`); `Status=canceled` a queued or ringing one (ignored once in
 /// progress, as Twilio does). A call already over is returned unchanged
 /// (unconfirmed). The reply is the resource once the call has ended (or
-/// after [`HANGUP_SETTLE`]). Redirects (`Url`, `Twiml`) are not emulated.
+/// after [`HANGUP_SETTLE`]). A `Twiml` redirect is emulated for one shape
+/// only, the cold transfer `<Response><Dial callerId><Number>…` of an
+/// in-progress call ([`transfer`]); `Url` redirects are not.
 async fn modify(
     shared: &Arc<Shared>,
     account: &str,
@@ -567,6 +570,16 @@ async fn modify(
         Ok(f) => f,
         Err(e) => return error(400, 21200, &format!("Invalid form: {e}")),
     };
+    if let Some(twiml) = first(&form, "Twiml") {
+        if form.len() != 1 {
+            return error(
+                400,
+                21200,
+                "the emulator takes Twiml alone (no Status, Url)",
+            );
+        }
+        return transfer(shared, account, sid, twiml);
+    }
     let status = match first(&form, "Status") {
         Some(s @ ("completed" | "canceled")) => s.to_owned(),
         Some(s) => {
@@ -601,6 +614,55 @@ async fn modify(
     match shared.calls.with_call(sid, |r| r.clone()) {
         Some(r) => json_reply(200, &call_json(account, &r)),
         None => not_found(account, segment),
+    }
+}
+
+/// Checks a transfer's TwiML strictly: `<Response><Dial [callerId]>
+/// <Number>` and nothing else, E.164 numbers with their `+`.
+pub(crate) fn validate_transfer(
+    twiml: &str,
+) -> Result<talky::providers::twilio::twiml::ParsedDial, String> {
+    let dial =
+        talky::providers::twilio::twiml::parse_dial(twiml).map_err(|e| format!("Twiml: {e}"))?;
+    let e164 = |n: &str| {
+        n.strip_prefix('+')
+            .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !e164(&dial.number) || dial.caller_id.as_deref().is_some_and(|c| !e164(c)) {
+        return Err("Dial: Number and callerId must be E.164".into());
+    }
+    Ok(dial)
+}
+
+/// `Twiml=<Response><Dial callerId="+…"><Number>+…</Number></Dial></Response>`
+/// on an in-progress call: recorded, then the stream loop sends `stop`,
+/// closes the socket, and the call goes on with the person until they
+/// hang up (`completed`). Any other TwiML is refused with 21200 (Twilio
+/// would run it; the emulator runs only the transfer), a call not in
+/// progress with 21220.
+fn transfer(shared: &Arc<Shared>, account: &str, sid: &str, twiml: &str) -> Reply {
+    let dial = match validate_transfer(twiml) {
+        Ok(d) => d,
+        Err(e) => return error(400, 21200, &e),
+    };
+    let accepted = shared.calls.with_call(sid, |r| {
+        if r.status != "in-progress" || !r.socket_opened || r.transfer.is_some() {
+            return false;
+        }
+        r.transfer = Some(crate::calls::Transfer {
+            number: dial.number.clone(),
+            caller_id: dial.caller_id.clone(),
+            at: Utc::now(),
+        });
+        r.twiml = Some(twiml.to_owned());
+        true
+    });
+    if accepted != Some(true) {
+        return error(400, 21220, "Call is not in-progress. Cannot redirect.");
+    }
+    match shared.calls.with_call(sid, |r| r.clone()) {
+        Some(r) => json_reply(200, &call_json(account, &r)),
+        None => error(404, 20404, "not found"),
     }
 }
 

@@ -384,6 +384,9 @@ async fn lifecycle(
             HangUpSide::TwimlFailed
         }
     };
+    if side == HangUpSide::Transferred {
+        crate::calls::person_talks(&shared.shutdown, hangup).await;
+    }
     completed(shared, cb, answered).await;
     side
 }
@@ -828,7 +831,15 @@ async fn stream_loop(
                 if !alive {
                     break HangUpSide::SocketClosed;
                 }
-                shared.calls.with_call(sid, |r| r.media_out += 1);
+                let transfer = shared.calls.with_call(sid, |r| {
+                    r.media_out += 1;
+                    r.transfer.is_some()
+                });
+                if transfer == Some(true) {
+                    // The `<Connect>` was replaced by the `<Dial>`: the
+                    // stream ends (`stop`, then the close).
+                    break HangUpSide::Transferred;
+                }
                 for digit in out.dtmf {
                     let _ = s.event("dtmf", json!({"track": "inbound_track", "digit": digit.to_string()})).await;
                     shared.calls.with_call(sid, |r| r.dtmf_sent.push(digit));

@@ -204,6 +204,9 @@ pub enum HangUpSide {
     SocketFailed,
     /// The TwiML could not be fetched, or bridges no media.
     TwimlFailed,
+    /// talky transferred the call (`Twiml=<Dial>`): the stream sent `stop`
+    /// and closed, the callee talked with the person, who hung up.
+    Transferred,
 }
 
 /// A Media Streams error, as Twilio's debugger would log it.
@@ -304,6 +307,8 @@ pub struct CallRecord {
     pub ended_at: Option<DateTime<Utc>>,
     /// Talk time in whole seconds, once over.
     pub duration: Option<u64>,
+    /// The transfer talky asked for (`Twiml=<Dial>`), once accepted.
+    pub transfer: Option<crate::calls::Transfer>,
 }
 
 impl CallRecord {

@@ -557,6 +557,7 @@ fn create_call(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> (Repl
             ended: false,
             answer_error: None,
             completion: None,
+            transfer: None,
             created_at: Utc::now(),
         },
         hangup: hangup.clone(),
@@ -602,6 +603,7 @@ fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -
             no_content()
         }
         "mute" | "unmute" | "earmuff" | "unearmuff" => no_content(),
+        "transfer" => transfer(shared, uuid, &parsed),
         _ => problem_with(
             400,
             "invalid-params",
@@ -611,6 +613,110 @@ fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -
                 json!({"invalid_parameters": [{"name": "action", "reason": "unsupported action"}]}),
             ),
         ),
+    }
+}
+
+/// Checks a transfer body (§1.3) strictly:
+/// `{"action":"transfer","destination":{"type":"ncco","ncco":[connect]}}`,
+/// an inline NCCO of one `connect` to one phone endpoint (the emulator
+/// runs no other transfer; a `url` destination is refused). The number
+/// and the `from`, or the invalid parameter and why.
+pub(crate) fn validate_transfer(
+    body: &Value,
+) -> Result<(String, Option<String>), (String, String)> {
+    let invalid = |name: &str, reason: &str| Err((name.to_owned(), reason.to_owned()));
+    let keys_ok = |v: &Value, allowed: &[&str]| {
+        v.as_object()
+            .is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())))
+    };
+    if body["action"] != "transfer" || !keys_ok(body, &["action", "destination"]) {
+        return invalid(
+            "body",
+            "must be {action: transfer, destination} and nothing else",
+        );
+    }
+    let dest = &body["destination"];
+    if !keys_ok(dest, &["type", "ncco"]) || dest["type"] != "ncco" {
+        return invalid(
+            "destination",
+            "must be {\"type\":\"ncco\",\"ncco\":[...]} (the emulator takes inline NCCOs only)",
+        );
+    }
+    let [connect] = dest["ncco"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    else {
+        return invalid("destination.ncco", "must hold exactly one action");
+    };
+    let connect_keys = [
+        "action",
+        "from",
+        "endpoint",
+        "eventType",
+        "eventUrl",
+        "eventMethod",
+        "timeout",
+        "limit",
+    ];
+    if connect["action"] != "connect" || !keys_ok(connect, &connect_keys) {
+        return invalid("destination.ncco[0]", "must be a connect action");
+    }
+    let from = match connect.get("from") {
+        None => None,
+        Some(Value::String(f)) if is_number(f) => Some(f.clone()),
+        Some(_) => return invalid("destination.ncco[0].from", "must be E.164 digits"),
+    };
+    match connect["endpoint"].as_array().map(Vec::as_slice) {
+        Some([e])
+            if e["type"] == "phone"
+                && keys_ok(e, &["type", "number", "dtmfAnswer"])
+                && e["number"].as_str().is_some_and(is_number) =>
+        {
+            Ok((e["number"].as_str().unwrap_or_default().to_owned(), from))
+        }
+        _ => invalid(
+            "destination.ncco[0].endpoint",
+            "must be one phone endpoint with E.164 digits",
+        ),
+    }
+}
+
+/// A transfer ([`validate_transfer`]), accepted only while the media
+/// socket is up: the call loop then closes the socket, posts `transfer`
+/// and lets the person talk.
+fn transfer(shared: &Arc<Shared>, uuid: &str, body: &Value) -> Reply {
+    let invalid = |name: &str, reason: &str| {
+        problem_with(
+            400,
+            "invalid-params",
+            "Bad Request",
+            "The request failed due to validation errors",
+            Some(json!({"invalid_parameters": [{"name": name, "reason": reason}]})),
+        )
+    };
+    let (number, from) = match validate_transfer(body) {
+        Ok(t) => t,
+        Err((name, reason)) => return invalid(&name, &reason),
+    };
+    let accepted = shared.calls.with_call(uuid, |r| {
+        if !r.socket_opened || r.ended || r.transfer.is_some() {
+            return false;
+        }
+        r.transfer = Some(crate::calls::Transfer {
+            number,
+            caller_id: from,
+            at: Utc::now(),
+        });
+        true
+    });
+    if accepted == Some(true) {
+        no_content()
+    } else {
+        invalid(
+            "action",
+            "the call is not connected to an NCCO that can be transferred",
+        )
     }
 }
 

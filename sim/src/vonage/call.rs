@@ -255,6 +255,10 @@ async fn lifecycle(
     if side == HangUpSide::SocketClosed {
         leg_event(events, "disconnected");
     }
+    if side == HangUpSide::Transferred {
+        transferred(events);
+        crate::calls::person_talks(&shared.shutdown, hangup).await;
+    }
     completed(events, Some(start));
     side
 }
@@ -343,6 +347,25 @@ fn sign(cfg: &super::VonageSimConfig, raw: &[u8]) -> Option<String> {
     .ok()
 }
 
+/// The `transfer` event (§1.7 "other event types": no `status`) to the
+/// call's event URL, after its NCCO was replaced. Unconfirmed that Vonage
+/// posts it for a REST transfer; talky records it and needs it for
+/// nothing.
+fn transferred(events: &Events) {
+    let p = &events.plan;
+    let body = json!({
+        "conversation_uuid_from": p.conversation_uuid,
+        "conversation_uuid_to": format!("CON-{}", uuid::Uuid::new_v4()),
+        "uuid": p.uuid,
+        "timestamp": timestamp(Utc::now()),
+    });
+    let _ = events.tx.send(Hook {
+        url: p.event_url.clone(),
+        method: p.event_method.clone(),
+        body,
+    });
+}
+
 fn cancelled(events: &Events, then_completed: bool) -> HangUpSide {
     events.call_event("cancelled", json!({}));
     if then_completed {
@@ -428,7 +451,11 @@ async fn post(shared: &Shared, uuid: &str, hook: &Hook) {
     let cfg = shared.cfg();
     let copies = if cfg.duplicate_webhooks { 2 } else { 1 };
     for _ in 0..copies {
-        let status = hook.body["status"].as_str().unwrap_or_default().to_owned();
+        let status = match hook.body["status"].as_str() {
+            Some(s) => s.to_owned(),
+            None if hook.body.get("conversation_uuid_from").is_some() => "transfer".to_owned(),
+            None => String::new(),
+        };
         let index = shared.calls.with_call(uuid, |r| {
             r.webhooks.push(WebhookRecord {
                 status,
@@ -613,7 +640,15 @@ async fn media_loop(
                 if sink.send(Message::Binary(bytes.into())).await.is_err() {
                     break HangUpSide::SocketClosed;
                 }
-                shared.calls.with_call(uuid, |r| r.frames_out += 1);
+                let transfer = shared.calls.with_call(uuid, |r| {
+                    r.frames_out += 1;
+                    r.transfer.is_some()
+                });
+                if transfer == Some(true) {
+                    // The NCCO was replaced: Vonage closes our socket
+                    // (assumed; unconfirmed) and connects the person.
+                    break HangUpSide::Transferred;
+                }
                 for digit in out.dtmf {
                     let msg = json!({"event": "websocket:dtmf", "digit": digit.to_string(), "duration": 260});
                     let _ = sink.send(Message::Text(msg.to_string().into())).await;

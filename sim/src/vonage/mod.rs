@@ -123,6 +123,9 @@ pub enum HangUpSide {
     MachineDetected,
     /// answer_url mode: the answer URL gave no usable NCCO (§1.4).
     AnswerFailed,
+    /// talky transferred the call (`PUT` transfer): the media socket was
+    /// closed, the callee talked with the person, who hung up.
+    Transferred,
 }
 
 /// Everything about one call.
@@ -175,6 +178,8 @@ pub struct CallRecord {
     /// The figures of its `completed` event, once posted: what the call
     /// resource (`GET /v1/calls/{uuid}`, §1.3) adds once the call is over.
     pub completion: Option<Completion>,
+    /// The transfer talky asked for, once accepted.
+    pub transfer: Option<crate::calls::Transfer>,
 }
 
 /// How a call completed, as its `completed` event and its resource say.

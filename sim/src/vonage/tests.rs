@@ -843,3 +843,68 @@ async fn signed_webhooks_verify_with_talkys_verifier() {
         assert!(bad.verify(auth.as_deref(), body, Utc::now()).is_err());
     }
 }
+
+/// A transfer (§1.3) of a connected call: a body the emulator does not
+/// run is refused (400, naming the parameter), the spec's is taken (204):
+/// the target is recorded, the media socket closed, `transfer` posted,
+/// and once the person hangs up, `completed`; the call is over then.
+#[tokio::test]
+async fn a_transfer_is_recorded_and_the_call_goes_to_the_person() {
+    let sim = sim().await;
+    let talky = Talky::start(AgentScript {
+        greeting: AGENT_LINES[0].into(),
+        ..Default::default()
+    })
+    .await;
+    let uuid = call(&sim, &talky, "asks_for_human").await;
+    sim.wait_for(&uuid, Duration::from_secs(20), |r| r.socket_opened)
+        .await
+        .expect("socket up");
+    let jwt = AppJwt::from_pem(APP_ID, &Secret::new(PRIVATE_PEM)).expect("jwt");
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/calls/{uuid}", sim.base_url());
+    let put = |body: Value| {
+        http.put(&url)
+            .bearer_auth(jwt.token(Utc::now()).expect("token"))
+            .json(&body)
+            .send()
+    };
+    let body = talky::providers::vonage::ncco::transfer_body("+14155550199", "+447700900001")
+        .expect("body");
+    let mut by_url = serde_json::to_value(&body).expect("json");
+    by_url["destination"] = json!({"type": "ncco", "url": ["https://example.com/ncco"]});
+    let r = put(by_url).await.expect("send");
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.expect("json");
+    assert_eq!(p["invalid_parameters"][0]["name"], "destination", "{p}");
+    assert_eq!(sim.call(&uuid).and_then(|r| r.transfer), None);
+
+    let r = put(serde_json::to_value(&body).expect("json"))
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 204);
+    let rec = ended(&sim, &uuid, 30).await;
+    assert_eq!(rec.hang_up, Some(HangUpSide::Transferred));
+    let t = rec.transfer.clone().expect("recorded");
+    assert_eq!(t.number, "14155550199");
+    assert_eq!(t.caller_id.as_deref(), Some("447700900001"));
+    let statuses = rec.statuses();
+    let at = |s: &str| statuses.iter().position(|x| x == s);
+    assert!(at("answered") < at("transfer"), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("completed"));
+    let transfer = rec
+        .webhooks
+        .iter()
+        .find(|w| w.status == "transfer")
+        .expect("transfer event");
+    assert_eq!(
+        transfer.body["conversation_uuid_from"],
+        rec.conversation_uuid
+    );
+    assert_eq!(transfer.body["uuid"], uuid.as_str());
+    // Over: a second transfer finds no call.
+    let r = put(serde_json::to_value(&body).expect("json"))
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+}

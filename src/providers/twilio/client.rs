@@ -21,6 +21,8 @@
 //!   `completed` always, one request. `404` (the call is gone) is success,
 //!   and so is `400` with code 21220 ("not in a state to be modified":
 //!   already over, unconfirmed that Twilio answers an ended call this way).
+//! - `transfer`: `POST .../Calls/{sid}.json` with `Twiml=` a `<Dial>` to
+//!   the person's number (cold transfer; `twiml::dial_number`), once.
 //! - `leg_state`: `GET .../Calls/{sid}.json` (404: unknown leg).
 //! - `find_call`: `GET .../Calls.json?To=…&PageSize=100` (pages followed
 //!   through `next_page_uri`). What Twilio's list returns (the Call
@@ -520,6 +522,26 @@ impl TwilioClient {
         Ok(())
     }
 
+    /// Hands the call to a person: `POST .../Calls/{sid}.json` with
+    /// `Twiml=<Response><Dial callerId><Number>` ([`twiml::dial_number`]).
+    /// Sent once, never retried (a second update would restart the dial);
+    /// any non-2xx (a 404 above all: the call is gone) is a failure.
+    pub async fn transfer_call(
+        &self,
+        id: &ProviderCallId,
+        number: &str,
+        caller_id: &str,
+    ) -> PortResult<()> {
+        let url = self.call_url(id);
+        let form = [("Twiml", twiml::dial_number(number, caller_id))];
+        let answer = self.send("transfer", self.post_form(&url, &form)?).await?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(answer.error(TwilioError::describe))
+        }
+    }
+
     /// `GET .../Calls/{sid}.json`; `None` when Twilio does not know it.
     pub async fn get_call(&self, id: &ProviderCallId) -> PortResult<Option<CallResource>> {
         let url = self.call_url(id);
@@ -613,6 +635,10 @@ impl TelephonyPort for TwilioClient {
 
     async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
         self.end_call(&id).await
+    }
+
+    async fn transfer(&self, id: ProviderCallId, number: &str, caller_id: &str) -> PortResult<()> {
+        self.transfer_call(&id, number, caller_id).await
     }
 
     async fn find_call(

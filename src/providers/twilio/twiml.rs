@@ -168,6 +168,77 @@ pub fn call_twiml(public_url: &str, call: &str, media_token: &str) -> Result<Str
     Ok(connect_stream(&url, &[(CALL_ID_PARAMETER, call)]))
 }
 
+/// The TwiML of a cold transfer (spec §2): the call's running
+/// `<Connect><Stream>` is replaced (`POST …/Calls/{sid}.json` with
+/// `Twiml=`) by a `<Dial>` to the person's number, showing `caller_id`:
+///
+/// ```xml
+/// <?xml version="1.0" encoding="UTF-8"?><Response><Dial callerId="+14155550100"><Number>+14155550199</Number></Dial></Response>
+/// ```
+///
+/// The stream ends (Twilio sends `stop`) and the call goes on to the
+/// person until one side hangs up; then its status callback says
+/// `completed`.
+pub fn dial_number(number: &str, caller_id: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial callerId="{}"><Number>{}</Number></Dial></Response>"#,
+        escape_attr(caller_id),
+        escape_attr(number)
+    )
+}
+
+/// What [`parse_dial`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedDial {
+    /// The `<Number>`, unescaped and trimmed.
+    pub number: String,
+    /// The `<Dial callerId>`, when given.
+    pub caller_id: Option<String>,
+}
+
+/// Reads `<Response><Dial [callerId]><Number>…</Number></Dial></Response>`
+/// ([`dial_number`]'s shape; anything else is refused), for tests and the
+/// emulator.
+pub fn parse_dial(doc: &str) -> Result<ParsedDial, TwimlError> {
+    let bad = |why: &str| TwimlError::Malformed(format!("expected Response/Dial/Number: {why}"));
+    let open = doc.find("<Number>").ok_or_else(|| bad("no <Number>"))?;
+    let text_at = open + "<Number>".len();
+    let close = doc[text_at..]
+        .find("</Number>")
+        .map(|i| text_at + i)
+        .ok_or_else(|| bad("unclosed <Number>"))?;
+    let number = unescape_attr(doc[text_at..close].trim())?;
+    if number.is_empty() {
+        return Err(bad("empty <Number>"));
+    }
+    let rest = format!("{}{}", &doc[..text_at], &doc[close..]);
+    let tags = tags(&rest)?;
+    let names: Vec<&str> = tags.iter().map(|t| t.name).collect();
+    if names
+        != [
+            "Response",
+            "Dial",
+            "Number",
+            "/Number",
+            "/Dial",
+            "/Response",
+        ]
+        || tags.iter().any(|t| t.self_closing)
+    {
+        return Err(bad(&format!("got {names:?}")));
+    }
+    let dial = &tags[1];
+    if let Some((name, _)) = dial.attrs.iter().find(|(k, _)| *k != "callerId") {
+        return Err(bad(&format!("unexpected <Dial {name}>")));
+    }
+    let caller_id = dial
+        .attrs
+        .iter()
+        .find(|(k, _)| *k == "callerId")
+        .map(|(_, v)| v.clone());
+    Ok(ParsedDial { number, caller_id })
+}
+
 /// What [`parse_stream`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParsedStream {
@@ -354,6 +425,32 @@ pub fn parse_stream(doc: &str) -> Result<ParsedStream, TwimlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dial_twiml_is_exact_and_reads_back() {
+        let doc = dial_number("+14155550199", "+14155550100");
+        assert_eq!(
+            doc,
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Dial callerId="+14155550100"><Number>+14155550199</Number></Dial></Response>"#
+        );
+        assert_eq!(
+            parse_dial(&doc),
+            Ok(ParsedDial {
+                number: "+14155550199".into(),
+                caller_id: Some("+14155550100".into())
+            })
+        );
+        for bad in [
+            "<Response><Dial><Number></Number></Dial></Response>",
+            "<Response><Dial><Number>+1</Number><Number>+2</Number></Dial></Response>",
+            "<Response><Say>hi</Say><Dial><Number>+1</Number></Dial></Response>",
+            r#"<Response><Dial record="true"><Number>+1</Number></Dial></Response>"#,
+            "<Response><Connect><Number>+1</Number></Connect></Response>",
+            "<Response><Dial><Number>+1</Number></Dial>",
+        ] {
+            assert!(parse_dial(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn call_twiml_is_exact() {

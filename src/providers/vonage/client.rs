@@ -13,6 +13,10 @@
 //!   cannot read -> `Protocol`. A create-call that was sent and then timed
 //!   out or lost its connection is `Unknown`: the call may exist, so it is
 //!   resolved (webhooks, [`VonageClient::find_call`]), never repeated.
+//! - `transfer`: `PUT /v1/calls/{uuid}` with a `transfer` to an inline
+//!   NCCO `connect` to the person's number ([`ncco::transfer_body`], which
+//!   says what is unconfirmed). Sent once, never retried: a second
+//!   transfer would restart the connect.
 //! - `get_call` (`GET /v1/calls/{uuid}`) and `find_call` (`GET /v1/calls`
 //!   filtered by time, matched on the number): what the reconciler asks
 //!   after a crash.
@@ -379,6 +383,24 @@ impl TelephonyPort for VonageClient {
             .map(|info| ProviderCallId(info.uuid)))
     }
 
+    async fn transfer(&self, id: ProviderCallId, number: &str, caller_id: &str) -> PortResult<()> {
+        let body = ncco::transfer_body(number, caller_id)
+            .map_err(|e| PortError::Rejected(e.to_string()))?;
+        let url = format!(
+            "{}/v1/calls/{}",
+            self.base,
+            utf8_percent_encode(&id.0, UNRESERVED)
+        );
+        let answer = self
+            .send("transfer", self.http.put(url).json(&body))
+            .await?;
+        if answer.status.is_success() {
+            Ok(())
+        } else {
+            Err(answer.error(Problem::describe))
+        }
+    }
+
     async fn leg_state(&self, id: ProviderCallId) -> PortResult<Option<LegState>> {
         Ok(self.get_call(&id).await?.map(|info| {
             if info.is_over() {
@@ -608,6 +630,39 @@ mod tests {
             assert_eq!(s.body, serde_json::json!({"action":"hangup"}));
             check_jwt(s);
         }
+    }
+
+    #[tokio::test]
+    async fn transfer_puts_an_ncco_connect_to_the_number_and_reports_a_refusal() {
+        for (status, ok) in [(204, true), (404, false), (401, false), (500, false)] {
+            let (base, seen) = server(Arc::new(move |_| canned(status, ""))).await;
+            let client = VonageClient::new(config(&base)).expect("client");
+            let res = client
+                .transfer(
+                    ProviderCallId("63f61863-4a51-4f6b-86e1-46edebcf9356".into()),
+                    "+14155550199",
+                    "+447700900001",
+                )
+                .await;
+            assert_eq!(res.is_ok(), ok, "{status}: {res:?}");
+            let seen = seen.lock().expect("log").clone();
+            assert_eq!(seen.len(), 1, "sent once, never retried");
+            let s = &seen[0];
+            assert_eq!(s.method, "PUT");
+            assert_eq!(s.path, "/v1/calls/63f61863-4a51-4f6b-86e1-46edebcf9356");
+            assert_eq!(
+                s.body,
+                serde_json::json!({"action":"transfer","destination":{"type":"ncco","ncco":[
+                    {"action":"connect","from":"447700900001",
+                     "endpoint":[{"type":"phone","number":"14155550199"}]}]}})
+            );
+            check_jwt(s);
+        }
+        let client = VonageClient::new(config("http://127.0.0.1:1")).expect("client");
+        let bad = client
+            .transfer(ProviderCallId("x".into()), "not a number", "+447700900001")
+            .await;
+        assert!(matches!(bad, Err(PortError::Rejected(_))), "{bad:?}");
     }
 
     #[test]

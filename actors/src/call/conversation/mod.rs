@@ -27,8 +27,40 @@ use crate::ports::{
     ToolSpec, TurnRecord,
 };
 
-/// Tools offered to the LLM.
+/// The tool that hands the call to a person, offered only when the
+/// campaign has a `transfer` setting (and withdrawn after a failed
+/// transfer): the LLM is told when to use it.
+pub const TRANSFER_TOOL: &str = "transfer_call";
+
+/// What the system prompt gains when the transfer tool is offered.
+pub const TRANSFER_PROMPT: &str = "If the callee asks to speak to a person (a human, an agent, \
+a manager) or your instructions say to hand the call over, call the transfer_call tool; \
+the handover line is said for you.";
+
+/// Tools offered to the LLM when no transfer is possible.
 pub fn tools() -> Vec<ToolSpec> {
+    tools_for(false)
+}
+
+/// Tools offered to the LLM; `transfer`: the campaign can hand the call
+/// to a person ([`TRANSFER_TOOL`]).
+pub fn tools_for(transfer: bool) -> Vec<ToolSpec> {
+    let mut tools = base_tools();
+    if transfer {
+        tools.push(ToolSpec {
+            name: TRANSFER_TOOL.into(),
+            description:
+                "Transfer the call to a person. Use it when the callee asks to speak to a \
+                human (a person, an agent, a manager) or your instructions say so. Do not say \
+                goodbye: the handover line is said for you."
+                    .into(),
+            parameters_json: r#"{"type":"object","properties":{}}"#.into(),
+        });
+    }
+    tools
+}
+
+fn base_tools() -> Vec<ToolSpec> {
     vec![
         ToolSpec {
             name: "end_call".into(),
@@ -141,6 +173,10 @@ pub enum Input {
     /// being spoken tells the playout how far behind the send times the
     /// callee plays, so barge-in records what was really heard.
     MarkPlayed(String),
+    /// The provider refused (or never answered) the transfer request of
+    /// [`Command::Transfer`]: the agent apologises and the call goes on
+    /// without the transfer tool.
+    TransferFailed(String),
     /// A conversation timer fired ([`TimerKind::NoInput`],
     /// [`TimerKind::DoNotCallStored`], [`TimerKind::ApologyDone`]).
     Timer(TimerKind),
@@ -186,6 +222,13 @@ pub enum Command {
     /// Hang up now with this cause (the last line had its time; a
     /// hang-up decided by the conversation is [`Conversation::take_hangup`]).
     HangUp(EndCause),
+    /// The announce line has played: ask the provider to transfer the
+    /// call to `number` (cold). Its answer comes back as
+    /// [`Input::TransferFailed`], or the call ends `transferred`.
+    Transfer {
+        /// E.164.
+        number: String,
+    },
 }
 
 /// The agent turn being spoken.
@@ -206,6 +249,9 @@ struct AgentTurn {
     then: Option<EndCause>,
     /// Tool calls made in this turn.
     tool_calls: Vec<ToolCall>,
+    /// The LLM asked to hand the call to a person: the announce line
+    /// closes the turn, and once it has played the call is transferred.
+    transfer: bool,
     /// When it began.
     started_at: DateTime<Utc>,
     /// Latency marks.
@@ -304,6 +350,12 @@ pub struct Conversation {
     pending_hangup: Option<EndCause>,
     /// Why the call ends once the last line has had its time.
     leaving: Option<EndCause>,
+    /// The transfer tool is offered (the campaign has a transfer and no
+    /// transfer failed yet).
+    transfer_offered: bool,
+    /// A transfer was asked of the provider ([`Command::Transfer`]) and
+    /// has not failed: no new turn begins.
+    transferring: bool,
     /// Commands of the input being handled.
     out: Vec<Command>,
 }
@@ -312,9 +364,15 @@ impl Conversation {
     /// A conversation under the call's settings (the system prompt opens
     /// the history).
     pub fn new(cfg: CallConfig) -> Self {
+        let transfer_offered = cfg.transfer.is_some();
+        let mut system = cfg.system_prompt.clone();
+        if transfer_offered {
+            system.push_str("\n\n");
+            system.push_str(TRANSFER_PROMPT);
+        }
         let history = vec![ChatMessage {
             role: Role::System,
-            content: cfg.system_prompt.clone(),
+            content: system,
             tool_calls: Vec::new(),
             tool_call_id: None,
         }];
@@ -338,6 +396,8 @@ impl Conversation {
             declined: false,
             pending_hangup: None,
             leaving: None,
+            transfer_offered,
+            transferring: false,
             out: Vec::new(),
         }
     }
@@ -388,6 +448,7 @@ impl Conversation {
                     self.pump(now);
                 }
             }
+            Input::TransferFailed(why) => self.on_transfer_failed(&why, now),
             Input::Timer(TimerKind::NoInput) => self.on_no_input(now),
             Input::Timer(TimerKind::DoNotCallStored) => self.on_dnc_ack_timeout(),
             Input::Timer(TimerKind::ApologyDone) => {
@@ -443,6 +504,11 @@ impl Conversation {
         self.awaiting_dnc
     }
 
+    /// A transfer was asked of the provider and has not failed.
+    pub fn transferring(&self) -> bool {
+        self.transferring
+    }
+
     /// The LLM ended the call as declined.
     pub fn declined(&self) -> bool {
         self.declined
@@ -469,6 +535,7 @@ impl Conversation {
             text_done: !from_llm,
             then,
             tool_calls: Vec::new(),
+            transfer: false,
             started_at: now.utc,
             marks,
             marked_at: 0,
@@ -513,7 +580,7 @@ impl Conversation {
             request: ChatRequest {
                 model: self.cfg.llm_model.clone(),
                 messages: self.history.clone(),
-                tools: tools(),
+                tools: tools_for(self.transfer_offered),
             },
         });
     }
@@ -613,7 +680,10 @@ impl Conversation {
                 self.user = UserTurn::default();
                 return;
             }
-            self.barge_in(now);
+            // The handover line is not cut: the transfer is under way.
+            if !self.agent.as_ref().is_some_and(|t| t.transfer) {
+                self.barge_in(now);
+            }
         }
         let user = std::mem::take(&mut self.user);
         self.record_turn(TurnRecord {
@@ -633,7 +703,11 @@ impl Conversation {
             tool_call_id: None,
         });
         self.reprompts = 0;
-        if self.pending_hangup.is_some() || self.leaving.is_some() {
+        if self.pending_hangup.is_some()
+            || self.leaving.is_some()
+            || self.transferring
+            || self.agent.is_some()
+        {
             return;
         }
         self.new_turn(
@@ -653,7 +727,11 @@ impl Conversation {
         self.caller_speaking = true;
         self.out.push(Command::CancelTimer(TimerKind::NoInput));
         self.user.started_at.get_or_insert(now.utc);
-        if self.agent.as_ref().is_some_and(|t| t.then.is_none()) {
+        if self
+            .agent
+            .as_ref()
+            .is_some_and(|t| t.then.is_none() && !t.transfer)
+        {
             self.barge_in(now);
         }
     }
@@ -700,11 +778,53 @@ impl Conversation {
                 });
             }
         }
-        if let Some(cause) = turn.then
+        if turn.transfer {
+            self.begin_transfer();
+        } else if let Some(cause) = turn.then
             && (!interrupted || self.leaving.is_none())
         {
             self.pending_hangup.get_or_insert(cause);
         }
+    }
+
+    /// The handover line has played (or was stopped): ask the provider to
+    /// transfer, unless the call is already ending.
+    fn begin_transfer(&mut self) {
+        if self.transferring || self.pending_hangup.is_some() || self.leaving.is_some() {
+            return;
+        }
+        let Some(transfer) = &self.cfg.transfer else {
+            return;
+        };
+        self.transferring = true;
+        self.out.push(Command::CancelTimer(TimerKind::NoInput));
+        self.out.push(Command::Transfer {
+            number: transfer.number.clone(),
+        });
+    }
+
+    /// The transfer request failed: the tool is withdrawn (the LLM is told
+    /// why), the agent apologises and listens again. The call goes on
+    /// rather than ending: the callee is still on the line with a working
+    /// agent, and can be offered a callback.
+    fn on_transfer_failed(&mut self, why: &str, now: Now) {
+        if !self.transferring {
+            return;
+        }
+        self.transferring = false;
+        self.transfer_offered = false;
+        tracing::debug!(why, "transfer failed; the agent goes on");
+        self.history.push(ChatMessage {
+            role: Role::System,
+            content: "The transfer to a person failed and is not possible on this call. Do not \
+                      offer it again; help the callee yourself or offer a callback."
+                .into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        });
+        let text = self.cfg.transfer_failed_text.clone();
+        self.barge_in(now);
+        self.speak_fixed(&text, None, now);
     }
 
     fn record_turn(&mut self, mut turn: TurnRecord) {
@@ -741,11 +861,18 @@ impl Conversation {
                 let rest = turn.chunker.flush();
                 let said_nothing = turn.segments.is_empty() && rest.is_none();
                 let ends = turn.then.is_some();
+                let announce = turn
+                    .transfer
+                    .then(|| self.cfg.transfer.as_ref().map(|t| t.announce.clone()))
+                    .flatten();
                 if let Some(rest) = rest {
                     self.add_segment(rest);
-                } else if said_nothing && ends {
+                } else if said_nothing && ends && announce.is_none() {
                     let goodbye = self.cfg.goodbye_text.clone();
                     self.add_segment(goodbye);
+                }
+                if let Some(announce) = announce {
+                    self.add_segment(announce);
                 }
             }
             LlmEvent::Error(_) => {}
@@ -797,7 +924,8 @@ impl Conversation {
                     self.out.push(Command::Request(CalleeRequest::Callback(at)));
                 }
             }
-            other => tracing::debug!(tool = other, "unknown tool call ignored"),
+            TRANSFER_TOOL if self.transfer_offered && turn.then.is_none() => turn.transfer = true,
+            other => tracing::debug!(tool = other, "unknown or withdrawn tool call ignored"),
         }
     }
 
@@ -882,7 +1010,7 @@ impl Conversation {
                 self.out.push(Command::Mark(format!("turn-{}", turn.id)));
                 let heard = self.playout.clear(at);
                 self.finish_agent_turn(turn, heard.text, false, now);
-                if self.pending_hangup.is_none() && self.leaving.is_none() {
+                if self.pending_hangup.is_none() && self.leaving.is_none() && !self.transferring {
                     self.out.push(Command::SetTimer(
                         TimerKind::NoInput,
                         self.cfg.no_input_timeout,
@@ -919,7 +1047,7 @@ impl Conversation {
     }
 
     fn on_no_input(&mut self, now: Now) {
-        if self.agent.is_some() || self.caller_speaking {
+        if self.agent.is_some() || self.caller_speaking || self.transferring {
             return;
         }
         self.reprompts += 1;

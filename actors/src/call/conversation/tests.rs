@@ -525,3 +525,177 @@ fn a_late_echo_makes_barge_in_record_only_what_the_callee_had_played() {
         Some((7, 3200))
     );
 }
+
+const ANNOUNCE: &str = "Connecting you to a colleague now, please hold.";
+
+fn transfer_config() -> CallConfig {
+    let mut cfg = config();
+    cfg.transfer = Some(crate::call::config::TransferConfig {
+        number: "+14155550199".into(),
+        announce: ANNOUNCE.into(),
+    });
+    cfg
+}
+
+fn tool_names(core: &Core) -> Vec<String> {
+    let request = core
+        .log
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Command::Generate { request, .. } => Some(request.clone()),
+            _ => None,
+        })
+        .expect("the LLM is asked");
+    request.tools.iter().map(|t| t.name.clone()).collect()
+}
+
+/// The callee asks for a person and the LLM calls the transfer tool after
+/// a few words of its own.
+fn ask_for_a_person(core: &mut Core) {
+    core.final_("Can I talk to a real person please");
+    let turn = core.last_generate().expect("asked");
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::Text("Of course.".into()),
+    });
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: super::TRANSFER_TOOL.into(),
+            arguments: "{}".into(),
+        }),
+    });
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::Finish(FinishReason::ToolCalls),
+    });
+}
+
+fn transfers(log: &[Command]) -> Vec<&str> {
+    log.iter()
+        .filter_map(|c| match c {
+            Command::Transfer { number } => Some(number.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_transfer_tool_is_offered_only_with_a_transfer_setting() {
+    let mut core = Core::greeted(config());
+    core.final_("Can I talk to a real person please");
+    assert!(!tool_names(&core).iter().any(|n| n == super::TRANSFER_TOOL));
+    let system = |core: &Core| match core.log.iter().rev().find_map(|c| match c {
+        Command::Generate { request, .. } => Some(request.messages[0].content.clone()),
+        _ => None,
+    }) {
+        Some(s) => s,
+        None => panic!("no request"),
+    };
+    assert!(!system(&core).contains("transfer_call"));
+    // Called anyway (a confused model): ignored, no transfer, no announce.
+    let turn = core.last_generate().expect("asked");
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: super::TRANSFER_TOOL.into(),
+            arguments: "{}".into(),
+        }),
+    });
+    core.say("I can help you myself.");
+    core.run(Duration::from_secs(10));
+    assert!(transfers(&core.log).is_empty());
+    assert!(!core.c.transferring());
+
+    let mut core = Core::greeted(transfer_config());
+    core.final_("Can I talk to a real person please");
+    assert!(tool_names(&core).iter().any(|n| n == super::TRANSFER_TOOL));
+    assert!(system(&core).contains("transfer_call"));
+}
+
+#[test]
+fn the_announce_line_plays_then_the_transfer_is_asked() {
+    let mut core = Core::greeted(transfer_config());
+    ask_for_a_person(&mut core);
+    let spoken: Vec<String> = core.to_speak.iter().map(|(_, text)| text.clone()).collect();
+    assert_eq!(
+        spoken.last().map(String::as_str),
+        Some(ANNOUNCE),
+        "{spoken:?}"
+    );
+    assert!(transfers(&core.log).is_empty(), "not before it played");
+    core.synthesise();
+    // The callee talking over the announce does not cut it.
+    core.run(ms(300));
+    core.on(Input::CallerSpeech);
+    assert!(core.c.agent_speaking());
+    core.run(Duration::from_secs(10));
+    assert_eq!(transfers(&core.log), ["+14155550199"]);
+    assert!(core.c.transferring());
+    let last_agent = core
+        .records()
+        .into_iter()
+        .rev()
+        .find(|r| r.speaker == Role::Assistant)
+        .cloned()
+        .expect("an agent turn");
+    assert!(last_agent.text.ends_with(ANNOUNCE), "{last_agent:?}");
+    assert_eq!(
+        last_agent.heard_text.as_deref(),
+        Some(last_agent.text.as_str())
+    );
+    assert!(!last_agent.interrupted);
+    // No reprompt, no new turn, no hang-up while the transfer is out.
+    let count = core.log.len();
+    core.on(Input::Timer(TimerKind::NoInput));
+    core.final_("Hello? Are you still there");
+    assert!(
+        !core.log[count..]
+            .iter()
+            .any(|c| matches!(c, Command::Generate { .. } | Command::Speak { .. })),
+        "{:?}",
+        &core.log[count..]
+    );
+    assert_eq!(core.c.take_hangup(), None);
+}
+
+#[test]
+fn a_failed_transfer_is_apologised_for_and_the_call_goes_on_without_the_tool() {
+    let mut cfg = transfer_config();
+    cfg.transfer_failed_text = "Sorry, nobody can take the call right now.".into();
+    let mut core = Core::greeted(cfg);
+    ask_for_a_person(&mut core);
+    core.synthesise();
+    core.run(Duration::from_secs(10));
+    assert_eq!(transfers(&core.log).len(), 1);
+    core.on(Input::TransferFailed("rejected: 404".into()));
+    assert!(!core.c.transferring());
+    assert_eq!(
+        core.to_speak.last().map(|(_, t)| t.as_str()),
+        Some("Sorry, nobody can take the call right now.")
+    );
+    core.synthesise();
+    core.run(Duration::from_secs(10));
+    assert_eq!(core.c.take_hangup(), None, "the call goes on");
+    assert!(
+        matches!(
+            core.log.last(),
+            Some(Command::SetTimer(TimerKind::NoInput, _))
+        ),
+        "listening again: {:?}",
+        core.log.last()
+    );
+    core.final_("Fine, tell me more then");
+    assert!(
+        !tool_names(&core).iter().any(|n| n == super::TRANSFER_TOOL),
+        "the tool is withdrawn"
+    );
+    // A stale answer does nothing.
+    let count = core.log.len();
+    core.on(Input::TransferFailed("late".into()));
+    assert_eq!(core.log.len(), count);
+    assert_eq!(transfers(&core.log).len(), 1);
+}

@@ -29,6 +29,8 @@ pub struct TelephonyLog {
     pub hung_up: Vec<ProviderCallId>,
     /// `find_call` questions: our call id and the number.
     pub finds: Vec<(CallId, String)>,
+    /// `transfer` requests: the leg, the number, the caller id shown.
+    pub transfers: Vec<(ProviderCallId, String, String)>,
 }
 
 #[derive(Default)]
@@ -40,6 +42,10 @@ pub struct FakeTelephony {
     pub place_hangs_for: Mutex<Option<Duration>>,
     /// What `find_call` answers.
     pub found: Mutex<Option<ProviderCallId>>,
+    /// `transfer` answers after this long.
+    pub transfer_takes: Mutex<Duration>,
+    /// `transfer` answers this error (else `Ok`).
+    pub transfer_fails: Mutex<Option<PortError>>,
 }
 
 impl TelephonyPort for FakeTelephony {
@@ -74,6 +80,17 @@ impl TelephonyPort for FakeTelephony {
     ) -> PortResult<Option<ProviderCallId>> {
         lock(&self.log).finds.push((call, to.to_string()));
         Ok(lock(&self.found).clone())
+    }
+    async fn transfer(&self, id: ProviderCallId, number: &str, caller_id: &str) -> PortResult<()> {
+        lock(&self.log)
+            .transfers
+            .push((id, number.to_string(), caller_id.to_string()));
+        let takes = *lock(&self.transfer_takes);
+        tokio::time::sleep(takes).await;
+        match lock(&self.transfer_fails).clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 

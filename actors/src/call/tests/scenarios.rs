@@ -1241,3 +1241,144 @@ async fn the_create_call_timeout_outlasts_the_clients_and_firing_is_unknown() {
     wait(20.0).await;
     assert_eq!(lock(&h.telephony.log).finds.len(), 1);
 }
+
+const ANNOUNCE: &str = "Connecting you to a colleague now.";
+
+fn transfer_config() -> crate::call::CallConfig {
+    let mut cfg = config();
+    cfg.transfer = Some(crate::call::TransferConfig {
+        number: "+14155550199".into(),
+        announce: ANNOUNCE.into(),
+    });
+    cfg
+}
+
+/// The callee asks for a person; the LLM answers a word and calls the
+/// transfer tool.
+async fn ask_for_a_person(h: &Harness) {
+    h.llm[0].reply_events(vec![
+        LlmEvent::Text("Of course.".into()),
+        LlmEvent::ToolCall(ToolCall {
+            id: "t1".into(),
+            name: crate::call::conversation::TRANSFER_TOOL.into(),
+            arguments: "{}".into(),
+        }),
+        LlmEvent::Finish(FinishReason::ToolCalls),
+    ]);
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Can I speak to a real person").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transfer_says_the_announce_then_hands_the_leg_over_without_hanging_up() {
+    let mut h = greeted_with(transfer_config()).await;
+    *lock(&h.telephony.transfer_takes) = secs(1.0);
+    ask_for_a_person(&h).await;
+    wait(speech_duration(&format!("Of course. {ANNOUNCE}")).as_secs_f64() + 0.5).await;
+    let offered = lock(&h.llm_requests)
+        .last()
+        .map(|(_, r)| r.tools.iter().any(|t| t.name == "transfer_call"));
+    let transfers = lock(&h.telephony.log).transfers.clone();
+    assert_eq!(
+        transfers,
+        [(
+            crate::ports::ProviderCallId("prov-1".into()),
+            "+14155550199".to_string(),
+            "+14155550100".to_string()
+        )]
+    );
+    assert!(!h.handle.is_finished(), "waits for the provider's answer");
+    // The provider ends our media stream before its REST answer (and the
+    // callee's speech goes nowhere): the call waits for the answer.
+    h.callee = None;
+    wait(0.2).await;
+    assert!(!h.handle.is_finished());
+    assert!(lock(&h.store.log).finished.is_none());
+    wait(1.5).await;
+    assert!(h.handle.is_finished(), "the actor stopped");
+    assert!(
+        lock(&h.telephony.log).hung_up.is_empty(),
+        "the leg goes on to the person"
+    );
+    assert_eq!(
+        lock(&h.store.log)
+            .finished
+            .as_ref()
+            .map(|f| f.0.clone())
+            .as_deref(),
+        Some("transferred")
+    );
+    let turns = h.turns();
+    let last = turns.last().expect("turns");
+    assert_eq!(last.speaker, Role::Assistant);
+    assert_eq!(last.text, format!("Of course. {ANNOUNCE}"));
+    assert!(!last.interrupted);
+    assert!(
+        turns
+            .iter()
+            .any(|t| t.speaker == Role::User && t.text == "Can I speak to a real person")
+    );
+    let reports = lock(&h.reports);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].cause.outcome(), "transferred");
+    assert_eq!(
+        reports[0].outcome(),
+        crate::schedule::retry::CallOutcome::Completed,
+        "reached: not retried"
+    );
+    assert_eq!(offered, Some(true), "the tool was offered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_transfer_is_apologised_for_and_the_call_goes_on() {
+    let h = greeted_with(transfer_config()).await;
+    *lock(&h.telephony.transfer_fails) = Some(crate::ports::PortError::Rejected(
+        "404: call not found".into(),
+    ));
+    ask_for_a_person(&h).await;
+    let failed_text = config().transfer_failed_text;
+    wait(
+        speech_duration(&format!("Of course. {ANNOUNCE}")).as_secs_f64()
+            + speech_duration(&failed_text).as_secs_f64()
+            + 1.0,
+    )
+    .await;
+    assert_eq!(lock(&h.telephony.log).transfers.len(), 1);
+    assert!(!h.handle.is_finished(), "the call goes on");
+    assert!(lock(&h.telephony.log).hung_up.is_empty());
+    assert!(
+        lock(&h.tts_requests)
+            .iter()
+            .any(|(_, t)| failed_text.contains(t.as_str())),
+        "the apology is said"
+    );
+    // The next reply is asked without the transfer tool.
+    h.llm[0].reply("Let me tell you about the offer then.");
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("All right then").await;
+    wait(0.5).await;
+    let requests = lock(&h.llm_requests);
+    let (_, last) = requests.last().expect("asked again");
+    assert!(!last.tools.iter().any(|t| t.name == "transfer_call"));
+    assert!(lock(&h.store.log).finished.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_transfer_setting_the_tool_is_not_offered() {
+    let h = greeted().await;
+    h.llm[0].reply("I can help you myself.");
+    h.speak(secs(0.5)).await;
+    h.silence(secs(0.4)).await;
+    h.transcript("Can I speak to a real person").await;
+    wait(3.0).await;
+    let requests = lock(&h.llm_requests);
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|(_, r)| !r.tools.iter().any(|t| t.name == "transfer_call"))
+    );
+    assert!(lock(&h.telephony.log).transfers.is_empty());
+}

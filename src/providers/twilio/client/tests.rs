@@ -642,3 +642,40 @@ fn numbers_become_e164() {
         assert!(e164(bad).is_err(), "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn transfer_posts_a_dial_twiml_once_and_reports_a_refusal() {
+    let cases: Vec<(Canned, bool)> = vec![
+        (canned(200, &created(SID)), true),
+        (canned(404, &error(20404, 404, "not found")), false),
+        (
+            canned(400, &error(21220, 400, "Call is not in-progress")),
+            false,
+        ),
+        (canned(500, ""), false),
+    ];
+    for (answer, ok) in cases {
+        let status = answer.status;
+        let (base, seen) = server(script(vec![answer])).await;
+        let res = client(config(&base))
+            .transfer(ProviderCallId(SID.into()), "+14155550199", "+14155550100")
+            .await;
+        assert_eq!(res.is_ok(), ok, "{status}: {res:?}");
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(seen.len(), 1, "sent once, never retried");
+        let s = &seen[0];
+        assert_eq!(s.method, "POST");
+        assert_eq!(
+            s.path,
+            format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{SID}.json")
+        );
+        assert_eq!(
+            s.form,
+            vec![(
+                "Twiml".to_owned(),
+                crate::providers::twilio::twiml::dial_number("+14155550199", "+14155550100")
+            )]
+        );
+        assert_eq!(s.auth.as_deref(), Some(basic(ACCOUNT, TOKEN).as_str()));
+    }
+}
