@@ -15,6 +15,66 @@
 //! (histogram), `talky_recording_uploads_pending`,
 //! `talky_recordings_expired_total`,
 //! `talky_campaign_notices_total{event}` (published, publish_failed,
+//! received, invalid, dropped), `talky_analysis_total{result}`,
+//! `talky_analysis_seconds` (histogram), `talky_analysis_pending`,
+//! `talky_webhook_deliveries_total{result}`,
+//! `talky_webhook_delivery_seconds` (histogram),
+//! `talky_webhook_deliveries_pending`, `talky_transfers_total{result}`
+//! (accepted, failed).
+//!
+//! Metrics whose meaning is not plain from their name are described
+//! ([`describe`]): their `# HELP` line says what they count.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency histogram buckets, milliseconds.
+const LATENCY_BUCKETS_MS: [f64; 12] = [
+    5.0, 10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 800.0, 1200.0, 2000.0,
+];
+
+/// Post-call analysis time buckets, seconds.
+const ANALYSIS_BUCKETS_SECONDS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0];
+/// Upload time histogram buckets, seconds.
+const UPLOAD_BUCKETS_SECONDS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Calls whose record writes were still queued when a stopping process
+/// gave up waiting for them (see `crate::runtime`): lost with the process.
+pub const RECORD_WRITES_LOST: &str = "talky_call_record_writes_lost_total";
+
+/// Call attempts the dialer started (`talky-actors`' dialer counts them).
+pub const DIALLED: &str = "talky_calls_dialled_total";
+
+/// Webhook request time buckets, seconds.
+const WEBHOOK_BUCKETS_S: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Gives the described metrics their `# HELP` line (on the recorder in
+/// use: the global one, or a test's local one).
+pub fn describe() {
+    metrics::describe_counter!(
+        crate::providers::telephony_chain::CALLS_PLACED,
+        metrics::Unit::Count,
+        "Create-calls a telephony provider accepted (answered with the leg's id), by provider"
+    );
+    metrics::describe_counter!(
+        crate::providers::telephony_chain::FAILOVERS,
+        metrics::Unit::Count,
+        "Call attempts of vonage_then_twilio campaigns placed on Twilio because Vonage provably held no leg for them: its circuit was open (circuit_open) or its create-call failed before a leg existed (no_leg)"
+    );
+    metrics::describe_counter!(
+        DIALLED,
+        metrics::Unit::Count,
+        "Call attempts the dialer started (one call actor each, placed through the campaign's telephony); see talky_calls_placed_total for what the providers accepted"
+    );
+    metrics::describe_counter!(
+        RECORD_WRITES_LOST,
+        metrics::Unit::Count,
+        "Calls whose records (status, outcome, turns, events) were still queued when a stopping process gave up waiting for them; they were lost at exit"
+    );
+    metrics::describe_counter!(
         crate::recording::upload::UPLOADS_METRIC,
         metrics::Unit::Count,
         "Attempts to upload a finished recording to the object store, by result (ok, error); failed ones are retried with backoff"
@@ -33,6 +93,8 @@
         crate::recording::sweep::EXPIRED_METRIC,
         metrics::Unit::Count,
         "Recordings deleted by their campaign's recording_retention_days (the API answers 404 expired)"
+    );
+    metrics::describe_counter!(
         "talky_transfers_total",
         metrics::Unit::Count,
         "Cold transfers of calls to a person asked of the telephony provider, by result (accepted: the call ended transferred; failed: the agent went on)"

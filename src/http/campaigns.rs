@@ -655,6 +655,7 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         if errors.is_empty() {
             c.analysis = analysis.and_then(|a| serde_json::to_value(a).ok());
         }
+    }
     if let Some(transfer) = input.transfer {
         apply_transfer(ctx, &mut check, transfer, c);
     }
