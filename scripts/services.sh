@@ -94,8 +94,10 @@ if ! curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/"; then
   fi
   say "starting moto on 127.0.0.1:$MOTO_PORT"
   mkdir -p "$(dirname "$MOTO_VENV")"
-  (cd / && setsid nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
-    >"$(dirname "$MOTO_VENV")/moto.log" 2>&1 </dev/null &)
+  # The whole subshell is detached from our stdout/stderr: a caller that reads
+  # our output to EOF must not wait for moto to exit.
+  (cd / && exec setsid nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT") \
+    >"$(dirname "$MOTO_VENV")/moto.log" 2>&1 </dev/null &
   for _ in $(seq 1 100); do
     curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" && break
     sleep 0.2
