@@ -95,6 +95,11 @@ pub fn describe() {
         "Recordings deleted by their campaign's recording_retention_days (the API answers 404 expired)"
     );
     metrics::describe_counter!(
+        crate::recording::sweep::PURGED_METRIC,
+        metrics::Unit::Count,
+        "Recordings (files or objects) deleted because their campaign was deleted"
+    );
+    metrics::describe_counter!(
         "talky_transfers_total",
         metrics::Unit::Count,
         "Cold transfers of calls to a person asked of the telephony provider, by result (accepted: the call ended transferred; failed: the agent went on)"

@@ -31,6 +31,14 @@
 //!    as `interrupted`: the conversation was cut).
 //! 4. Nothing is decided while the provider cannot be asked: the call is
 //!    tried again on the next pass.
+//! 5. A call that had asked its provider for a cold transfer
+//!    (`calls.transfer_requested_at`, stored before the request went out)
+//!    died between the provider's acceptance and our record of it, or
+//!    before the provider answered: a leg still up is the callee talking
+//!    with the person (never hung up), and a leg that ended completed had
+//!    that conversation; either is finished `transferred`, so the contact
+//!    is not called again. A leg the provider ended otherwise keeps the
+//!    provider's outcome.
 //!
 //! Finishing a row is all the reconciler does for the campaign: the
 //! CampaignActor re-reads the calls it counts as live and records the
@@ -135,6 +143,49 @@ enum Settled {
     Released,
     /// Still owned by a live process after all (raced with its finish).
     Gone,
+}
+
+/// What to do with an orphan's leg, from what the provider says of it:
+/// (outcome, reason, hang it up first).
+fn decide(
+    state: Option<&LegState>,
+    answered: bool,
+    transfer_requested: bool,
+) -> (&'static str, String, bool) {
+    match state {
+        Some(LegState::Live { .. }) if transfer_requested => (
+            "transferred",
+            "reconciled after its process ended: a transfer to a person had been asked and the leg is still up (left to the person)".into(),
+            false,
+        ),
+        Some(LegState::Live { .. }) => (
+            "interrupted",
+            "reconciled after its process ended: the leg was still up and was hung up".into(),
+            true,
+        ),
+        Some(LegState::Ended(status)) => {
+            let (outcome, reason) = ended_outcome(status);
+            if transfer_requested && outcome == "interrupted" {
+                (
+                    "transferred",
+                    format!("reconciled after its process ended: a transfer to a person had been asked; the provider reports {status:?}"),
+                    false,
+                )
+            } else {
+                (outcome, reason, false)
+            }
+        }
+        None if transfer_requested => (
+            "transferred",
+            "reconciled after its process ended: a transfer to a person had been asked; the provider does not know the leg".into(),
+            false,
+        ),
+        None => (
+            if answered { "interrupted" } else { "failed" },
+            "reconciled after its process ended: the provider does not know the leg".into(),
+            false,
+        ),
+    }
 }
 
 /// Outcome and reason for a leg the provider reports as over.
@@ -301,29 +352,16 @@ impl<T: TelephonyPort> Reconciler<T> {
                 self.telephony.leg_state(leg.clone()),
             )
             .await?;
-        let answered = row.answered_at.is_some();
-        let (outcome, reason, hung_up) = match state {
-            Some(LegState::Live { .. }) => {
-                self.timed("hanging up the orphaned leg", self.telephony.hang_up(leg))
-                    .await?;
-                (
-                    "interrupted",
-                    "reconciled after its process ended: the leg was still up and was hung up"
-                        .to_string(),
-                    true,
-                )
-            }
-            Some(LegState::Ended(status)) => {
-                let (o, r) = ended_outcome(&status);
-                (o, r, false)
-            }
-            None => (
-                if answered { "interrupted" } else { "failed" },
-                "reconciled after its process ended: the provider does not know the leg".into(),
-                false,
-            ),
-        };
-        self.finish(tenant, id, outcome, reason, hung_up).await
+        let (outcome, reason, hang_up) = decide(
+            state.as_ref(),
+            row.answered_at.is_some(),
+            row.transfer_requested_at.is_some(),
+        );
+        if hang_up {
+            self.timed("hanging up the orphaned leg", self.telephony.hang_up(leg))
+                .await?;
+        }
+        self.finish(tenant, id, outcome, reason, hang_up).await
     }
 
     async fn finish(
@@ -368,6 +406,31 @@ mod tests {
             ("canceled", "cancelled"),
         ] {
             assert_eq!(ended_outcome(status).0, outcome, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_transferred_leg_is_never_hung_up_and_ends_transferred() {
+        let live = LegState::Live { answered: true };
+        let (o, _, hang_up) = decide(Some(&live), true, false);
+        assert_eq!((o, hang_up), ("interrupted", true));
+        let (o, reason, hang_up) = decide(Some(&live), true, true);
+        assert_eq!((o, hang_up), ("transferred", false), "{reason}");
+        let completed = LegState::Ended("completed".into());
+        assert_eq!(decide(Some(&completed), true, false).0, "interrupted");
+        assert_eq!(decide(Some(&completed), true, true).0, "transferred");
+        // What the provider says of a leg that never reached anyone stays.
+        let busy = LegState::Ended("busy".into());
+        assert_eq!(decide(Some(&busy), false, true).0, "busy");
+        assert_eq!(decide(None, true, false).0, "interrupted");
+        assert_eq!(decide(None, false, false).0, "failed");
+        assert_eq!(decide(None, true, true).0, "transferred");
+        for (state, answered, transfer) in [
+            (Some(&completed), true, true),
+            (None, true, true),
+            (Some(&busy), false, true),
+        ] {
+            assert!(!decide(state, answered, transfer).2, "never hung up");
         }
     }
 

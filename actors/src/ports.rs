@@ -486,6 +486,14 @@ pub trait CallStore: Send + Sync + 'static {
         key: CallKey,
         request: CalleeRequest,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// A transfer to a person is about to be asked of the provider. Stored
+    /// before the request goes out, so that after a crash the reconciler
+    /// leaves the leg (now the person's) up and records `transferred`.
+    fn transfer_requested(
+        &self,
+        key: CallKey,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// The outcome; the call is over.
     fn finish(
         &self,

@@ -76,7 +76,8 @@ pub trait LoggedCall: Clone {
 /// server serves it; the id field named `$id`, as that provider names its
 /// calls) and makes the emulator's `CallRecord` a [`LoggedCall`] with
 /// that brief. Both emulators' records have the fields it reads (`$id`,
-/// `to`, `status`, `socket_opened`, `ended`, `hang_up`, `created_at`) and
+/// `to`, `status`, `socket_opened`, `ended`, `hang_up`, `transfer`,
+/// `created_at`) and
 /// a `HangUpSide` whose `Rest` and `SocketClosed` are talky's hang-ups.
 /// A macro rather than a generic struct: the briefs are JSON whose id
 /// key differs (`uuid`, `sid`), read by process tests by that name.
@@ -97,6 +98,10 @@ macro_rules! call_brief {
             pub ended: bool,
             /// talky hung it up (REST, or closing the media socket).
             pub hung_up_by_talky: bool,
+            /// The number talky transferred it to, once the emulator
+            /// accepted the transfer.
+            #[serde(default)]
+            pub transferred_to: Option<String>,
             /// When it was created.
             pub created_at: DateTime<Utc>,
         }
@@ -123,6 +128,7 @@ macro_rules! call_brief {
                         self.hang_up,
                         Some(HangUpSide::Rest | HangUpSide::SocketClosed)
                     ),
+                    transferred_to: self.transfer.as_ref().map(|t| t.number.clone()),
                     created_at: self.created_at,
                 }
             }

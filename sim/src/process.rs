@@ -93,6 +93,9 @@ pub struct SimSettings {
     /// starts at once), like an API that answers after the client's
     /// time-out.
     pub create_response_delay_ms: u64,
+    /// Fault knob: answer each accepted Vonage transfer this late (it is
+    /// carried out at once).
+    pub transfer_response_delay_ms: u64,
     /// The LLM emulator's brain: `echo` (repeats the callee; the load
     /// benchmark's) or `agent` (the rule-based agent of the demo, which
     /// calls talky's tools).
@@ -124,6 +127,7 @@ impl Default for SimSettings {
             urls_file: None,
             stats_file: None,
             create_response_delay_ms: 0,
+            transfer_response_delay_ms: 0,
             llm_script: "echo".into(),
         }
     }
@@ -174,6 +178,10 @@ pub struct SimArgs {
     /// Fault knob: answer each create-call this late (the call starts at once).
     #[arg(long)]
     pub create_response_delay_ms: Option<u64>,
+    /// Fault knob: answer each accepted Vonage transfer this late (it is
+    /// carried out at once).
+    #[arg(long)]
+    pub transfer_response_delay_ms: Option<u64>,
     /// The LLM emulator's brain: `echo` or `agent`.
     #[arg(long)]
     pub llm_script: Option<String>,
@@ -266,6 +274,7 @@ impl SimArgs {
             llm_tokens_per_second,
             tts_first_audio_ms,
             create_response_delay_ms,
+            transfer_response_delay_ms,
             application_id,
             llm_script,
             twilio_account_sid,
@@ -376,6 +385,7 @@ pub async fn start(s: &SimSettings) -> Result<RunningSim, SimError> {
                 .clone()
                 .map(|secret| (s.signature_api_key.clone(), secret)),
             create_response_delay: Duration::from_millis(s.create_response_delay_ms),
+            transfer_response_delay: Duration::from_millis(s.transfer_response_delay_ms),
             ..VonageSimConfig::default()
         },
         s.vonage_port,

@@ -25,6 +25,10 @@ pub struct WebhooksConfig {
     /// (tests and the demo; never in production: it lets a tenant make
     /// talky call into its own network).
     pub allow_private_targets: bool,
+    /// Days an event and its delivery log are kept once no delivery of
+    /// it is pending (the deliveries API shows them until then); a
+    /// sweeper on every node deletes older ones.
+    pub retention_days: u32,
 }
 
 impl Default for WebhooksConfig {
@@ -37,6 +41,7 @@ impl Default for WebhooksConfig {
             concurrency: 8,
             poll_ms: 1_000,
             allow_private_targets: false,
+            retention_days: 30,
         }
     }
 }
@@ -50,6 +55,12 @@ impl WebhooksConfig {
         positive("webhooks.timeout_ms", self.timeout_ms)?;
         positive("webhooks.concurrency", self.concurrency as u64)?;
         positive("webhooks.poll_ms", self.poll_ms)?;
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err(ConfigError::new(
+                key_label("webhooks.retention_days"),
+                "must be 1 to 3650",
+            ));
+        }
         if self.concurrency > 256 {
             return Err(ConfigError::new(
                 key_label("webhooks.concurrency"),
@@ -87,6 +98,17 @@ mod tests {
         .validate()
         .expect_err("too many");
         assert!(err.to_string().contains("webhooks.concurrency"), "{err}");
+        assert_eq!(c.retention_days, 30);
+        let err = WebhooksConfig {
+            retention_days: 0,
+            ..WebhooksConfig::default()
+        }
+        .validate()
+        .expect_err("no retention");
+        assert!(
+            err.to_string().contains("TALKY_WEBHOOKS__RETENTION_DAYS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Call {
     pub do_not_call: bool,
     /// The node (process) that runs the call (see `reconcile`).
     pub node_id: Option<String>,
+    /// When a cold transfer was asked of the provider (see `reconcile`).
+    pub transfer_requested_at: Option<DateTime<Utc>>,
 }
 
 impl Call {
@@ -216,6 +218,7 @@ pub async fn create_intent(
         callback_at: None,
         do_not_call: false,
         node_id: node.map(str::to_string),
+        transfer_requested_at: None,
     };
     Ok(diesel::insert_into(calls::table)
         .values(&call)
@@ -373,6 +376,24 @@ pub async fn set_status(
         Ok(())
     })
     .await
+}
+
+/// Marks an unfinished call as having asked its provider for a cold
+/// transfer (before the request goes out).
+pub async fn mark_transfer_requested(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: CallId,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let updated = diesel::update(one(tenant, id).filter(calls::status.ne("finished")))
+        .set(calls::transfer_requested_at.eq(at))
+        .execute(conn)
+        .await?;
+    if updated == 0 {
+        return Err(DbError::Query(diesel::result::Error::NotFound));
+    }
+    Ok(())
 }
 
 /// The provider's id of the call.

@@ -222,14 +222,20 @@ pub async fn delete(
     tenant: TenantId,
     id: CampaignId,
 ) -> Result<bool, DbError> {
-    let n = diesel::delete(
-        campaigns::table
-            .filter(campaigns::tenant_id.eq(tenant.0))
-            .filter(campaigns::id.eq(id.0)),
-    )
-    .execute(conn)
-    .await?;
-    Ok(n > 0)
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        // Its calls go with it (cascade); their recordings' files and
+        // objects are queued for the sweeper in the same transaction.
+        super::recordings::queue_campaign_deletions(conn, tenant, id).await?;
+        let n = diesel::delete(
+            campaigns::table
+                .filter(campaigns::tenant_id.eq(tenant.0))
+                .filter(campaigns::id.eq(id.0)),
+        )
+        .execute(conn)
+        .await?;
+        Ok(n > 0)
+    })
+    .await
 }
 
 /// Locks a campaign row for the rest of the transaction.

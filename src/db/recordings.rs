@@ -9,7 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use talky_actors::ids::{CallId, CampaignId, TenantId};
 
 use super::DbError;
-use super::schema::{calls, campaigns};
+use super::schema::{calls, campaigns, recording_deletions};
 
 /// Raw PCM is being spooled (the call is live, or it ended and waits for
 /// an encoder).
@@ -174,6 +174,103 @@ pub async fn set_uploaded(
     .execute(conn)
     .await?;
     Ok(n > 0)
+}
+
+/// A recording left behind by a deleted campaign, to be deleted from
+/// its store.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable)]
+pub struct Deletion {
+    /// The queue's id.
+    pub id: i64,
+    /// Owner.
+    pub tenant: uuid::Uuid,
+    /// The call it was of (gone).
+    pub call: uuid::Uuid,
+    /// Where it lived.
+    pub store: Option<String>,
+    /// Its key there.
+    pub key: Option<String>,
+}
+
+/// Queues the deletion of every recording of `campaign` that may have a
+/// file or an object (anything but `expired`); call it in the
+/// transaction that deletes the campaign. How many.
+pub async fn queue_campaign_deletions(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    campaign: CampaignId,
+) -> Result<usize, DbError> {
+    use diesel::dsl::IntoSql;
+    let at = Utc::now();
+    Ok(diesel::insert_into(recording_deletions::table)
+        .values(
+            calls::table
+                .filter(calls::tenant_id.eq(tenant.0))
+                .filter(calls::campaign_id.eq(campaign.0))
+                .filter(calls::recording_status.is_not_null())
+                .filter(calls::recording_status.ne(EXPIRED))
+                .select((
+                    calls::tenant_id,
+                    calls::id,
+                    calls::recording_store,
+                    calls::recording_key,
+                    at.into_sql::<diesel::sql_types::Timestamptz>(),
+                )),
+        )
+        .into_columns((
+            recording_deletions::tenant_id,
+            recording_deletions::call_id,
+            recording_deletions::store,
+            recording_deletions::key,
+            recording_deletions::created_at,
+        ))
+        .execute(conn)
+        .await?)
+}
+
+/// Up to `limit` queued deletions, oldest first.
+pub async fn deletions(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> Result<Vec<Deletion>, DbError> {
+    Ok(recording_deletions::table
+        .order(recording_deletions::id)
+        .limit(limit)
+        .select((
+            recording_deletions::id,
+            recording_deletions::tenant_id,
+            recording_deletions::call_id,
+            recording_deletions::store,
+            recording_deletions::key,
+        ))
+        .load(conn)
+        .await?)
+}
+
+/// A queued deletion was carried out. Whether this call removed it.
+pub async fn deletion_done(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, DbError> {
+    Ok(
+        diesel::delete(recording_deletions::table.filter(recording_deletions::id.eq(id)))
+            .execute(conn)
+            .await?
+            > 0,
+    )
+}
+
+/// Whether the call still exists (an upload that lands after its
+/// campaign was deleted removes its object again).
+pub async fn call_exists(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    call: CallId,
+) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        calls::table
+            .filter(calls::tenant_id.eq(tenant.0))
+            .filter(calls::id.eq(call.0)),
+    ))
+    .get_result(conn)
+    .await?)
 }
 
 /// The campaigns with a retention: (tenant, campaign, days).

@@ -111,6 +111,7 @@ diesel::table! {
         recording_store -> Nullable<Text>,
         recording_key -> Nullable<Text>,
         recording_ready_at -> Nullable<Timestamptz>,
+        transfer_requested_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -221,6 +222,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recording_deletions (id) {
+        id -> Int8,
+        tenant_id -> Uuid,
+        call_id -> Uuid,
+        store -> Nullable<Text>,
+        key -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(campaigns -> tenants (tenant_id));
 diesel::joinable!(contacts -> campaigns (campaign_id));
@@ -246,4 +258,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     webhook_deliveries,
     webhook_attempts,
+    recording_deletions,
 );

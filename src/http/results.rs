@@ -121,14 +121,36 @@ pub fn row(
     out
 }
 
-/// A value as CSV cell text: nothing for null, strings as they are,
-/// numbers and booleans as JSON writes them, objects and arrays as JSON
-/// text.
+/// A value as CSV cell text: nothing for null, strings as they are
+/// (but [`neutral`]), numbers and booleans as JSON writes them, objects
+/// and arrays as JSON text.
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => neutral(s),
         other => other.to_string(),
+    }
+}
+
+/// `text` made safe to open in a spreadsheet (CSV injection, OWASP): a
+/// cell that starts with `=`, `+`, `-`, `@`, a tab or a CR would be read
+/// as a formula, so it gets a leading `'`, which spreadsheets show as
+/// text. Summaries and structured strings come from an LLM told what a
+/// callee said, so a callee could otherwise plant a formula in the
+/// operator's sheet. A plain number (`+442079460100`, `-3.5`) cannot run
+/// anything and stays as it is, so phone numbers keep their E.164 form.
+pub fn neutral(text: &str) -> String {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let number = |t: &str| {
+        let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+        !digits.is_empty()
+            && digits.starts_with(|c: char| c.is_ascii_digit())
+            && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+    };
+    if risky && !number(text) {
+        format!("'{text}")
+    } else {
+        text.to_string()
     }
 }
 
@@ -235,7 +257,7 @@ pub async fn export(
     let columns = columns(&schema_columns);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL);
     let head = match format {
-        Format::Csv => csv_line(&columns),
+        Format::Csv => csv_line(&columns.iter().map(|c| neutral(c)).collect::<Vec<_>>()),
         Format::Json => format!("{{\"columns\":{},\"items\":[", Value::from(columns.clone())),
     };
     let pool = ctx.db.clone();
@@ -373,6 +395,27 @@ mod tests {
             csv_line(&["x,y", "say \"hi\"", "l1\nl2", "cr\r"]),
             "\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\",\"cr\r\"\r\n"
         );
+    }
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        for risky in [
+            "=HYPERLINK(\"http://x\")",
+            "+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+            "+",
+            "-",
+        ] {
+            assert_eq!(neutral(risky), format!("'{risky}"), "{risky:?}");
+            assert_eq!(cell(&Value::String(risky.into())), format!("'{risky}"));
+        }
+        for safe in ["+442079460100", "-3.5", "42", "Hello = hi", "", "a+b"] {
+            assert_eq!(neutral(safe), safe, "{safe:?}");
+        }
+        assert_eq!(cell(&serde_json::json!(-3)), "-3");
     }
 
     #[test]

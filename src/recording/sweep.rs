@@ -4,6 +4,10 @@
 //! campaign per sweep; deletes each from its store and marks the row
 //! `expired` (404 "expired" for clients).
 //!
+//! Each sweep also carries out the deletions a campaign's deletion queued
+//! (`recording_deletions`, written in the transaction that deleted the
+//! campaign and its calls): the file or object goes, then the queue row.
+//!
 //! Safe on several nodes without a lock: deleting an object or file that
 //! is already gone counts as done, and the row moves `ready` -> `expired`
 //! only once (the node whose update changed it counts it). The object is
@@ -24,6 +28,8 @@ use crate::db::recordings::RecordingRow;
 
 /// Counter of recordings deleted by retention.
 pub const EXPIRED_METRIC: &str = "talky_recordings_expired_total";
+/// Counter of recordings deleted because their campaign was.
+pub const PURGED_METRIC: &str = "talky_recordings_purged_total";
 
 /// Recordings that became ready before this instant are past a retention
 /// of `days` days at `now`.
@@ -52,6 +58,11 @@ impl Sweeper {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "recordings past their retention deleted"),
                 Err(e) => tracing::warn!(error = %e, "recording retention sweep failed"),
+            }
+            match self.purge_deleted().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "recordings of deleted campaigns deleted"),
+                Err(e) => tracing::warn!(error = %e, "deleting the recordings of deleted campaigns failed"),
             }
         }
     }
@@ -104,6 +115,44 @@ impl Sweeper {
             }
         }
         Ok(expired)
+    }
+
+    /// Deletes up to a batch of the recordings whose campaigns were
+    /// deleted; returns how many queue rows this node removed. One whose
+    /// delete fails stays queued for the next sweep.
+    pub async fn purge_deleted(&self) -> Result<usize, String> {
+        let limit = i64::try_from(self.batch).unwrap_or(i64::MAX);
+        let rows = self
+            .db(async |c| db::recordings::deletions(c, limit).await)
+            .await?;
+        let mut done = 0;
+        for row in rows {
+            let (tenant, call) = (TenantId(row.tenant), CallId(row.call));
+            let location = self.store.locate(
+                &RecordingRow {
+                    status: None,
+                    bytes: None,
+                    duration_ms: None,
+                    store: row.store,
+                    key: row.key,
+                },
+                tenant,
+                call,
+            );
+            if let Err(e) = self.store.delete(&location).await {
+                tracing::warn!(call.id = %call, error = %e, "recording of a deleted campaign not deleted yet");
+                continue;
+            }
+            let id = row.id;
+            if self
+                .db(async |c| db::recordings::deletion_done(c, id).await)
+                .await?
+            {
+                metrics::counter!(PURGED_METRIC).increment(1);
+                done += 1;
+            }
+        }
+        Ok(done)
     }
 }
 

@@ -118,9 +118,24 @@ impl Uploader {
         .await
         .map_err(|e| format!("uploaded, but ready not stored: {e}"))?;
         if !changed {
-            // The call is gone, or another upload of it was first: the
-            // object is in place either way.
-            tracing::debug!(call.id = %call, "recording uploaded; row not uploading");
+            // Another upload of it was first (the object is in place), or
+            // the call is gone with its deleted campaign: then the object
+            // would belong to nobody, and goes again.
+            let exists = with_db(&self.db, async |c| {
+                db::recordings::call_exists(c, tenant, call).await
+            })
+            .await
+            .map_err(|e| format!("uploaded; whether the call still exists is unknown: {e}"))?;
+            if !exists {
+                let location = super::store::Location::S3(key.to_string());
+                self.store
+                    .delete(&location)
+                    .await
+                    .map_err(|e| format!("the call is gone; its object not deleted: {e}"))?;
+                tracing::info!(call.id = %call, "recording of a deleted call removed after its upload");
+            } else {
+                tracing::debug!(call.id = %call, "recording uploaded; row not uploading");
+            }
         }
         let _ = tokio::fs::remove_file(file).await;
         tracing::info!(call.id = %call, "recording uploaded");

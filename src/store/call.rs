@@ -82,6 +82,13 @@ impl CallStore for PgCallStore {
         .await
     }
 
+    async fn transfer_requested(&self, key: CallKey, at: DateTime<Utc>) -> PortResult<()> {
+        with_conn(&self.pool, self.timeout, async move |conn| {
+            db::calls::mark_transfer_requested(conn, key.tenant, key.call, at).await
+        })
+        .await
+    }
+
     async fn finish(
         &self,
         key: CallKey,

@@ -30,6 +30,10 @@ pub const PENDING: &str = "talky_webhook_deliveries_pending";
 
 /// How often the pending gauge is recounted.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
+/// How often a node sweeps events past `webhooks.retention_days`.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// Events deleted per statement of a sweep (short transactions).
+const SWEEP_BATCH: i64 = 1000;
 
 /// The delay before attempt `attempt + 1`: `base` doubled per attempt
 /// made, capped at `max`, times a jitter factor in 0.5..1.5 (`jitter` in
@@ -126,6 +130,7 @@ pub fn start(
         wake: Notify::new(),
     });
     let (stop, stopped) = watch::channel(false);
+    tokio::spawn(sweeper(worker.clone(), stopped.clone()));
     tokio::spawn(run(worker, stopped));
     Ok(WorkerHandle { stop })
 }
@@ -183,6 +188,43 @@ async fn run(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = worker.wake.notified() => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// Deletes, at start and then every [`SWEEP_EVERY`], the events older
+/// than `webhooks.retention_days` whose deliveries are all finished
+/// (every node does; a delete is idempotent, so they need no agreement).
+async fn sweeper(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
+    let keep = chrono::Duration::days(i64::from(worker.config.retention_days));
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let mut removed = 0;
+        if let Ok(mut conn) = worker.pool.get().await {
+            let before = chrono::Utc::now() - keep;
+            loop {
+                match outbox::sweep(&mut conn, before, SWEEP_BATCH).await {
+                    Ok(n) => {
+                        removed += n;
+                        if n < SWEEP_BATCH as usize {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook retention sweep failed; next sweep retries");
+                        break;
+                    }
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "webhook events past their retention deleted");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
             _ = stopped.changed() => {}
         }
     }

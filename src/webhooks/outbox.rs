@@ -598,6 +598,38 @@ pub async fn record(
     .await
 }
 
+/// Deletes up to `batch` events that occurred before `before` and have
+/// no delivery still pending, with their deliveries and attempts (the
+/// foreign keys cascade); how many. The retention sweeper calls it until
+/// it returns less than `batch`. A pending delivery (retrying, or
+/// replayed) keeps its event whatever its age: an event is never dropped
+/// before its receiver had its chance.
+pub async fn sweep(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<usize, DbError> {
+    let pending = webhook_deliveries::table
+        .filter(webhook_deliveries::event_id.eq(webhook_events::id))
+        .filter(webhook_deliveries::state.eq("pending"));
+    let old: Vec<Uuid> = webhook_events::table
+        .filter(webhook_events::occurred_at.lt(before))
+        .filter(diesel::dsl::not(diesel::dsl::exists(pending)))
+        .select(webhook_events::id)
+        .order(webhook_events::occurred_at)
+        .limit(batch)
+        .load(conn)
+        .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    Ok(
+        diesel::delete(webhook_events::table.filter(webhook_events::id.eq_any(&old)))
+            .execute(conn)
+            .await?,
+    )
+}
+
 /// Deliveries still pending, across tenants (the pending gauge).
 pub async fn pending_count(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
     Ok(webhook_deliveries::table

@@ -519,3 +519,93 @@ async fn an_upload_to_an_unreachable_bucket_is_retried_until_it_lands() {
     node.stop().await;
     app.stop().await;
 }
+
+/// A campaign deleted with its calls leaves no recording behind: the
+/// deletion queues each file and object in its transaction, and the
+/// sweeper deletes them (local directory and bucket alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_campaign_deletes_its_recordings_from_disk_and_bucket() {
+    use talky::recording::config::{RecordingsConfig, S3Config, StoreKind};
+    use talky::recording::store::{RecordingStore, object_key};
+    use talky::recording::sweep::Sweeper;
+    let http = reqwest::Client::new();
+    let bucket = bucket(&http).await;
+    let app = TestApp::start().await;
+    let acme = app.tenant("acme").await;
+    let tenant_id: talky_actors::ids::TenantId = acme.0.parse().expect("tenant");
+
+    // A local recording: its campaign deleted, the local sweeper purges it.
+    let local_call = aged_recording(&app, &acme, None, chrono::Duration::hours(1)).await;
+    let file = app
+        .server()
+        .ctx
+        .recorder
+        .dir()
+        .join(format!("{}/{local_call}.ogg", acme.0));
+    assert!(file.exists());
+    let (_, call) = app.get(&format!("/api/v1/calls/{local_call}"), &acme.1).await;
+    let campaign = call["campaign_id"].as_str().expect("campaign").to_string();
+    let (status, body) = app
+        .delete(&format!("/api/v1/campaigns/{campaign}"), &acme.1)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let local = Sweeper {
+        store: std::sync::Arc::new(
+            RecordingStore::from_config(&app.server().ctx.config.recordings).expect("store"),
+        ),
+        db: app.pool(),
+        batch: 10,
+    };
+    assert_eq!(local.purge_deleted().await, Ok(1));
+    assert!(!file.exists(), "{} is gone", file.display());
+    assert_eq!(local.purge_deleted().await, Ok(0), "done once");
+
+    // An object in the bucket.
+    let config = RecordingsConfig {
+        store: StoreKind::S3,
+        s3: S3Config {
+            bucket: bucket.clone(),
+            endpoint: endpoint(),
+            allow_http: true,
+            access_key_id: "testing".into(),
+            secret_access_key: talky::config::Secret::new("testing"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s3 = std::sync::Arc::new(RecordingStore::from_config(&config).expect("store"));
+    let mut body = campaign_body("deleted");
+    body["recording_enabled"] = json!(true);
+    let (status, c) = app.post("/api/v1/campaigns", &acme.1, &body).await;
+    assert_eq!(status, 201, "{c}");
+    let campaign = c["id"].as_str().expect("id").to_string();
+    let (call, _) = app.dial_intent(&acme.1, &acme.0, &campaign).await;
+    let call_id = talky_actors::ids::CallId(call.parse().expect("call"));
+    let key = object_key("", tenant_id, call_id);
+    let spool = std::env::temp_dir().join(format!("talky-purge-{call}.ogg"));
+    std::fs::write(&spool, b"OggS-purge").expect("file");
+    s3.upload(&spool, &key).await.expect("upload to moto");
+    let _ = std::fs::remove_file(&spool);
+    let mut conn = app.db.conn().await;
+    assert!(
+        talky::db::recordings::set_encoded(&mut conn, tenant_id, call_id, 10, 1, Some(("s3", &key)))
+            .await
+            .expect("ready")
+    );
+    assert!(object(&bucket, &key).await.is_some());
+    let (status, body) = app
+        .delete(&format!("/api/v1/campaigns/{campaign}"), &acme.1)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = app.get(&format!("/api/v1/calls/{call}"), &acme.1).await;
+    assert_eq!(status, 404, "the call went with its campaign");
+    let purger = Sweeper {
+        store: s3,
+        db: app.pool(),
+        batch: 10,
+    };
+    assert_eq!(purger.purge_deleted().await, Ok(1));
+    assert_eq!(object(&bucket, &key).await, None, "the object is gone");
+    assert_eq!(purger.purge_deleted().await, Ok(0));
+    app.stop().await;
+}

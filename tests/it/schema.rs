@@ -145,7 +145,8 @@ async fn diesel_schema_matches_the_migrations() {
         webhook_endpoints,
         webhook_events,
         webhook_deliveries,
-        webhook_attempts
+        webhook_attempts,
+        recording_deletions
     );
 }
 

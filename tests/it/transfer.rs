@@ -160,3 +160,72 @@ async fn without_a_transfer_setting_the_agent_keeps_the_call() {
     );
     assert_eq!(transfer_of(&world, TelephonyProvider::Vonage, human), None);
 }
+
+/// kill -9 between the provider's acceptance of a transfer and talky's
+/// record of it (the emulator holds its `204` back): the next process's
+/// reconciler finds the call's durable transfer mark, leaves the leg to
+/// the person (never hangs it up) and finishes the call `transferred`;
+/// the contact is not called again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_transfer_leaves_the_person_on_the_line() {
+    use crate::support::eventually;
+    let world = crate::lifetime::World::new(&[
+        "--default-persona",
+        "asks_for_human",
+        "--llm-script",
+        "agent",
+        "--transfer-response-delay-ms",
+        "60000",
+    ])
+    .await;
+    let mut a = world.serve("a").await;
+    let campaign = world
+        .campaign_with(
+            &a,
+            json!({"max_attempts": 2, "retry_backoff_secs": 1, "max_concurrent_calls": 1,
+                   "transfer": {"number": PERSON, "announce": ANNOUNCE}}),
+            1,
+        )
+        .await;
+    let (leg, _) = eventually(
+        "the emulator carries out the transfer",
+        Duration::from_secs(90),
+        || async {
+            world
+                .legs()
+                .await
+                .into_iter()
+                .find(|l| l.transferred_to.is_some())
+        },
+    )
+    .await;
+    // talky has asked and the provider has accepted; its answer is held.
+    a.signal("-KILL");
+    assert!(!a.exit(Duration::from_secs(10)).await.success());
+
+    let b = world.serve("b").await;
+    world
+        .wait_completed(&b, &campaign, Duration::from_secs(150))
+        .await;
+    let calls = world.calls(&b, &campaign).await;
+    assert_eq!(calls.len(), 1, "the contact was called once: {calls:?}");
+    assert_eq!(calls[0]["outcome"], "transferred", "{:?}", calls[0]);
+    let contacts = world.contacts(&b, &campaign).await;
+    assert_eq!(contacts[0]["attempts"], 1, "{:?}", contacts[0]);
+    assert_eq!(contacts[0]["last_outcome"], "transferred", "{:?}", contacts[0]);
+    let after = world
+        .legs()
+        .await
+        .into_iter()
+        .find(|l| l.uuid == leg.uuid)
+        .expect("the leg");
+    assert!(
+        !after.hung_up_by_talky,
+        "the person's leg was not hung up: {after:?}"
+    );
+    assert_eq!(
+        after.transferred_to.as_deref(),
+        Some(PERSON.trim_start_matches('+'))
+    );
+    world.finish(vec![b]).await;
+}

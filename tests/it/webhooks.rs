@@ -414,6 +414,19 @@ fn ids_by(received: &[Received], event_type: &str, by: &str) -> BTreeMap<String,
     out
 }
 
+/// The structured data the campaigns of these tests ask for.
+fn analysis_schema() -> Value {
+    json!({"type": "object",
+           "properties": {"interested": {"type": "boolean"},
+                          "do_not_call": {"type": "boolean"},
+                          "callee_words": {"type": "string"}},
+           "required": ["interested", "do_not_call"]})
+}
+
+/// The proof, in one process: a campaign with an analysis schema
+/// and a receiver that fails its first two deliveries; every call yields
+/// exactly one `call.ended` and every conversation one `call.analyzed`
+/// (by `webhook-id`), all signed, the data valid against the schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     let (interested, remove, busy) = ("+442079460981", "+442079460982", "+442079460983");
@@ -426,11 +439,15 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         Default::default(),
         Default::default(),
         |_| {},
-        quick,
+        |c| {
+            quick(c);
+            c.analysis.poll_ms = 100;
+        },
     )
     .await;
     world._keep.1.set_script(AgentScript);
     let app = &world.app;
+    app.server().run_analysis().expect("analysis workers");
     // The receiver fails its first two deliveries.
     let receiver = Receiver::start(|n| if n < 2 { 500 } else { 200 }).await;
     let (_, key) = app.tenant("acme").await;
@@ -441,6 +458,7 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         &[
             "call.started",
             "call.ended",
+            "call.analyzed",
             "contact.do_not_call",
             "campaign.completed",
         ],
@@ -448,6 +466,10 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     .await;
     let campaign = campaign_of(app, &key, &[interested, remove, busy], |b| {
         b["recording_enabled"] = json!(true);
+        b["analysis"] = json!({
+            "structured_data_schema": analysis_schema(),
+            "success_rubric": "pass/fail: the callee is interested",
+        });
     })
     .await;
     let calls = finished_calls(app, &key, &campaign, 3).await;
@@ -463,6 +485,11 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     .await;
     eventually("every call.ended arrives", WAIT, || async {
         (ids_by(&receiver.accepted(), "call.ended", "id").len() == 3).then_some(())
+    })
+    .await;
+    // The two conversations are analysed; the busy call had none.
+    eventually("both call.analyzed arrive", WAIT, || async {
+        (ids_by(&receiver.accepted(), "call.analyzed", "call_id").len() == 2).then_some(())
     })
     .await;
 
@@ -555,6 +582,56 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         "{talk}"
     );
 
+    // Exactly one call.analyzed per conversation, matching the stored
+    // analysis, its data valid against the campaign's schema.
+    let validator = jsonschema::validator_for(&analysis_schema()).expect("schema");
+    let analyzed = ids_by(&all, "call.analyzed", "call_id");
+    assert_eq!(analyzed.len(), 2, "{analyzed:?}");
+    for call in &calls {
+        let id = call["id"].as_str().expect("id");
+        let talked = call["phone"] != busy;
+        assert_eq!(
+            analyzed.get(id).map(BTreeSet::len),
+            talked.then_some(1),
+            "{id}: {analyzed:?}"
+        );
+        if !talked {
+            continue;
+        }
+        let event = receiver
+            .accepted()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|b| b["type"] == "call.analyzed" && b["data"]["call_id"] == id)
+            .expect("call.analyzed");
+        let data = &event["data"];
+        assert_eq!(data["state"], "done", "{event}");
+        assert!(
+            validator.is_valid(&data["structured_data"]),
+            "{id}: {event}"
+        );
+        assert_eq!(
+            data["structured_data"]["interested"],
+            call["phone"] == interested,
+            "{event}"
+        );
+        assert_eq!(
+            data["structured_data"]["do_not_call"],
+            call["phone"] == remove,
+            "{event}"
+        );
+        assert!(
+            data["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{event}"
+        );
+        let (_, stored) = app.get(&format!("/api/v1/calls/{id}"), &key).await;
+        assert_eq!(
+            stored["analysis"]["structured_data"], data["structured_data"],
+            "{stored}"
+        );
+        assert_eq!(stored["analysis"]["success"], data["success"], "{stored}");
+    }
+
     // call.started once for each answered call, none for the busy one.
     let started = ids_by(&all, "call.started", "id");
     for call in &calls {
@@ -631,6 +708,7 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
         ("TALKY_WEBHOOKS__RETRY_BASE_MS", "200"),
         ("TALKY_WEBHOOKS__RETRY_MAX_SECS", "1"),
         ("TALKY_WEBHOOKS__TIMEOUT_MS", "1000"),
+        ("TALKY_ANALYSIS__POLL_MS", "100"),
     ] {
         world.set_env(k, v.into());
     }
@@ -651,11 +729,19 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
             &a,
             reqwest::Method::POST,
             "/api/v1/webhooks",
-            Some(json!({"url": receiver.url, "events": ["call.started", "call.ended", "campaign.completed"]})),
+            Some(json!({"url": receiver.url,
+                "events": ["call.started", "call.ended", "call.analyzed", "campaign.completed"]})),
         )
         .await;
     let secret = hook["secret"].as_str().expect("secret").to_string();
-    let campaign = world.campaign(&a).await;
+    let campaign = world
+        .campaign_with(
+            &a,
+            json!({"max_attempts": 3, "retry_backoff_secs": 1, "max_concurrent_calls": 3,
+                   "analysis": {"structured_data_schema": analysis_schema()}}),
+            6,
+        )
+        .await;
     eventually("deliveries are being attempted", WAIT, || async {
         (receiver.received().len() >= 2).then_some(())
     })
@@ -672,6 +758,25 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
         .wait_completed(&b, &campaign, Duration::from_secs(150))
         .await;
     let calls = world.calls(&b, &campaign).await;
+    // The calls whose conversations were queued for analysis (before or
+    // after the kill), once every analysis is stored.
+    let (analysed, _) = eventually("every analysis is stored", Duration::from_secs(120), || async {
+        let mut analysed = Vec::new();
+        for c in &calls {
+            let id = c["id"].as_str().unwrap_or_default();
+            let detail = world
+                .api(&b, reqwest::Method::GET, &format!("/api/v1/calls/{id}"), None)
+                .await;
+            match detail["analysis"]["state"].as_str() {
+                None => {}
+                Some("done") => analysed.push(id.to_string()),
+                Some(_) => return None,
+            }
+        }
+        Some(analysed)
+    })
+    .await;
+    assert!(!analysed.is_empty(), "no conversation was analysed");
     eventually(
         "every event arrives after the restart",
         Duration::from_secs(120),
@@ -689,8 +794,11 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
             let completed = accepted
                 .iter()
                 .any(|r| r.json()["type"] == "campaign.completed");
+            let analyzed = ids_by(&accepted, "call.analyzed", "call_id");
+            let all_analyzed = analysed.iter().all(|id| analyzed.contains_key(id));
             let ids: BTreeSet<String> = accepted.iter().map(|r| r.id.clone()).collect();
-            (all_ended && all_started && completed && before.is_subset(&ids)).then_some(())
+            (all_ended && all_started && all_analyzed && completed && before.is_subset(&ids))
+                .then_some(())
         },
     )
     .await;
@@ -699,8 +807,113 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
     for (call, ids) in ids_by(&received, "call.ended", "id") {
         assert_eq!(ids.len(), 1, "{call}: {ids:?}");
     }
+    let analyzed = ids_by(&received, "call.analyzed", "call_id");
+    assert_eq!(analyzed.len(), analysed.len(), "{analyzed:?}");
+    for (call, ids) in analyzed {
+        assert_eq!(ids.len(), 1, "{call}: {ids:?}");
+    }
     for r in &received {
         assert!(verifies(&secret, r), "{r:?}");
     }
     world.finish(vec![a, b]).await;
+}
+
+#[tokio::test]
+async fn the_retention_sweep_keeps_pending_and_recent_events() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use talky::db::schema::{webhook_attempts, webhook_deliveries, webhook_events};
+    use talky::webhooks::outbox;
+
+    let app = TestApp::start().await;
+    let (tenant, _) = app.tenant("sweep").await;
+    let tenant: uuid::Uuid = tenant.parse().expect("tenant id");
+    let mut conn = app.conn().await;
+    let endpoint = outbox::create_endpoint(
+        &mut conn,
+        talky_actors::ids::TenantId(tenant),
+        "https://receiver.example/hooks",
+        &["call.ended".to_string()],
+        "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0",
+    )
+    .await
+    .expect("endpoint");
+    let now = chrono::Utc::now();
+    let old = now - chrono::Duration::days(40);
+    // Four events: three old (delivered, pending, failed), one recent.
+    let mut events = Vec::new();
+    for (i, (at, state)) in [
+        (old, "delivered"),
+        (old, "pending"),
+        (old, "failed"),
+        (now - chrono::Duration::days(1), "delivered"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        outbox::emit(&mut conn, tenant, "call.ended", json!({"n": i}), at)
+            .await
+            .expect("emit");
+        let event: uuid::Uuid = webhook_events::table
+            .filter(webhook_events::tenant_id.eq(tenant))
+            .order(webhook_events::id.desc())
+            .select(webhook_events::id)
+            .first(&mut conn)
+            .await
+            .expect("event");
+        let delivery: uuid::Uuid = diesel::update(
+            webhook_deliveries::table.filter(webhook_deliveries::event_id.eq(event)),
+        )
+        .set((
+            webhook_deliveries::state.eq(state),
+            webhook_deliveries::attempts.eq(1),
+        ))
+        .returning(webhook_deliveries::id)
+        .get_result(&mut conn)
+        .await
+        .expect("delivery");
+        diesel::insert_into(webhook_attempts::table)
+            .values((
+                webhook_attempts::tenant_id.eq(tenant),
+                webhook_attempts::delivery_id.eq(delivery),
+                webhook_attempts::attempt.eq(1),
+                webhook_attempts::started_at.eq(at),
+                webhook_attempts::duration_ms.eq(5),
+                webhook_attempts::status_code.eq(Some(200)),
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("attempt");
+        events.push(event);
+    }
+    // In batches of one: the delivered and the failed old events go.
+    let before = now - chrono::Duration::days(30);
+    assert_eq!(outbox::sweep(&mut conn, before, 1).await.expect("sweep"), 1);
+    assert_eq!(outbox::sweep(&mut conn, before, 1).await.expect("sweep"), 1);
+    assert_eq!(outbox::sweep(&mut conn, before, 1).await.expect("sweep"), 0);
+    let left: BTreeSet<uuid::Uuid> = webhook_events::table
+        .filter(webhook_events::tenant_id.eq(tenant))
+        .select(webhook_events::id)
+        .load(&mut conn)
+        .await
+        .expect("events")
+        .into_iter()
+        .collect();
+    assert_eq!(left, BTreeSet::from([events[1], events[3]]));
+    // Their deliveries and attempts went with them.
+    let deliveries: i64 = webhook_deliveries::table
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint.id))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(deliveries, 2);
+    let attempts: i64 = webhook_attempts::table
+        .filter(webhook_attempts::tenant_id.eq(tenant))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(attempts, 2);
+    app.stop().await;
 }

@@ -13,7 +13,9 @@ use super::msg::{CallMsg, CallReport, TimerKind};
 use super::ports::CallPorts;
 use super::state::CallState;
 use super::store_writer::StoreOp;
-use crate::ports::{PlaceCall, PortError, ProviderCallId, TelephonyEvent, TelephonyPort};
+use crate::ports::{
+    CallStore, PlaceCall, PortError, ProviderCallId, TelephonyEvent, TelephonyPort,
+};
 
 /// What a call knows of its telephony leg.
 #[derive(Default)]
@@ -99,15 +101,32 @@ pub(super) fn transfer<P: CallPorts>(
     };
     tracing::info!(call.id = %state.key.call, "transferring the call to a person");
     let telephony = state.ports.telephony.clone();
+    let store = state.ports.store.clone();
+    let (key, at) = (state.key, state.utc());
     let timeout = state.cfg.port_timeout;
     let from = state.cfg.from.clone();
     tokio::spawn(async move {
-        let result = timed(
+        // Durable before the provider is asked: if this process dies
+        // between the provider's acceptance and our record of it, the
+        // reconciler knows the leg it finds is the person's, not an orphan
+        // to hang up. No mark, no transfer (the agent carries on).
+        let marked = timed(
             timeout,
-            "transferring",
-            telephony.transfer(id, &number, &from),
+            "recording the transfer",
+            store.transfer_requested(key, at),
         )
         .await;
+        let result = match marked {
+            Ok(()) => {
+                timed(
+                    timeout,
+                    "transferring",
+                    telephony.transfer(id, &number, &from),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         let _ = me.cast(CallMsg::Transferred(result));
     });
 }

@@ -15,9 +15,17 @@
 //! chain never reaches Twilio, so its calls would all show `vonage`; a
 //! campaign choosing Twilio is how an operator sends calls there.
 //!
+//! After the calls: each campaign asks for a post-call analysis to a
+//! schema (the LLM emulator answers from the transcript), and a webhook
+//! receiver on loopback ([`hooks`]) subscribes to every event, refusing its
+//! first deliveries so talky's retries show; the demo waits for every
+//! `call.ended` and `call.analyzed`, then prints one call's analysis and
+//! the deliveries per event type.
+//!
 //! Nothing here is a shortcut around the product: the emulators are only
 //! reached over their wire protocols, and the table is read back over REST.
 
+pub mod hooks;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -49,6 +57,9 @@ const PUBLIC_KEY: &str = include_str!("../../../src/providers/vonage/testdata/te
 const FAILURE_TRIGGER: &str = "the offer";
 /// The longest the demo waits for the campaign to finish.
 const DEMO_DEADLINE: Duration = Duration::from_secs(300);
+/// The longest the demo waits, after the calls, for analyses and webhook
+/// deliveries.
+const AFTER_DEADLINE: Duration = Duration::from_secs(90);
 /// HTTP timeout of the demo's own REST calls.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,6 +110,33 @@ pub struct DemoResult {
     pub api_key: String,
     /// The server's base URL.
     pub base: String,
+    /// The demo's webhook endpoint id.
+    pub webhook: String,
+    /// What the demo's webhook receiver got, in arrival order.
+    pub deliveries: Vec<hooks::Delivery>,
+}
+
+/// The events the demo's receiver subscribes to: all of them.
+const EVENTS: [&str; 5] = [
+    "call.started",
+    "call.ended",
+    "call.analyzed",
+    "contact.do_not_call",
+    "campaign.completed",
+];
+
+/// The demo campaigns' structured data: what a clinic's system would
+/// file from each call.
+fn analysis_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "interested": {"type": "boolean", "description": "the callee wants the appointment"},
+            "do_not_call": {"type": "boolean", "description": "the callee asked not to be called again"},
+            "callee_words": {"type": "string", "description": "what the callee said, in short"},
+        },
+        "required": ["interested", "do_not_call"],
+    })
 }
 
 /// The built-in personas, each answering the numbers of the demo's
@@ -305,6 +343,11 @@ fn campaign_body(telephony: &str) -> Value {
         "max_concurrent_calls": 20,
         "voicemail_action": "leave_message",
         "recording_enabled": true,
+        "analysis": {
+            "summary_prompt": "Summarise the call in two sentences for the clinic's front desk.",
+            "structured_data_schema": analysis_schema(),
+            "success_rubric": "pass/fail: pass when the callee is interested",
+        },
     })
 }
 
@@ -316,6 +359,13 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
     let key_file = std::env::temp_dir().join(format!("talky-demo-{}.pem", std::process::id()));
     std::fs::write(&key_file, PRIVATE_KEY).context("writing the demo key")?;
     provider_config(&mut config, &sims, &key_file);
+    // The receiver is on loopback, which talky refuses as a webhook target
+    // unless told (as here); retries are quick so the demo shows them.
+    config.webhooks.allow_private_targets = true;
+    config.webhooks.poll_ms = 200;
+    config.webhooks.retry_base_ms = 500;
+    config.webhooks.retry_max_secs = 5;
+    config.analysis.poll_ms = 250;
 
     let server = talky::app::Server::start(config.clone()).await?;
     let base = format!("http://{}", server.addr);
@@ -338,6 +388,7 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
             talky_actors::tree::DIALER,
         )
         .await?;
+    server.run_analysis()?;
 
     let api = Api {
         http: reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?,
@@ -354,6 +405,22 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
             Err(e) => return Err(e),
         }
     }
+    let receiver = hooks::Receiver::start()
+        .await
+        .context("webhook receiver")?;
+    let hook = api
+        .post(
+            "/api/v1/webhooks",
+            json!({ "url": receiver.url, "events": EVENTS }),
+        )
+        .await?;
+    receiver.set_secret(hook["secret"].as_str().context("webhook secret")?)?;
+    let webhook = hook["id"].as_str().context("webhook id")?.to_string();
+    println!(
+        "talky-sim demo: webhook {webhook} posts every event to {} (it refuses the first {})",
+        receiver.url,
+        hooks::FAILED_FIRST
+    );
     let mut campaigns = Vec::new();
     for (telephony, contacts) in [("vonage", CONTACTS), ("twilio", TWILIO_CONTACTS)] {
         let id = create_campaign(&api, telephony, contacts).await?;
@@ -396,6 +463,8 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
         }
     }
 
+    after_the_calls(&api, &campaigns, &receiver, started).await?;
+
     let mut rows = Vec::new();
     for (id, contacts) in campaigns.iter().zip([CONTACTS, TWILIO_CONTACTS]) {
         rows.extend(campaign_rows(&api, id, contacts).await?);
@@ -412,11 +481,30 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
         );
         println!("  talky calls show {call}");
     }
+    show_analysis(&api, &rows).await?;
+    let deliveries = receiver.deliveries();
+    println!(
+        "\nWebhook deliveries to {} (signatures checked by the receiver):\n{}",
+        receiver.url,
+        hooks::table(&deliveries)
+    );
+    println!(
+        "  curl -s {base}/api/v1/webhooks/{webhook}/deliveries -H 'Authorization: Bearer {}'",
+        api.key
+    );
+    for id in &campaigns {
+        println!(
+            "  curl -s '{base}/api/v1/campaigns/{id}/results' -H 'Accept: text/csv' -H 'Authorization: Bearer {}'",
+            api.key
+        );
+    }
     let result = DemoResult {
         rows,
         campaigns,
         api_key: api.key.clone(),
         base,
+        webhook,
+        deliveries,
     };
     if opts.keep_running {
         println!(
@@ -502,4 +590,83 @@ async fn campaign_rows(
         }
     }
     Ok(rows)
+}
+
+/// Waits (bounded) until every conversation's analysis is stored and the
+/// receiver has accepted a `call.ended` for every finished call, a
+/// `call.analyzed` for every analysis and a `campaign.completed` for each
+/// campaign; prints where that stands when it changes.
+async fn after_the_calls(
+    api: &Api,
+    campaigns: &[String],
+    receiver: &hooks::Receiver,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + AFTER_DEADLINE;
+    let mut last = String::new();
+    loop {
+        let mut calls = Vec::new();
+        for id in campaigns {
+            calls.extend(all_calls(api, id).await?);
+        }
+        let mut analysed = Vec::new();
+        let mut pending = 0;
+        for call in &calls {
+            let id = call["id"].as_str().unwrap_or_default();
+            let detail = api.get(&format!("/api/v1/calls/{id}")).await?;
+            match detail["analysis"]["state"].as_str() {
+                None => {}
+                Some("done" | "error") => analysed.push(id.to_string()),
+                Some(_) => pending += 1,
+            }
+        }
+        let ended = receiver.accepted_by("call.ended", "id");
+        let analyzed = receiver.accepted_by("call.analyzed", "call_id");
+        let completed = receiver.accepted_by("campaign.completed", "campaign_id");
+        let events_in = calls
+            .iter()
+            .all(|c| ended.contains_key(c["id"].as_str().unwrap_or_default()))
+            && analysed.iter().all(|id| analyzed.contains_key(id))
+            && campaigns.iter().all(|id| completed.contains_key(id));
+        let line = format!(
+            "analyses: {} stored, {pending} running; webhook events delivered: {} call.ended, {} call.analyzed",
+            analysed.len(),
+            ended.len(),
+            analyzed.len()
+        );
+        if line != last {
+            println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            last = line;
+        }
+        if pending == 0 && events_in {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            println!("analyses and deliveries did not settle in {AFTER_DEADLINE:?}; showing where they stand");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Prints the analysis of the first contact whose last call has one.
+async fn show_analysis(api: &Api, rows: &[report::Row]) -> anyhow::Result<()> {
+    for row in rows {
+        let Some(call) = &row.last_call else { continue };
+        let detail = api.get(&format!("/api/v1/calls/{call}")).await?;
+        let a = &detail["analysis"];
+        if a["state"] != "done" {
+            continue;
+        }
+        println!(
+            "\nThe analysis of {}'s call ({} persona), as GET /api/v1/calls/{call} shows it:",
+            row.name, row.persona
+        );
+        println!("  summary:         {}", a["summary"].as_str().unwrap_or("-"));
+        println!("  structured_data: {}", a["structured_data"]);
+        println!("  success:         {}", a["success"]);
+        return Ok(());
+    }
+    println!("\nNo call has an analysis.");
+    Ok(())
 }

@@ -29,6 +29,29 @@ pub struct Row {
     pub median_v2v_ms: Option<i64>,
     /// Its latest call, to read the transcript.
     pub last_call: Option<String>,
+    /// The success verdict of its latest analysed call (`pass`/`fail`, a
+    /// score or a label; `error` when the analysis failed; `-` for none).
+    pub success: String,
+}
+
+/// The verdict of the newest call of `calls` that has an analysis.
+fn success(calls: &[Value]) -> String {
+    let Some(a) = calls
+        .iter()
+        .rev()
+        .map(|c| &c["analysis"])
+        .find(|a| a.is_object())
+    else {
+        return "-".into();
+    };
+    match (&a["state"], &a["success"]) {
+        (s, _) if s == "error" => "error".into(),
+        (_, Value::Bool(true)) => "pass".into(),
+        (_, Value::Bool(false)) => "fail".into(),
+        (_, Value::Number(n)) => n.to_string(),
+        (_, Value::String(s)) => s.clone(),
+        (s, _) => s.as_str().unwrap_or("-").to_string(),
+    }
 }
 
 /// The median of `values` (the lower middle for an even count).
@@ -85,6 +108,7 @@ pub fn row(contact: &Value, persona: &str, calls: &[Value]) -> Row {
             .last()
             .and_then(|c| c["id"].as_str())
             .map(String::from),
+        success: success(calls),
     }
 }
 
@@ -100,8 +124,9 @@ pub fn table(rows: &[Row]) -> String {
         "talk s",
         "turns",
         "v2v p50 ms",
+        "analysis",
     ];
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             [
@@ -114,6 +139,7 @@ pub fn table(rows: &[Row]) -> String {
                 r.duration_secs.to_string(),
                 r.turns.to_string(),
                 r.median_v2v_ms.map_or("-".into(), |v| v.to_string()),
+                r.success.clone(),
             ]
         })
         .collect();
@@ -184,6 +210,35 @@ mod tests {
         assert_eq!(r.last_call.as_deref(), Some("c2"));
         assert_eq!(r.outcome, "busy");
         assert_eq!(r.provider, "twilio", "one provider, named once");
+        assert_eq!(r.success, "-", "no analysis");
+    }
+
+    #[test]
+    fn the_analysis_column_reads_the_newest_analysed_call() {
+        let contact = json!({"name": "Ann"});
+        let verdict = |analyses: &[Value]| {
+            let calls: Vec<Value> = analyses
+                .iter()
+                .map(|a| json!({"id": "c", "analysis": a}))
+                .collect();
+            row(&contact, "x", &calls).success
+        };
+        assert_eq!(verdict(&[json!({"state": "done", "success": true})]), "pass");
+        assert_eq!(
+            verdict(&[
+                json!({"state": "done", "success": true}),
+                json!({"state": "done", "success": false}),
+            ]),
+            "fail"
+        );
+        assert_eq!(verdict(&[json!({"state": "done", "success": 8})]), "8");
+        assert_eq!(verdict(&[json!({"state": "error", "success": null})]), "error");
+        assert_eq!(verdict(&[json!({"state": "queued"})]), "queued");
+        assert_eq!(
+            verdict(&[json!({"state": "done", "success": true}), Value::Null]),
+            "pass",
+            "a later call without analysis leaves the verdict"
+        );
     }
 
     #[test]

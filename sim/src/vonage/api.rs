@@ -40,7 +40,13 @@ pub(crate) fn routes(
         .and(warp::path!("v1" / "calls" / String))
         .and(warp::header::headers_cloned())
         .and(warp::body::bytes())
-        .map(move |uuid: String, h: HeaderMap, b: Bytes| modify(&s2, &uuid, &h, &b));
+        .map(move |uuid: String, h: HeaderMap, b: Bytes| modify(&s2, &uuid, &h, &b))
+        .then(|(reply, delay): (Reply, Duration)| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            reply
+        });
     let s3 = shared.clone();
     let get = warp::get()
         .and(warp::path!("v1" / "calls" / String))
@@ -572,7 +578,21 @@ fn create_call(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> (Repl
     (json_reply(201, &reply), true)
 }
 
-fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -> Reply {
+/// A `PUT` on a call's reply, and how long to hold it back (the
+/// `transfer_response_delay` knob; only for an accepted transfer).
+fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -> (Reply, Duration) {
+    let reply = update(shared, uuid, headers, body);
+    let transfer = serde_json::from_slice::<Value>(body)
+        .is_ok_and(|b| b.get("action").and_then(Value::as_str) == Some("transfer"));
+    if transfer && reply.status() == StatusCode::NO_CONTENT {
+        let delay = lock(&shared.cfg).transfer_response_delay;
+        (reply, delay)
+    } else {
+        (reply, Duration::ZERO)
+    }
+}
+
+fn update(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -> Reply {
     if let Err(r) = authorize(shared, headers) {
         return r;
     }

@@ -69,6 +69,11 @@ pub struct VonageSimConfig {
     /// webhooks, media) but its `201` is sent only after this long, as a
     /// slow API whose answer outlives the client's time-out.
     pub create_response_delay: Duration,
+    /// Fault knob: a transfer (`PUT` with `action: transfer`) is carried
+    /// out at once (socket closed, `transfer` posted, the person on the
+    /// line) but its `204` is sent only after this long, so a test can
+    /// stop talky between the provider's acceptance and talky's record.
+    pub transfer_response_delay: Duration,
 }
 
 impl Default for VonageSimConfig {
@@ -85,6 +90,7 @@ impl Default for VonageSimConfig {
             webhook_timeout: Duration::from_secs(5),
             started_to_ringing: Duration::from_millis(50),
             create_response_delay: Duration::ZERO,
+            transfer_response_delay: Duration::ZERO,
         }
     }
 }

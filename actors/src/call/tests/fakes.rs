@@ -370,6 +370,11 @@ impl CallStore for FakeStore {
         log.request_stored_at.get_or_insert(Instant::now());
         Ok(())
     }
+    async fn transfer_requested(&self, _key: CallKey, _at: DateTime<Utc>) -> PortResult<()> {
+        self.attempt()?;
+        lock(&self.log).ops.push("transfer_requested".into());
+        Ok(())
+    }
     async fn finish(
         &self,
         _key: CallKey,

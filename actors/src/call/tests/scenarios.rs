@@ -1328,6 +1328,39 @@ async fn a_transfer_says_the_announce_then_hands_the_leg_over_without_hanging_up
         "reached: not retried"
     );
     assert_eq!(offered, Some(true), "the tool was offered");
+    assert!(
+        lock(&h.store.log)
+            .ops
+            .iter()
+            .any(|op| op == "transfer_requested"),
+        "the transfer was recorded before it was asked"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_transfer_is_asked_while_it_cannot_be_recorded() {
+    let h = greeted_with(transfer_config()).await;
+    h.store.fail_for(secs(60.0));
+    ask_for_a_person(&h).await;
+    let failed_text = config().transfer_failed_text;
+    wait(
+        speech_duration(&format!("Of course. {ANNOUNCE}")).as_secs_f64()
+            + speech_duration(&failed_text).as_secs_f64()
+            + 1.0,
+    )
+    .await;
+    assert!(
+        lock(&h.telephony.log).transfers.is_empty(),
+        "never asked of the provider"
+    );
+    assert!(!h.handle.is_finished(), "the call goes on");
+    assert!(lock(&h.telephony.log).hung_up.is_empty());
+    assert!(
+        lock(&h.tts_requests)
+            .iter()
+            .any(|(_, t)| failed_text.contains(t.as_str())),
+        "the apology is said"
+    );
 }
 
 #[tokio::test(start_paused = true)]
