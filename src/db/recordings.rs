@@ -200,7 +200,6 @@ pub async fn queue_campaign_deletions(
     tenant: TenantId,
     campaign: CampaignId,
 ) -> Result<usize, DbError> {
-    use diesel::dsl::IntoSql;
     let at = Utc::now();
     Ok(diesel::insert_into(recording_deletions::table)
         .values(
@@ -229,10 +228,7 @@ pub async fn queue_campaign_deletions(
 }
 
 /// Up to `limit` queued deletions, oldest first.
-pub async fn deletions(
-    conn: &mut AsyncPgConnection,
-    limit: i64,
-) -> Result<Vec<Deletion>, DbError> {
+pub async fn deletions(conn: &mut AsyncPgConnection, limit: i64) -> Result<Vec<Deletion>, DbError> {
     Ok(recording_deletions::table
         .order(recording_deletions::id)
         .limit(limit)

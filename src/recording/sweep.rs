@@ -62,7 +62,9 @@ impl Sweeper {
             match self.purge_deleted().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "recordings of deleted campaigns deleted"),
-                Err(e) => tracing::warn!(error = %e, "deleting the recordings of deleted campaigns failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting the recordings of deleted campaigns failed")
+                }
             }
         }
     }

@@ -543,7 +543,9 @@ async fn deleting_a_campaign_deletes_its_recordings_from_disk_and_bucket() {
         .dir()
         .join(format!("{}/{local_call}.ogg", acme.0));
     assert!(file.exists());
-    let (_, call) = app.get(&format!("/api/v1/calls/{local_call}"), &acme.1).await;
+    let (_, call) = app
+        .get(&format!("/api/v1/calls/{local_call}"), &acme.1)
+        .await;
     let campaign = call["campaign_id"].as_str().expect("campaign").to_string();
     let (status, body) = app
         .delete(&format!("/api/v1/campaigns/{campaign}"), &acme.1)
@@ -588,9 +590,16 @@ async fn deleting_a_campaign_deletes_its_recordings_from_disk_and_bucket() {
     let _ = std::fs::remove_file(&spool);
     let mut conn = app.db.conn().await;
     assert!(
-        talky::db::recordings::set_encoded(&mut conn, tenant_id, call_id, 10, 1, Some(("s3", &key)))
-            .await
-            .expect("ready")
+        talky::db::recordings::set_encoded(
+            &mut conn,
+            tenant_id,
+            call_id,
+            10,
+            1,
+            Some(("s3", &key))
+        )
+        .await
+        .expect("ready")
     );
     assert!(object(&bucket, &key).await.is_some());
     let (status, body) = app

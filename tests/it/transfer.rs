@@ -212,7 +212,7 @@ async fn kill_9_mid_transfer_leaves_the_person_on_the_line() {
     assert_eq!(calls[0]["outcome"], "transferred", "{:?}", calls[0]);
     let contacts = world.contacts(&b, &campaign).await;
     assert_eq!(contacts[0]["attempts"], 1, "{:?}", contacts[0]);
-    assert_eq!(contacts[0]["last_outcome"], "transferred", "{:?}", contacts[0]);
+    assert_eq!(contacts[0]["status"], "completed", "{:?}", contacts[0]);
     let after = world
         .legs()
         .await

@@ -760,21 +760,30 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
     let calls = world.calls(&b, &campaign).await;
     // The calls whose conversations were queued for analysis (before or
     // after the kill), once every analysis is stored.
-    let (analysed, _) = eventually("every analysis is stored", Duration::from_secs(120), || async {
-        let mut analysed = Vec::new();
-        for c in &calls {
-            let id = c["id"].as_str().unwrap_or_default();
-            let detail = world
-                .api(&b, reqwest::Method::GET, &format!("/api/v1/calls/{id}"), None)
-                .await;
-            match detail["analysis"]["state"].as_str() {
-                None => {}
-                Some("done") => analysed.push(id.to_string()),
-                Some(_) => return None,
+    let (analysed, _) = eventually(
+        "every analysis is stored",
+        Duration::from_secs(120),
+        || async {
+            let mut analysed = Vec::new();
+            for c in &calls {
+                let id = c["id"].as_str().unwrap_or_default();
+                let detail = world
+                    .api(
+                        &b,
+                        reqwest::Method::GET,
+                        &format!("/api/v1/calls/{id}"),
+                        None,
+                    )
+                    .await;
+                match detail["analysis"]["state"].as_str() {
+                    None => {}
+                    Some("done") => analysed.push(id.to_string()),
+                    Some(_) => return None,
+                }
             }
-        }
-        Some(analysed)
-    })
+            Some(analysed)
+        },
+    )
     .await;
     assert!(!analysed.is_empty(), "no conversation was analysed");
     eventually(
@@ -828,7 +837,7 @@ async fn the_retention_sweep_keeps_pending_and_recent_events() {
     let app = TestApp::start().await;
     let (tenant, _) = app.tenant("sweep").await;
     let tenant: uuid::Uuid = tenant.parse().expect("tenant id");
-    let mut conn = app.conn().await;
+    let mut conn = app.db.conn().await;
     let endpoint = outbox::create_endpoint(
         &mut conn,
         talky_actors::ids::TenantId(tenant),

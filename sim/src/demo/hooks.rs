@@ -217,7 +217,13 @@ mod tests {
         assert!(!verifies(key, "msg_2", "1700000000", b"{}", &sig));
         assert!(!verifies(key, "msg_1", "1700000001", b"{}", &sig));
         assert!(!verifies(key, "msg_1", "1700000000", b"{ }", &sig));
-        assert!(!verifies(b"another key", "msg_1", "1700000000", b"{}", &sig));
+        assert!(!verifies(
+            b"another key",
+            "msg_1",
+            "1700000000",
+            b"{}",
+            &sig
+        ));
         assert!(!verifies(key, "msg_1", "1700000000", b"{}", ""));
     }
 

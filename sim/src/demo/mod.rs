@@ -405,9 +405,7 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
             Err(e) => return Err(e),
         }
     }
-    let receiver = hooks::Receiver::start()
-        .await
-        .context("webhook receiver")?;
+    let receiver = hooks::Receiver::start().await.context("webhook receiver")?;
     let hook = api
         .post(
             "/api/v1/webhooks",
@@ -642,7 +640,9 @@ async fn after_the_calls(
             return Ok(());
         }
         if Instant::now() > deadline {
-            println!("analyses and deliveries did not settle in {AFTER_DEADLINE:?}; showing where they stand");
+            println!(
+                "analyses and deliveries did not settle in {AFTER_DEADLINE:?}; showing where they stand"
+            );
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -662,7 +662,10 @@ async fn show_analysis(api: &Api, rows: &[report::Row]) -> anyhow::Result<()> {
             "\nThe analysis of {}'s call ({} persona), as GET /api/v1/calls/{call} shows it:",
             row.name, row.persona
         );
-        println!("  summary:         {}", a["summary"].as_str().unwrap_or("-"));
+        println!(
+            "  summary:         {}",
+            a["summary"].as_str().unwrap_or("-")
+        );
         println!("  structured_data: {}", a["structured_data"]);
         println!("  success:         {}", a["success"]);
         return Ok(());

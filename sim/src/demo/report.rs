@@ -223,7 +223,10 @@ mod tests {
                 .collect();
             row(&contact, "x", &calls).success
         };
-        assert_eq!(verdict(&[json!({"state": "done", "success": true})]), "pass");
+        assert_eq!(
+            verdict(&[json!({"state": "done", "success": true})]),
+            "pass"
+        );
         assert_eq!(
             verdict(&[
                 json!({"state": "done", "success": true}),
@@ -232,7 +235,10 @@ mod tests {
             "fail"
         );
         assert_eq!(verdict(&[json!({"state": "done", "success": 8})]), "8");
-        assert_eq!(verdict(&[json!({"state": "error", "success": null})]), "error");
+        assert_eq!(
+            verdict(&[json!({"state": "error", "success": null})]),
+            "error"
+        );
         assert_eq!(verdict(&[json!({"state": "queued"})]), "queued");
         assert_eq!(
             verdict(&[json!({"state": "done", "success": true}), Value::Null]),

@@ -580,7 +580,12 @@ fn create_call(shared: &Arc<Shared>, headers: &HeaderMap, body: &Bytes) -> (Repl
 
 /// A `PUT` on a call's reply, and how long to hold it back (the
 /// `transfer_response_delay` knob; only for an accepted transfer).
-fn modify(shared: &Arc<Shared>, uuid: &str, headers: &HeaderMap, body: &Bytes) -> (Reply, Duration) {
+fn modify(
+    shared: &Arc<Shared>,
+    uuid: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> (Reply, Duration) {
     let reply = update(shared, uuid, headers, body);
     let transfer = serde_json::from_slice::<Value>(body)
         .is_ok_and(|b| b.get("action").and_then(Value::as_str) == Some("transfer"));
