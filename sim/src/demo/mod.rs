@@ -279,17 +279,33 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
+        // The demo key has the per-key rate limit every key has: a 429 is
+        // waited out (its Retry-After) a few times, as a client should.
+        let mut tries = 0;
+        let res = loop {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&self.key);
+            if let Some(body) = &body {
+                req = req.json(body);
+            }
+            let res = req
+                .send()
+                .await
+                .with_context(|| format!("{method} {path}"))?;
+            if res.status() != reqwest::StatusCode::TOO_MANY_REQUESTS || tries == 5 {
+                break res;
+            }
+            tries += 1;
+            let wait = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait.min(5))).await;
+        };
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -602,29 +618,42 @@ async fn after_the_calls(
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + AFTER_DEADLINE;
     let mut last = String::new();
+    // Calls whose analysis is settled (or who have none) are not asked
+    // again.
+    let mut settled: BTreeMap<String, bool> = BTreeMap::new();
     loop {
         let mut calls = Vec::new();
         for id in campaigns {
             calls.extend(all_calls(api, id).await?);
         }
-        let mut analysed = Vec::new();
         let mut pending = 0;
         for call in &calls {
             let id = call["id"].as_str().unwrap_or_default();
+            if settled.contains_key(id) {
+                continue;
+            }
             let detail = api.get(&format!("/api/v1/calls/{id}")).await?;
             match detail["analysis"]["state"].as_str() {
-                None => {}
-                Some("done" | "error") => analysed.push(id.to_string()),
+                None => {
+                    settled.insert(id.to_string(), false);
+                }
+                Some("done" | "error") => {
+                    settled.insert(id.to_string(), true);
+                }
                 Some(_) => pending += 1,
             }
         }
+        let analysed: Vec<&String> = settled
+            .iter()
+            .filter_map(|(id, analysed)| analysed.then_some(id))
+            .collect();
         let ended = receiver.accepted_by("call.ended", "id");
         let analyzed = receiver.accepted_by("call.analyzed", "call_id");
         let completed = receiver.accepted_by("campaign.completed", "campaign_id");
         let events_in = calls
             .iter()
             .all(|c| ended.contains_key(c["id"].as_str().unwrap_or_default()))
-            && analysed.iter().all(|id| analyzed.contains_key(id))
+            && analysed.iter().all(|id| analyzed.contains_key(*id))
             && campaigns.iter().all(|id| completed.contains_key(id));
         let line = format!(
             "analyses: {} stored, {pending} running; webhook events delivered: {} call.ended, {} call.analyzed",
@@ -645,7 +674,7 @@ async fn after_the_calls(
             );
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
