@@ -18,6 +18,7 @@ pub mod llm;
 pub mod loadtest;
 pub mod persona;
 pub mod process;
+pub mod receiver;
 pub mod server;
 pub mod speech;
 #[cfg(test)]

@@ -76,6 +76,26 @@ impl Sweeper {
         with_db(&self.db, f).await
     }
 
+    /// Deletes a call's recording from where its row says it lives.
+    async fn delete(
+        &self,
+        tenant: TenantId,
+        call: CallId,
+        store: Option<String>,
+        key: Option<String>,
+    ) -> Result<(), super::store::StoreError> {
+        let row = RecordingRow {
+            status: None,
+            bytes: None,
+            duration_ms: None,
+            store,
+            key,
+        };
+        self.store
+            .delete(&self.store.locate(&row, tenant, call))
+            .await
+    }
+
     /// One sweep at `now`; returns how many recordings this node expired.
     pub async fn sweep(&self, now: DateTime<Utc>) -> Result<usize, String> {
         let campaigns = self
@@ -91,18 +111,7 @@ impl Sweeper {
                 .await?;
             for row in rows {
                 let call = CallId(row.call);
-                let location = self.store.locate(
-                    &RecordingRow {
-                        status: None,
-                        bytes: None,
-                        duration_ms: None,
-                        store: row.store,
-                        key: row.key,
-                    },
-                    tenant,
-                    call,
-                );
-                if let Err(e) = self.store.delete(&location).await {
+                if let Err(e) = self.delete(tenant, call, row.store, row.key).await {
                     // Left ready; the next sweep tries again.
                     tracing::warn!(call.id = %call, error = %e, "expired recording not deleted");
                     continue;
@@ -130,18 +139,7 @@ impl Sweeper {
         let mut done = 0;
         for row in rows {
             let (tenant, call) = (TenantId(row.tenant), CallId(row.call));
-            let location = self.store.locate(
-                &RecordingRow {
-                    status: None,
-                    bytes: None,
-                    duration_ms: None,
-                    store: row.store,
-                    key: row.key,
-                },
-                tenant,
-                call,
-            );
-            if let Err(e) = self.store.delete(&location).await {
+            if let Err(e) = self.delete(tenant, call, row.store, row.key).await {
                 tracing::warn!(call.id = %call, error = %e, "recording of a deleted campaign not deleted yet");
                 continue;
             }

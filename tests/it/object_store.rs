@@ -41,11 +41,10 @@ async fn bucket(http: &reqwest::Client) -> String {
 
 /// The object's bytes read from the bucket with talky's S3 client (moto
 /// refuses unsigned reads); `None` when it is not there.
-async fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
-    use futures_util::TryStreamExt;
+/// Recordings in `bucket` on moto.
+fn s3_config(bucket: &str) -> talky::recording::config::RecordingsConfig {
     use talky::recording::config::{RecordingsConfig, S3Config, StoreKind};
-    use talky::recording::store::{Location, RecordingStore, StoreError};
-    let config = RecordingsConfig {
+    RecordingsConfig {
         store: StoreKind::S3,
         s3: S3Config {
             bucket: bucket.into(),
@@ -56,8 +55,13 @@ async fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
             ..Default::default()
         },
         ..Default::default()
-    };
-    let store = RecordingStore::from_config(&config).expect("store");
+    }
+}
+
+async fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
+    use futures_util::TryStreamExt;
+    use talky::recording::store::{Location, RecordingStore, StoreError};
+    let store = RecordingStore::from_config(&s3_config(bucket)).expect("store");
     match store.open(&Location::S3(key.into()), None).await {
         Ok(stream) => {
             let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("object");
@@ -525,7 +529,6 @@ async fn an_upload_to_an_unreachable_bucket_is_retried_until_it_lands() {
 /// sweeper deletes them (local directory and bucket alike).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_campaign_deletes_its_recordings_from_disk_and_bucket() {
-    use talky::recording::config::{RecordingsConfig, S3Config, StoreKind};
     use talky::recording::store::{RecordingStore, object_key};
     use talky::recording::sweep::Sweeper;
     let http = reqwest::Client::new();
@@ -563,19 +566,7 @@ async fn deleting_a_campaign_deletes_its_recordings_from_disk_and_bucket() {
     assert_eq!(local.purge_deleted().await, Ok(0), "done once");
 
     // An object in the bucket.
-    let config = RecordingsConfig {
-        store: StoreKind::S3,
-        s3: S3Config {
-            bucket: bucket.clone(),
-            endpoint: endpoint(),
-            allow_http: true,
-            access_key_id: "testing".into(),
-            secret_access_key: talky::config::Secret::new("testing"),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let s3 = std::sync::Arc::new(RecordingStore::from_config(&config).expect("store"));
+    let s3 = std::sync::Arc::new(RecordingStore::from_config(&s3_config(&bucket)).expect("store"));
     let mut body = campaign_body("deleted");
     body["recording_enabled"] = json!(true);
     let (status, c) = app.post("/api/v1/campaigns", &acme.1, &body).await;

@@ -1,124 +1,26 @@
 //! Customer webhooks end to end: the API (CRUD, errors, tenant
 //! isolation), events of a real campaign through the emulators arriving
 //! at a receiver on loopback that fails its first deliveries, 410, replay.
-//! Signatures are verified here with the `hmac` crate, never with talky's
-//! signer.
+//! Signatures are verified by the simulated world's receiver
+//! (`talky_sim::receiver`, its own HMAC), never with talky's signer.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use talky_sim::llm::agent::AgentScript;
 use talky_sim::vonage::persona::Personas;
-use tokio::sync::oneshot;
-use warp::Filter;
 
 use crate::e2e::{campaign_of, finished_calls, persona_for, world_tweaked};
 use crate::support::{TestApp, eventually};
 
-/// One request the receiver got.
-#[derive(Clone, Debug)]
-pub(crate) struct Received {
-    pub id: String,
-    pub timestamp: String,
-    pub signature: String,
-    pub body: Vec<u8>,
-    /// What the receiver answered.
-    pub status: u16,
-}
+pub(crate) use talky_sim::receiver::{Received, Receiver};
 
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("the body is JSON")
-    }
-}
-
-/// A webhook receiver on 127.0.0.1: answers the `n`th request (from 0)
-/// with `answer(n)` and logs every request.
-pub(crate) struct Receiver {
-    pub url: String,
-    log: Arc<Mutex<Vec<Received>>>,
-    _stop: oneshot::Sender<()>,
-}
-
-impl Receiver {
-    pub async fn start(answer: impl Fn(usize) -> u16 + Send + Sync + 'static) -> Receiver {
-        let log: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let answer = Arc::new(answer);
-        let seen = log.clone();
-        let route = warp::post()
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .map(move |headers: warp::http::HeaderMap, body: bytes::Bytes| {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let mut log = seen.lock().expect("log");
-                let status = answer(log.len());
-                log.push(Received {
-                    id: header("webhook-id"),
-                    timestamp: header("webhook-timestamp"),
-                    signature: header("webhook-signature"),
-                    body: body.to_vec(),
-                    status,
-                });
-                warp::reply::with_status(
-                    "",
-                    warp::http::StatusCode::from_u16(status).expect("status"),
-                )
-            });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(
-            warp::serve(route)
-                .incoming(listener)
-                .graceful(async {
-                    let _ = stopped.await;
-                })
-                .run(),
-        );
-        Receiver {
-            url: format!("http://{addr}/hooks"),
-            log,
-            _stop: stop,
-        }
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.log.lock().expect("log").clone()
-    }
-
-    /// Requests answered 2xx.
-    pub fn accepted(&self) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| (200..300).contains(&r.status))
-            .collect()
-    }
-}
-
-/// Whether `r` carries a valid Standard Webhooks signature under `secret`,
-/// computed here independently.
+/// Whether `r` carries a valid Standard Webhooks signature under `secret`
+/// (checked by the simulated world's receiver, never by talky's signer).
 pub(crate) fn verifies(secret: &str, r: &Received) -> bool {
-    use hmac::{Hmac, Mac};
-    let key = STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
-        .expect("base64 secret");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
-    mac.update(format!("{}.{}.", r.id, r.timestamp).as_bytes());
-    mac.update(&r.body);
-    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    r.signature.split(' ').any(|s| s == expected)
+    r.verifies(secret)
 }
 
 /// The settings every webhook test runs with: loopback receivers allowed,
@@ -213,7 +115,7 @@ async fn the_api_validates_and_isolates_webhooks() {
     let id = created["id"].as_str().expect("id").to_string();
     let secret = created["secret"].as_str().expect("secret");
     assert!(secret.starts_with("whsec_"), "{created}");
-    let raw = STANDARD.decode(&secret["whsec_".len()..]).expect("base64");
+    let raw = talky_sim::receiver::secret_key(secret).expect("base64");
     assert!(raw.len() >= 24, "{} random bytes", raw.len());
     assert_eq!(
         created["events"],
@@ -280,8 +182,8 @@ async fn the_api_validates_and_isolates_webhooks() {
 async fn gone_disables_an_endpoint_and_replay_resends_the_same_id() {
     let app = TestApp::start_with(quick).await;
     let (_, key) = app.tenant("acme").await;
-    let ok = Receiver::start(|_| 204).await;
-    let gone = Receiver::start(|_| 410).await;
+    let ok = Receiver::start(|_| 204).await.expect("receiver");
+    let gone = Receiver::start(|_| 410).await.expect("receiver");
     let (ok_id, ok_secret) = endpoint(&app, &key, &ok.url, &["contact.do_not_call"]).await;
     let (gone_id, _) = endpoint(&app, &key, &gone.url, &["contact.do_not_call"]).await;
 
@@ -449,7 +351,9 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
     let app = &world.app;
     app.server().run_analysis().expect("analysis workers");
     // The receiver fails its first two deliveries.
-    let receiver = Receiver::start(|n| if n < 2 { 500 } else { 200 }).await;
+    let receiver = Receiver::start(|n| if n < 2 { 500 } else { 200 })
+        .await
+        .expect("receiver");
     let (_, key) = app.tenant("acme").await;
     let (hook, secret) = endpoint(
         app,
@@ -722,7 +626,8 @@ async fn kill_9_with_deliveries_pending_loses_no_event() {
             503
         }
     })
-    .await;
+    .await
+    .expect("receiver");
     let mut a = world.serve("a").await;
     let hook = world
         .api(

@@ -113,7 +113,9 @@ pub struct DemoResult {
     /// The demo's webhook endpoint id.
     pub webhook: String,
     /// What the demo's webhook receiver got, in arrival order.
-    pub deliveries: Vec<hooks::Delivery>,
+    pub deliveries: Vec<crate::receiver::Received>,
+    /// The endpoint's secret (to verify what the receiver got).
+    pub webhook_secret: String,
 }
 
 /// The events the demo's receiver subscribes to: all of them.
@@ -421,14 +423,17 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
             Err(e) => return Err(e),
         }
     }
-    let receiver = hooks::Receiver::start().await.context("webhook receiver")?;
+    let receiver = hooks::start().await.context("webhook receiver")?;
     let hook = api
         .post(
             "/api/v1/webhooks",
             json!({ "url": receiver.url, "events": EVENTS }),
         )
         .await?;
-    receiver.set_secret(hook["secret"].as_str().context("webhook secret")?)?;
+    let webhook_secret = hook["secret"]
+        .as_str()
+        .context("webhook secret")?
+        .to_string();
     let webhook = hook["id"].as_str().context("webhook id")?.to_string();
     println!(
         "talky-sim demo: webhook {webhook} posts every event to {} (it refuses the first {})",
@@ -496,11 +501,11 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
         println!("  talky calls show {call}");
     }
     show_analysis(&api, &rows).await?;
-    let deliveries = receiver.deliveries();
+    let deliveries = receiver.received();
     println!(
         "\nWebhook deliveries to {} (signatures checked by the receiver):\n{}",
         receiver.url,
-        hooks::table(&deliveries)
+        hooks::table(&deliveries, &webhook_secret)
     );
     println!(
         "  curl -s {base}/api/v1/webhooks/{webhook}/deliveries -H 'Authorization: Bearer {}'",
@@ -519,6 +524,7 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
         base,
         webhook,
         deliveries,
+        webhook_secret,
     };
     if opts.keep_running {
         println!(
@@ -613,7 +619,7 @@ async fn campaign_rows(
 async fn after_the_calls(
     api: &Api,
     campaigns: &[String],
-    receiver: &hooks::Receiver,
+    receiver: &crate::receiver::Receiver,
     started: Instant,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + AFTER_DEADLINE;
@@ -647,9 +653,10 @@ async fn after_the_calls(
             .iter()
             .filter_map(|(id, analysed)| analysed.then_some(id))
             .collect();
-        let ended = receiver.accepted_by("call.ended", "id");
-        let analyzed = receiver.accepted_by("call.analyzed", "call_id");
-        let completed = receiver.accepted_by("campaign.completed", "campaign_id");
+        let received = receiver.received();
+        let ended = hooks::accepted_by(&received, "call.ended", "id");
+        let analyzed = hooks::accepted_by(&received, "call.analyzed", "call_id");
+        let completed = hooks::accepted_by(&received, "campaign.completed", "campaign_id");
         let events_in = calls
             .iter()
             .all(|c| ended.contains_key(c["id"].as_str().unwrap_or_default()))
