@@ -30,6 +30,13 @@ pub const PENDING: &str = "talky_webhook_deliveries_pending";
 
 /// How often the pending gauge is recounted.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
+/// The most deliveries one tenant may have in flight (across nodes): half
+/// of a node's `webhooks.concurrency`, at least one, so a tenant with many
+/// slow or dead receivers leaves the other half to everyone else.
+pub fn per_tenant(concurrency: u32) -> i64 {
+    i64::from((concurrency / 2).max(1))
+}
+
 /// How often a node sweeps events past `webhooks.retention_days`.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Events deleted per statement of a sweep (short transactions).
@@ -232,7 +239,13 @@ async fn sweeper(worker: Arc<Worker>, mut stopped: watch::Receiver<bool>) {
 
 async fn claim(worker: &Worker, limit: i64, lease: Duration) -> Result<Vec<Claimed>, db::DbError> {
     let mut conn = worker.pool.get().await?;
-    outbox::claim(&mut conn, limit, lease).await
+    outbox::claim(
+        &mut conn,
+        limit,
+        per_tenant(worker.config.concurrency),
+        lease,
+    )
+    .await
 }
 
 /// One attempt: send, judge, record.
@@ -348,6 +361,14 @@ mod tests {
         assert_eq!(backoff(1, base, max, 1.0), Duration::from_millis(7500));
         assert_eq!(backoff(30, base, max, 1.0), max);
         assert_eq!(backoff(i32::MAX, base, max, 0.5), max);
+    }
+
+    #[test]
+    fn a_tenant_gets_half_the_workers_and_at_least_one() {
+        assert_eq!(per_tenant(8), 4);
+        assert_eq!(per_tenant(3), 1);
+        assert_eq!(per_tenant(1), 1);
+        assert_eq!(per_tenant(256), 128);
     }
 
     #[test]

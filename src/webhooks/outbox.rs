@@ -417,27 +417,42 @@ struct ClaimedId {
 /// Claims up to `limit` due deliveries for `lease`, across tenants, at
 /// most one per endpoint and none of an endpoint that has one in flight
 /// (so a slow or dead receiver holds one worker at most and every other
-/// endpoint gets its turn), oldest due first. `FOR UPDATE SKIP LOCKED`
-/// and the re-checked lease keep two nodes from claiming the same one.
+/// endpoint gets its turn), and no more than `per_tenant` in flight for
+/// one tenant (counting those already in flight on any node), so that a
+/// tenant's many slow endpoints never take every worker from the others;
+/// oldest due first. `FOR UPDATE SKIP LOCKED` and the re-checked lease
+/// keep two nodes from claiming the same one.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     limit: i64,
+    per_tenant: i64,
     lease: Duration,
 ) -> Result<Vec<Claimed>, DbError> {
     let ids: Vec<ClaimedId> = diesel::sql_query(
         "WITH busy AS ( \
              SELECT DISTINCT endpoint_id FROM webhook_deliveries \
              WHERE state = 'pending' AND locked_until > now() \
+         ), inflight AS ( \
+             SELECT tenant_id, count(*) AS n FROM webhook_deliveries \
+             WHERE state = 'pending' AND locked_until > now() \
+             GROUP BY tenant_id \
          ), due AS ( \
-             SELECT DISTINCT ON (d.endpoint_id) d.id, d.next_attempt_at \
+             SELECT DISTINCT ON (d.endpoint_id) d.id, d.tenant_id, d.next_attempt_at \
              FROM webhook_deliveries d \
              WHERE d.state = 'pending' AND d.next_attempt_at <= now() \
                AND (d.locked_until IS NULL OR d.locked_until <= now()) \
                AND d.endpoint_id NOT IN (SELECT endpoint_id FROM busy) \
              ORDER BY d.endpoint_id, d.next_attempt_at, d.id \
+         ), fair AS ( \
+             SELECT due.id, due.next_attempt_at FROM ( \
+                 SELECT due.*, row_number() OVER ( \
+                     PARTITION BY due.tenant_id ORDER BY due.next_attempt_at, due.id) AS rank \
+                 FROM due \
+             ) due LEFT JOIN inflight ON inflight.tenant_id = due.tenant_id \
+             WHERE due.rank + COALESCE(inflight.n, 0) <= $3 \
          ), picked AS ( \
-             SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id \
-             ORDER BY due.next_attempt_at \
+             SELECT d.id FROM webhook_deliveries d JOIN fair ON fair.id = d.id \
+             ORDER BY fair.next_attempt_at \
              LIMIT $1 \
              FOR UPDATE OF d SKIP LOCKED \
          ) \
@@ -450,6 +465,7 @@ pub async fn claim(
     )
     .bind::<diesel::sql_types::BigInt, _>(limit)
     .bind::<diesel::sql_types::BigInt, _>(lease.as_millis().min(i64::MAX as u128) as i64)
+    .bind::<diesel::sql_types::BigInt, _>(per_tenant)
     .load(conn)
     .await?;
     if ids.is_empty() {

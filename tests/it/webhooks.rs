@@ -303,6 +303,69 @@ async fn gone_disables_an_endpoint_and_replay_resends_the_same_id() {
     app.stop().await;
 }
 
+/// A receiver that accepts connections and never answers (a dead
+/// endpoint whose host still takes TCP): its URL. Stops with the task.
+async fn dead_receiver() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (format!("http://{addr}/hooks"), task)
+}
+
+/// A tenant whose receivers hang (each attempt holds a worker until its
+/// timeout) takes at most half the workers: another tenant's event is
+/// delivered while they hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_with_dead_receivers_never_holds_up_another() {
+    let app = TestApp::start_with(|c| {
+        quick(c);
+        c.webhooks.concurrency = 2;
+        c.webhooks.timeout_ms = 60_000;
+    })
+    .await;
+    let (_, slow_key) = app.tenant("slow").await;
+    let (_, key) = app.tenant("acme").await;
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        let (url, task) = dead_receiver().await;
+        endpoint(&app, &slow_key, &url, &["contact.do_not_call"]).await;
+        dead.push(task);
+    }
+    let ok = Receiver::start(|_| 204).await.expect("receiver");
+    endpoint(&app, &key, &ok.url, &["contact.do_not_call"]).await;
+    // Three deliveries of the slow tenant fall due first.
+    let (status, _) = app
+        .post("/api/v1/dnc", &slow_key, &json!({"phone": "+14155550102"}))
+        .await;
+    assert_eq!(status, 201);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = app
+        .post("/api/v1/dnc", &key, &json!({"phone": "+14155550103"}))
+        .await;
+    assert_eq!(status, 201);
+    // Well inside the hanging attempts' 60 s: no worker was free for it
+    // if the slow tenant could take both.
+    eventually(
+        "the other tenant's event arrives",
+        Duration::from_secs(20),
+        || async { (ok.accepted().len() == 1).then_some(()) },
+    )
+    .await;
+    let event = ok.accepted()[0].json();
+    assert_eq!(event["data"]["phone"], "+14155550103", "{event}");
+    for task in dead {
+        task.abort();
+    }
+    app.stop().await;
+}
+
 /// Webhook ids of `event_type` events by the `data` field `by`.
 fn ids_by(received: &[Received], event_type: &str, by: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
