@@ -187,7 +187,7 @@ fn security_headers(response: &mut Response) {
 mod tests {
     use super::*;
 
-    fn header<'a>(r: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header(r: &Response, name: header::HeaderName) -> &str {
         r.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
