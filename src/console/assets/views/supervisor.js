@@ -58,6 +58,9 @@ export function renderTree(tree, campaignNames = new Map()) {
       h('strong', null, 'dialer'), ` live ${d.live} · queued ${d.queued} · dialled ${d.dialled} · crashed ${d.crashed} · not placed ${d.not_placed}`,
       d.draining ? ' · draining' : '', byProvider ? ` · by provider: ${byProvider}` : '', calls));
   }
+  if (!root.children.length && !(tree.campaigns || []).length) {
+    root.append(h('li', { class: 'muted' }, 'No actor is running on this node (its dialer is off, or nothing was started yet).'));
+  }
   for (const c of tree.campaigns || []) {
     root.append(h('li', { testid: 'tree-campaign' },
       h('strong', null, campaignNames.get(c.campaign) || `campaign ${shortId(c.campaign)}`), ' ', c.state ? badge(c.state) : '',
