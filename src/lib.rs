@@ -9,6 +9,7 @@ pub mod app;
 pub mod audio;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod http;
 pub mod import;

@@ -1,7 +1,8 @@
-//! The warp HTTP layer: the operators' REST API, health and the OpenAPI
-//! document. Routes match their path before their method and their
-//! credentials, so an unknown path is a 404, a known path with the wrong
-//! method a 405, and only then is a bad key a 401. Handlers return
+//! The warp HTTP layer: the operators' REST API, health, the OpenAPI
+//! document and the console's page (`crate::console`). Routes match their
+//! path before their method and their credentials, so an unknown path is a
+//! 404, a known path with the wrong method a 405, and only then is a bad
+//! key a 401. Handlers return
 //! `Result<Response, ApiError>`; `problem::recover` renders every error.
 
 pub mod admin;
@@ -421,6 +422,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(answer::routes(ctx.clone()))
         .unify()
         .or(supervisor::routes(ctx.clone()))
+        .unify()
+        .or(crate::console::routes())
         .unify();
     api.recover(problem::recover).unify().boxed()
 }

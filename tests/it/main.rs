@@ -10,6 +10,7 @@ mod api_keys;
 mod calls;
 mod campaigns;
 mod cluster;
+mod console;
 mod contacts;
 mod dnc;
 mod e2e;
