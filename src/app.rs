@@ -45,6 +45,7 @@ pub fn state(config: Config, root: Option<ractor::ActorRef<RootMsg>>) -> anyhow:
         recorder,
         draining: std::sync::atomic::AtomicBool::new(false),
         limiter,
+        live: Arc::default(),
     }))
 }
 

@@ -13,6 +13,7 @@ pub mod console;
 pub mod db;
 pub mod http;
 pub mod import;
+pub mod live;
 pub mod metrics;
 pub mod net;
 pub mod phone;

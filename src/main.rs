@@ -78,7 +78,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let providers = config.providers.enabled;
             let server = talky::app::Server::start(config.clone()).await?;
             if providers {
-                let ports = talky::runtime::real_ports(&config, server.ctx.live_db.clone())?;
+                let ports = talky::runtime::real_ports(
+                    &config,
+                    server.ctx.live_db.clone(),
+                    server.ctx.live.clone(),
+                )?;
                 server
                     .run_dialer(
                         ports,

@@ -696,6 +696,7 @@ const LEDGER_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn real_ports(
     config: &crate::config::Config,
     pool: db::Pool,
+    live: Arc<crate::live::LiveBus>,
 ) -> anyhow::Result<Ports<RealPorts>> {
     use crate::providers::breaker::CircuitBreaker;
     use crate::providers::chain::{AnyStt, AnyTts};
@@ -758,6 +759,7 @@ pub fn real_ports(
         store: Arc::new(crate::store::PgCallStore {
             pool,
             timeout: RUNTIME_TIMEOUT,
+            live,
         }),
         clock: Arc::new(TokioClock),
     })

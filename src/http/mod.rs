@@ -14,6 +14,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod dnc;
 pub mod health;
+pub mod live;
 pub mod media;
 pub mod openapi;
 pub mod problem;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub draining: std::sync::atomic::AtomicBool,
     /// Request rate limits of tenants' API keys (`[api]`).
     pub limiter: ratelimit::RateLimiter,
+    /// The live feed of this node's calls (`crate::live`).
+    pub live: Arc<crate::live::LiveBus>,
 }
 
 /// The shared state as handlers receive it.
@@ -422,6 +425,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(answer::routes(ctx.clone()))
         .unify()
         .or(supervisor::routes(ctx.clone()))
+        .unify()
+        .or(live::routes(ctx.clone()))
         .unify()
         .or(crate::console::routes())
         .unify();

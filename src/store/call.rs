@@ -10,13 +10,16 @@ use talky_actors::ports::{
 use super::with_conn;
 use crate::db::{self, calls::CallTurn};
 
-/// The PostgreSQL call store.
+/// The PostgreSQL call store. What it stored goes on to the live feed
+/// (`crate::live`), after the write: the console shows only what is kept.
 #[derive(Clone)]
 pub struct PgCallStore {
     /// Pool.
     pub pool: db::Pool,
     /// Per-operation timeout.
     pub timeout: Duration,
+    /// This node's live feed.
+    pub live: std::sync::Arc<crate::live::LiveBus>,
 }
 
 impl CallStore for PgCallStore {
@@ -29,7 +32,9 @@ impl CallStore for PgCallStore {
         with_conn(&self.pool, self.timeout, async move |conn| {
             db::calls::set_status(conn, key.tenant, key.call, status, at).await
         })
-        .await
+        .await?;
+        self.live.status(&key, status, at);
+        Ok(())
     }
 
     async fn provider_id(&self, key: CallKey, id: ProviderCallId) -> PortResult<()> {
@@ -44,6 +49,8 @@ impl CallStore for PgCallStore {
     }
 
     async fn turn(&self, key: CallKey, turn: TurnRecord) -> PortResult<()> {
+        let live = self.live.clone();
+        let published = turn.clone();
         let row = CallTurn {
             tenant_id: key.tenant.0,
             call_id: key.call.0,
@@ -67,7 +74,9 @@ impl CallStore for PgCallStore {
         with_conn(&self.pool, self.timeout, async move |conn| {
             db::calls::insert_turn(conn, &row).await
         })
-        .await
+        .await?;
+        live.turn(&key, &published);
+        Ok(())
     }
 
     async fn requested(&self, key: CallKey, request: CalleeRequest) -> PortResult<()> {
@@ -96,6 +105,7 @@ impl CallStore for PgCallStore {
         reason: &str,
         at: DateTime<Utc>,
     ) -> PortResult<()> {
+        let ended = outcome.to_string();
         let outcome = outcome.to_string();
         let reason = reason.to_string();
         with_conn(&self.pool, self.timeout, async move |conn| {
@@ -103,6 +113,8 @@ impl CallStore for PgCallStore {
                 .await
                 .map(|_| ())
         })
-        .await
+        .await?;
+        self.live.ended(&key, &ended, at);
+        Ok(())
     }
 }

@@ -390,6 +390,7 @@ async fn two_dialers_sharing_a_global_cap_over_redis_never_exceed_it() {
             store: Arc::new(PgCallStore {
                 pool: app.pool(),
                 timeout: Duration::from_secs(5),
+                live: Default::default(),
             }),
             clock: Arc::new(TokioClock),
         };

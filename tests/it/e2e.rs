@@ -201,7 +201,8 @@ pub(crate) async fn world_full(
     let mut cfg = test_config(&app.db.url);
     providers(&mut cfg);
     cfg.server.public_url = Some(app.base.clone());
-    let ports = talky::runtime::real_ports(&cfg, app.live_pool()).expect("ports");
+    let ports = talky::runtime::real_ports(&cfg, app.live_pool(), app.server().ctx.live.clone())
+        .expect("ports");
     app.server()
         .run_dialer(
             ports,

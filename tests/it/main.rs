@@ -18,6 +18,7 @@ mod errors;
 mod health;
 mod isolation;
 mod lifetime;
+mod live;
 mod load_smoke;
 mod media;
 mod object_store;

@@ -27,6 +27,7 @@ fn ports(app_pool: talky::db::Pool, line: Arc<BusyLine>) -> Ports<PgPorts> {
         store: Arc::new(PgCallStore {
             pool: app_pool,
             timeout: Duration::from_secs(5),
+            live: Default::default(),
         }),
         clock: Arc::new(TokioClock),
     }
@@ -243,7 +244,7 @@ async fn real_providers_are_built_from_configuration() {
     config.providers.elevenlabs.api_key = talky::config::Secret::new("el");
     config.providers.elevenlabs.base_url = Some("http://127.0.0.1:9".into());
     config.validate().expect("valid");
-    let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
+    let ports = talky::runtime::real_ports(&config, app.pool(), Default::default()).expect("ports");
     // Chains: [Deepgram, Whisper], [LLM], [ElevenLabs, Aura].
     assert_eq!(
         (ports.stt.len(), ports.llm.len(), ports.tts.len()),
@@ -262,11 +263,11 @@ async fn real_providers_are_built_from_configuration() {
     );
     config.providers.llm_fallback.api_key = talky::config::Secret::new("oa");
     config.validate().expect("valid");
-    let ports = talky::runtime::real_ports(&config, app.pool()).expect("ports");
+    let ports = talky::runtime::real_ports(&config, app.pool(), Default::default()).expect("ports");
     assert_eq!(ports.llm.len(), 2);
     // A key file that does not exist is a start-up error naming Vonage.
     config.providers.vonage.private_key_file = Some("/nonexistent.pem".into());
-    let err = talky::runtime::real_ports(&config, app.pool())
+    let err = talky::runtime::real_ports(&config, app.pool(), Default::default())
         .err()
         .expect("bad key file");
     assert!(err.to_string().contains("vonage"), "{err}");

@@ -64,7 +64,11 @@ fn stores(app: &TestApp, tenant: TenantId) -> (PgCampaignStore, PgDialStore, PgC
             timeout,
             node: "test-node".into(),
         },
-        PgCallStore { pool, timeout },
+        PgCallStore {
+            pool,
+            timeout,
+            live: Default::default(),
+        },
     )
 }
 

@@ -692,6 +692,7 @@ async fn the_call_row_names_the_provider_of_its_leg() {
     let store = talky::store::PgCallStore {
         pool: app.live_pool(),
         timeout: Duration::from_secs(5),
+        live: Default::default(),
     };
     store
         .provider_id(call_key, ProviderCallId(format!("twilio:{CALL_SID}")))

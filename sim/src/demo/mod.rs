@@ -391,7 +391,8 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
     // Each chain has its fallback: Whisper behind Deepgram, a second LLM
     // behind the first (the call that trips the primary carries on with
     // it), Aura behind ElevenLabs.
-    let ports = talky::runtime::real_ports(&config, server.ctx.live_db.clone())?;
+    let ports =
+        talky::runtime::real_ports(&config, server.ctx.live_db.clone(), server.ctx.live.clone())?;
     server
         .run_dialer(
             ports,

@@ -1,0 +1,76 @@
+//! `GET /api/v1/live`: the live feed (`crate::live`) as server-sent
+//! events. A tenant's API key sees its own calls; the admin token sees
+//! every tenant's. The first event is a `snapshot` of the live calls, then
+//! one event per stored change; a subscriber that falls more than
+//! [`crate::live::CHANNEL_CAPACITY`] events behind gets a fresh snapshot
+//! instead of the ones it missed. Comments keep idle connections open.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::{Reply, Response};
+use warp::sse::Event;
+
+use super::{Ctx, auth};
+use crate::live::{LiveBus, LiveEvent, visible};
+
+/// Keep-alive comment interval (under common proxies' idle time-outs).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The routes.
+pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
+    // The admin token first: a tenant key is then looked up as usual.
+    let viewer = auth::admin(ctx.clone())
+        .map(|| None)
+        .or(auth::tenant(ctx.clone()).map(|t: talky_actors::ids::TenantId| Some(t.0)))
+        .unify();
+    warp::path!("api" / "v1" / "live")
+        .and(warp::get())
+        .and(viewer)
+        .map(move |viewer: Option<Uuid>| feed(ctx.live.clone(), viewer))
+        .boxed()
+}
+
+/// The live feed of what `viewer` may see. Not in the OpenAPI document:
+/// a stream that never ends is no request/response operation (and an
+/// API fuzzer would wait on it for ever); README documents it.
+pub fn feed(bus: std::sync::Arc<LiveBus>, viewer: Option<Uuid>) -> Response {
+    let (snapshot, rx) = bus.subscribe(viewer);
+    let first = sse("snapshot", &snapshot);
+    let events = futures_util::stream::unfold(
+        (bus, rx, Some(first)),
+        move |(bus, mut rx, mut pending)| async move {
+            if let Some(event) = pending.take() {
+                return Some((Ok::<Event, Infallible>(event), (bus, rx, None)));
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(e) if visible(viewer, &e) => {
+                        let event = to_sse(&e);
+                        return Some((Ok(event), (bus, rx, None)));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        let snapshot = sse("snapshot", &bus.snapshot(viewer));
+                        return Some((Ok(snapshot), (bus, rx, None)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    warp::sse::reply(warp::sse::keep_alive().interval(KEEP_ALIVE).stream(events)).into_response()
+}
+
+fn to_sse(event: &LiveEvent) -> Event {
+    sse(event.kind, &event.data)
+}
+
+fn sse(kind: &str, data: &Value) -> Event {
+    Event::default().event(kind).data(data.to_string())
+}

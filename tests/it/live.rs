@@ -1,0 +1,165 @@
+//! The live feed (`GET /api/v1/live`, server-sent events) through a real
+//! call: a tenant's page gets a snapshot, then the call announced, its
+//! turns as they are stored (the same text the call's record keeps) and
+//! its end; another tenant sees none of it; the admin token sees it too;
+//! no key is a 401.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use talky_sim::vonage::persona::Personas;
+
+use crate::e2e::{campaign_of, finished_calls, persona_for, world};
+use crate::support::TestApp;
+
+/// A subscriber: (event, data) frames as they arrive.
+struct Feed {
+    frames: tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Feed {
+    async fn open(app: &TestApp, token: &str) -> Feed {
+        let res = reqwest::Client::new()
+            .get(app.url("/api/v1/live"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("live");
+        assert_eq!(res.status(), 200);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("text/event-stream")
+        );
+        let (tx, frames) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut body = res.bytes_stream();
+            let mut buffer = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    let (mut event, mut data) = (String::new(), String::new());
+                    for line in frame.lines() {
+                        if let Some(v) = line.strip_prefix("event:") {
+                            event = v.trim().to_string();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim_start());
+                        }
+                    }
+                    if !event.is_empty() {
+                        let data = serde_json::from_str(&data).unwrap_or(Value::Null);
+                        if tx.send((event, data)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Feed {
+            frames,
+            _task: task,
+        }
+    }
+
+    /// Frames until `until` holds for one (that one included), bounded.
+    async fn until(
+        &mut self,
+        within: Duration,
+        until: impl Fn(&str, &Value) -> bool,
+    ) -> Vec<(String, Value)> {
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.frames.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no matching frame within {within:?}: {got:?}"))
+                .expect("the feed is open");
+            let done = until(&frame.0, &frame.1);
+            got.push(frame);
+            if done {
+                return got;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_pushed_live_to_its_tenant_and_the_admin_only() {
+    let phone = "+442079460971";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", phone);
+    let world = world(personas).await;
+    let app = &world.app;
+    let (_, key) = app.tenant("acme").await;
+    let (_, other_key) = app.tenant("other").await;
+
+    let res = reqwest::Client::new()
+        .get(app.url("/api/v1/live"))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(res.status(), 401);
+
+    let mut mine = Feed::open(app, &key).await;
+    let mut admin = Feed::open(app, &app.admin_token).await;
+    let mut other = Feed::open(app, &other_key).await;
+    let first = mine
+        .until(Duration::from_secs(5), |e, _| e == "snapshot")
+        .await;
+    assert_eq!(first[0].1["calls"], serde_json::json!([]), "{first:?}");
+
+    let campaign = campaign_of(app, &key, &[phone], |_| {}).await;
+    let frames = mine
+        .until(Duration::from_secs(90), |e, _| e == "call.ended")
+        .await;
+    let calls = finished_calls(app, &key, &campaign, 1).await;
+    let call = &calls[0];
+    let id = call["id"].as_str().expect("id");
+    let kinds: Vec<&str> = frames.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"call.started"), "{kinds:?}");
+    assert!(kinds.contains(&"call.status"), "{kinds:?}");
+    for (_, data) in &frames {
+        assert_eq!(data["call_id"], id, "{data}");
+    }
+    assert_eq!(frames[0].1["campaign_id"], campaign.as_str());
+    // The turns pushed are the turns stored, in order.
+    let pushed: Vec<(Value, Value)> = frames
+        .iter()
+        .filter(|(e, _)| e == "turn.text")
+        .map(|(_, d)| (d["seq"].clone(), d["text"].clone()))
+        .collect();
+    let stored: Vec<(Value, Value)> = call["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .map(|t| (t["seq"].clone(), t["text"].clone()))
+        .collect();
+    assert!(!stored.is_empty());
+    assert_eq!(pushed, stored, "the transcript as it grew");
+    let ended = &frames.last().expect("ended").1;
+    assert_eq!(ended["outcome"], call["outcome"], "{ended}");
+
+    // The admin saw the same call end; the other tenant saw nothing.
+    admin
+        .until(Duration::from_secs(10), |e, d| {
+            e == "call.ended" && d["call_id"] == id
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut seen = Vec::new();
+    while let Ok(frame) = other.frames.try_recv() {
+        seen.push(frame);
+    }
+    assert_eq!(seen.len(), 1, "only its empty snapshot: {seen:?}");
+    assert_eq!(seen[0].0, "snapshot");
+    // A page that connects now starts from an empty snapshot.
+    let mut late = Feed::open(app, &key).await;
+    let snap = late
+        .until(Duration::from_secs(5), |e, _| e == "snapshot")
+        .await;
+    assert_eq!(snap[0].1["calls"], serde_json::json!([]));
+}
