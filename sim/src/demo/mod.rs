@@ -518,6 +518,15 @@ pub async fn run(mut config: Config, opts: DemoOptions) -> anyhow::Result<DemoRe
             api.key
         );
     }
+    println!(
+        "\nThe operator console: {base}/console (sign in with the API key {}; the admin token in .talky/admin_token opens the supervisor view){}",
+        api.key,
+        if opts.keep_running {
+            ""
+        } else {
+            ". `make demo KEEP=1` keeps it open."
+        }
+    );
     let result = DemoResult {
         rows,
         campaigns,
