@@ -4,7 +4,9 @@
 #   - Debian packages: libopus-dev, opus-tools (opusinfo, for the recording
 #     tests), pkg-config, postgresql, redis-server, and python3-venv + curl
 #     (the schemathesis fuzz run of `make test` / `make fuzz`, which makes
-#     its own venv under .talky/)
+#     its own venv under .talky/), and chromium + chromium-driver (its
+#     chromedriver) + fonts-dejavu-core for the console's browser tests
+#     (tests/it/console_browser.rs; the fonts so screenshots show text)
 #   - PostgreSQL running on loopback, with a `talky` role (CREATEDB, for the
 #     per-test databases) and a `talky` database
 #   - Redis running on loopback
@@ -28,7 +30,8 @@ as_root() {
 
 # --- packages ----------------------------------------------------------------
 missing=()
-for pkg in libopus-dev opus-tools pkg-config postgresql redis-server python3-venv curl; do
+for pkg in libopus-dev opus-tools pkg-config postgresql redis-server python3-venv curl \
+  chromium chromium-driver fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

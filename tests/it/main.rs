@@ -11,6 +11,7 @@ mod calls;
 mod campaigns;
 mod cluster;
 mod console;
+mod console_browser;
 mod contacts;
 mod dnc;
 mod e2e;
