@@ -6,7 +6,8 @@
 #   scripts/fuzz.sh           full run (FUZZ_MAX_TIME seconds, default 120)
 #   scripts/fuzz.sh --short   bounded run for `make test` (FUZZ_MAX_EXAMPLES
 #                             per operation, default 10; FUZZ_MAX_TIME, default
-#                             120 s, bounds the whole run)
+#                             60 s, bounds the whole run: `make test` keeps
+#                             within its 30-minute budget)
 # Extra arguments go to `schemathesis run`. schemathesis lives in a venv
 # under .talky/ (made once; quiet when it is there).
 set -euo pipefail
@@ -58,7 +59,7 @@ curl -fs -X POST "http://$TALKY_LISTEN/api/v1/campaigns" -H "Authorization: Bear
   -d '{"name":"fuzz","caller_id":"+14155550100","agent":{"system_prompt":"p","greeting":"g"}}' >/dev/null
 
 if [ "$short" = 1 ]; then
-  limits=(--max-examples "${FUZZ_MAX_EXAMPLES:-10}" --max-time "${FUZZ_MAX_TIME:-120}")
+  limits=(--max-examples "${FUZZ_MAX_EXAMPLES:-10}" --max-time "${FUZZ_MAX_TIME:-60}")
 else
   limits=(--max-time "${FUZZ_MAX_TIME:-120}")
 fi
