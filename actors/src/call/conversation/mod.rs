@@ -680,8 +680,16 @@ impl Conversation {
                 self.user = UserTurn::default();
                 return;
             }
-            // The handover line is not cut: the transfer is under way.
-            if !self.agent.as_ref().is_some_and(|t| t.transfer) {
+            // Neither a closing line (goodbye, voicemail message: the call
+            // ends once it played, so a cut would end it mid-sentence) nor
+            // the handover line (the transfer is under way) is cut; the
+            // words are kept as the caller's turn. A machine's greeting
+            // transcribed after the verdict must not eat the message.
+            if !self
+                .agent
+                .as_ref()
+                .is_some_and(|t| t.transfer || t.then.is_some())
+            {
                 self.barge_in(now);
             }
         }

@@ -699,3 +699,27 @@ fn a_failed_transfer_is_apologised_for_and_the_call_goes_on_without_the_tool() {
     assert_eq!(core.log.len(), count);
     assert_eq!(transfers(&core.log).len(), 1);
 }
+
+#[test]
+fn a_late_final_does_not_cut_a_closing_line() {
+    // A machine's greeting transcribed after the verdict (STT runs late
+    // under load): the voicemail message plays whole, then the call ends.
+    let mut core = Core::greeted(config());
+    let message = "Hi, this is Ada from Acme. Please call us back.";
+    core.on(Input::Say {
+        text: message.into(),
+        then: Some(EndCause::Machine),
+    });
+    core.synthesise();
+    core.run(ms(200));
+    core.final_("Please leave a message after the tone.");
+    assert_eq!(core.c.take_hangup(), None, "the message was cut");
+    assert!(core.last_generate().is_none(), "no reply to a machine");
+    core.run(Duration::from_secs(5));
+    let records = core.records();
+    let last = records.last().expect("turns");
+    assert_eq!(last.speaker, Role::Assistant);
+    assert_eq!(last.heard_text.as_deref(), Some(message));
+    assert!(!last.interrupted);
+    assert_eq!(core.c.take_hangup(), Some(EndCause::Machine));
+}
