@@ -4,9 +4,13 @@
 //!
 //! The call store adapter ([`crate::store::PgCallStore`]) publishes each
 //! write of a CallActor once it is stored: a status (the first one
-//! announces the call), a finished turn, the outcome. The bus keeps the
+//! announces the call), a finished turn, the outcome. Between those, the
+//! CallActor hands over the text of the turn being spoken
+//! (`CallStore::live_text`: the agent's sentences as they go to speech,
+//! the callee's interim transcripts) as `turn.partial`, which is shown,
+//! never stored: the finished turn replaces it. The bus keeps the
 //! live calls (bounded: a call leaves when it ends; at most
-//! [`TURNS_KEPT`] turns each) so that a page that connects, or falls
+//! [`TURNS_KEPT`] turns each, one partial per side) so that a page that connects, or falls
 //! behind, starts from a snapshot, and fans events out through a bounded
 //! broadcast channel: a slow page loses events and gets a fresh snapshot,
 //! it never holds up a call.
@@ -19,7 +23,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use talky_actors::ports::{CallKey, Role, TurnRecord};
+use talky_actors::ports::{CallKey, LiveText, Role, TurnRecord};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -33,7 +37,8 @@ pub const TURNS_KEPT: usize = 100;
 pub struct LiveEvent {
     /// Whose call it is (a tenant's page sees only its own).
     pub tenant: Uuid,
-    /// `call.started`, `call.status`, `turn.text`, `call.ended`.
+    /// `call.started`, `call.status`, `turn.partial`, `turn.text`,
+    /// `call.ended`.
     pub kind: &'static str,
     /// The message (the console's `live.js` documents each).
     pub data: Value,
@@ -45,6 +50,18 @@ struct LiveCall {
     tenant: Uuid,
     data: Value,
     turns: VecDeque<Value>,
+    /// The turn each side is speaking now, if any: its start (which names
+    /// it) and its `turn.partial` data.
+    speaking: [Option<(DateTime<Utc>, Value)>; 2],
+}
+
+/// The index of `speaker` in [`LiveCall::speaking`], and its name on the
+/// feed.
+fn side(speaker: Role) -> (usize, &'static str) {
+    match speaker {
+        Role::User => (0, "user"),
+        _ => (1, "agent"),
+    }
 }
 
 /// The feed of this node.
@@ -69,52 +86,19 @@ impl LiveBus {
         }
     }
 
-    /// Applies `event` to the live calls and sends it to the subscribers,
-    /// under one lock, so a subscription's snapshot and its events never
-    /// overlap or leave a gap.
-    fn publish(&self, event: LiveEvent) {
-        let Ok(mut calls) = self.calls.lock() else {
-            return;
-        };
-        let id = event.data["call_id"]
-            .as_str()
-            .and_then(|s| s.parse::<Uuid>().ok());
-        if let Some(id) = id {
-            match event.kind {
-                "call.started" => {
-                    calls.insert(
-                        id,
-                        LiveCall {
-                            tenant: event.tenant,
-                            data: event.data.clone(),
-                            turns: VecDeque::new(),
-                        },
-                    );
-                }
-                "call.status" => {
-                    if let Some(call) = calls.get_mut(&id) {
-                        call.data["status"] = event.data["status"].clone();
-                        if event.data["status"] == "answered" {
-                            call.data["answered_at"] = event.data["at"].clone();
-                        }
-                    }
-                }
-                "turn.text" => {
-                    if let Some(call) = calls.get_mut(&id) {
-                        if call.turns.len() == TURNS_KEPT {
-                            call.turns.pop_front();
-                        }
-                        call.turns.push_back(event.data.clone());
-                    }
-                }
-                "call.ended" => {
-                    calls.remove(&id);
-                }
-                _ => {}
-            }
+    /// Applies a change to the live calls and sends the event it yields
+    /// (if any) to the subscribers, under one lock, so a subscription's
+    /// snapshot and its events never overlap or leave a gap.
+    fn publish(
+        &self,
+        tenant: Uuid,
+        change: impl FnOnce(&mut HashMap<Uuid, LiveCall>) -> Option<(&'static str, Value)>,
+    ) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((kind, data)) = change(&mut calls) {
+            // No subscriber is not an error.
+            let _ = self.tx.send(LiveEvent { tenant, kind, data });
         }
-        // No subscriber is not an error.
-        let _ = self.tx.send(event);
     }
 
     /// The live calls `tenant` may see (all for `None`), as the
@@ -133,63 +117,105 @@ impl LiveBus {
 
     /// A status the call stored; its first one announces the call.
     pub fn status(&self, key: &CallKey, status: &str, at: DateTime<Utc>) {
-        let known = self
-            .calls
-            .lock()
-            .map(|c| c.contains_key(&key.call.0))
-            .unwrap_or(false);
-        if !known && status != "finished" {
-            self.publish(LiveEvent {
-                tenant: key.tenant.0,
-                kind: "call.started",
-                data: json!({
-                    "call_id": key.call.0,
-                    "campaign_id": key.campaign.0,
-                    "contact_id": key.contact.0,
-                    "attempt": key.attempt,
-                    "status": status,
-                    "started_at": at,
-                }),
+        let id = key.call.0;
+        self.publish(key.tenant.0, |calls| {
+            if let Some(call) = calls.get_mut(&id) {
+                call.data["status"] = json!(status);
+                if status == "answered" {
+                    call.data["answered_at"] = json!(at);
+                }
+                let data = json!({ "call_id": id, "status": status, "at": at });
+                return Some(("call.status", data));
+            }
+            if status == "finished" {
+                return None;
+            }
+            let data = json!({
+                "call_id": id,
+                "campaign_id": key.campaign.0,
+                "contact_id": key.contact.0,
+                "attempt": key.attempt,
+                "status": status,
+                "started_at": at,
             });
-            return;
-        }
-        self.publish(LiveEvent {
-            tenant: key.tenant.0,
-            kind: "call.status",
-            data: json!({ "call_id": key.call.0, "status": status, "at": at }),
+            calls.insert(
+                id,
+                LiveCall {
+                    tenant: key.tenant.0,
+                    data: data.clone(),
+                    turns: VecDeque::new(),
+                    speaking: [None, None],
+                },
+            );
+            Some(("call.started", data))
         });
     }
 
-    /// A turn the call stored: its whole text, final.
+    /// The text of a turn being spoken (not stored yet). Only for a call
+    /// the feed knows, and never older than what that side said last.
+    pub fn partial(&self, key: &CallKey, text: &LiveText) {
+        let id = key.call.0;
+        self.publish(key.tenant.0, |calls| {
+            let call = calls.get_mut(&id)?;
+            let (i, speaker) = side(text.speaker);
+            if call.speaking[i]
+                .as_ref()
+                .is_some_and(|(at, _)| *at > text.started_at)
+            {
+                return None;
+            }
+            let data = json!({
+                "call_id": id,
+                "speaker": speaker,
+                "text": text.text,
+                "started_at": text.started_at,
+            });
+            call.speaking[i] = Some((text.started_at, data.clone()));
+            Some(("turn.partial", data))
+        });
+    }
+
+    /// A turn the call stored: its whole text, final. It ends the text
+    /// being spoken of its turn (not of a newer one).
     pub fn turn(&self, key: &CallKey, turn: &TurnRecord) {
-        let speaker = match turn.speaker {
-            Role::User => "user",
-            _ => "agent",
-        };
+        let id = key.call.0;
+        let (i, speaker) = side(turn.speaker);
         let mut data = json!({
-            "call_id": key.call.0,
+            "call_id": id,
             "seq": turn.seq,
             "speaker": speaker,
             "text": turn.text,
             "final": true,
             "interrupted": turn.interrupted,
+            "started_at": turn.started_at,
         });
         if let Some(heard) = &turn.heard_text {
             data["heard_text"] = json!(heard);
         }
-        self.publish(LiveEvent {
-            tenant: key.tenant.0,
-            kind: "turn.text",
-            data,
+        self.publish(key.tenant.0, |calls| {
+            if let Some(call) = calls.get_mut(&id) {
+                if call.speaking[i]
+                    .as_ref()
+                    .is_some_and(|(at, _)| *at <= turn.started_at)
+                {
+                    call.speaking[i] = None;
+                }
+                if call.turns.len() == TURNS_KEPT {
+                    call.turns.pop_front();
+                }
+                call.turns.push_back(data.clone());
+            }
+            Some(("turn.text", data))
         });
     }
 
     /// The call's outcome was stored: it leaves the live calls.
     pub fn ended(&self, key: &CallKey, outcome: &str, at: DateTime<Utc>) {
-        self.publish(LiveEvent {
-            tenant: key.tenant.0,
-            kind: "call.ended",
-            data: json!({ "call_id": key.call.0, "outcome": outcome, "ended_at": at }),
+        let id = key.call.0;
+        self.publish(key.tenant.0, |calls| {
+            calls.remove(&id);
+            let data = json!({ "call_id": id, "outcome": outcome, "ended_at": at });
+            Some(("call.ended", data))
         });
     }
 }
@@ -207,6 +233,13 @@ fn snapshot(calls: &HashMap<Uuid, LiveCall>, tenant: Option<Uuid>) -> Value {
         .map(|c| {
             let mut data = c.data.clone();
             data["turns"] = Value::Array(c.turns.iter().cloned().collect());
+            data["speaking"] = Value::Array(
+                c.speaking
+                    .iter()
+                    .flatten()
+                    .map(|(_, partial)| partial.clone())
+                    .collect(),
+            );
             data
         })
         .collect();
@@ -301,5 +334,54 @@ mod tests {
         assert!(visible(Some(a), &event));
         assert!(!visible(Some(b), &event));
         assert!(visible(None, &event), "the admin sees every tenant");
+    }
+
+    #[test]
+    fn the_text_being_spoken_shows_until_its_turn_is_stored() {
+        let bus = LiveBus::new();
+        let a = Uuid::now_v7();
+        let k = key(a);
+        let said = |speaker, text: &str, started_at| LiveText {
+            speaker,
+            text: text.into(),
+            started_at,
+        };
+        let t0 = Utc::now();
+        // Not for a call the feed does not know.
+        let (_, mut rx) = bus.subscribe(None);
+        bus.partial(&k, &said(Role::User, "Hel", t0));
+        assert!(rx.try_recv().is_err());
+        bus.status(&k, "answered", t0);
+        bus.partial(&k, &said(Role::User, "Hello who", t0));
+        let t1 = t0 + chrono::Duration::seconds(2);
+        bus.partial(&k, &said(Role::Assistant, "Hi, this is Ada.", t1));
+        let kinds: Vec<&str> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["call.started", "turn.partial", "turn.partial"]);
+        let speaking = |bus: &LiveBus| bus.snapshot(Some(a))["calls"][0]["speaking"].clone();
+        assert_eq!(
+            speaking(&bus)
+                .as_array()
+                .map(|s| s.iter().map(|p| p["text"].clone()).collect::<Vec<_>>()),
+            Some(vec![json!("Hello who"), json!("Hi, this is Ada.")])
+        );
+        // The callee's turn is stored: its partial goes, the agent's stays.
+        let mut user = turn(0, "Hello, who is this?");
+        user.started_at = t0;
+        bus.turn(&k, &user);
+        assert_eq!(speaking(&bus)[0]["speaker"], "agent");
+        assert_eq!(speaking(&bus).as_array().map(Vec::len), Some(1));
+        // A stored turn older than the agent's partial leaves it; a stale
+        // partial never replaces a newer one.
+        let mut old = turn(1, "earlier");
+        old.speaker = Role::Assistant;
+        old.started_at = t0;
+        bus.turn(&k, &old);
+        bus.partial(&k, &said(Role::Assistant, "stale", t0));
+        assert_eq!(speaking(&bus)[0]["text"], "Hi, this is Ada.");
+        old.started_at = t1;
+        bus.turn(&k, &old);
+        assert_eq!(speaking(&bus), json!([]));
     }
 }

@@ -402,6 +402,20 @@ pub trait TtsPort: Send + Sync + 'static {
 
 // ----- storage and time ----------------------------------------------------
 
+/// The text of a turn still being spoken, for whoever watches the call
+/// live ([`CallStore::live_text`]). Never stored: the finished turn is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveText {
+    /// Who speaks.
+    pub speaker: Role,
+    /// The turn's whole text so far (agent: the sentences handed to
+    /// speech; callee: the final transcripts plus the latest interim).
+    pub text: String,
+    /// When the turn began: it names the turn, so a late finished turn
+    /// never hides a newer one's text.
+    pub started_at: DateTime<Utc>,
+}
+
 /// A finished turn, as the call store records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TurnRecord {
@@ -502,6 +516,13 @@ pub trait CallStore: Send + Sync + 'static {
         reason: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// A turn's text as it is spoken, for live watchers only: not a
+    /// record (the finished turn is). Called on the CallActor's own task,
+    /// so it must not block or wait: an implementation hands it on or
+    /// drops it. Nothing by default.
+    fn live_text(&self, key: CallKey, text: LiveText) {
+        let _ = (key, text);
+    }
 }
 
 /// Time, injected: monotonic for timing, wall clock for records. Under

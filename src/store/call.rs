@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use talky_actors::ports::{
-    CallKey, CallStore, CalleeRequest, PortResult, ProviderCallId, Role, TurnRecord,
+    CallKey, CallStore, CalleeRequest, LiveText, PortResult, ProviderCallId, Role, TurnRecord,
 };
 
 use super::with_conn;
@@ -46,6 +46,10 @@ impl CallStore for PgCallStore {
             db::calls::set_provider_leg(conn, key.tenant, key.call, provider, &bare).await
         })
         .await
+    }
+
+    fn live_text(&self, key: CallKey, text: LiveText) {
+        self.live.partial(&key, &text);
     }
 
     async fn turn(&self, key: CallKey, turn: TurnRecord) -> PortResult<()> {

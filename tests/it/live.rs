@@ -140,6 +140,33 @@ async fn a_call_is_pushed_live_to_its_tenant_and_the_admin_only() {
         .collect();
     assert!(!stored.is_empty());
     assert_eq!(pushed, stored, "the transcript as it grew");
+    // Before each agent turn was stored, its text grew on the feed as it
+    // went to speech (`turn.partial` of that turn, ending with the whole
+    // text); the callee's words showed while transcribed.
+    for (i, (_, turn)) in frames.iter().enumerate() {
+        if turn["speaker"] != "agent" || turn["final"] != true {
+            continue;
+        }
+        let partials: Vec<&Value> = frames[..i]
+            .iter()
+            .filter(|(e, d)| {
+                e == "turn.partial"
+                    && d["speaker"] == "agent"
+                    && d["started_at"] == turn["started_at"]
+            })
+            .map(|(_, d)| d)
+            .collect();
+        let last = partials
+            .last()
+            .unwrap_or_else(|| panic!("no partial before {turn}"));
+        assert_eq!(last["text"], turn["text"], "{partials:?}");
+    }
+    assert!(
+        frames
+            .iter()
+            .any(|(e, d)| e == "turn.partial" && d["speaker"] == "user"),
+        "the callee's words showed while spoken: {kinds:?}"
+    );
     let ended = &frames.last().expect("ended").1;
     assert_eq!(ended["outcome"], call["outcome"], "{ended}");
 

@@ -231,6 +231,7 @@ impl<P: CallPorts> CallState<P> {
                     self.record(StoreOp::Turn(Box::new(turn)));
                 }
                 Command::Request(request) => self.record(StoreOp::Request(request)),
+                Command::LiveText(text) => self.store.live(text),
                 Command::SetTimer(kind, after) => self.set_timer(myself, kind, after),
                 Command::CancelTimer(kind) => self.cancel_timer(kind),
                 Command::TickAt(at) => self.schedule_tick(myself, at),

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::children::timed;
 use crate::ids::CallId;
 use crate::ports::{
-    CallKey, CallStore, CalleeRequest, PortError, PortResult, ProviderCallId, TurnRecord,
+    CallKey, CallStore, CalleeRequest, LiveText, PortError, PortResult, ProviderCallId, TurnRecord,
 };
 
 /// Ops a call may have waiting behind the one being written. A call makes
@@ -79,6 +79,9 @@ impl StoreOp {
 pub(crate) struct StoreWriter {
     tx: mpsc::Sender<StoreOp>,
     call: CallId,
+    /// Hands text being spoken to the store's live watchers
+    /// ([`CallStore::live_text`]): not a write, so not queued.
+    live: Box<dyn Fn(LiveText) + Send + Sync>,
 }
 
 impl StoreWriter {
@@ -97,6 +100,12 @@ impl StoreWriter {
                 false
             }
         }
+    }
+
+    /// Shows the text of a turn being spoken to live watchers (never
+    /// waits; nothing is stored).
+    pub(crate) fn live(&self, text: LiveText) {
+        (self.live)(text);
     }
 }
 
@@ -149,6 +158,8 @@ pub(crate) fn spawn<S: CallStore>(
 ) -> StoreWriter {
     let (tx, mut rx) = mpsc::channel::<StoreOp>(QUEUE_CAPACITY);
     let running = Running::start();
+    let watched = store.clone();
+    let live = Box::new(move |text: LiveText| watched.live_text(key, text));
     tokio::spawn(async move {
         let _running = running;
         // `recv` yields what is queued even after the CallActor (the only
@@ -169,7 +180,11 @@ pub(crate) fn spawn<S: CallStore>(
             }
         }
     });
-    StoreWriter { tx, call: key.call }
+    StoreWriter {
+        tx,
+        call: key.call,
+        live,
+    }
 }
 
 /// Tries one write until it lands; gives up only on an error that says a

@@ -19,8 +19,9 @@
 //
 //   event: snapshot         sent first on every (re)connection: the calls
 //                           live now, each as `call.started` data plus
-//                           `turns` so far ([{seq, speaker, text, final,
-//                           heard_text?, interrupted?}])
+//                           `turns` so far (`turn.text` data) and
+//                           `speaking` (`turn.partial` data, one per side
+//                           at most)
 //     {"calls": [ ... ]}
 //   event: call.started     a call was placed
 //     {"call_id", "campaign_id", "campaign_name"?, "phone", "attempt",
@@ -28,12 +29,19 @@
 //   event: call.status      the call moved on (ringing, answered,
 //                           conversation, ...); `speaker` when known
 //     {"call_id", "status", "at", "speaker"?: "agent"|"user"|null}
-//   event: turn.text        text of a turn as it is spoken: `text` is
-//                           appended to turn `seq` (created on its first
-//                           frame); `final` closes the turn, with what
-//                           the callee heard when the agent was cut off
-//     {"call_id", "seq", "speaker": "agent"|"user", "text", "final",
-//      "heard_text"?, "interrupted"?}
+//   event: turn.partial     the turn being spoken, not stored yet: its
+//                           whole text so far (the agent's sentences as
+//                           they go to speech, the callee's transcript
+//                           with the latest interim); each one replaces
+//                           the last of that speaker; `started_at` names
+//                           the turn
+//     {"call_id", "speaker": "agent"|"user", "text", "started_at"}
+//   event: turn.text        a turn was stored: its whole text, with what
+//                           the callee heard when the agent was cut off;
+//                           it ends the partial of its speaker begun at
+//                           or before its `started_at`
+//     {"call_id", "seq", "speaker": "agent"|"user", "text", "final": true,
+//      "started_at", "heard_text"?, "interrupted"?}
 //   event: call.ended       the call is over (it leaves the live list)
 //     {"call_id", "outcome", "ended_at", "duration_secs"?}
 //   event: tree             (admin) the actor tree, as
@@ -195,13 +203,12 @@ export class LiveModel {
   constructor() {
     this.calls = new Map();
     this.tree = null;
-    this.metrics = [];
   }
 
   call(id) {
     let c = this.calls.get(id);
     if (!c) {
-      c = { call_id: id, status: 'queued', turns: [], speaker: null };
+      c = { call_id: id, status: 'queued', turns: [], speaking: {}, speaker: null };
       this.calls.set(id, c);
     }
     return c;
@@ -215,7 +222,10 @@ export class LiveModel {
         for (const c of Array.isArray(data.calls) ? data.calls : []) {
           if (!c || !c.call_id) continue;
           const call = this.call(c.call_id);
-          Object.assign(call, c, { turns: Array.isArray(c.turns) ? c.turns.map((t) => ({ ...t })) : [] });
+          Object.assign(call, c, { turns: Array.isArray(c.turns) ? c.turns.map((t) => ({ ...t })) : [], speaking: {} });
+          for (const p of Array.isArray(c.speaking) ? c.speaking : []) {
+            if (p && (p.speaker === 'agent' || p.speaker === 'user')) call.speaking[p.speaker] = { ...p };
+          }
           call.speaker = currentSpeaker(call);
         }
         return true;
@@ -231,21 +241,29 @@ export class LiveModel {
         if (data.status === 'answered' && !c.answered_at) c.answered_at = data.at;
         return true;
       }
+      case 'turn.partial': {
+        if (!data.call_id || (data.speaker !== 'agent' && data.speaker !== 'user')) return false;
+        const c = this.call(data.call_id);
+        const now = c.speaking[data.speaker];
+        if (now && time(now.started_at) > time(data.started_at)) return false; // stale
+        c.speaking[data.speaker] = { speaker: data.speaker, text: String(data.text || ''), started_at: data.started_at };
+        c.speaker = currentSpeaker(c);
+        return true;
+      }
       case 'turn.text': {
         if (!data.call_id || !Number.isFinite(data.seq)) return false;
         const c = this.call(data.call_id);
-        let t = c.turns.find((x) => x.seq === data.seq);
-        if (!t) {
-          t = { seq: data.seq, speaker: data.speaker, text: '', final: false };
+        const t = { seq: data.seq, speaker: data.speaker, text: String(data.text || ''), final: true, started_at: data.started_at };
+        if ('heard_text' in data) t.heard_text = data.heard_text;
+        if ('interrupted' in data) t.interrupted = Boolean(data.interrupted);
+        const i = c.turns.findIndex((x) => x.seq === data.seq);
+        if (i >= 0) c.turns[i] = t;
+        else {
           c.turns.push(t);
           c.turns.sort((a, b) => a.seq - b.seq);
         }
-        t.text += data.text || '';
-        if (data.final) {
-          t.final = true;
-          if ('heard_text' in data) t.heard_text = data.heard_text;
-          if ('interrupted' in data) t.interrupted = Boolean(data.interrupted);
-        }
+        const open = c.speaking[data.speaker];
+        if (open && time(open.started_at) <= time(data.started_at)) delete c.speaking[data.speaker];
         c.speaker = currentSpeaker(c);
         return true;
       }
@@ -256,19 +274,25 @@ export class LiveModel {
       case 'tree':
         this.tree = data;
         return true;
-      case 'metrics':
-        this.metrics.push({ t: Date.parse(data.at) || Date.now(), ...data });
-        if (this.metrics.length > 120) this.metrics.shift();
-        return true;
       default:
         return false;
     }
   }
 }
 
-/** Who is speaking now: the speaker of an unfinished last turn, else none. */
+/** A time of the feed as ms since the epoch (-Infinity when absent). */
+function time(at) {
+  const t = Date.parse(at || '');
+  return Number.isFinite(t) ? t : -Infinity;
+}
+
+/** The turns being spoken (partials), oldest first. */
+export function openTurns(call) {
+  return Object.values(call.speaking || {}).sort((a, b) => time(a.started_at) - time(b.started_at));
+}
+
+/** Who is speaking now: the speaker of the newest turn still being spoken, else none. */
 export function currentSpeaker(call) {
-  const last = call.turns[call.turns.length - 1];
-  if (last && !last.final) return last.speaker;
-  return call.speaker && call.turns.length === 0 ? call.speaker : null;
+  const open = openTurns(call);
+  return open.length ? open[open.length - 1].speaker : null;
 }

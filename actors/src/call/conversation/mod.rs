@@ -23,8 +23,8 @@ use super::lifecycle::EndCause;
 use super::msg::{ChildKind, TimerKind};
 use crate::media::{Playout, PlayoutConfig, SegmentId, SentenceChunker};
 use crate::ports::{
-    CalleeRequest, ChatMessage, ChatRequest, LatencySplit, LlmEvent, Role, SttEvent, ToolCall,
-    ToolSpec, TurnRecord,
+    CalleeRequest, ChatMessage, ChatRequest, LatencySplit, LiveText, LlmEvent, Role, SttEvent,
+    ToolCall, ToolSpec, TurnRecord,
 };
 
 /// The tool that hands the call to a person, offered only when the
@@ -211,6 +211,8 @@ pub enum Command {
     CancelTts,
     /// Store a finished turn.
     Record(TurnRecord),
+    /// Show the text of a turn being spoken to live watchers.
+    LiveText(LiveText),
     /// Store what the callee asked for.
     Request(CalleeRequest),
     /// Arm a timer (an earlier one of the same kind is forgotten).
@@ -556,7 +558,13 @@ impl Conversation {
         }
         turn.text.push_str(&text);
         turn.segments.push((segment, text.clone(), false));
+        let live = LiveText {
+            speaker: Role::Assistant,
+            text: turn.text.clone(),
+            started_at: turn.started_at,
+        };
         self.out.push(Command::Speak { segment, text });
+        self.out.push(Command::LiveText(live));
     }
 
     /// Says fixed text (greeting, reprompt, goodbye, voicemail) as a turn.
@@ -649,7 +657,21 @@ impl Conversation {
             SttEvent::SpeechStarted => {
                 self.user.started_at.get_or_insert(now.utc);
             }
-            SttEvent::Interim(_) => {}
+            SttEvent::Interim(text) => {
+                let text = text.trim();
+                if !text.is_empty() {
+                    let started_at = *self.user.started_at.get_or_insert(now.utc);
+                    let text = match self.user.text.as_str() {
+                        "" => text.to_owned(),
+                        before => format!("{before} {text}"),
+                    };
+                    self.out.push(Command::LiveText(LiveText {
+                        speaker: Role::User,
+                        text,
+                        started_at,
+                    }));
+                }
+            }
             SttEvent::Final { text, speech_final } => {
                 let text = text.trim();
                 if !text.is_empty() {
@@ -658,7 +680,14 @@ impl Conversation {
                     }
                     self.user.text.push_str(text);
                     self.user.stt_final = Some(now.at);
-                    self.user.started_at.get_or_insert(now.utc);
+                    let started_at = *self.user.started_at.get_or_insert(now.utc);
+                    if !speech_final {
+                        self.out.push(Command::LiveText(LiveText {
+                            speaker: Role::User,
+                            text: self.user.text.clone(),
+                            started_at,
+                        }));
+                    }
                 }
                 if speech_final {
                     self.end_user_turn(now);

@@ -723,3 +723,57 @@ fn a_late_final_does_not_cut_a_closing_line() {
     assert!(!last.interrupted);
     assert_eq!(core.c.take_hangup(), Some(EndCause::Machine));
 }
+
+#[test]
+fn the_text_being_spoken_goes_to_live_watchers() {
+    let live = |core: &Core| -> Vec<(Role, String)> {
+        core.log
+            .iter()
+            .filter_map(|c| match c {
+                Command::LiveText(t) => Some((t.speaker, t.text.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut core = Core::greeted(config());
+    assert_eq!(live(&core), [(Role::Assistant, GREETING.to_owned())]);
+    core.log.clear();
+    // The callee: finals so far plus the latest interim, as they come.
+    core.on(Input::Stt(SttEvent::Interim("I would".into())));
+    core.on(Input::Stt(SttEvent::Final {
+        text: "I would like".into(),
+        speech_final: false,
+    }));
+    core.on(Input::Stt(SttEvent::Interim("to know".into())));
+    core.final_("to know more.");
+    assert_eq!(
+        live(&core),
+        [
+            (Role::User, "I would".to_owned()),
+            (Role::User, "I would like".to_owned()),
+            (Role::User, "I would like to know".to_owned()),
+        ]
+    );
+    // The agent: its reply sentence by sentence as it goes to speech.
+    let turn = core.last_generate().expect("a reply was asked for");
+    core.log.clear();
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::Text("Sure. We open at".into()),
+    });
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::Text(" nine.".into()),
+    });
+    core.on(Input::Llm {
+        turn,
+        event: LlmEvent::Finish(FinishReason::Stop),
+    });
+    assert_eq!(
+        live(&core),
+        [
+            (Role::Assistant, "Sure.".to_owned()),
+            (Role::Assistant, "Sure. We open at nine.".to_owned()),
+        ]
+    );
+}

@@ -4,7 +4,7 @@
 
 import { describe, get } from '../api.js';
 import { badge, fmtDuration, h, heading, maskPhone, mount, notice, shortId } from '../dom.js';
-import { LiveFeed, LiveModel } from '../live.js';
+import { LiveFeed, LiveModel, openTurns } from '../live.js';
 
 const STATE_TEXT = {
   connecting: 'Connecting to the live feed…',
@@ -21,7 +21,7 @@ export function renderCall(call, campaignNames = new Map(), now = Date.now()) {
   const duration = Number.isFinite(started) ? fmtDuration((now - started) / 1000) : '';
   const speaker = call.speaker === 'agent' ? 'agent speaking' : call.speaker === 'user' ? 'callee speaking' : '';
   const campaign = call.campaign_name || campaignNames.get(call.campaign_id) || shortId(call.campaign_id);
-  const turns = call.turns.slice(-6);
+  const turns = [...call.turns.slice(-6), ...openTurns(call).map((t) => ({ ...t, seq: 'open', final: false }))];
   return h('li', { class: 'live-call', testid: 'live-call-row', dataset: { callId: call.call_id } },
     h('div', { class: 'live-head' },
       h('a', { href: `#/calls/${call.call_id}`, class: 'live-number' }, maskPhone(call.phone) || shortId(call.call_id)),
