@@ -265,6 +265,37 @@ impl Browser {
         path
     }
 
+    /// Resizes the window to `width` x `height` CSS pixels and waits for
+    /// the page to lay out again at that width.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client()
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("resize to {width}x{height}: {e}"));
+        self.poll(&format!("a {width} px wide layout"), WAIT, || async {
+            let w = self.eval("return window.innerWidth;", vec![]).await;
+            (w.as_u64().is_some_and(|w| w <= u64::from(width))).then_some(())
+        })
+        .await;
+    }
+
+    /// Asserts that the page fits its viewport's width (nothing to scroll
+    /// sideways: readable on a phone).
+    pub async fn assert_fits_width(&self, what: &str) {
+        let v = self
+            .eval(
+                "const d = document.documentElement;
+                 return { scroll: d.scrollWidth, view: window.innerWidth };",
+                vec![],
+            )
+            .await;
+        let (scroll, view) = (v["scroll"].as_u64(), v["view"].as_u64());
+        assert!(
+            scroll.is_some() && scroll <= view,
+            "{what} is wider than the viewport: {v}"
+        );
+    }
+
     /// Polls `check` every 50 ms until it gives a value; panics naming
     /// `what` past `within`.
     pub async fn poll<T, F, Fut>(&self, what: &str, within: Duration, mut check: F) -> T
@@ -670,6 +701,20 @@ async fn an_operator_runs_a_campaign_watches_it_live_and_plays_the_recording() {
         "{stored}"
     );
     browser.screenshot("campaign-stopped").await;
+
+    // On a phone-sized viewport the pages still fit: nothing to scroll
+    // sideways.
+    browser.resize(390, 844).await;
+    browser.assert_fits_width("the campaign page").await;
+    browser.screenshot("phone-campaign").await;
+    browser
+        .goto(&format!("{}/console#/calls/{call_id}", app.base))
+        .await;
+    browser
+        .wait_for_text("#transcript", "Yes, I am interested")
+        .await;
+    browser.assert_fits_width("the call page").await;
+    browser.screenshot("phone-call").await;
 
     browser.close().await;
     world.app.stop().await;
