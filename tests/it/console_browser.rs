@@ -678,6 +678,9 @@ async fn an_operator_runs_a_campaign_watches_it_live_and_plays_the_recording() {
         })
         .await;
     assert_eq!(audio["error"], Value::Null, "{audio}");
+    browser
+        .wait_for_text("#call-deliveries", "No webhook deliveries")
+        .await;
     browser.scroll_to("#recording-audio").await;
     browser.screenshot("call-recording").await;
 
