@@ -44,9 +44,11 @@ pub async fn actors(ctx: Ctx) -> Result<Response, ApiError> {
         .root
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("no actor tree runs in this process".into()))?;
-    let tree = talky_actors::tree::snapshot(root, std::time::Duration::from_secs(1)).await;
-    super::ok(StatusCode::OK, &SupervisorView::of(tree))
+    super::ok(StatusCode::OK, &SupervisorView::gather(root).await)
 }
+
+/// How long each actor may take to answer for its part of the tree.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The actor tree as supervisors read it: each live call names the
 /// telephony provider holding its leg, and the calls are counted per
@@ -61,6 +63,13 @@ pub struct SupervisorView {
 }
 
 impl SupervisorView {
+    /// Asks the actor tree under `root` ([`talky_actors::tree::snapshot`])
+    /// and names it: the endpoint and the live feed's `tree` event send
+    /// the same.
+    pub async fn gather(root: &ractor::ActorRef<talky_actors::root::RootMsg>) -> Self {
+        Self::of(talky_actors::tree::snapshot(root, SNAPSHOT_TIMEOUT).await)
+    }
+
     /// Names each call's provider from its leg id
     /// ([`crate::providers::telephony::split_leg`]) and counts them.
     pub fn of(mut tree: talky_actors::tree::TreeSnapshot) -> Self {
@@ -117,7 +126,11 @@ mod tests {
                 call: CallId::new(),
                 attempt: 1,
             },
+            campaign_name: "spring reminders".into(),
+            number: talky_actors::mask::mask_phone("+442079460977"),
             status: CallStatus::Conversation,
+            age_secs: 42,
+            duration_secs: Some(30),
             turns: 0,
             agent_speaking: false,
             children: Vec::new(),
@@ -173,6 +186,15 @@ mod tests {
             ]
         );
         assert_eq!(calls[1]["telephony"], "vonage_then_twilio");
+        assert_eq!(calls[0]["campaign_name"], "spring reminders");
+        assert_eq!(calls[0]["number"], "+44 •••• ••77");
+        assert_eq!(
+            (
+                calls[0]["age_secs"].clone(),
+                calls[0]["duration_secs"].clone()
+            ),
+            (serde_json::json!(42), serde_json::json!(30))
+        );
         assert_eq!(view["dialer"]["live"], 4, "the tree is still there");
     }
 }
