@@ -29,13 +29,14 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 }
 
 /// The live actor tree: the root's children with restart counts, the
-/// dialer with each live call (status, turns, children with the provider
-/// in use and restarts, messages handled), each running campaign with its
-/// counters (admin token).
+/// dialer with each live call (campaign name, masked number, status, age,
+/// duration once answered, turns, the telephony provider, children naming
+/// the provider in use with their restarts, messages handled), each
+/// running campaign by name with its counters (admin token).
 #[utoipa::path(get, path = "/api/v1/supervisor/actors", tag = "health",
     security(("admin" = [])),
     responses(
-        (status = 200, description = "The actor tree", body = Object),
+        (status = 200, description = "The actor tree: `children` (the root's, with `restarts`); `dialer` with `calls`, each with `campaign_name`, `number` (masked: `+44 •••• ••77`), `status`, `age_secs`, `duration_secs` (null until answered), telephony `provider`, and `children` (`kind` stt/llm/tts, `provider` by name, `position`, `restarts`, `running`); `campaigns` with `name`; `calls_by_provider`", body = Object),
         (status = 401, description = "No or wrong admin token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No actor tree runs here", body = Problem, content_type = "application/problem+json"),
     ))]
