@@ -37,7 +37,7 @@ export function callTimes(call) {
 }
 
 /** The actor tree as nested lists. */
-export function renderTree(tree, campaignNames = new Map()) {
+export function renderTree(tree) {
   const root = h('ul', { class: 'tree', id: 'supervisor-tree-list' });
   for (const c of tree.children || []) {
     root.append(h('li', { testid: 'tree-child' },
@@ -49,7 +49,7 @@ export function renderTree(tree, campaignNames = new Map()) {
     const byProvider = Object.entries(tree.calls_by_provider || {}).map(([k, v]) => `${k} ${v}`).join(', ');
     const calls = h('ul', null, (d.calls || []).map((call) => {
       const key = call.key || {};
-      const campaign = call.campaign_name || campaignNames.get(key.campaign) || shortId(key.campaign);
+      const campaign = call.campaign_name || `campaign ${shortId(key.campaign)}`;
       const times = callTimes(call);
       return h('li', { testid: 'tree-call', dataset: { callId: key.call || '' } },
         h('a', { href: `#/calls/${key.call}`, class: 'tree-number' }, call.number || shortId(key.call)),
@@ -68,7 +68,7 @@ export function renderTree(tree, campaignNames = new Map()) {
   }
   for (const c of tree.campaigns || []) {
     root.append(h('li', { testid: 'tree-campaign' },
-      h('strong', null, c.name || campaignNames.get(c.campaign) || `campaign ${shortId(c.campaign)}`), ' ', c.state ? badge(c.state) : '',
+      h('strong', null, c.name || `campaign ${shortId(c.campaign)}`), ' ', c.state ? badge(c.state) : '',
       ` live ${c.live_calls} · dialled ${c.dialled} · completed ${c.completed} · failed ${c.failed} · dnc ${c.dnc} · retries ${c.retries}`));
   }
   return root;
@@ -112,10 +112,6 @@ export async function show(el) {
   const metricsMsg = h('p', { role: 'status' });
   const feedState = h('p', { class: 'muted', id: 'supervisor-feed' });
   const history = [];
-  const names = new Map();
-  if (session.key()) {
-    get('/api/v1/campaigns', { limit: 1000 }).then((p) => { for (const c of p.items || []) names.set(c.id, c.name); }).catch(() => {});
-  }
 
   function drawMetrics(f, t) {
     history.push({ t, live: f.live, queue: f.queue });
@@ -141,7 +137,7 @@ export async function show(el) {
     if (!pushed) {
       try {
         const tree = await get('/api/v1/supervisor/actors', {}, { admin: true });
-        mount(treeBox, renderTree(tree, names));
+        mount(treeBox, renderTree(tree));
       } catch (e) {
         mount(treeBox, notice(`Actor tree: ${describe(e)}`, 'error'));
       }
@@ -162,7 +158,7 @@ export async function show(el) {
       if (!model.apply(m)) return;
       if (m.type === 'tree') {
         pushed = true;
-        mount(treeBox, renderTree(model.tree, names));
+        mount(treeBox, renderTree(model.tree));
       }
     },
     onState: (state) => {
