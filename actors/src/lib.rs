@@ -9,6 +9,7 @@ pub mod campaign_actor;
 pub mod cluster;
 pub mod dialer;
 pub mod ids;
+pub mod mask;
 pub mod media;
 pub mod ports;
 pub mod root;

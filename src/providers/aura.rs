@@ -151,7 +151,14 @@ impl AuraTts {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "aura";
+
 impl TtsPort for AuraTts {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn synthesize(
         &self,
         req: TtsRequest,

@@ -170,7 +170,14 @@ impl DeepgramStt {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "deepgram";
+
 impl SttPort for DeepgramStt {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn open(&self, cfg: SttConfig) -> impl Future<Output = PortResult<SttSession>> + Send {
         let inner = self.inner.clone();
         async move { inner.open(cfg).await }

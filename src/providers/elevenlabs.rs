@@ -184,7 +184,14 @@ impl ElevenLabs {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "elevenlabs";
+
 impl TtsPort for ElevenLabs {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn synthesize(
         &self,
         req: TtsRequest,

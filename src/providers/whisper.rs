@@ -196,7 +196,14 @@ impl WhisperStt {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "whisper";
+
 impl SttPort for WhisperStt {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn open(&self, cfg: SttConfig) -> impl Future<Output = PortResult<SttSession>> + Send {
         let inner = self.inner.clone();
         async move { inner.open(cfg) }

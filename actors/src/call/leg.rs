@@ -439,6 +439,7 @@ pub(super) async fn finish<P: CallPorts>(
     };
     state.lifecycle.apply(CallEvent::Ended(provider_cause));
     state.finished = true;
+    state.ended_at = Some(state.now());
     let cause = match state.lifecycle.cause().cloned() {
         None | Some(EndCause::Completed) if state.conv.declined() => EndCause::Rejected,
         cause => cause.unwrap_or(EndCause::Completed),
