@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod dialer;
 pub mod ids;
 pub mod media;
+pub mod metrics;
 pub mod ports;
 pub mod root;
 pub mod schedule;
