@@ -217,16 +217,7 @@ async fn metrics_follow_prometheus_conventions() {
         .await
         .expect("send");
     assert_eq!(res.status().as_u16(), 404);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::vonage::metrics_text(&app).await;
 
     let types = types(&text);
     assert!(types.len() > 5, "{text}");

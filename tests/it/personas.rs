@@ -343,16 +343,7 @@ async fn supervisors_see_the_live_call(app: &crate::support::TestApp, campaign: 
         .map(|cs| cs.iter().filter_map(|c| c["kind"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(children.len(), 3, "STT, LLM and TTS children: {tree}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::vonage::metrics_text(app).await;
     assert!(metrics.contains("talky_calls_active"), "{metrics}");
 }
 
