@@ -11,6 +11,7 @@ pub mod dialer;
 pub mod ids;
 pub mod mask;
 pub mod media;
+pub mod metrics;
 pub mod ports;
 pub mod root;
 pub mod schedule;

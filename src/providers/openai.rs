@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 use crate::providers::build::{self, BuildError};
+use crate::providers::observe;
 use crate::providers::retry::{self, RetryPolicy};
 pub use sse::{SseParser, SseTooLong};
 use wire::{BodySettings, StreamState};
@@ -204,19 +205,19 @@ impl OpenAiClient {
         let bytes =
             Bytes::from(serde_json::to_vec(&body).map_err(|e| PortError::Protocol(e.to_string()))?);
         let Some(guard) = BreakerGuard::acquire(&inner.breaker) else {
-            return Err(PortError::Unavailable(format!(
-                "{}: circuit open",
-                inner.cfg.name
-            )));
+            return Err(observe::circuit_open(&inner.cfg.name));
         };
-        let result = tokio::time::timeout(timeout, inner.complete_once(bytes))
-            .await
-            .unwrap_or_else(|_| {
-                Err(PortError::Timeout(format!(
-                    "{}: completion",
-                    inner.cfg.name
-                )))
-            });
+        let once = async {
+            tokio::time::timeout(timeout, inner.complete_once(bytes))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PortError::Timeout(format!(
+                        "{}: completion",
+                        inner.cfg.name
+                    )))
+                })
+        };
+        let result = observe::timed(inner.breaker.name(), "complete", once).await;
         match &result {
             Ok(_) => guard.success(),
             Err(e) if retry::is_retryable(e) => guard.failure(),
@@ -260,7 +261,10 @@ impl LlmPort for OpenAiClient {
         req: ChatRequest,
     ) -> impl Future<Output = PortResult<mpsc::Receiver<LlmEvent>>> + Send {
         let inner = self.inner.clone();
-        async move { inner.stream(req).await }
+        async move {
+            let provider = inner.breaker.name().to_owned();
+            observe::timed(&provider, "chat", inner.stream(req)).await
+        }
     }
 }
 
@@ -450,6 +454,7 @@ impl Inner {
                     }
                 }
                 tracing::debug!(provider = %self.cfg.name, error = %e, "LLM stream failed");
+                observe::error(self.breaker.name(), "chat", &e);
                 guard.resolve(Some(&e));
                 let _ = tx.send(LlmEvent::Error(e)).await;
                 return;

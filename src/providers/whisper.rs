@@ -318,11 +318,12 @@ impl Inner {
                 .map_err(|_| PortError::Protocol("whisper: bad boundary".into()))?;
         let c = &self.cfg;
         let policy = RetryPolicy::new(c.max_retries, c.backoff_base, c.max_retry_wait);
-        let (text, guard) =
+        let retried =
             retry::with_retries(&policy, &self.breaker, &self.cfg.name, "whisper", || {
                 self.attempt(body.clone(), content_type.clone())
-            })
-            .await?;
+            });
+        let (text, guard) =
+            crate::providers::observe::timed(self.breaker.name(), "transcribe", retried).await?;
         guard.success();
         Ok(text)
     }

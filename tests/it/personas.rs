@@ -353,16 +353,7 @@ async fn supervisors_see_the_live_call(
     crate::live::assert_named(&tree, call, "e2e", phone);
     assert_eq!(call["provider"], provider.as_str(), "{tree}");
     assert_eq!(tree["campaigns"][0]["name"], "e2e", "{tree}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::vonage::metrics_text(app).await;
     assert!(metrics.contains("talky_calls_active"), "{metrics}");
 }
 

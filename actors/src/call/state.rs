@@ -242,7 +242,7 @@ impl<P: CallPorts> CallState<P> {
                         record_latency(&turn.latency);
                         if turn.interrupted {
                             tracing::debug!(call.id = %self.key.call, "agent turn cut short");
-                            metrics::counter!("talky_barge_ins_total").increment(1);
+                            metrics::counter!(crate::metrics::BARGE_INS).increment(1);
                         }
                     }
                     self.record(StoreOp::Turn(Box::new(turn)));
@@ -296,7 +296,8 @@ impl<P: CallPorts> CallState<P> {
     }
 }
 
-/// Turn latency histograms, one per stage, in milliseconds.
+/// Turn latency histograms, one per stage, in seconds (the split is in
+/// milliseconds: the API's fields).
 fn record_latency(split: &LatencySplit) {
     for (stage, ms) in [
         ("stt", split.stt_ms),
@@ -306,7 +307,8 @@ fn record_latency(split: &LatencySplit) {
         ("voice_to_voice", split.voice_to_voice_ms),
     ] {
         if let Some(ms) = ms {
-            metrics::histogram!("talky_turn_latency_ms", "stage" => stage).record(f64::from(ms));
+            metrics::histogram!(crate::metrics::TURN_LATENCY, "stage" => stage)
+                .record(f64::from(ms) / 1000.0);
         }
     }
 }
