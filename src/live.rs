@@ -3,10 +3,11 @@
 //! record it, never by polling the database.
 //!
 //! The call store adapter ([`crate::store::PgCallStore`]) publishes each
-//! write of a CallActor once it is stored: a status (the first one
-//! announces the call), a finished turn, the outcome. Between those, the
-//! CallActor hands over the text of the turn being spoken
-//! (`CallStore::live_text`: the agent's sentences as they go to speech,
+//! write of a CallActor once it is stored: a status, a finished turn, the
+//! outcome. Besides those, the CallActor hands over notes
+//! (`CallStore::live`): the call's campaign name and masked number as it
+//! begins (which announces it), and the text of the turn being spoken
+//! (the agent's sentences as they go to speech,
 //! the callee's interim transcripts) as `turn.partial`, which is shown,
 //! never stored: the finished turn replaces it. The bus keeps the
 //! live calls (bounded: a call leaves when it ends; at most
@@ -23,7 +24,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use talky_actors::ports::{CallKey, LiveText, Role, TurnRecord};
+use talky_actors::ports::{CallKey, LiveNote, LiveText, Role, TurnRecord};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -115,8 +116,36 @@ impl LiveBus {
         snapshot(&calls, tenant)
     }
 
-    /// A status the call stored; its first one announces the call.
+    /// A CallActor's note: the call's names as it begins (this announces
+    /// it), or the text of a turn being spoken.
+    pub fn note(&self, key: &CallKey, note: &LiveNote) {
+        match note {
+            LiveNote::Call {
+                campaign_name,
+                number,
+            } => self.announce(key, "queued", Utc::now(), |data| {
+                data["campaign_name"] = json!(campaign_name);
+                data["number"] = json!(number);
+            }),
+            LiveNote::Text(text) => self.partial(key, text),
+        }
+    }
+
+    /// A status the call stored; the first news of a call the feed does
+    /// not know (its actor's [`LiveNote::Call`] was missed) announces it.
     pub fn status(&self, key: &CallKey, status: &str, at: DateTime<Utc>) {
+        self.announce(key, status, at, |_| {});
+    }
+
+    /// Moves a known call to `status`, or announces an unknown one with
+    /// `status` and what `name` adds to it.
+    fn announce(
+        &self,
+        key: &CallKey,
+        status: &str,
+        at: DateTime<Utc>,
+        name: impl FnOnce(&mut Value),
+    ) {
         let id = key.call.0;
         self.publish(key.tenant.0, |calls| {
             if let Some(call) = calls.get_mut(&id) {
@@ -130,7 +159,7 @@ impl LiveBus {
             if status == "finished" {
                 return None;
             }
-            let data = json!({
+            let mut data = json!({
                 "call_id": id,
                 "campaign_id": key.campaign.0,
                 "contact_id": key.contact.0,
@@ -138,6 +167,7 @@ impl LiveBus {
                 "status": status,
                 "started_at": at,
             });
+            name(&mut data);
             calls.insert(
                 id,
                 LiveCall {
@@ -153,7 +183,7 @@ impl LiveBus {
 
     /// The text of a turn being spoken (not stored yet). Only for a call
     /// the feed knows, and never older than what that side said last.
-    pub fn partial(&self, key: &CallKey, text: &LiveText) {
+    fn partial(&self, key: &CallKey, text: &LiveText) {
         let id = key.call.0;
         self.publish(key.tenant.0, |calls| {
             let call = calls.get_mut(&id)?;
@@ -383,5 +413,28 @@ mod tests {
         old.started_at = t1;
         bus.turn(&k, &old);
         assert_eq!(speaking(&bus), json!([]));
+    }
+
+    #[test]
+    fn a_call_is_announced_by_its_actor_with_its_names() {
+        let bus = LiveBus::new();
+        let a = Uuid::now_v7();
+        let k = key(a);
+        let (_, mut rx) = bus.subscribe(None);
+        let named = LiveNote::Call {
+            campaign_name: "Spring renewals".into(),
+            number: "+44 •••• ••77".into(),
+        };
+        bus.note(&k, &named);
+        bus.status(&k, "dialing", Utc::now());
+        let events: Vec<LiveEvent> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["call.started", "call.status"]);
+        assert_eq!(events[0].data["campaign_name"], "Spring renewals");
+        assert_eq!(events[0].data["number"], "+44 •••• ••77");
+        assert_eq!(events[0].data["status"], "queued");
+        let snap = bus.snapshot(Some(a));
+        assert_eq!(snap["calls"][0]["number"], "+44 •••• ••77");
+        assert_eq!(snap["calls"][0]["status"], "dialing");
     }
 }

@@ -411,8 +411,23 @@ pub trait TtsPort: Send + Sync + 'static {
 
 // ----- storage and time ----------------------------------------------------
 
+/// What a call shows to whoever watches it live ([`CallStore::live`]),
+/// besides what it stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LiveNote {
+    /// The call began: how people name it.
+    Call {
+        /// Its campaign's name.
+        campaign_name: String,
+        /// The number called, masked ([`crate::mask::mask_phone`]).
+        number: String,
+    },
+    /// A turn being spoken.
+    Text(LiveText),
+}
+
 /// The text of a turn still being spoken, for whoever watches the call
-/// live ([`CallStore::live_text`]). Never stored: the finished turn is.
+/// live ([`CallStore::live`]). Never stored: the finished turn is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveText {
     /// Who speaks.
@@ -525,12 +540,13 @@ pub trait CallStore: Send + Sync + 'static {
         reason: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// A turn's text as it is spoken, for live watchers only: not a
-    /// record (the finished turn is). Called on the CallActor's own task,
-    /// so it must not block or wait: an implementation hands it on or
-    /// drops it. Nothing by default.
-    fn live_text(&self, key: CallKey, text: LiveText) {
-        let _ = (key, text);
+    /// What live watchers see besides the records: the call's names as
+    /// it begins, a turn's text as it is spoken (not a record: the
+    /// finished turn is). Called on the CallActor's own task, so it must
+    /// not block or wait: an implementation hands it on or drops it.
+    /// Nothing by default.
+    fn live(&self, key: CallKey, note: LiveNote) {
+        let _ = (key, note);
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use talky_actors::ports::{
-    CallKey, CallStore, CalleeRequest, LiveText, PortResult, ProviderCallId, Role, TurnRecord,
+    CallKey, CallStore, CalleeRequest, LiveNote, PortResult, ProviderCallId, Role, TurnRecord,
 };
 
 use super::with_conn;
@@ -48,8 +48,8 @@ impl CallStore for PgCallStore {
         .await
     }
 
-    fn live_text(&self, key: CallKey, text: LiveText) {
-        self.live.partial(&key, &text);
+    fn live(&self, key: CallKey, note: LiveNote) {
+        self.live.note(&key, &note);
     }
 
     async fn turn(&self, key: CallKey, turn: TurnRecord) -> PortResult<()> {

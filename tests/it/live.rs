@@ -126,6 +126,15 @@ async fn a_call_is_pushed_live_to_its_tenant_and_the_admin_only() {
         assert_eq!(data["call_id"], id, "{data}");
     }
     assert_eq!(frames[0].1["campaign_id"], campaign.as_str());
+    // Named as people name it, the number masked: never the whole number.
+    assert_eq!(frames[0].1["campaign_name"], "e2e", "{:?}", frames[0]);
+    assert_eq!(
+        frames[0].1["number"],
+        talky_actors::mask::mask_phone(phone).as_str()
+    );
+    for (_, data) in &frames {
+        assert!(!data.to_string().contains(&phone[1..]), "{data}");
+    }
     // The turns pushed are the turns stored, in order.
     let pushed: Vec<(Value, Value)> = frames
         .iter()

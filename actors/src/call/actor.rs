@@ -77,6 +77,12 @@ impl<P: CallPorts> Actor for CallActor<P> {
                 let _ = me.cast(CallMsg::RequestStored(request));
             },
         );
+        // Live watchers name the call as people do from its first moment
+        // (the number masked here: the whole one never leaves the actor).
+        store.live(crate::ports::LiveNote::Call {
+            campaign_name: cfg.campaign_name.clone(),
+            number: crate::mask::mask_phone(&cfg.to),
+        });
         Ok(CallState {
             key: args.key,
             stt: Child::new(&cfg, args.ports.stt.len()),

@@ -18,7 +18,9 @@ use super::lifecycle::{CallEvent, EndCause, Lifecycle, Step};
 use super::msg::{CallMsg, CallSnapshot, ChildKind, ChildSnapshot, ReportSink, TimerKind};
 use super::ports::{CallPorts, Ports};
 use super::store_writer::{StoreOp, StoreWriter};
-use crate::ports::{CallKey, Clock, LatencySplit, LlmPort, MediaOut, Role, SttPort, TtsPort};
+use crate::ports::{
+    CallKey, Clock, LatencySplit, LiveNote, LlmPort, MediaOut, Role, SttPort, TtsPort,
+};
 use crate::supervision::{ProviderChain, RestartTracker};
 
 /// One supervised child.
@@ -248,7 +250,7 @@ impl<P: CallPorts> CallState<P> {
                     self.record(StoreOp::Turn(Box::new(turn)));
                 }
                 Command::Request(request) => self.record(StoreOp::Request(request)),
-                Command::LiveText(text) => self.store.live(text),
+                Command::LiveText(text) => self.store.live(LiveNote::Text(text)),
                 Command::SetTimer(kind, after) => self.set_timer(myself, kind, after),
                 Command::CancelTimer(kind) => self.cancel_timer(kind),
                 Command::TickAt(at) => self.schedule_tick(myself, at),

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::children::timed;
 use crate::ids::CallId;
 use crate::ports::{
-    CallKey, CallStore, CalleeRequest, LiveText, PortError, PortResult, ProviderCallId, TurnRecord,
+    CallKey, CallStore, CalleeRequest, LiveNote, PortError, PortResult, ProviderCallId, TurnRecord,
 };
 
 /// Ops a call may have waiting behind the one being written. A call makes
@@ -79,9 +79,9 @@ impl StoreOp {
 pub(crate) struct StoreWriter {
     tx: mpsc::Sender<StoreOp>,
     call: CallId,
-    /// Hands text being spoken to the store's live watchers
-    /// ([`CallStore::live_text`]): not a write, so not queued.
-    live: Box<dyn Fn(LiveText) + Send + Sync>,
+    /// Hands notes to the store's live watchers ([`CallStore::live`]):
+    /// not a write, so not queued.
+    live: Box<dyn Fn(LiveNote) + Send + Sync>,
 }
 
 impl StoreWriter {
@@ -102,10 +102,9 @@ impl StoreWriter {
         }
     }
 
-    /// Shows the text of a turn being spoken to live watchers (never
-    /// waits; nothing is stored).
-    pub(crate) fn live(&self, text: LiveText) {
-        (self.live)(text);
+    /// Shows a note to live watchers (never waits; nothing is stored).
+    pub(crate) fn live(&self, note: LiveNote) {
+        (self.live)(note);
     }
 }
 
@@ -159,7 +158,7 @@ pub(crate) fn spawn<S: CallStore>(
     let (tx, mut rx) = mpsc::channel::<StoreOp>(QUEUE_CAPACITY);
     let running = Running::start();
     let watched = store.clone();
-    let live = Box::new(move |text: LiveText| watched.live_text(key, text));
+    let live = Box::new(move |note: LiveNote| watched.live(key, note));
     tokio::spawn(async move {
         let _running = running;
         // `recv` yields what is queued even after the CallActor (the only

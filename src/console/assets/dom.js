@@ -77,25 +77,6 @@ export function fmtDuration(secs) {
   return hh ? `${hh}:${two(mm)}:${two(ss)}` : `${mm}:${two(ss)}`;
 }
 
-/**
- * A phone number with two digits hidden, for the live and supervisor
- * screens that others may see over a shoulder: "+442079460000" becomes
- * "+44 20 7946 ••00" (the last two digits stay, to tell calls apart).
- */
-export function maskPhone(phone) {
-  if (!phone) return '';
-  const digits = String(phone).replace(/[^0-9]/g, '');
-  if (digits.length < 6) return '•'.repeat(digits.length);
-  const ccLen = /^[17]/.test(digits) ? 1 : 2;
-  const cc = digits.slice(0, ccLen);
-  const rest = digits.slice(ccLen);
-  const last = rest.slice(-4);
-  const midLen = ccLen === 1 ? 3 : 4;
-  const mid = rest.slice(-4 - midLen, -4);
-  const head = rest.slice(0, Math.max(0, rest.length - 4 - midLen));
-  return ['+' + cc, head, mid, '••' + last.slice(-2)].filter(Boolean).join(' ');
-}
-
 /** A status or outcome as a coloured badge. */
 export function badge(value, kind = 'state') {
   const v = value || 'none';

@@ -23,9 +23,10 @@
 //                           `speaking` (`turn.partial` data, one per side
 //                           at most)
 //     {"calls": [ ... ]}
-//   event: call.started     a call was placed
-//     {"call_id", "campaign_id", "campaign_name"?, "phone", "attempt",
-//      "provider"?, "status", "started_at"}
+//   event: call.started     a call began (its actor started)
+//     {"call_id", "campaign_id", "contact_id", "campaign_name"?,
+//      "number"? (masked: "+44 •••• ••77"), "attempt", "status",
+//      "started_at"}
 //   event: call.status      the call moved on (ringing, answered,
 //                           conversation, ...); `speaker` when known
 //     {"call_id", "status", "at", "speaker"?: "agent"|"user"|null}

@@ -88,13 +88,7 @@ export function percentiles(samples, base, label, scale = 1) {
   return out;
 }
 
-/**
- * The turn latency histogram, whichever name this server uses: seconds
- * (Prometheus convention) or the older milliseconds. Values in ms.
- */
+/** The turn latency percentiles per stage (`talky_turn_latency_seconds`), in ms. */
 export function turnLatency(samples) {
-  if (samples.some((x) => x.name === 'talky_turn_latency_seconds_bucket')) {
-    return percentiles(samples, 'talky_turn_latency_seconds', 'stage', 1000);
-  }
-  return percentiles(samples, 'talky_turn_latency_ms', 'stage', 1);
+  return percentiles(samples, 'talky_turn_latency_seconds', 'stage', 1000);
 }

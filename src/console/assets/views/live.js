@@ -1,9 +1,9 @@
 // Live calls across campaigns: each with its status, duration, who is
 // speaking and the transcript growing as it is spoken, fed by the server's
-// push (live.js: GET /api/v1/live). Numbers are masked.
+// push (live.js: GET /api/v1/live). Numbers come masked by the server.
 
 import { describe, get } from '../api.js';
-import { badge, fmtDuration, h, heading, maskPhone, mount, notice, shortId } from '../dom.js';
+import { badge, fmtDuration, h, heading, mount, notice, shortId } from '../dom.js';
 import { LiveFeed, LiveModel, openTurns } from '../live.js';
 
 const STATE_TEXT = {
@@ -24,7 +24,7 @@ export function renderCall(call, campaignNames = new Map(), now = Date.now()) {
   const turns = [...call.turns.slice(-6), ...openTurns(call).map((t) => ({ ...t, seq: 'open', final: false }))];
   return h('li', { class: 'live-call', testid: 'live-call-row', dataset: { callId: call.call_id } },
     h('div', { class: 'live-head' },
-      h('a', { href: `#/calls/${call.call_id}`, class: 'live-number' }, maskPhone(call.phone) || shortId(call.call_id)),
+      h('a', { href: `#/calls/${call.call_id}`, class: 'live-number' }, call.number || shortId(call.call_id)),
       h('span', { class: 'muted' }, campaign),
       h('span', { testid: 'live-call-status' }, badge(call.status, 'call')),
       h('span', { class: 'live-duration', testid: 'live-duration' }, duration),
