@@ -416,8 +416,9 @@ async fn transfer_is_validated_stored_patched_and_removed() {
 
 /// One call of `contact` as the runtime leaves it: a dial intent moved
 /// through `statuses`, with `agent_v2v` as its agent turns' voice-to-voice
-/// latencies (each followed by a callee turn) and, given an outcome,
-/// finished with it.
+/// latencies (each followed by a callee turn) and, given `end` (outcome,
+/// the contact's status after it), finished with that outcome and recorded
+/// on the contact.
 #[allow(clippy::too_many_arguments)]
 async fn summary_call(
     conn: &mut diesel_async::AsyncPgConnection,
@@ -427,7 +428,7 @@ async fn summary_call(
     attempt: i32,
     statuses: &[&str],
     agent_v2v: &[Option<i32>],
-    outcome: Option<&str>,
+    end: Option<(&str, &str)>,
 ) {
     use talky::db;
     use talky_actors::ids::{CallId, ContactId};
@@ -488,10 +489,22 @@ async fn summary_call(
             seq += 1;
         }
     }
-    if let Some(outcome) = outcome {
+    if let Some((outcome, contact_status)) = end {
         db::calls::finish(conn, tenant, call, outcome, None)
             .await
             .expect("finish");
+        db::contacts::record_outcome(
+            conn,
+            tenant,
+            campaign,
+            contact_id,
+            outcome,
+            contact_status,
+            None,
+            attempt,
+        )
+        .await
+        .expect("outcome");
     }
 }
 
@@ -508,7 +521,6 @@ fn percentile_disc(sorted: &[i64], q: f64) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summary_counts_what_the_lists_show() {
-    use talky::db;
     use talky_actors::ids::{CampaignId, TenantId};
     let app = TestApp::start().await;
     let (tenant_s, key) = app.tenant("acme").await;
@@ -565,128 +577,75 @@ async fn summary_counts_what_the_lists_show() {
             .unwrap_or_else(|| panic!("no contact {phone}"))
     };
     let mut conn = app.db.conn().await;
-    let ids = |c: &serde_json::Value| {
-        talky_actors::ids::ContactId(c["id"].as_str().expect("id").parse().expect("id"))
-    };
-    // A conversation that completed.
-    let ann = by_phone("+14155550101");
-    summary_call(
-        &mut conn,
-        tenant,
-        campaign,
-        &ann,
-        1,
-        &["dialing", "answered", "conversation"],
-        &[Some(200), Some(480)],
-        Some("completed"),
-    )
-    .await;
-    db::contacts::record_outcome(
-        &mut conn,
-        tenant,
-        campaign,
-        ids(&ann),
-        "completed",
-        "completed",
-        None,
-        1,
-    )
-    .await
-    .expect("outcome");
-    // Busy, then a machine (its voicemail message measured).
-    let ben = by_phone("+14155550102");
-    summary_call(
-        &mut conn,
-        tenant,
-        campaign,
-        &ben,
-        1,
-        &["dialing"],
-        &[],
-        Some("busy"),
-    )
-    .await;
-    db::contacts::record_outcome(
-        &mut conn,
-        tenant,
-        campaign,
-        ids(&ben),
-        "busy",
-        "retry",
-        None,
-        1,
-    )
-    .await
-    .expect("outcome");
-    summary_call(
-        &mut conn,
-        tenant,
-        campaign,
-        &ben,
-        2,
-        &["dialing", "answered", "machine"],
-        &[Some(900)],
-        Some("machine"),
-    )
-    .await;
-    db::contacts::record_outcome(
-        &mut conn,
-        tenant,
-        campaign,
-        ids(&ben),
-        "machine",
-        "failed",
-        None,
-        2,
-    )
-    .await
-    .expect("outcome");
-    // A first call still in conversation (values on the buckets' edges;
-    // a greeting without a measured latency).
-    let cy = by_phone("+14155550103");
-    summary_call(
-        &mut conn,
-        tenant,
-        campaign,
-        &cy,
-        1,
-        &["dialing", "answered", "conversation"],
-        &[
+    type Step<'a> = (
+        &'a str,
+        i32,
+        &'a [&'a str],
+        &'a [Option<i32>],
+        Option<(&'a str, &'a str)>,
+    );
+    let script: [Step; 5] = [
+        // A conversation that completed.
+        (
+            "+14155550101",
+            1,
+            &["dialing", "answered", "conversation"],
+            &[Some(200), Some(480)],
+            Some(("completed", "completed")),
+        ),
+        // Busy, then a machine (its voicemail message measured).
+        (
+            "+14155550102",
+            1,
+            &["dialing"],
+            &[],
+            Some(("busy", "retry")),
+        ),
+        (
+            "+14155550102",
+            2,
+            &["dialing", "answered", "machine"],
+            &[Some(900)],
+            Some(("machine", "failed")),
+        ),
+        // A first call still in conversation (values on the buckets'
+        // edges; a greeting without a measured latency).
+        (
+            "+14155550103",
+            1,
+            &["dialing", "answered", "conversation"],
+            &[
+                None,
+                Some(250),
+                Some(251),
+                Some(5000),
+                Some(5001),
+                Some(1200),
+            ],
             None,
-            Some(250),
-            Some(251),
-            Some(5000),
-            Some(5001),
-            Some(1200),
-        ],
-        None,
-    )
-    .await;
-    // Nobody answered.
-    let dot = by_phone("+14155550104");
-    summary_call(
-        &mut conn,
-        tenant,
-        campaign,
-        &dot,
-        1,
-        &["dialing", "ringing"],
-        &[],
-        Some("no_answer"),
-    )
-    .await;
-    db::contacts::record_outcome(
-        &mut conn,
-        tenant,
-        campaign,
-        ids(&dot),
-        "no_answer",
-        "retry",
-        None,
-        1,
-    )
-    .await
-    .expect("outcome");
+        ),
+        // Nobody answered.
+        (
+            "+14155550104",
+            1,
+            &["dialing", "ringing"],
+            &[],
+            Some(("no_answer", "retry")),
+        ),
+    ];
+    for (phone, attempt, statuses, v2v, end) in script {
+        summary_call(
+            &mut conn,
+            tenant,
+            campaign,
+            &by_phone(phone),
+            attempt,
+            statuses,
+            v2v,
+            end,
+        )
+        .await;
+    }
 
     // Another campaign of the tenant: none of its figures count here.
     let elsewhere = app.campaign(&key, "elsewhere").await;
@@ -708,7 +667,7 @@ async fn summary_counts_what_the_lists_show() {
         1,
         &["dialing", "answered"],
         &[Some(7)],
-        Some("completed"),
+        Some(("completed", "completed")),
     )
     .await;
 
@@ -730,14 +689,7 @@ async fn summary_counts_what_the_lists_show() {
     let contacts = page["items"].as_array().expect("items");
     assert_eq!(s["contacts"]["total"], contacts.len());
     assert_eq!(contacts.len(), 6);
-    for status in [
-        "pending",
-        "in_progress",
-        "retry",
-        "completed",
-        "failed",
-        "dnc",
-    ] {
+    for status in talky::db::contacts::STATUSES {
         let n = contacts.iter().filter(|c| c["status"] == status).count();
         assert_eq!(s["contacts"]["by_status"][status], n, "{status}: {s}");
     }
