@@ -2,37 +2,51 @@
 //! through the `metrics` facade. One recorder per process, installed on
 //! first use.
 //!
-//! What a supervisor watches: `talky_calls_active`, `talky_dial_queue`,
-//! `talky_calls_dialled_total`, `talky_calls_placed_total{provider}`,
-//! `talky_telephony_failovers_total{reason}`, `talky_calls_total{outcome}`,
-//! `talky_turn_latency_ms{stage}` (histogram), `talky_barge_ins_total`,
-//! `talky_actor_restarts_total{actor}`, `talky_call_child_failures_total{child}`,
-//! `talky_call_crashes_total`, `talky_provider_errors_total{provider}`,
-//! `talky_provider_breaker_open{provider}`, `talky_http_requests_total`,
-//! `talky_recordings_total{result}`, `talky_recording_dropped_chunks_total`,
-//! `talky_recording_queue_full_total`, `talky_call_record_writes_lost_total`,
-//! `talky_recording_uploads_total{result}`, `talky_recording_upload_seconds`
-//! (histogram), `talky_recording_uploads_pending`,
-//! `talky_recordings_expired_total`,
-//! `talky_campaign_notices_total{event}` (published, publish_failed,
-//! received, invalid, dropped), `talky_analysis_total{result}`,
-//! `talky_analysis_seconds` (histogram), `talky_analysis_pending`,
-//! `talky_webhook_deliveries_total{result}`,
-//! `talky_webhook_delivery_seconds` (histogram),
-//! `talky_webhook_deliveries_pending`, `talky_transfers_total{result}`
-//! (accepted, failed).
+//! Conventions: durations are histograms in seconds (`_seconds`), counters
+//! end in `_total`, and every series has a `# HELP` line ([`describe`],
+//! proven by the `health` integration test on a scraped `/metrics`).
 //!
-//! Metrics whose meaning is not plain from their name are described
-//! ([`describe`]): their `# HELP` line says what they count.
+//! What a supervisor watches:
+//!
+//! - HTTP: `talky_http_requests_total{route,method,status}`,
+//!   `talky_http_request_duration_seconds{route,method}` (route: the
+//!   template, `/api/v1/campaigns/{id}`; `other` for unknown paths;
+//!   `crate::http::telemetry`), `talky_webhooks_refused_total{reason}`,
+//!   `talky_webhooks_unmatched_total{reason}` (provider callbacks).
+//! - Calls: `talky_calls_active`, `talky_dial_queue`,
+//!   `talky_calls_dialled_total`, `talky_dials_not_placed_total`,
+//!   `talky_calls_placed_total{provider}`,
+//!   `talky_telephony_failovers_total{reason}`, `talky_calls_total{outcome}`,
+//!   `talky_turn_latency_seconds{stage}` (histogram), `talky_barge_ins_total`,
+//!   `talky_transfers_total{result}` (accepted, failed),
+//!   `talky_calls_reconciled_total{result}`.
+//! - Actors: `talky_actor_restarts_total{actor}`,
+//!   `talky_call_child_failures_total{child}`, `talky_call_crashes_total`,
+//!   `talky_call_record_write_retries_total{op}`,
+//!   `talky_call_record_writes_dropped_total{op}`,
+//!   `talky_call_record_writes_lost_total`.
+//! - Providers: `talky_provider_request_duration_seconds{provider,operation}`
+//!   (histogram), `talky_provider_errors_total{provider,operation,kind}`
+//!   (`crate::providers::observe`), `talky_provider_breaker_open{provider}`
+//!   (0 closed, 1 open or half-open; every breaker from start-up).
+//! - Recordings: `talky_recordings_total{result}`,
+//!   `talky_recording_dropped_chunks_total`, `talky_recording_truncated_total`,
+//!   `talky_recording_queue_full_total`,
+//!   `talky_recording_uploads_total{result}`, `talky_recording_upload_seconds`
+//!   (histogram), `talky_recording_uploads_pending`,
+//!   `talky_recordings_expired_total`, `talky_recordings_purged_total`.
+//! - Cluster: `talky_campaign_notices_total{event}` (published,
+//!   publish_failed, received, invalid, dropped).
+//! - Analyses: `talky_analysis_total{result}`, `talky_analysis_seconds`
+//!   (histogram), `talky_analysis_pending`.
+//! - Webhooks: `talky_webhook_deliveries_total{result}`,
+//!   `talky_webhook_delivery_seconds` (histogram),
+//!   `talky_webhook_deliveries_pending`.
 
 use std::sync::OnceLock;
 
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-/// Latency histogram buckets, milliseconds.
-const LATENCY_BUCKETS_MS: [f64; 12] = [
-    5.0, 10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 800.0, 1200.0, 2000.0,
-];
 
 /// Post-call analysis time buckets, seconds.
 const ANALYSIS_BUCKETS_SECONDS: [f64; 9] = [0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0, 120.0];
@@ -45,111 +59,157 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// gave up waiting for them (see `crate::runtime`): lost with the process.
 pub const RECORD_WRITES_LOST: &str = "talky_call_record_writes_lost_total";
 
-/// Call attempts the dialer started (`talky-actors`' dialer counts them).
-pub const DIALLED: &str = "talky_calls_dialled_total";
-
 /// Webhook request time buckets, seconds.
 const WEBHOOK_BUCKETS_S: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Gives the described metrics their `# HELP` line (on the recorder in
-/// use: the global one, or a test's local one).
+/// Gives every series the process records its `# HELP` line and unit (on
+/// the recorder in use: the global one, or a test's local one): this
+/// crate's, the actors' (`talky_actors::metrics`), the HTTP layer's and
+/// the providers'.
 pub fn describe() {
-    metrics::describe_counter!(
+    talky_actors::metrics::describe();
+    crate::http::telemetry::describe();
+    crate::providers::observe::describe();
+    crate::analysis::worker::describe();
+    describe_gauge!(
+        crate::providers::breaker::OPEN_METRIC,
+        Unit::Count,
+        "Circuit breaker of a provider: 1 while it refuses calls (open, or half-open with its one probe out), 0 while closed; set for every breaker at start-up"
+    );
+    describe_counter!(
         crate::providers::telephony_chain::CALLS_PLACED,
-        metrics::Unit::Count,
+        Unit::Count,
         "Create-calls a telephony provider accepted (answered with the leg's id), by provider"
     );
-    metrics::describe_counter!(
+    describe_counter!(
         crate::providers::telephony_chain::FAILOVERS,
-        metrics::Unit::Count,
+        Unit::Count,
         "Call attempts of vonage_then_twilio campaigns placed on Twilio because Vonage provably held no leg for them: its circuit was open (circuit_open) or its create-call failed before a leg existed (no_leg)"
     );
-    metrics::describe_counter!(
-        DIALLED,
-        metrics::Unit::Count,
-        "Call attempts the dialer started (one call actor each, placed through the campaign's telephony); see talky_calls_placed_total for what the providers accepted"
-    );
-    metrics::describe_counter!(
+    describe_counter!(
         RECORD_WRITES_LOST,
-        metrics::Unit::Count,
+        Unit::Count,
         "Calls whose records (status, outcome, turns, events) were still queued when a stopping process gave up waiting for them; they were lost at exit"
     );
-    metrics::describe_counter!(
+    describe_counter!(
+        crate::reconcile::RECONCILED,
+        Unit::Count,
+        "Calls of dead nodes the reconciler settled, by result: finished (stored as ended), hung_up (of those, legs still up that it hung up), released (intents never placed, given back)"
+    );
+    describe_counter!(
+        crate::http::vonage::REFUSED,
+        Unit::Count,
+        "Provider callbacks (Vonage, Twilio) refused for their credentials or leg, by reason (signature, uuid_mismatch, replay, ...)"
+    );
+    describe_counter!(
+        crate::http::vonage::UNMATCHED,
+        Unit::Count,
+        "Provider callbacks that matched no call, by reason (key, unknown_call)"
+    );
+    describe_counter!(
+        crate::recording::pool::RESULT_METRIC,
+        Unit::Count,
+        "Call recordings encoded, by result (ready, failed, empty)"
+    );
+    describe_counter!(
+        crate::recording::spool::DROPPED_METRIC,
+        Unit::Count,
+        "Audio chunks left out of a recording because its spool's queue was full"
+    );
+    describe_counter!(
+        crate::recording::spool::TRUNCATED_METRIC,
+        Unit::Count,
+        "Calls whose recording reached its size cap (the rest of the call was not recorded)"
+    );
+    describe_counter!(
+        crate::recording::QUEUE_FULL_METRIC,
+        Unit::Count,
+        "Finished spools that found the encoder queue full (left on disk for the next start)"
+    );
+    describe_counter!(
         crate::recording::upload::UPLOADS_METRIC,
-        metrics::Unit::Count,
+        Unit::Count,
         "Attempts to upload a finished recording to the object store, by result (ok, error); failed ones are retried with backoff"
     );
-    metrics::describe_histogram!(
+    describe_histogram!(
         crate::recording::upload::UPLOAD_SECONDS_METRIC,
-        metrics::Unit::Seconds,
+        Unit::Seconds,
         "Seconds one successful recording upload to the object store took"
     );
-    metrics::describe_gauge!(
+    describe_gauge!(
         crate::recording::upload::PENDING_METRIC,
-        metrics::Unit::Count,
+        Unit::Count,
         "Finished recordings on this node's disk not yet in the object store (409 for clients until they land)"
     );
-    metrics::describe_counter!(
+    describe_counter!(
         crate::recording::sweep::EXPIRED_METRIC,
-        metrics::Unit::Count,
+        Unit::Count,
         "Recordings deleted by their campaign's recording_retention_days (the API answers 404 expired)"
     );
-    metrics::describe_counter!(
+    describe_counter!(
         crate::recording::sweep::PURGED_METRIC,
-        metrics::Unit::Count,
+        Unit::Count,
         "Recordings (files or objects) deleted because their campaign was deleted"
     );
-    metrics::describe_counter!(
-        "talky_transfers_total",
-        metrics::Unit::Count,
-        "Cold transfers of calls to a person asked of the telephony provider, by result (accepted: the call ended transferred; failed: the agent went on)"
-    );
-    metrics::describe_counter!(
+    describe_counter!(
         crate::redis::notices::METRIC,
-        metrics::Unit::Count,
+        Unit::Count,
         "Campaign lifecycle notices between nodes over Redis pub/sub, by event (published, publish_failed, received, invalid, dropped)"
     );
     use crate::webhooks::deliver;
-    metrics::describe_counter!(
+    describe_counter!(
         deliver::DELIVERIES,
-        metrics::Unit::Count,
+        Unit::Count,
         "Customer webhook attempts by result: delivered (2xx), retry (another attempt is scheduled), failed (retry window over), disabled (the receiver answered 410)"
     );
-    metrics::describe_histogram!(
+    describe_histogram!(
         deliver::DELIVERY_SECONDS,
-        metrics::Unit::Seconds,
+        Unit::Seconds,
         "Time of one customer webhook attempt, request sent to status received (or the error)"
     );
-    metrics::describe_gauge!(
+    describe_gauge!(
         deliver::PENDING,
-        metrics::Unit::Count,
+        Unit::Count,
         "Customer webhook deliveries not yet delivered, failed or disabled, across the cluster (recounted every 5 s)"
     );
+}
+
+/// The histograms' buckets (every other histogram gets the exporter's
+/// default, seconds).
+fn buckets() -> [(&'static str, &'static [f64]); 6] {
+    [
+        (
+            talky_actors::metrics::TURN_LATENCY,
+            &talky_actors::metrics::TURN_LATENCY_BUCKETS_SECONDS,
+        ),
+        (
+            crate::providers::observe::REQUEST_SECONDS,
+            &crate::providers::observe::REQUEST_BUCKETS_SECONDS,
+        ),
+        (
+            crate::http::telemetry::DURATION,
+            &crate::http::telemetry::DURATION_BUCKETS_SECONDS,
+        ),
+        (crate::analysis::worker::SECONDS, &ANALYSIS_BUCKETS_SECONDS),
+        (
+            crate::webhooks::deliver::DELIVERY_SECONDS,
+            &WEBHOOK_BUCKETS_S,
+        ),
+        (
+            crate::recording::upload::UPLOAD_SECONDS_METRIC,
+            &UPLOAD_BUCKETS_SECONDS,
+        ),
+    ]
 }
 
 /// The process's recorder (installed on the first call).
 pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_ms".into()), &LATENCY_BUCKETS_MS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(crate::analysis::worker::SECONDS.into()),
-                        &ANALYSIS_BUCKETS_SECONDS,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(crate::webhooks::deliver::DELIVERY_SECONDS.into()),
-                        &WEBHOOK_BUCKETS_S,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(crate::recording::upload::UPLOAD_SECONDS_METRIC.into()),
-                        &UPLOAD_BUCKETS_SECONDS,
-                    )
+            let builder = buckets()
+                .into_iter()
+                .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+                    b.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
                 })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
@@ -160,7 +220,6 @@ pub fn handle() -> PrometheusHandle {
                 );
             }
             describe();
-            crate::analysis::worker::describe();
             handle
         })
         .clone()

@@ -62,6 +62,10 @@ use talky_actors::ports::{LegState, PortError, TelephonyPort};
 
 use crate::db::{self, calls::Call};
 
+/// Counter of calls the reconciler settled, by `result` (`finished`,
+/// `hung_up`, `released`).
+pub const RECONCILED: &str = "talky_calls_reconciled_total";
+
 /// Who is alive: the node heartbeats.
 pub trait Nodes: Send + Sync {
     /// Whether `node`'s heartbeat is current; an error when it cannot be
@@ -284,8 +288,7 @@ impl<T: TelephonyPort> Reconciler<T> {
             ("released", report.released),
         ] {
             if n > 0 {
-                metrics::counter!("talky_calls_reconciled_total", "result" => what)
-                    .increment(n as u64);
+                metrics::counter!(RECONCILED, "result" => what).increment(n as u64);
             }
         }
         if report.finished + report.released + report.pending > 0 {

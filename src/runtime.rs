@@ -141,6 +141,7 @@ pub struct Runtime<P: CallPorts> {
 
 fn call_template(c: &Campaign) -> CallConfig {
     let mut t = CallConfig::new("", &c.caller_id, &c.system_prompt, &c.greeting);
+    t.campaign_name = c.name.clone();
     t.voicemail_message = c.voicemail_message.clone();
     t.machine_action = if c.voicemail_action == "leave_message" {
         MachineAction::LeaveMessage
@@ -714,13 +715,13 @@ pub fn real_ports(
     if let Some(url) = &p.deepgram.base_url {
         d.base_url = url.clone();
     }
-    let stt = deepgram_stt::DeepgramStt::new(d, breaker("deepgram"))
+    let stt = deepgram_stt::DeepgramStt::new(d, breaker(deepgram_stt::NAME))
         .map_err(|e| anyhow::anyhow!("providers.deepgram: {e}"))?;
     let mut t = elevenlabs::ElevenLabsConfig::new(p.elevenlabs.api_key.clone());
     if let Some(url) = &p.elevenlabs.base_url {
         t.base_url = url.clone();
     }
-    let tts = elevenlabs::ElevenLabs::new(t, breaker("elevenlabs"))
+    let tts = elevenlabs::ElevenLabs::new(t, breaker(elevenlabs::NAME))
         .map_err(|e| anyhow::anyhow!("providers.elevenlabs: {e}"))?;
     let whisper_key = p.whisper.api_key.as_ref().unwrap_or(&p.llm.api_key);
     let mut w = whisper::WhisperConfig::new(whisper_key.clone());
@@ -730,7 +731,7 @@ pub fn real_ports(
     if let Some(model) = &p.whisper.model {
         w.model = model.clone();
     }
-    let stt_fallback = whisper::WhisperStt::new(w, breaker("whisper"))
+    let stt_fallback = whisper::WhisperStt::new(w, breaker(whisper::NAME))
         .map_err(|e| anyhow::anyhow!("providers.whisper: {e}"))?;
     let mut a = aura::AuraConfig::new(p.deepgram.api_key.clone());
     if let Some(url) = &p.aura.base_url {
@@ -739,7 +740,7 @@ pub fn real_ports(
     if let Some(model) = &p.aura.model {
         a.model = model.clone();
     }
-    let tts_fallback = aura::AuraTts::new(a, breaker("aura"))
+    let tts_fallback = aura::AuraTts::new(a, breaker(aura::NAME))
         .map_err(|e| anyhow::anyhow!("providers.aura: {e}"))?;
     let llms = llm_clients(config, "", &breaker)?
         .into_iter()

@@ -262,6 +262,9 @@ pub struct SttSession {
 
 /// Streaming speech to text.
 pub trait SttPort: Send + Sync + 'static {
+    /// The provider as people name it (`deepgram`, `whisper`): the
+    /// supervisor view shows which one of a chain a call is using.
+    fn provider_name(&self) -> &str;
     /// Opens a session.
     fn open(&self, cfg: SttConfig) -> impl Future<Output = PortResult<SttSession>> + Send;
 }
@@ -356,6 +359,9 @@ pub enum LlmEvent {
 
 /// Streaming chat completions. Dropping the receiver cancels the stream.
 pub trait LlmPort: Send + Sync + 'static {
+    /// The provider as people name it (`groq`, `openai`): the supervisor
+    /// view shows which one of a chain a call is using.
+    fn provider_name(&self) -> &str;
     /// Starts a completion.
     fn stream(
         &self,
@@ -393,6 +399,9 @@ pub enum TtsEvent {
 
 /// Streaming text to speech. Dropping the receiver cancels synthesis.
 pub trait TtsPort: Send + Sync + 'static {
+    /// The provider as people name it (`elevenlabs`, `aura`): the
+    /// supervisor view shows which one of a chain a call is using.
+    fn provider_name(&self) -> &str;
     /// Starts synthesising one request.
     fn synthesize(
         &self,

@@ -123,7 +123,7 @@ impl<C: Clock> RootState<C> {
         entry.cell = None;
         match entry.tracker.on_failure(now) {
             RestartDecision::Restart { after } => {
-                metrics::counter!("talky_actor_restarts_total", "actor" => actor_kind(name))
+                metrics::counter!(crate::metrics::ACTOR_RESTARTS, "actor" => actor_kind(name))
                     .increment(1);
                 tracing::warn!(child = name, error = why, ?after, "restarting failed child");
                 let name = name.to_string();

@@ -114,7 +114,7 @@ mod tests {
     use crate::call::tests::fakes::{
         FakeLlm, FakeStore as FakeCallStore, FakeStt, FakeTts, config, lock,
     };
-    use crate::call::{CallMsg, CallPorts, Ports};
+    use crate::call::{CallConfig, CallMsg, CallPorts, Ports};
     use crate::campaign::CampaignCommand;
     use crate::campaign_actor::tests::fakes::{
         FakeDialer, FakeStore, TestClock, always_open, exact_retry, wednesday_14z,
@@ -293,7 +293,10 @@ mod tests {
                 calls: Box::new(CampaignCalls {
                     tenant,
                     max_concurrent: 5,
-                    template: config(),
+                    template: CallConfig {
+                        campaign_name: "spring reminders".into(),
+                        ..config()
+                    },
                     on_report: {
                         let sink = campaign_report_sink(campaign);
                         let records = records.clone();
@@ -352,8 +355,18 @@ mod tests {
         let d = tree.dialer.expect("dialer in the view");
         assert!(d.live > 0 && d.live <= 5, "{d:?}");
         assert_eq!(d.calls.len() as u32, d.live, "every live call answered");
+        for call in &d.calls {
+            assert_eq!(call.campaign_name, "spring reminders");
+            assert!(
+                call.number.starts_with("+") && call.number.contains('•'),
+                "{call:?}"
+            );
+            let providers: Vec<&str> = call.children.iter().map(|c| c.provider.as_str()).collect();
+            assert_eq!(providers, ["stt", "llm", "tts"], "named, not numbered");
+        }
         assert_eq!(tree.campaigns.len(), 1);
         assert!(tree.campaigns[0].dialled > 0);
+        assert_eq!(tree.campaigns[0].name.as_deref(), Some("spring reminders"));
 
         // The store fails long enough for the campaign actor to fail; the
         // root restarts it and it carries on from the store.

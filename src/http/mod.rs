@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod recordings;
 pub mod results;
 pub mod supervisor;
+pub mod telemetry;
 pub mod twilio;
 pub mod vonage;
 pub mod webhooks;
@@ -433,13 +434,17 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
     api.recover(problem::recover).unify().boxed()
 }
 
-/// Serves the routes on a bound listener until `shutdown` completes.
+/// Serves the routes on a bound listener until `shutdown` completes; every
+/// answered request is counted and timed by its route (`telemetry`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Ctx,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(ctx).with(warp::trace::request()))
+    let routes = routes(ctx)
+        .with(warp::log::custom(telemetry::record))
+        .with(warp::trace::request());
+    warp::serve(routes)
         .incoming(listener)
         .graceful(shutdown)
         .run()

@@ -101,6 +101,7 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         results::export,
         webhooks::list_webhooks, webhooks::create_webhook, webhooks::get_webhook,
         webhooks::delete_webhook, webhooks::list_deliveries, webhooks::replay_delivery,
+        webhooks::call_deliveries,
         health::health, health::ready, supervisor::metrics, supervisor::actors,
     ),
     tags(

@@ -29,13 +29,14 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
 }
 
 /// The live actor tree: the root's children with restart counts, the
-/// dialer with each live call (status, turns, children with the provider
-/// in use and restarts, messages handled), each running campaign with its
-/// counters (admin token).
+/// dialer with each live call (campaign name, masked number, status, age,
+/// duration once answered, turns, the telephony provider, children naming
+/// the provider in use with their restarts, messages handled), each
+/// running campaign by name with its counters (admin token).
 #[utoipa::path(get, path = "/api/v1/supervisor/actors", tag = "health",
     security(("admin" = [])),
     responses(
-        (status = 200, description = "The actor tree", body = Object),
+        (status = 200, description = "The actor tree: `children` (the root's, with `restarts`); `dialer` with `calls`, each with `campaign_name`, `number` (masked: `+44 •••• ••77`), `status`, `age_secs`, `duration_secs` (null until answered), telephony `provider`, and `children` (`kind` stt/llm/tts, `provider` by name, `position`, `restarts`, `running`); `campaigns` with `name`; `calls_by_provider`", body = Object),
         (status = 401, description = "No or wrong admin token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No actor tree runs here", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -44,9 +45,11 @@ pub async fn actors(ctx: Ctx) -> Result<Response, ApiError> {
         .root
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("no actor tree runs in this process".into()))?;
-    let tree = talky_actors::tree::snapshot(root, std::time::Duration::from_secs(1)).await;
-    super::ok(StatusCode::OK, &SupervisorView::of(tree))
+    super::ok(StatusCode::OK, &SupervisorView::gather(root).await)
 }
+
+/// How long each actor may take to answer for its part of the tree.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The actor tree as supervisors read it: each live call names the
 /// telephony provider holding its leg, and the calls are counted per
@@ -61,6 +64,13 @@ pub struct SupervisorView {
 }
 
 impl SupervisorView {
+    /// Asks the actor tree under `root` ([`talky_actors::tree::snapshot`])
+    /// and names it: the endpoint and the live feed's `tree` event send
+    /// the same.
+    pub async fn gather(root: &ractor::ActorRef<talky_actors::root::RootMsg>) -> Self {
+        Self::of(talky_actors::tree::snapshot(root, SNAPSHOT_TIMEOUT).await)
+    }
+
     /// Names each call's provider from its leg id
     /// ([`crate::providers::telephony::split_leg`]) and counts them.
     pub fn of(mut tree: talky_actors::tree::TreeSnapshot) -> Self {
@@ -117,7 +127,11 @@ mod tests {
                 call: CallId::new(),
                 attempt: 1,
             },
+            campaign_name: "spring reminders".into(),
+            number: talky_actors::mask::mask_phone("+442079460977"),
             status: CallStatus::Conversation,
+            age_secs: 42,
+            duration_secs: Some(30),
             turns: 0,
             agent_speaking: false,
             children: Vec::new(),
@@ -173,6 +187,15 @@ mod tests {
             ]
         );
         assert_eq!(calls[1]["telephony"], "vonage_then_twilio");
+        assert_eq!(calls[0]["campaign_name"], "spring reminders");
+        assert_eq!(calls[0]["number"], "+44 •••• ••77");
+        assert_eq!(
+            (
+                calls[0]["age_secs"].clone(),
+                calls[0]["duration_secs"].clone()
+            ),
+            (serde_json::json!(42), serde_json::json!(30))
+        );
         assert_eq!(view["dialer"]["live"], 4, "the tree is still there");
     }
 }

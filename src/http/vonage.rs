@@ -162,7 +162,7 @@ pub(crate) fn verify(
         .verify_claims(auth, body, chrono::Utc::now())
         .map(Some)
         .map_err(|e| {
-            metrics::counter!("talky_webhooks_refused_total", "reason" => "signature").increment(1);
+            metrics::counter!(REFUSED, "reason" => "signature").increment(1);
             ApiError::Unauthorized(format!("webhook signature: {e}"))
         })
 }

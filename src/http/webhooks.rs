@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use talky_actors::ids::TenantId;
+use talky_actors::ids::{CallId, TenantId};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use warp::Filter;
@@ -113,6 +113,8 @@ impl From<Attempt> for AttemptView {
 pub struct DeliveryView {
     /// Delivery id (replay it with this).
     pub id: Uuid,
+    /// The webhook (endpoint) it goes to.
+    pub endpoint_id: Uuid,
     /// The `webhook-id` header: the event's, stable across retries and replays.
     pub webhook_id: String,
     /// Event type.
@@ -188,6 +190,11 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and_then(|id, tenant, ctx: Ctx, q| {
             respond(ctx.clone(), list_deliveries(ctx, tenant, id, q))
         });
+    let of_call = warp::path!("api" / "v1" / "calls" / CallId / "deliveries")
+        .and(warp::get())
+        .and(auth::tenant(ctx.clone()))
+        .and(with_ctx(ctx.clone()))
+        .and_then(|id, tenant, ctx: Ctx| respond(ctx.clone(), call_deliveries(ctx, tenant, id)));
     let replay = warp::path!("api" / "v1" / "webhooks" / Uuid / "deliveries" / Uuid / "replay")
         .and(warp::post())
         .and(auth::tenant(ctx.clone()))
@@ -204,6 +211,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(deliveries)
         .unify()
         .or(replay)
+        .unify()
+        .or(of_call)
         .unify()
         .boxed()
 }
@@ -355,6 +364,7 @@ fn delivery_view(d: Delivery, e: Event, attempts: &mut Vec<Attempt>) -> Delivery
         .collect();
     DeliveryView {
         id: d.id,
+        endpoint_id: d.endpoint_id,
         webhook_id: outbox::webhook_id(e.id),
         event_type: e.event_type,
         timestamp: e.occurred_at,
@@ -398,6 +408,41 @@ pub async fn list_deliveries(
     ok(
         StatusCode::OK,
         &PageOf::new(views, page.limit, |d| d.id.to_string()),
+    )
+}
+
+/// The webhook deliveries of one call's events (`call.started`,
+/// `call.ended`, `call.analyzed`, a `contact.do_not_call` it asked for) to
+/// every endpoint, oldest first; at most 200, in one page.
+#[utoipa::path(get, path = "/api/v1/calls/{id}/deliveries", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Call id")),
+    responses(
+        (status = 200, description = "The call's deliveries", body = DeliveryPage),
+        (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such call", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn call_deliveries(ctx: Ctx, tenant: TenantId, id: CallId) -> Result<Response, ApiError> {
+    let mut conn = ctx.conn().await?;
+    if crate::db::calls::get(&mut conn, tenant, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("no call {}", id.0)));
+    }
+    let rows = outbox::call_deliveries(&mut conn, tenant, id.0).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|(d, _)| d.id).collect();
+    let mut attempts = outbox::attempts(&mut conn, tenant, &ids).await?;
+    let items: Vec<DeliveryView> = rows
+        .into_iter()
+        .map(|(d, e)| delivery_view(d, e, &mut attempts))
+        .collect();
+    ok(
+        StatusCode::OK,
+        &DeliveryPage {
+            items,
+            next_cursor: None,
+        },
     )
 }
 

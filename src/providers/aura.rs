@@ -35,6 +35,7 @@ use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
 use crate::providers::elevenlabs::Assembler;
+use crate::providers::observe;
 use crate::providers::tts_stream::{self, Conn, TtsWire};
 pub use wire::LINEAR16_RATES;
 
@@ -151,7 +152,14 @@ impl AuraTts {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "aura";
+
 impl TtsPort for AuraTts {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn synthesize(
         &self,
         req: TtsRequest,
@@ -159,7 +167,13 @@ impl TtsPort for AuraTts {
         let this = self.clone();
         async move {
             let model = this.model_for(&req);
-            this.inner.clone().synthesize(req, model).await
+            let provider = this.inner.breaker.name().to_owned();
+            observe::timed(
+                &provider,
+                "synthesize",
+                this.inner.clone().synthesize(req, model),
+            )
+            .await
         }
     }
 }
@@ -209,7 +223,7 @@ impl Inner {
             )));
         }
         let Some(guard) = BreakerGuard::acquire(&self.breaker) else {
-            return Err(PortError::Unavailable("aura: circuit open".into()));
+            return Err(observe::circuit_open("aura"));
         };
         let started = match self.cfg.mode {
             AuraMode::Rest => self.start_rest(&req.text, &model, rate).await,

@@ -5,11 +5,19 @@
 //! failures open it. Open: calls are refused until `open_for` has passed,
 //! then it is half-open: exactly one probe at a time goes through; the
 //! probe's success closes it, its failure opens it again for `open_for`.
+//!
+//! Its state is on `/metrics` as [`OPEN_METRIC`]`{provider}` from the
+//! moment it is made (start-up: the series exists before any failure) and
+//! after every transition.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use talky_actors::ports::PortError;
+
+/// Gauge per provider: 1 while its breaker refuses calls (open, or
+/// half-open with its one probe out), 0 while closed.
+pub const OPEN_METRIC: &str = "talky_provider_breaker_open";
 
 /// What the breaker currently does with calls (for metrics and logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +51,7 @@ impl CircuitBreaker {
     /// A closed breaker that opens after `failure_threshold` (at least 1)
     /// consecutive failures and stays open for `open_for`.
     pub fn new(name: impl Into<String>, failure_threshold: u32, open_for: Duration) -> Self {
-        Self {
+        let breaker = Self {
             name: name.into(),
             failure_threshold: failure_threshold.max(1),
             open_for,
@@ -53,7 +61,19 @@ impl CircuitBreaker {
                 opened_at: None,
                 probe_in_flight: false,
             }),
-        }
+        };
+        breaker.publish(BreakerState::Closed);
+        breaker
+    }
+
+    /// Sets [`OPEN_METRIC`] to `state`'s value.
+    fn publish(&self, state: BreakerState) {
+        let open = if state == BreakerState::Closed {
+            0.0
+        } else {
+            1.0
+        };
+        metrics::gauge!(OPEN_METRIC, "provider" => self.name.clone()).set(open);
     }
 
     /// The provider's name.
@@ -77,6 +97,7 @@ impl CircuitBreaker {
                 if now.saturating_duration_since(opened) >= self.open_for {
                     g.state = BreakerState::HalfOpen;
                     g.probe_in_flight = true;
+                    self.publish(g.state);
                     true
                 } else {
                     false
@@ -97,8 +118,7 @@ impl CircuitBreaker {
     pub fn on_success(&self, _now: Instant) {
         let mut g = self.lock();
         if g.state != BreakerState::Closed {
-            metrics::gauge!("talky_provider_breaker_open", "provider" => self.name.clone())
-                .set(0.0);
+            self.publish(BreakerState::Closed);
         }
         g.state = BreakerState::Closed;
         g.consecutive_failures = 0;
@@ -107,15 +127,14 @@ impl CircuitBreaker {
     }
 
     /// A call failed: counts towards opening; a failed probe reopens.
+    /// (The failure itself is counted by the operation, in
+    /// `talky_provider_errors_total`: `super::observe`.)
     pub fn on_failure(&self, now: Instant) {
-        metrics::counter!("talky_provider_errors_total", "provider" => self.name.clone())
-            .increment(1);
         let mut g = self.lock();
-        let was_open = g.state == BreakerState::Open;
+        let before = g.state;
         self.on_failure_locked(&mut g, now);
-        if !was_open && g.state == BreakerState::Open {
-            metrics::gauge!("talky_provider_breaker_open", "provider" => self.name.clone())
-                .set(1.0);
+        if g.state != before {
+            self.publish(g.state);
         }
     }
 
@@ -176,6 +195,11 @@ impl BreakerGuard {
     pub(crate) fn success(mut self) {
         self.resolved = true;
         self.breaker.on_success(Instant::now());
+    }
+
+    /// The breaker's provider (the `provider` label of its metrics).
+    pub(crate) fn provider(&self) -> &str {
+        self.breaker.name()
     }
 
     /// The provider failed.
@@ -278,6 +302,30 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open);
         b.on_failure(t + Duration::from_secs(5));
         assert!(b.allow(t + OPEN_FOR));
+    }
+
+    /// The breaker's gauge line in `text`, if any.
+    fn gauge(text: &str, provider: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{OPEN_METRIC}{{provider=\"{provider}\"}}")))
+            .map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+    }
+
+    #[test]
+    fn the_gauge_exists_from_the_start_and_follows_every_transition() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let b = CircuitBreaker::new("aura", 1, OPEN_FOR);
+        assert_eq!(gauge(&handle.render(), "aura").as_deref(), Some("0"));
+        let t = Instant::now();
+        b.on_failure(t);
+        assert_eq!(gauge(&handle.render(), "aura").as_deref(), Some("1"));
+        assert!(b.allow(t + OPEN_FOR), "the probe");
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(gauge(&handle.render(), "aura").as_deref(), Some("1"));
+        b.on_success(t + OPEN_FOR);
+        assert_eq!(gauge(&handle.render(), "aura").as_deref(), Some("0"));
     }
 
     #[test]

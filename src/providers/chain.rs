@@ -9,10 +9,10 @@ use talky_actors::ports::{
 };
 use tokio::sync::mpsc;
 
-use crate::providers::aura::AuraTts;
-use crate::providers::deepgram_stt::DeepgramStt;
-use crate::providers::elevenlabs::ElevenLabs;
-use crate::providers::whisper::WhisperStt;
+use crate::providers::aura::{self, AuraTts};
+use crate::providers::deepgram_stt::{self, DeepgramStt};
+use crate::providers::elevenlabs::{self, ElevenLabs};
+use crate::providers::whisper::{self, WhisperStt};
 
 /// Any speech-to-text provider of a chain.
 #[derive(Clone, Debug)]
@@ -27,13 +27,17 @@ impl AnyStt {
     /// The provider's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            AnyStt::Deepgram(_) => "deepgram",
-            AnyStt::Whisper(_) => "whisper",
+            AnyStt::Deepgram(_) => deepgram_stt::NAME,
+            AnyStt::Whisper(_) => whisper::NAME,
         }
     }
 }
 
 impl SttPort for AnyStt {
+    fn provider_name(&self) -> &str {
+        self.name()
+    }
+
     fn open(&self, cfg: SttConfig) -> impl Future<Output = PortResult<SttSession>> + Send {
         let this = self.clone();
         async move {
@@ -58,13 +62,17 @@ impl AnyTts {
     /// The provider's name, for logs.
     pub fn name(&self) -> &'static str {
         match self {
-            AnyTts::ElevenLabs(_) => "elevenlabs",
-            AnyTts::Aura(_) => "aura",
+            AnyTts::ElevenLabs(_) => elevenlabs::NAME,
+            AnyTts::Aura(_) => aura::NAME,
         }
     }
 }
 
 impl TtsPort for AnyTts {
+    fn provider_name(&self) -> &str {
+        self.name()
+    }
+
     fn synthesize(
         &self,
         req: TtsRequest,

@@ -51,6 +51,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 use crate::providers::build::{self, BuildError, WS_SCHEMES};
+use crate::providers::observe;
 use crate::providers::retry;
 
 /// Deepgram's streaming host.
@@ -170,10 +171,20 @@ impl DeepgramStt {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "deepgram";
+
 impl SttPort for DeepgramStt {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn open(&self, cfg: SttConfig) -> impl Future<Output = PortResult<SttSession>> + Send {
         let inner = self.inner.clone();
-        async move { inner.open(cfg).await }
+        async move {
+            let provider = inner.breaker.name().to_owned();
+            observe::timed(&provider, "listen", inner.open(cfg)).await
+        }
     }
 }
 
@@ -236,7 +247,7 @@ impl Inner {
 
     async fn open(self: Arc<Self>, stt: SttConfig) -> PortResult<SttSession> {
         let Some(guard) = BreakerGuard::acquire(&self.breaker) else {
-            return Err(PortError::Unavailable("deepgram: circuit open".into()));
+            return Err(observe::circuit_open("deepgram"));
         };
         // Dropped here unresolved (the caller gave up on the handshake), the
         // guard counts a failure: a half-open probe is never left in flight.
@@ -356,6 +367,7 @@ impl Inner {
         };
         if let Err(e) = outcome {
             tracing::debug!(error = %e, "deepgram STT session failed");
+            observe::error(self.breaker.name(), "listen", &e);
             if matches!(e, PortError::Unavailable(_) | PortError::Timeout(_)) {
                 self.breaker.on_failure(Instant::now());
             }

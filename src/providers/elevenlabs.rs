@@ -38,6 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient, WS_SCHEMES};
+use crate::providers::observe;
 use crate::providers::tts_stream::{self, Conn, TtsWire};
 pub use wire::{Assembler, VoiceSettings, pcm_rate};
 
@@ -184,13 +185,23 @@ impl ElevenLabs {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "elevenlabs";
+
 impl TtsPort for ElevenLabs {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn synthesize(
         &self,
         req: TtsRequest,
     ) -> impl Future<Output = PortResult<mpsc::Receiver<TtsEvent>>> + Send {
         let inner = self.inner.clone();
-        async move { inner.synthesize(req).await }
+        async move {
+            let provider = inner.breaker.name().to_owned();
+            observe::timed(&provider, "synthesize", inner.synthesize(req)).await
+        }
     }
 }
 
@@ -232,7 +243,7 @@ impl Inner {
         };
         let rate = pcm_rate(&format).unwrap_or(16_000);
         let Some(guard) = BreakerGuard::acquire(&self.breaker) else {
-            return Err(PortError::Unavailable("elevenlabs: circuit open".into()));
+            return Err(observe::circuit_open("elevenlabs"));
         };
         let started = match self.cfg.mode {
             TtsMode::Http => self.start_http(&req, &format).await,

@@ -13,6 +13,7 @@ pub mod build;
 pub mod chain;
 pub mod deepgram_stt;
 pub mod elevenlabs;
+pub mod observe;
 pub mod openai;
 pub mod retry;
 pub mod telephony;

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use crate::config::Secret;
 use crate::providers::breaker::{BreakerGuard, CircuitBreaker};
 use crate::providers::build::{self, BuildError};
+use crate::providers::observe;
 use crate::providers::retry::{self, RetryPolicy};
 pub use sse::{SseParser, SseTooLong};
 use wire::{BodySettings, StreamState};
@@ -131,6 +132,8 @@ pub struct OpenAiClient {
 
 #[derive(Debug)]
 struct Inner {
+    /// [`LlmPort::provider_name`], worked out once.
+    provider: String,
     cfg: OpenAiConfig,
     url: String,
     auth: HeaderValue,
@@ -150,6 +153,7 @@ impl OpenAiClient {
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
+                provider: vendor(&cfg.base_url).unwrap_or(&cfg.name).to_string(),
                 cfg,
                 url,
                 auth,
@@ -201,19 +205,19 @@ impl OpenAiClient {
         let bytes =
             Bytes::from(serde_json::to_vec(&body).map_err(|e| PortError::Protocol(e.to_string()))?);
         let Some(guard) = BreakerGuard::acquire(&inner.breaker) else {
-            return Err(PortError::Unavailable(format!(
-                "{}: circuit open",
-                inner.cfg.name
-            )));
+            return Err(observe::circuit_open(&inner.cfg.name));
         };
-        let result = tokio::time::timeout(timeout, inner.complete_once(bytes))
-            .await
-            .unwrap_or_else(|_| {
-                Err(PortError::Timeout(format!(
-                    "{}: completion",
-                    inner.cfg.name
-                )))
-            });
+        let once = async {
+            tokio::time::timeout(timeout, inner.complete_once(bytes))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PortError::Timeout(format!(
+                        "{}: completion",
+                        inner.cfg.name
+                    )))
+                })
+        };
+        let result = observe::timed(inner.breaker.name(), "complete", once).await;
         match &result {
             Ok(_) => guard.success(),
             Err(e) if retry::is_retryable(e) => guard.failure(),
@@ -224,13 +228,43 @@ impl OpenAiClient {
     }
 }
 
+/// Vendors of OpenAI-compatible APIs by the domain they serve from.
+const VENDORS: &[(&str, &str)] = &[
+    ("groq.com", "groq"),
+    ("openai.com", "openai"),
+    ("mistral.ai", "mistral"),
+    ("together.xyz", "together"),
+    ("deepseek.com", "deepseek"),
+];
+
+/// The vendor serving `base_url` as people name it (`https://api.groq.com/…`
+/// is `groq`), known by its host's domain; `None` for another host (a
+/// self-hosted model, an emulator).
+pub fn vendor(base_url: &str) -> Option<&'static str> {
+    let url = url::Url::parse(base_url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    VENDORS
+        .iter()
+        .find(|(domain, _)| host == *domain || host.ends_with(&format!(".{domain}")))
+        .map(|(_, vendor)| *vendor)
+}
+
 impl LlmPort for OpenAiClient {
+    /// The vendor of its URL when known (`groq`, `openai`), else the name
+    /// it was configured under (`llm`, `llm_fallback`).
+    fn provider_name(&self) -> &str {
+        &self.inner.provider
+    }
+
     fn stream(
         &self,
         req: ChatRequest,
     ) -> impl Future<Output = PortResult<mpsc::Receiver<LlmEvent>>> + Send {
         let inner = self.inner.clone();
-        async move { inner.stream(req).await }
+        async move {
+            let provider = inner.breaker.name().to_owned();
+            observe::timed(&provider, "chat", inner.stream(req)).await
+        }
     }
 }
 
@@ -420,6 +454,7 @@ impl Inner {
                     }
                 }
                 tracing::debug!(provider = %self.cfg.name, error = %e, "LLM stream failed");
+                observe::error(self.breaker.name(), "chat", &e);
                 guard.resolve(Some(&e));
                 let _ = tx.send(LlmEvent::Error(e)).await;
                 return;
@@ -488,5 +523,35 @@ fn finish_body(
         Ok(())
     } else {
         Err(PortError::Unavailable("stream ended without [DONE]".into()))
+    }
+}
+
+#[cfg(test)]
+mod vendor_tests {
+    use super::*;
+
+    #[test]
+    fn vendors_are_named_by_their_domain_and_other_hosts_by_the_config() {
+        assert_eq!(vendor(GROQ_BASE_URL), Some("groq"));
+        assert_eq!(vendor(OPENAI_BASE_URL), Some("openai"));
+        assert_eq!(vendor("https://API.Mistral.ai/v1"), Some("mistral"));
+        assert_eq!(vendor("http://127.0.0.1:8080/v1"), None);
+        assert_eq!(
+            vendor("https://notgroq.com/v1"),
+            None,
+            "a suffix is not the domain"
+        );
+        assert_eq!(vendor("not a url"), None);
+        let breaker = Arc::new(CircuitBreaker::new("llm", 5, Duration::from_secs(1)));
+        let named = |cfg| OpenAiClient::new(cfg, breaker.clone()).expect("client");
+        let groq = named(OpenAiConfig::groq(Secret::new("k")));
+        assert_eq!(groq.provider_name(), "groq");
+        let local = named(OpenAiConfig::new(
+            "llm_fallback",
+            "http://127.0.0.1:9/v1",
+            Secret::new("k"),
+        ));
+        assert_eq!(local.provider_name(), "llm_fallback");
+        assert_eq!(local.name(), "llm_fallback", "the configured name stays");
     }
 }

@@ -137,9 +137,7 @@ where
     loop {
         let Some(guard) = BreakerGuard::acquire(breaker) else {
             // A retry the breaker refuses ends with the real failure.
-            return Err(
-                last_err.unwrap_or_else(|| PortError::Unavailable(format!("{name}: circuit open")))
-            );
+            return Err(last_err.unwrap_or_else(|| crate::providers::observe::circuit_open(name)));
         };
         let err = match attempt().await {
             Ok(v) => return Ok((v, guard)),

@@ -207,7 +207,7 @@ impl<V: TelephonyPort, T: TelephonyPort> TelephonyChain<V, T> {
             .ok_or_else(|| not_configured(TelephonyProvider::Vonage))?;
         match self.on_vonage(vonage, req, false).await {
             Some(result) => result,
-            None => Err(PortError::Unavailable("vonage: circuit open".into())),
+            None => Err(super::observe::circuit_open("vonage")),
         }
     }
 

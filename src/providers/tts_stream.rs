@@ -290,6 +290,7 @@ async fn pump<W: TtsWire>(
             Err(_) => PortError::Timeout(format!("{}: idle between chunks", W::NAME)),
         };
         tracing::debug!(provider = W::NAME, error = %err, "TTS stream failed");
+        crate::providers::observe::error(guard.provider(), "synthesize", &err);
         guard.resolve(Some(&err));
         // Audio decoded before the failure still goes out first.
         for ev in events.drain(..) {

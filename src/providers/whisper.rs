@@ -196,7 +196,14 @@ impl WhisperStt {
     }
 }
 
+/// The provider's name (logs, breaker, supervisor view).
+pub const NAME: &str = "whisper";
+
 impl SttPort for WhisperStt {
+    fn provider_name(&self) -> &str {
+        NAME
+    }
+
     fn open(&self, cfg: SttConfig) -> impl Future<Output = PortResult<SttSession>> + Send {
         let inner = self.inner.clone();
         async move { inner.open(cfg) }
@@ -311,11 +318,12 @@ impl Inner {
                 .map_err(|_| PortError::Protocol("whisper: bad boundary".into()))?;
         let c = &self.cfg;
         let policy = RetryPolicy::new(c.max_retries, c.backoff_base, c.max_retry_wait);
-        let (text, guard) =
+        let retried =
             retry::with_retries(&policy, &self.breaker, &self.cfg.name, "whisper", || {
                 self.attempt(body.clone(), content_type.clone())
-            })
-            .await?;
+            });
+        let (text, guard) =
+            crate::providers::observe::timed(self.breaker.name(), "transcribe", retried).await?;
         guard.success();
         Ok(text)
     }

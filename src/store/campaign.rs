@@ -58,6 +58,7 @@ impl PgCampaignStore {
         let settings = CampaignSettings {
             tenant,
             campaign,
+            name: row.name.clone(),
             state: row.state(),
             window,
             retry: RetryPolicy::new(

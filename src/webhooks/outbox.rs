@@ -332,6 +332,39 @@ pub async fn deliveries(
     Ok(query.load(conn).await?)
 }
 
+/// At most this many deliveries are listed for one call (a call has
+/// three events or four; each goes to every subscribed endpoint).
+pub const CALL_DELIVERIES_MAX: i64 = 200;
+
+/// The deliveries of every event about `call` (started, ended, analysed,
+/// a do-not-call it asked for) to any endpoint, oldest first, at most
+/// [`CALL_DELIVERIES_MAX`].
+pub async fn call_deliveries(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    call: Uuid,
+) -> Result<Vec<(Delivery, Event)>, DbError> {
+    // The expression of `webhook_events_call_idx`.
+    let events: Vec<ClaimedId> = diesel::sql_query(
+        "SELECT id FROM webhook_events \
+         WHERE tenant_id = $1 AND COALESCE(data ->> 'call_id', data ->> 'id') = $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(tenant.0)
+    .bind::<diesel::sql_types::Text, _>(call.to_string())
+    .load(conn)
+    .await?;
+    let ids: Vec<Uuid> = events.into_iter().map(|e| e.id).collect();
+    Ok(webhook_deliveries::table
+        .inner_join(webhook_events::table)
+        .filter(webhook_deliveries::tenant_id.eq(tenant.0))
+        .filter(webhook_deliveries::event_id.eq_any(&ids))
+        .select((Delivery::as_select(), Event::as_select()))
+        .order(webhook_deliveries::id)
+        .limit(CALL_DELIVERIES_MAX)
+        .load(conn)
+        .await?)
+}
+
 /// The attempts of some deliveries, in order.
 pub async fn attempts(
     conn: &mut AsyncPgConnection,

@@ -21,6 +21,9 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+use talky_sim::vonage::persona::Personas;
+
+use crate::e2e::{persona_for, world};
 use crate::support::TestApp;
 
 /// How long a wait for the page lasts by default (generous: the whole
@@ -262,6 +265,37 @@ impl Browser {
         path
     }
 
+    /// Resizes the window to `width` x `height` CSS pixels and waits for
+    /// the page to lay out again at that width.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client()
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("resize to {width}x{height}: {e}"));
+        self.poll(&format!("a {width} px wide layout"), WAIT, || async {
+            let w = self.eval("return window.innerWidth;", vec![]).await;
+            (w.as_u64().is_some_and(|w| w <= u64::from(width))).then_some(())
+        })
+        .await;
+    }
+
+    /// Asserts that the page fits its viewport's width (nothing to scroll
+    /// sideways: readable on a phone).
+    pub async fn assert_fits_width(&self, what: &str) {
+        let v = self
+            .eval(
+                "const d = document.documentElement;
+                 return { scroll: d.scrollWidth, view: window.innerWidth };",
+                vec![],
+            )
+            .await;
+        let (scroll, view) = (v["scroll"].as_u64(), v["view"].as_u64());
+        assert!(
+            scroll.is_some() && scroll <= view,
+            "{what} is wider than the viewport: {v}"
+        );
+    }
+
     /// Polls `check` every 50 ms until it gives a value; panics naming
     /// `what` past `within`.
     pub async fn poll<T, F, Fut>(&self, what: &str, within: Duration, mut check: F) -> T
@@ -498,4 +532,194 @@ async fn an_operator_signs_in_creates_a_campaign_and_uploads_contacts() {
     browser.close().await;
     app.stop().await;
     eprintln!("console_browser: {:?}", started.elapsed());
+}
+
+/// The operator's day with the emulators on the other end of the line:
+/// a recorded campaign gets a CSV with one bad line through the page, is
+/// started, its call shows up live with the transcript growing while the
+/// call goes on, the finished call's page plays its recording (the
+/// `<audio>` element reads a duration above zero), and the campaign,
+/// still running for a busy contact's retry, is stopped from its page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_runs_a_campaign_watches_it_live_and_plays_the_recording() {
+    let started = Instant::now();
+    let talker = "+442079460981";
+    let busy = "+442079460982";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", talker);
+    persona_for(&mut personas, "busy", busy);
+    let world = world(personas).await;
+    let app = &world.app;
+    let (_, key) = app.tenant("acme").await;
+    // The form has its own test: this campaign comes from the API,
+    // recorded, and with an hour between attempts so that the busy
+    // contact keeps it running.
+    let mut body = crate::support::campaign_body("Live renewals");
+    body["calling_window"] = json!({ "start": "00:00", "end": "23:59",
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] });
+    body["recording_enabled"] = json!(true);
+    body["max_attempts"] = json!(3);
+    body["retry_backoff_secs"] = json!(3600);
+    let (status, campaign) = app.post("/api/v1/campaigns", &key, &body).await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["id"].as_str().expect("id").to_owned();
+
+    let browser = Browser::launch().await;
+    browser.goto(&format!("{}/console", app.base)).await;
+    browser.type_into("#sign-in-key", &key).await;
+    browser.click("#sign-in-submit").await;
+    browser
+        .wait_for_text("[data-testid=page-title]", "Campaigns")
+        .await;
+    browser
+        .goto(&format!("{}/console#/campaigns/{id}", app.base))
+        .await;
+    browser
+        .wait_for_text("[data-testid=page-title]", "Live renewals")
+        .await;
+
+    // Contacts, one line of them bad.
+    let csv = browser.scratch_dir().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "phone,timezone\n{talker},Europe/London\n0044 bad,Europe/London\n{busy},Europe/London\n"
+        ),
+    )
+    .expect("write csv");
+    browser.set_file("#contacts-file", &csv).await;
+    browser
+        .wait_for_text("[data-testid=import-invalid]", "1 rejected")
+        .await;
+    browser
+        .wait_for_text("[data-testid=import-error-row][data-line='3']", "3")
+        .await;
+    browser.wait_for_text("#view", "0 of 2 contacts done").await;
+
+    // Start it.
+    browser.click("#campaign-start").await;
+    browser.wait_for_text("#campaign-state", "running").await;
+    browser.screenshot("campaign-running").await;
+
+    // Live: the call appears and its transcript grows while it goes on.
+    browser.click("[data-testid=nav-live]").await;
+    browser.wait_for_text("#live-status", "Live").await;
+    let row = "[data-testid=live-call-row]";
+    let mut lengths: Vec<usize> = Vec::new();
+    let mut shot = false;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let seen = browser
+            .eval(
+                "const row = [...document.querySelectorAll(arguments[0])]
+                     .find((r) => r.querySelector('[data-testid=live-turn]'));
+                 return row ? row.querySelector('[data-testid=live-transcript]').textContent.length : null;",
+                vec![json!(row)],
+            )
+            .await;
+        match seen.as_u64() {
+            Some(n) => {
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if lengths.last() != Some(&n) {
+                    lengths.push(n);
+                }
+                if !shot && lengths.len() >= 2 {
+                    browser.screenshot("live").await;
+                    shot = true;
+                }
+            }
+            // The call left the live list: it is over.
+            None if !lengths.is_empty() => break,
+            None => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call never ended on the live page: {lengths:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grew = lengths.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        grew >= 2,
+        "the transcript grew while the call was live: lengths seen {lengths:?}"
+    );
+
+    // The finished call's page: transcript and the recording playing.
+    let calls = crate::e2e::finished_calls(app, &key, &id, 2).await;
+    let call = calls
+        .iter()
+        .find(|c| c["outcome"] != "busy")
+        .unwrap_or_else(|| panic!("the talker's call: {calls:?}"));
+    let call_id = call["id"].as_str().expect("call id");
+    browser
+        .goto(&format!("{}/console#/calls/{call_id}", app.base))
+        .await;
+    browser
+        .wait_for_text("#transcript", "Yes, I am interested")
+        .await;
+    let audio = browser
+        .poll("the recording's duration", Duration::from_secs(60), || async {
+            // Not ready yet (409): the page offers a retry; press it.
+            let v = browser
+                .eval(
+                    "const a = document.getElementById('recording-audio');
+                     const retry = document.getElementById('recording-retry');
+                     if (!a && retry && Date.now() - (window.lastRetry || 0) > 1000) {
+                       window.lastRetry = Date.now();
+                       retry.click();
+                     }
+                     if (!a) return null;
+                     return { duration: a.duration, ready: a.readyState, error: a.error && a.error.code };",
+                    vec![],
+                )
+                .await;
+            let d = v["duration"].as_f64()?;
+            (d.is_finite() && d > 0.0).then_some(v)
+        })
+        .await;
+    assert_eq!(audio["error"], Value::Null, "{audio}");
+    browser
+        .wait_for_text("#call-deliveries", "No webhook deliveries")
+        .await;
+    browser.scroll_to("#recording-audio").await;
+    browser.screenshot("call-recording").await;
+
+    // Stop it: it still runs for the busy contact's retry.
+    browser
+        .goto(&format!("{}/console#/campaigns/{id}", app.base))
+        .await;
+    browser.wait_for_text("#campaign-state", "running").await;
+    browser.click("#campaign-stop").await;
+    browser
+        .poll("the confirmation", WAIT, || async {
+            browser.client().accept_alert().await.ok()
+        })
+        .await;
+    browser
+        .wait_for_text("[data-testid=lifecycle-message]", "Campaign")
+        .await;
+    let (_, stored) = app.get(&format!("/api/v1/campaigns/{id}"), &key).await;
+    assert!(
+        ["stopping", "cancelled"].contains(&stored["state"].as_str().unwrap_or("")),
+        "{stored}"
+    );
+    browser.screenshot("campaign-stopped").await;
+
+    // On a phone-sized viewport the pages still fit: nothing to scroll
+    // sideways.
+    browser.resize(390, 844).await;
+    browser.assert_fits_width("the campaign page").await;
+    browser.screenshot("phone-campaign").await;
+    browser
+        .goto(&format!("{}/console#/calls/{call_id}", app.base))
+        .await;
+    browser
+        .wait_for_text("#transcript", "Yes, I am interested")
+        .await;
+    browser.assert_fits_width("the call page").await;
+    browser.screenshot("phone-call").await;
+
+    browser.close().await;
+    world.app.stop().await;
+    eprintln!("console_browser (live): {:?}", started.elapsed());
 }

@@ -190,3 +190,103 @@ async fn a_call_is_pushed_live_to_its_tenant_and_the_admin_only() {
         .await;
     assert_eq!(snap[0].1["calls"], serde_json::json!([]));
 }
+
+/// `call`, a call node of the actor `tree`, is named as people do: its
+/// campaign's name, the number masked to its country code and last two
+/// digits, its age and (answered) talk time, each child's provider by
+/// name with its restarts; the whole number is nowhere in the tree.
+pub(crate) fn assert_named(tree: &Value, call: &Value, campaign_name: &str, phone: &str) {
+    assert_eq!(call["campaign_name"], campaign_name, "{tree}");
+    let digits = phone.trim_start_matches('+');
+    assert!(digits.starts_with("44"), "these tests call UK numbers");
+    let last_two = &digits[digits.len() - 2..];
+    assert_eq!(call["number"], format!("+44 •••• ••{last_two}"), "{tree}");
+    assert!(
+        !tree.to_string().contains(digits),
+        "the whole number is never shown: {tree}"
+    );
+    assert!(call["age_secs"].is_u64(), "{tree}");
+    assert!(call["duration_secs"].is_u64(), "answered: {tree}");
+    let children: Vec<(&str, &str)> = call["children"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    assert!(c["restarts"].is_u64(), "{c}");
+                    (
+                        c["kind"].as_str().unwrap_or(""),
+                        c["provider"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // The LLM emulator is no known vendor: it goes by its configured name.
+    assert_eq!(
+        children,
+        [("stt", "deepgram"), ("llm", "llm"), ("tts", "elevenlabs")],
+        "{tree}"
+    );
+}
+
+/// The call of `campaign` in a `tree` event, once it is answered.
+fn answered_call<'a>(tree: &'a Value, campaign: &str) -> Option<&'a Value> {
+    tree["dialer"]["calls"].as_array()?.iter().find(|c| {
+        c["key"]["campaign"] == campaign
+            && (c["status"] == "answered" || c["status"] == "conversation")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_feed_pushes_the_named_actor_tree_and_a_tenant_feed_never_does() {
+    let phone = "+442079460972";
+    let mut personas = Personas::builtin();
+    persona_for(&mut personas, "interested", phone);
+    let world = world(personas).await;
+    let app = &world.app;
+    let (_, key) = app.tenant("acme").await;
+
+    let mut admin = Feed::open(app, &app.admin_token).await;
+    let mut mine = Feed::open(app, &key).await;
+    // On connecting, before any call: the tree at once.
+    let first = admin
+        .until(Duration::from_secs(5), |e, _| e == "tree")
+        .await;
+    let tree = &first.last().expect("tree").1;
+    assert!(tree["children"].is_array(), "{tree}");
+    assert_eq!(tree["dialer"]["calls"], serde_json::json!([]), "{tree}");
+
+    let campaign = campaign_of(app, &key, &[phone], |b| {
+        b["name"] = serde_json::json!("Spring reminders");
+    })
+    .await;
+    let frames = admin
+        .until(Duration::from_secs(60), |e, d| {
+            e == "tree" && answered_call(d, &campaign).is_some()
+        })
+        .await;
+    let tree = &frames.last().expect("tree").1;
+    let call = answered_call(tree, &campaign).expect("the call");
+    assert_named(tree, call, "Spring reminders", phone);
+    assert_eq!(call["provider"], "vonage", "{tree}");
+    let campaigns = tree["campaigns"].as_array().expect("campaigns");
+    assert!(
+        campaigns
+            .iter()
+            .any(|c| c["campaign"] == campaign.as_str() && c["name"] == "Spring reminders"),
+        "{tree}"
+    );
+
+    // The tenant's feed, open as long as the admin's, never had a tree.
+    let seen = mine
+        .until(Duration::from_secs(90), |e, _| e == "call.ended")
+        .await;
+    let mut kinds: Vec<String> = seen.into_iter().map(|(e, _)| e).collect();
+    while let Ok((e, _)) = mine.frames.try_recv() {
+        kinds.push(e);
+    }
+    assert!(kinds.contains(&"snapshot".to_string()), "{kinds:?}");
+    assert!(!kinds.iter().any(|e| e == "tree"), "{kinds:?}");
+    let trees = first.len() + frames.iter().filter(|(e, _)| e == "tree").count();
+    assert!(trees >= 2, "the admin's feed repeats the tree: {trees}");
+}

@@ -41,6 +41,7 @@ async fn document_lists_every_route() {
         ("delete", "/api/v1/webhooks/{id}"),
         ("get", "/api/v1/webhooks/{id}/deliveries"),
         ("post", "/api/v1/webhooks/{id}/deliveries/{delivery}/replay"),
+        ("get", "/api/v1/calls/{id}/deliveries"),
         ("get", "/health"),
         ("get", "/health/ready"),
         ("get", "/metrics"),

@@ -212,7 +212,7 @@ pub(crate) async fn silent_callee_reprompted(provider: TelephonyProvider) {
     let app = &world.app;
     world._keep.1.set_script(AgentScript);
     let (id, key) = campaign_with(app, &[silent], via(provider)).await;
-    supervisors_see_the_live_call(app, &id).await;
+    supervisors_see_the_live_call(app, &id, silent, provider).await;
     let calls = finished_calls(app, &key, &id, 1).await;
     world.assert_carried_by(provider, &calls).await;
     let call = calls.first().cloned().unwrap_or(Value::Null);
@@ -308,8 +308,15 @@ pub(crate) async fn busy_and_unanswered_lines_retried(provider: TelephonyProvide
 }
 
 /// While a call is live, the actor tree shows the running campaign and the
-/// call with its STT, LLM and TTS children, and `/metrics` the call gauges.
-async fn supervisors_see_the_live_call(app: &crate::support::TestApp, campaign: &str) {
+/// call with its STT, LLM and TTS children, all named as people do (the
+/// campaign's name, the number masked, providers by name), and `/metrics`
+/// the call gauges.
+async fn supervisors_see_the_live_call(
+    app: &crate::support::TestApp,
+    campaign: &str,
+    phone: &str,
+    provider: TelephonyProvider,
+) {
     let mut tree = Value::Null;
     for _ in 0..100 {
         let res = app
@@ -343,16 +350,10 @@ async fn supervisors_see_the_live_call(app: &crate::support::TestApp, campaign: 
         .map(|cs| cs.iter().filter_map(|c| c["kind"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(children.len(), 3, "STT, LLM and TTS children: {tree}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    crate::live::assert_named(&tree, call, "e2e", phone);
+    assert_eq!(call["provider"], provider.as_str(), "{tree}");
+    assert_eq!(tree["campaigns"][0]["name"], "e2e", "{tree}");
+    let metrics = crate::vonage::metrics_text(app).await;
     assert!(metrics.contains("talky_calls_active"), "{metrics}");
 }
 

@@ -375,16 +375,25 @@ impl TelephonyPort for BusyLine {
 pub struct Unused;
 
 impl SttPort for Unused {
+    fn provider_name(&self) -> &str {
+        "unused"
+    }
     async fn open(&self, _cfg: SttConfig) -> PortResult<SttSession> {
         Err(PortError::Unavailable("unused".into()))
     }
 }
 impl LlmPort for Unused {
+    fn provider_name(&self) -> &str {
+        "unused"
+    }
     async fn stream(&self, _req: ChatRequest) -> PortResult<tokio::sync::mpsc::Receiver<LlmEvent>> {
         Err(PortError::Unavailable("unused".into()))
     }
 }
 impl TtsPort for Unused {
+    fn provider_name(&self) -> &str {
+        "unused"
+    }
     async fn synthesize(
         &self,
         _req: TtsRequest,

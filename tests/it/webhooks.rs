@@ -645,6 +645,42 @@ async fn a_campaign_reports_every_call_once_through_a_failing_receiver() {
         assert_eq!(d["state"], "delivered", "{d}");
         assert!(d["attempts"].as_i64().unwrap_or(0) >= 2, "{d}");
     }
+    // Each call's page lists the deliveries of its own events: the
+    // webhook-ids the receiver got for it, to this endpoint, delivered.
+    let (_, other_key) = app.tenant("other").await;
+    for call in &calls {
+        let id = call["id"].as_str().expect("call id");
+        let (status, page) = app
+            .get(&format!("/api/v1/calls/{id}/deliveries"), &key)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let listed: BTreeSet<String> = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|d| {
+                assert_eq!(d["endpoint_id"], hook.as_str(), "{d}");
+                assert_eq!(d["state"], "delivered", "{d}");
+                d["webhook_id"].as_str().unwrap_or("").to_owned()
+            })
+            .collect();
+        let mut expected = BTreeSet::new();
+        for (kind, by) in [
+            ("call.started", "id"),
+            ("call.ended", "id"),
+            ("call.analyzed", "call_id"),
+        ] {
+            expected.extend(ids_by(&all, kind, by).remove(id).unwrap_or_default());
+        }
+        if call["phone"] == remove {
+            expected.extend(dnc.get(remove).cloned().unwrap_or_default());
+        }
+        assert_eq!(listed, expected, "{id}: {page}");
+        let (status, _) = app
+            .get(&format!("/api/v1/calls/{id}/deliveries"), &other_key)
+            .await;
+        assert_eq!(status, 404, "another tenant's call");
+    }
     let metrics = app
         .client
         .get(app.url("/metrics"))

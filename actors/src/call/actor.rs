@@ -63,6 +63,7 @@ impl<P: CallPorts> Actor for CallActor<P> {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let cfg = args.config;
+        let started_at = crate::ports::Clock::now(args.ports.clock.as_ref());
         let (tts_tx, tts_rx) = mpsc::channel(TTS_AUDIO_CAPACITY);
         let (slot, _) = watch::channel(None);
         // The writer confirms each stored callee request by message (the
@@ -98,6 +99,9 @@ impl<P: CallPorts> Actor for CallActor<P> {
             max_duration_set: false,
             messages: 0,
             finished: false,
+            started_at,
+            answered_at: None,
+            ended_at: None,
         })
     }
 

@@ -56,6 +56,9 @@ pub enum MachineAction {
 pub struct CallConfig {
     /// Number to call (E.164).
     pub to: String,
+    /// The campaign's name, as the supervisor view shows the call (given
+    /// with the settings: a snapshot never waits on a look-up).
+    pub campaign_name: String,
     /// Caller id (E.164).
     pub from: String,
     /// Instructions for the LLM.
@@ -146,6 +149,7 @@ impl CallConfig {
     pub fn new(to: &str, from: &str, system_prompt: &str, greeting: &str) -> Self {
         Self {
             to: to.into(),
+            campaign_name: String::new(),
             from: from.into(),
             system_prompt: system_prompt.into(),
             greeting: greeting.into(),

@@ -146,12 +146,12 @@ pub(super) async fn transferred<P: CallPorts>(
     }
     match result {
         Ok(()) => {
-            metrics::counter!("talky_transfers_total", "result" => "accepted").increment(1);
+            metrics::counter!(crate::metrics::TRANSFERS, "result" => "accepted").increment(1);
             state.apply(CallEvent::Hangup(EndCause::Transferred));
             finish(myself, state, EndCause::Transferred).await;
         }
         Err(e) => {
-            metrics::counter!("talky_transfers_total", "result" => "failed").increment(1);
+            metrics::counter!(crate::metrics::TRANSFERS, "result" => "failed").increment(1);
             tracing::warn!(call.id = %state.key.call, error = %e, "transfer failed");
             if state.leg.ended_while_transferring || state.media_out.is_none() {
                 finish(myself, state, EndCause::Completed).await;
@@ -439,6 +439,7 @@ pub(super) async fn finish<P: CallPorts>(
     };
     state.lifecycle.apply(CallEvent::Ended(provider_cause));
     state.finished = true;
+    state.ended_at = Some(state.now());
     let cause = match state.lifecycle.cause().cloned() {
         None | Some(EndCause::Completed) if state.conv.declined() => EndCause::Rejected,
         cause => cause.unwrap_or(EndCause::Completed),
@@ -456,7 +457,7 @@ pub(super) async fn finish<P: CallPorts>(
     });
     let _ = tokio::time::timeout(state.cfg.port_timeout * 2, wait).await;
     tracing::info!(call.id = %state.key.call, outcome = cause.outcome(), turns = state.conv.turns(), "call finished");
-    metrics::counter!("talky_calls_total", "outcome" => cause.outcome()).increment(1);
+    metrics::counter!(crate::metrics::CALLS, "outcome" => cause.outcome()).increment(1);
     (state.report)(CallReport {
         key: state.key,
         cause,

@@ -140,8 +140,11 @@ pub enum TimerKind {
 pub struct ChildSnapshot {
     /// Which child.
     pub kind: ChildKind,
-    /// Index of the provider in use in its chain (0 = primary).
-    pub provider: usize,
+    /// The provider in use, by name (`deepgram`, `groq`, `elevenlabs`).
+    pub provider: String,
+    /// Its place in the child's provider chain (0 = primary, more: a
+    /// fallback took over).
+    pub position: usize,
     /// Restarts so far.
     pub restarts: u64,
     /// Whether it is running now.
@@ -153,8 +156,17 @@ pub struct ChildSnapshot {
 pub struct CallSnapshot {
     /// Which call.
     pub key: CallKey,
+    /// Its campaign's name.
+    pub campaign_name: String,
+    /// The number called, masked ([`crate::mask::mask_phone`]): the view
+    /// is seen over shoulders.
+    pub number: String,
     /// Where it is.
     pub status: CallStatus,
+    /// Seconds since the call actor started.
+    pub age_secs: u64,
+    /// Seconds since it was answered (until it ended); `None` before.
+    pub duration_secs: Option<u64>,
     /// Turns recorded.
     pub turns: u32,
     /// Whether the agent is speaking.

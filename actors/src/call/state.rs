@@ -18,7 +18,7 @@ use super::lifecycle::{CallEvent, EndCause, Lifecycle, Step};
 use super::msg::{CallMsg, CallSnapshot, ChildKind, ChildSnapshot, ReportSink, TimerKind};
 use super::ports::{CallPorts, Ports};
 use super::store_writer::{StoreOp, StoreWriter};
-use crate::ports::{CallKey, Clock, LatencySplit, MediaOut, Role};
+use crate::ports::{CallKey, Clock, LatencySplit, LlmPort, MediaOut, Role, SttPort, TtsPort};
 use crate::supervision::{ProviderChain, RestartTracker};
 
 /// One supervised child.
@@ -50,10 +50,18 @@ impl<M: ractor::Message> Child<M> {
         }
     }
 
-    pub(crate) fn snapshot(&self, kind: ChildKind) -> ChildSnapshot {
+    /// The child as the supervisor view shows it; `name` names the
+    /// provider at a position of the chain.
+    pub(crate) fn snapshot<'a>(
+        &self,
+        kind: ChildKind,
+        name: impl FnOnce(usize) -> Option<&'a str>,
+    ) -> ChildSnapshot {
+        let position = self.chain.position();
         ChildSnapshot {
             kind,
-            provider: self.chain.position(),
+            provider: name(position).unwrap_or("unknown").to_string(),
+            position,
             restarts: self.tracker.total_restarts(),
             running: self.actor.is_some(),
         }
@@ -98,6 +106,12 @@ pub struct CallState<P: CallPorts> {
     pub(crate) max_duration_set: bool,
     pub(crate) messages: u64,
     pub(crate) finished: bool,
+    /// When the actor started (the call's age counts from here).
+    pub(crate) started_at: Instant,
+    /// When the callee first picked up (the call's duration counts from here).
+    pub(crate) answered_at: Option<Instant>,
+    /// When the call was finished (its duration stops here).
+    pub(crate) ended_at: Option<Instant>,
 }
 
 impl<P: CallPorts> CallState<P> {
@@ -118,6 +132,9 @@ impl<P: CallPorts> CallState<P> {
     pub(crate) fn apply(&mut self, event: CallEvent) -> bool {
         match self.lifecycle.apply(event) {
             Step::Moved(status) => {
+                if self.lifecycle.was_answered() && self.answered_at.is_none() {
+                    self.answered_at = Some(self.now());
+                }
                 let at = self.utc();
                 self.record(StoreOp::Status(status.as_str(), at));
                 tracing::debug!(call.id = %self.key.call, status = status.as_str(), "call status");
@@ -225,7 +242,7 @@ impl<P: CallPorts> CallState<P> {
                         record_latency(&turn.latency);
                         if turn.interrupted {
                             tracing::debug!(call.id = %self.key.call, "agent turn cut short");
-                            metrics::counter!("talky_barge_ins_total").increment(1);
+                            metrics::counter!(crate::metrics::BARGE_INS).increment(1);
                         }
                     }
                     self.record(StoreOp::Turn(Box::new(turn)));
@@ -244,15 +261,32 @@ impl<P: CallPorts> CallState<P> {
     }
 
     pub(crate) fn snapshot(&self) -> CallSnapshot {
+        let now = self.ended_at.unwrap_or_else(|| self.now());
+        let ports = &self.ports;
         CallSnapshot {
             key: self.key,
+            campaign_name: self.cfg.campaign_name.clone(),
+            number: crate::mask::mask_phone(&self.cfg.to),
             status: self.lifecycle.status(),
+            age_secs: self
+                .now()
+                .saturating_duration_since(self.started_at)
+                .as_secs(),
+            duration_secs: self
+                .answered_at
+                .map(|at| now.saturating_duration_since(at).as_secs()),
             turns: self.conv.turns(),
             agent_speaking: self.conv.agent_speaking(),
             children: vec![
-                self.stt.snapshot(ChildKind::Stt),
-                self.llm.snapshot(ChildKind::Llm),
-                self.tts.snapshot(ChildKind::Tts),
+                self.stt.snapshot(ChildKind::Stt, |i| {
+                    ports.stt.get(i).map(|p| p.provider_name())
+                }),
+                self.llm.snapshot(ChildKind::Llm, |i| {
+                    ports.llm.get(i).map(|p| p.provider_name())
+                }),
+                self.tts.snapshot(ChildKind::Tts, |i| {
+                    ports.tts.get(i).map(|p| p.provider_name())
+                }),
             ],
             messages: self.messages,
             telephony: self.cfg.telephony.clone(),
@@ -262,7 +296,8 @@ impl<P: CallPorts> CallState<P> {
     }
 }
 
-/// Turn latency histograms, one per stage, in milliseconds.
+/// Turn latency histograms, one per stage, in seconds (the split is in
+/// milliseconds: the API's fields).
 fn record_latency(split: &LatencySplit) {
     for (stage, ms) in [
         ("stt", split.stt_ms),
@@ -272,7 +307,8 @@ fn record_latency(split: &LatencySplit) {
         ("voice_to_voice", split.voice_to_voice_ms),
     ] {
         if let Some(ms) = ms {
-            metrics::histogram!("talky_turn_latency_ms", "stage" => stage).record(f64::from(ms));
+            metrics::histogram!(crate::metrics::TURN_LATENCY, "stage" => stage)
+                .record(f64::from(ms) / 1000.0);
         }
     }
 }

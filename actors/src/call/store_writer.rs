@@ -144,7 +144,7 @@ pub async fn wait_for_record_writers(limit: Duration) -> usize {
 }
 
 fn dropped(call: CallId, kind: &'static str, why: &str) {
-    metrics::counter!("talky_call_record_writes_dropped_total", "op" => kind).increment(1);
+    metrics::counter!(crate::metrics::RECORD_WRITES_DROPPED, "op" => kind).increment(1);
     tracing::warn!(call.id = %call, op = kind, why, "call record write dropped");
 }
 
@@ -201,7 +201,7 @@ async fn write_until_done<S: CallStore>(
             Ok(()) => return Ok(()),
             Err(e @ PortError::Rejected(_)) => return Err(e),
             Err(e) => {
-                metrics::counter!("talky_call_record_write_retries_total", "op" => op.kind())
+                metrics::counter!(crate::metrics::RECORD_WRITE_RETRIES, "op" => op.kind())
                     .increment(1);
                 tracing::debug!(call.id = %key.call, op = op.kind(), error = %e, retry_in = ?wait, "call record write failed");
                 tokio::time::sleep(wait).await;

@@ -157,10 +157,10 @@ pub(super) async fn child_failed<P: CallPorts>(
         ChildKind::Llm => "llm",
         ChildKind::Tts => "tts",
     };
-    metrics::counter!("talky_call_child_failures_total", "child" => child).increment(1);
+    metrics::counter!(crate::metrics::CALL_CHILD_FAILURES, "child" => child).increment(1);
     match child_tracker.on_failure(now) {
         RestartDecision::Restart { after } => {
-            metrics::counter!("talky_actor_restarts_total", "actor" => child).increment(1);
+            metrics::counter!(crate::metrics::ACTOR_RESTARTS, "actor" => child).increment(1);
             myself.send_after(after, move || CallMsg::Restart(kind));
         }
         RestartDecision::Escalate => {

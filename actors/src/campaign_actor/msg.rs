@@ -90,6 +90,8 @@ impl From<CampaignEvent> for CampaignMsg {
 pub struct CampaignSnapshot {
     /// The campaign.
     pub campaign: CampaignId,
+    /// Its name; `None` until the settings were first loaded.
+    pub name: Option<String>,
     /// Lifecycle state; `None` until the settings were first loaded.
     pub state: Option<CampaignState>,
     /// Calls of this campaign live now (accepted, outcome not yet in).

@@ -61,6 +61,8 @@ pub struct CampaignSettings {
     pub tenant: TenantId,
     /// The campaign.
     pub campaign: CampaignId,
+    /// Its name (the supervisor view names the actor with it).
+    pub name: String,
     /// Lifecycle state. A restarted actor (or a new lease holder) resumes
     /// from it; afterwards the lease holder follows it with
     /// [`CampaignStore::state`].

@@ -77,6 +77,7 @@ impl<S: CampaignStore, D: DialSink> CampaignActorState<S, D> {
     /// The counters and state now.
     pub(super) fn snapshot(&self) -> CampaignSnapshot {
         CampaignSnapshot {
+            name: self.settings.as_ref().map(|s| s.name.clone()),
             state: self.lifecycle,
             live_calls: self.live_count(),
             consecutive_store_errors: self.consecutive_failures,

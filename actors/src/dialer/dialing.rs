@@ -72,7 +72,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
         let key = queued_key(&q);
         self.free(q.room);
         self.not_placed += 1;
-        metrics::counter!("talky_dials_not_placed_total").increment(1);
+        metrics::counter!(crate::metrics::DIALS_NOT_PLACED).increment(1);
         tracing::info!(campaign.id = %key.campaign, contact.id = %key.contact, attempt = key.attempt, ?why, "queued dial not placed");
         let sink = self
             .campaigns
@@ -182,7 +182,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
             Ok((actor, _)) => {
                 let _ = actor.cast(CallMsg::Dial);
                 self.dialled += 1;
-                metrics::counter!("talky_calls_dialled_total").increment(1);
+                metrics::counter!(crate::metrics::DIALLED).increment(1);
                 self.by_call.insert(key.call, actor.get_id());
                 self.live.insert(
                     actor.get_id(),
@@ -241,8 +241,8 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
 
     /// Live and queued calls, for the supervisor's dashboards.
     pub(crate) fn gauges(&self) {
-        metrics::gauge!("talky_calls_active").set(f64::from(self.admission.live()));
-        metrics::gauge!("talky_dial_queue").set(self.queue.len() as f64);
+        metrics::gauge!(crate::metrics::CALLS_ACTIVE).set(f64::from(self.admission.live()));
+        metrics::gauge!(crate::metrics::DIAL_QUEUE).set(self.queue.len() as f64);
     }
 
     /// A call's actor died without finishing: record and report a failure
@@ -257,7 +257,7 @@ impl<P: CallPorts, D: DialStore> DialerState<P, D> {
         }
         let key = call.key;
         self.crashed += 1;
-        metrics::counter!("talky_call_crashes_total").increment(1);
+        metrics::counter!(crate::metrics::CALL_CRASHES).increment(1);
         tracing::error!(call.id = %key.call, campaign.id = %key.campaign, error = %why, "call actor crashed");
         self.remove(id);
         let store = self.ports.store.clone();

@@ -5,7 +5,7 @@
 //   GET /api/v1/live with `Authorization: Bearer <token>`, answered as
 //   `text/event-stream` (SSE). The live view sends the tenant's API key
 //   (its calls only); the supervisor view sends the admin token (every
-//   tenant's calls, plus the `tree` and `metrics` events). EventSource
+//   tenant's calls, plus the `tree` event). EventSource
 //   cannot send headers and a key in the URL (`?access_token=`) would end
 //   up in logs and history, so the page reads the stream with fetch() and
 //   parses the SSE frames itself (`SseParser`). Lines starting with `:`
@@ -44,12 +44,21 @@
 //      "started_at", "heard_text"?, "interrupted"?}
 //   event: call.ended       the call is over (it leaves the live list)
 //     {"call_id", "outcome", "ended_at", "duration_secs"?}
-//   event: tree             (admin) the actor tree, as
-//                           GET /api/v1/supervisor/actors answers it
-//   event: metrics          (admin) the supervisor's figures now
-//     {"at", "calls_active", "dial_queue",
-//      "latency_ms": {"<stage>": {"p50", "p95", "p99"}},
-//      "errors": {"<provider or kind>": <count since start>}}
+//   event: tree             (admin token only) the actor tree, the same
+//                           JSON as GET /api/v1/supervisor/actors: sent on
+//                           connecting, then every 2 s
+//     {"children": [{name, running, restarts, ...}],
+//      "dialer": {live, queued, dialled, crashed, not_placed, draining,
+//        "calls": [{key: {tenant, campaign, contact, call, attempt},
+//          campaign_name, number (masked: "+44 •••• ••77"), status,
+//          age_secs, duration_secs (null until answered), turns,
+//          agent_speaking, telephony, provider ("vonage"|"twilio"|null),
+//          children: [{kind: "stt"|"llm"|"tts", provider ("deepgram",
+//            "groq", "elevenlabs", ...), position (0 = primary),
+//            restarts, running}]}]} | null,
+//      "campaigns": [{campaign, name, state, live_calls, dialled, ...}],
+//      "calls_by_provider": {"<provider>|dialing": <count>}}
+//   (The supervisor view reads its charts from GET /metrics.)
 //
 // Unknown event types are ignored (the server may add some).
 

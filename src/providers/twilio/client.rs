@@ -76,6 +76,7 @@ use super::twiml::{self, SEGMENT};
 use crate::config::Secret;
 use crate::providers::breaker::CircuitBreaker;
 use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
+use crate::providers::observe;
 use crate::providers::retry::{self, Answer, Deadline, RetryPolicy, maybe_sent, with_retries_by};
 use crate::providers::vonage::CallbackKey;
 
@@ -626,19 +627,22 @@ impl TwilioClient {
     }
 }
 
+/// Every operation is timed and its failure counted (`observe`) under the
+/// breaker's name.
 impl TelephonyPort for TwilioClient {
     async fn place_call(&self, req: PlaceCall) -> PortResult<ProviderCallId> {
-        self.create_call(&req)
+        observe::timed(self.breaker.name(), "create_call", self.create_call(&req))
             .await
             .map(|created| ProviderCallId(created.sid))
     }
 
     async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
-        self.end_call(&id).await
+        observe::timed(self.breaker.name(), "hang_up", self.end_call(&id)).await
     }
 
     async fn transfer(&self, id: ProviderCallId, number: &str, caller_id: &str) -> PortResult<()> {
-        self.transfer_call(&id, number, caller_id).await
+        let transfer = self.transfer_call(&id, number, caller_id);
+        observe::timed(self.breaker.name(), "transfer", transfer).await
     }
 
     async fn find_call(
@@ -647,17 +651,18 @@ impl TelephonyPort for TwilioClient {
         to: &str,
         since: DateTime<Utc>,
     ) -> PortResult<Option<ProviderCallId>> {
-        Ok(self
-            .find_leg(to, since, &[])
+        let find = self.find_leg(to, since, &[]);
+        Ok(observe::timed(self.breaker.name(), "find_call", find)
             .await?
             .map(|c| ProviderCallId(c.sid)))
     }
 
     async fn leg_state(&self, id: ProviderCallId) -> PortResult<Option<LegState>> {
-        Ok(self
-            .get_call(&id)
-            .await?
-            .map(|c| c.call_status().leg_state()))
+        Ok(
+            observe::timed(self.breaker.name(), "get_call", self.get_call(&id))
+                .await?
+                .map(|c| c.call_status().leg_state()),
+        )
     }
 }
 

@@ -42,6 +42,7 @@ use super::jwt::AppJwt;
 use super::ncco::{self, CreateCallResponse, DEFAULT_SAMPLE_RATE, MachineDetection, UNRESERVED};
 use crate::config::Secret;
 use crate::providers::build::{self, BuildError, HTTP_SCHEMES, HttpClient};
+use crate::providers::observe;
 use crate::providers::retry::{self, Answer, maybe_sent};
 
 /// Vonage's REST base (regional hosts: `https://api-us.vonage.com`, ...).
@@ -359,16 +360,21 @@ impl VonageClient {
     }
 }
 
+/// The `provider` label of Vonage's metrics (its breaker's name in the
+/// telephony chain).
+const PROVIDER: &str = "vonage";
+
+/// Every operation is timed and its failure counted (`observe`).
 impl TelephonyPort for VonageClient {
     async fn place_call(&self, req: PlaceCall) -> PortResult<ProviderCallId> {
-        self.create_call(&req)
+        observe::timed(PROVIDER, "create_call", self.create_call(&req))
             .await
             .map(|created| ProviderCallId(created.uuid))
     }
 
     async fn hang_up(&self, id: ProviderCallId) -> PortResult<()> {
         let base = Arc::clone(&self.base);
-        self.hang_up_at(&base, &id).await
+        observe::timed(PROVIDER, "hang_up", self.hang_up_at(&base, &id)).await
     }
 
     async fn find_call(
@@ -377,13 +383,43 @@ impl TelephonyPort for VonageClient {
         to: &str,
         since: DateTime<Utc>,
     ) -> PortResult<Option<ProviderCallId>> {
-        Ok(self
-            .find_leg(to, since, &[])
+        let find = self.find_leg(to, since, &[]);
+        Ok(observe::timed(PROVIDER, "find_call", find)
             .await?
             .map(|info| ProviderCallId(info.uuid)))
     }
 
     async fn transfer(&self, id: ProviderCallId, number: &str, caller_id: &str) -> PortResult<()> {
+        observe::timed(
+            PROVIDER,
+            "transfer",
+            self.transfer_to(id, number, caller_id),
+        )
+        .await
+    }
+
+    async fn leg_state(&self, id: ProviderCallId) -> PortResult<Option<LegState>> {
+        let info = observe::timed(PROVIDER, "get_call", self.get_call(&id)).await?;
+        Ok(info.map(|info| {
+            if info.is_over() {
+                LegState::Ended(info.status)
+            } else {
+                LegState::Live {
+                    answered: matches!(info.status.as_str(), "answered" | "machine" | "human"),
+                }
+            }
+        }))
+    }
+}
+
+impl VonageClient {
+    /// Puts the transfer NCCO on the leg (`TelephonyPort::transfer`).
+    async fn transfer_to(
+        &self,
+        id: ProviderCallId,
+        number: &str,
+        caller_id: &str,
+    ) -> PortResult<()> {
         let body = ncco::transfer_body(number, caller_id)
             .map_err(|e| PortError::Rejected(e.to_string()))?;
         let url = format!(
@@ -399,18 +435,6 @@ impl TelephonyPort for VonageClient {
         } else {
             Err(answer.error(Problem::describe))
         }
-    }
-
-    async fn leg_state(&self, id: ProviderCallId) -> PortResult<Option<LegState>> {
-        Ok(self.get_call(&id).await?.map(|info| {
-            if info.is_over() {
-                LegState::Ended(info.status)
-            } else {
-                LegState::Live {
-                    answered: matches!(info.status.as_str(), "answered" | "machine" | "human"),
-                }
-            }
-        }))
     }
 }
 

@@ -122,6 +122,10 @@ impl FakeStt {
 }
 
 impl SttPort for FakeStt {
+    fn provider_name(&self) -> &str {
+        self.name
+    }
+
     async fn open(&self, _cfg: SttConfig) -> PortResult<SttSession> {
         let delay = *lock(&self.open_delay);
         if !delay.is_zero() {
@@ -186,6 +190,10 @@ impl FakeLlm {
 }
 
 impl LlmPort for FakeLlm {
+    fn provider_name(&self) -> &str {
+        self.name
+    }
+
     async fn stream(&self, req: ChatRequest) -> PortResult<mpsc::Receiver<LlmEvent>> {
         lock(&self.requests).push((self.name, req));
         {
@@ -246,6 +254,10 @@ pub fn speech_duration(text: &str) -> Duration {
 }
 
 impl TtsPort for FakeTts {
+    fn provider_name(&self) -> &str {
+        self.name
+    }
+
     async fn synthesize(&self, req: TtsRequest) -> PortResult<mpsc::Receiver<TtsEvent>> {
         lock(&self.requests).push((self.name, req.text.clone()));
         let fail = {

@@ -1413,3 +1413,38 @@ async fn without_a_transfer_setting_the_tool_is_not_offered() {
     );
     assert!(lock(&h.telephony.log).transfers.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_snapshot_names_the_call_and_the_providers_in_use() {
+    use crate::call::ChildKind;
+    let mut cfg = config();
+    cfg.switch_after = 2;
+    cfg.campaign_name = "spring reminders".into();
+    let mut h = Harness::start(cfg).await;
+    *lock(&h.stt[0].fail_opens) = 2;
+    wait(5.0).await;
+    let ringing = ractor::call_t!(h.call, CallMsg::Snapshot, 1000).expect("snapshot");
+    assert_eq!((ringing.age_secs, ringing.duration_secs), (5, None));
+    h.answer().await;
+    wait(3.5).await;
+    let snap = ractor::call_t!(h.call, CallMsg::Snapshot, 1000).expect("snapshot");
+    assert_eq!(snap.campaign_name, "spring reminders");
+    assert_eq!(snap.number, "+1 •••• ••23", "the number is masked");
+    assert_eq!(snap.age_secs, 8);
+    assert_eq!(snap.duration_secs, Some(3), "counted from the answer");
+    let children: Vec<(ChildKind, &str, usize)> = snap
+        .children
+        .iter()
+        .map(|c| (c.kind, c.provider.as_str(), c.position))
+        .collect();
+    assert_eq!(
+        children,
+        [
+            (ChildKind::Stt, "fallback", 1),
+            (ChildKind::Llm, "primary", 0),
+            (ChildKind::Tts, "primary", 0),
+        ]
+    );
+    assert!(snap.children[0].restarts >= 1, "{:?}", snap.children);
+    assert_eq!(snap.children[1].restarts, 0);
+}

@@ -225,6 +225,7 @@ impl FakeStore {
         CampaignSettings {
             tenant: TenantId::new(),
             campaign: CampaignId::new(),
+            name: "spring reminders".into(),
             state: CampaignState::Running,
             window,
             retry,

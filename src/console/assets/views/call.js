@@ -1,7 +1,8 @@
 // One call: status, outcome, duration, provider; the transcript (what the
 // agent generated beside what the callee heard, for a barged-in turn);
 // each agent turn's latency split as bars; the provider events; the
-// recording in an <audio> element; the post-call analysis.
+// recording in an <audio> element; the post-call analysis; the webhook
+// deliveries of the call's events.
 
 import { ApiError, blob, describe, get, post } from '../api.js';
 import { badge, fmtDuration, fmtTime, h, heading, mount, notice, shortId, table } from '../dom.js';
@@ -24,6 +25,8 @@ export async function show(el, { id }) {
   }
   const audioBox = h('div', { id: 'recording' });
   const analysisBox = h('section', { id: 'analysis', 'aria-labelledby': 'analysis-title' });
+  const deliveriesBox = h('section', { id: 'call-deliveries', 'aria-labelledby': 'deliveries-title' },
+    h('h2', { id: 'deliveries-title' }, 'Webhook deliveries'), h('p', { class: 'muted' }, 'Reading…'));
   mount(el,
     h('p', null, h('a', { href: `#/campaigns/${call.campaign_id}/calls` }, '← Calls of the campaign')),
     heading(`Call ${shortId(call.id)}`, 'page-title'),
@@ -32,8 +35,10 @@ export async function show(el, { id }) {
     transcript(call.turns),
     latency(call.turns),
     analysisBox,
+    deliveriesBox,
     events(call.events));
   renderAnalysis(analysisBox, call);
+  deliveries(deliveriesBox, call.id);
   const release = await recording(audioBox, call.id);
   return release;
 }
@@ -86,6 +91,29 @@ function latency(turns) {
       ? [h('div', { id: 'latency-chart', class: 'chart-box' }, stackedBars(rows, STAGES, { unit: 'ms', testid: 'latency-bars', label: `Latency split of ${rows.length} agent turns; the figure at the end is voice-to-voice, in ms` })),
         h('p', { class: 'hint' }, 'End of the callee\'s speech → STT final → LLM first token → first TTS audio → first frame sent; the number is voice-to-voice.')]
       : notice('No agent turn with a measured latency.', 'info'));
+}
+
+/** The deliveries of the call's events to the tenant's webhooks. */
+async function deliveries(box, id) {
+  const title = h('h2', { id: 'deliveries-title' }, 'Webhook deliveries');
+  let page;
+  try {
+    page = await get(`/api/v1/calls/${id}/deliveries`);
+  } catch (e) {
+    mount(box, title, notice(describe(e), 'error'));
+    return;
+  }
+  const items = page.items || [];
+  mount(box, title, items.length
+    ? table([
+      { label: 'Event', cell: (d) => d.type, rowAttrs: (d) => ({ testid: 'delivery-row', dataset: { state: d.state } }) },
+      { label: 'Webhook', cell: (d) => h('a', { href: '#/webhooks' }, shortId(d.endpoint_id)) },
+      { label: 'State', cell: (d) => badge(d.state, 'delivery') },
+      { label: 'Attempts', cell: (d) => String(d.attempts) },
+      { label: 'Last status', cell: (d) => (d.last_status === null || d.last_status === undefined ? '–' : String(d.last_status)) },
+      { label: 'webhook-id', cell: (d) => h('code', null, d.webhook_id) },
+    ], items, { id: 'deliveries-table' })
+    : notice('No webhook deliveries for this call (no webhook subscribed to its events).', 'info'));
 }
 
 function events(list) {

@@ -1,36 +1,43 @@
 // The supervisor's view (admin token): the actor tree (root children with
-// restarts, the dialer and its live calls with their STT / LLM / TTS
-// children, providers by name, the running campaigns) from
-// GET /api/v1/supervisor/actors, and small charts of /metrics (live calls,
-// dial queue, turn latency percentiles from the histogram buckets,
-// errors). Both are read every 5 s; while the live feed (live.js) pushes
-// `tree` events, the tree is drawn from them instead.
+// restarts, the dialer and its live calls named by campaign and masked
+// number with their status, age and talk time, their STT / LLM / TTS
+// children with the provider in use by name and restarts, the running
+// campaigns by name) and small charts of /metrics (live calls, dial
+// queue, turn latency percentiles from the histogram buckets, errors).
+// The tree comes from the live feed's `tree` events (live.js: the server
+// pushes one every 2 s to the admin token); while the feed is not open it
+// is read from GET /api/v1/supervisor/actors every 5 s, as /metrics always
+// is. The server masks the numbers: the tree never holds a whole one.
 
 import { describe, get, request, session } from '../api.js';
 import { bars, lineChart } from '../charts.js';
-import { badge, fmtDuration, h, heading, maskPhone, mount, notice, shortId } from '../dom.js';
+import { badge, fmtDuration, h, heading, mount, notice, shortId } from '../dom.js';
 import { LiveFeed, LiveModel } from '../live.js';
 import * as prom from '../metrics.js';
 
 const POLL_MS = 5000;
 const KEEP = 60; // samples per line chart (5 minutes)
 
-/** Provider chains per child, primary first, for snapshots that give an index. */
-const CHAINS = {
-  stt: ['deepgram', 'whisper'],
-  llm: ['llm', 'llm_fallback'],
-  tts: ['elevenlabs', 'aura'],
-};
+/** A call child's line: "STT: deepgram", "(fallback)" past the primary, restarts. */
+export function childLine(ch) {
+  return [
+    `${String(ch.kind || '?').toUpperCase()}: ${ch.provider || 'unknown'}`,
+    ch.position > 0 ? ' (fallback)' : '',
+    ch.running === false ? ' (not running)' : '',
+    ` · restarts ${ch.restarts ?? 0}`,
+  ].join('');
+}
 
-/** A child's provider by name, whether the snapshot gives a name or an index. */
-export function providerName(kind, provider) {
-  if (typeof provider === 'string') return provider;
-  const chain = CHAINS[kind] || [];
-  return chain[provider] || `#${provider}`;
+/** A call's times: its age, and how long it has been talking once answered. */
+export function callTimes(call) {
+  const parts = [];
+  if (Number.isFinite(call.age_secs)) parts.push(`age ${fmtDuration(call.age_secs)}`);
+  if (Number.isFinite(call.duration_secs)) parts.push(`talking ${fmtDuration(call.duration_secs)}`);
+  return parts.join(' · ');
 }
 
 /** The actor tree as nested lists. */
-export function renderTree(tree, campaignNames = new Map()) {
+export function renderTree(tree) {
   const root = h('ul', { class: 'tree', id: 'supervisor-tree-list' });
   for (const c of tree.children || []) {
     root.append(h('li', { testid: 'tree-child' },
@@ -42,17 +49,15 @@ export function renderTree(tree, campaignNames = new Map()) {
     const byProvider = Object.entries(tree.calls_by_provider || {}).map(([k, v]) => `${k} ${v}`).join(', ');
     const calls = h('ul', null, (d.calls || []).map((call) => {
       const key = call.key || {};
-      const campaign = call.campaign_name || campaignNames.get(key.campaign) || shortId(key.campaign);
-      const age = call.age_secs ?? call.duration_secs;
+      const campaign = call.campaign_name || `campaign ${shortId(key.campaign)}`;
+      const times = callTimes(call);
       return h('li', { testid: 'tree-call', dataset: { callId: key.call || '' } },
-        h('a', { href: `#/calls/${key.call}` }, call.phone ? maskPhone(call.phone) : shortId(key.call)),
+        h('a', { href: `#/calls/${key.call}`, class: 'tree-number' }, call.number || shortId(key.call)),
         ` ${campaign} · attempt ${key.attempt ?? '?'} · `, badge(call.status, 'call'),
+        times ? ` · ${times}` : '',
         ` · ${call.provider || 'dialing'}${call.telephony ? ` (${call.telephony})` : ''}`,
         ` · ${call.turns} turns${call.agent_speaking ? ' · agent speaking' : ''}`,
-        Number.isFinite(age) ? ` · ${fmtDuration(age)}` : '',
-        h('ul', null, (call.children || []).map((ch) => h('li', { testid: 'tree-call-child' },
-          `${ch.kind.toUpperCase()}: ${providerName(ch.kind, ch.provider)}`,
-          ch.running ? '' : ' (not running)', ch.restarts ? ` · ${ch.restarts} restarts` : ''))));
+        h('ul', null, (call.children || []).map((ch) => h('li', { testid: 'tree-call-child' }, childLine(ch)))));
     }));
     root.append(h('li', { testid: 'tree-dialer' },
       h('strong', null, 'dialer'), ` live ${d.live} · queued ${d.queued} · dialled ${d.dialled} · crashed ${d.crashed} · not placed ${d.not_placed}`,
@@ -63,7 +68,7 @@ export function renderTree(tree, campaignNames = new Map()) {
   }
   for (const c of tree.campaigns || []) {
     root.append(h('li', { testid: 'tree-campaign' },
-      h('strong', null, campaignNames.get(c.campaign) || `campaign ${shortId(c.campaign)}`), ' ', c.state ? badge(c.state) : '',
+      h('strong', null, c.name || `campaign ${shortId(c.campaign)}`), ' ', c.state ? badge(c.state) : '',
       ` live ${c.live_calls} · dialled ${c.dialled} · completed ${c.completed} · failed ${c.failed} · dnc ${c.dnc} · retries ${c.retries}`));
   }
   return root;
@@ -107,10 +112,6 @@ export async function show(el) {
   const metricsMsg = h('p', { role: 'status' });
   const feedState = h('p', { class: 'muted', id: 'supervisor-feed' });
   const history = [];
-  const names = new Map();
-  if (session.key()) {
-    get('/api/v1/campaigns', { limit: 1000 }).then((p) => { for (const c of p.items || []) names.set(c.id, c.name); }).catch(() => {});
-  }
 
   function drawMetrics(f, t) {
     history.push({ t, live: f.live, queue: f.queue });
@@ -136,7 +137,7 @@ export async function show(el) {
     if (!pushed) {
       try {
         const tree = await get('/api/v1/supervisor/actors', {}, { admin: true });
-        mount(treeBox, renderTree(tree, names));
+        mount(treeBox, renderTree(tree));
       } catch (e) {
         mount(treeBox, notice(`Actor tree: ${describe(e)}`, 'error'));
       }
@@ -157,7 +158,7 @@ export async function show(el) {
       if (!model.apply(m)) return;
       if (m.type === 'tree') {
         pushed = true;
-        mount(treeBox, renderTree(model.tree, names));
+        mount(treeBox, renderTree(model.tree));
       }
     },
     onState: (state) => {
