@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod dnc;
 pub mod recordings;
 pub mod schema;
+pub mod summary;
 pub mod tenants;
 
 use std::time::Duration;

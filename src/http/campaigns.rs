@@ -17,6 +17,7 @@ use super::{Ctx, PageOf, PageParams, auth, json_body, no_content, ok, query, res
 use crate::analysis::settings::AnalysisSettings;
 use crate::db;
 use crate::db::campaigns::{Campaign, TransitionError};
+use crate::db::summary::CampaignSummary;
 use crate::providers::telephony::Telephony;
 use crate::redis::notices::What;
 
@@ -782,6 +783,15 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .and(auth::tenant(ctx.clone()))
         .and(with_ctx(ctx.clone()))
         .and_then(|id, tenant, ctx: Ctx| respond(ctx.clone(), delete_campaign(ctx, tenant, id)));
+    // The id as text, parsed in the handler: a malformed one is a 400
+    // problem rather than warp's 404 for a path that does not match.
+    let summary = warp::path!("api" / "v1" / "campaigns" / String / "summary")
+        .and(warp::get())
+        .and(auth::tenant(ctx.clone()))
+        .and(with_ctx(ctx.clone()))
+        .and_then(|id: String, tenant, ctx: Ctx| {
+            respond(ctx.clone(), campaign_summary(ctx, tenant, id))
+        });
     let command = warp::path!("api" / "v1" / "campaigns" / CampaignId / CampaignCommand)
         .and(warp::post())
         .and(auth::tenant(ctx.clone()))
@@ -796,6 +806,8 @@ pub fn routes(ctx: Ctx) -> BoxedFilter<(Response,)> {
         .or(patch)
         .unify()
         .or(delete)
+        .unify()
+        .or(summary)
         .unify()
         .or(command)
         .unify()
@@ -976,6 +988,36 @@ pub async fn delete_campaign(
     })
     .await?;
     no_content()
+}
+
+/// A campaign's figures, counted by the database in one transaction:
+/// contacts by status and dialled, calls live and by outcome, contacts
+/// answered and in conversation, and the voice-to-voice latency of its
+/// agent replies (percentiles and a histogram in fixed buckets). What the
+/// console's progress bars, funnel and latency histogram draw, at any
+/// campaign size.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/summary", tag = "campaigns",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Campaign id")),
+    responses(
+        (status = 200, description = "The campaign's figures", body = CampaignSummary),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn campaign_summary(
+    ctx: Ctx,
+    tenant: TenantId,
+    id: String,
+) -> Result<Response, ApiError> {
+    let id: CampaignId = id
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("campaign id {id:?} is not a UUID")))?;
+    let mut conn = ctx.conn().await?;
+    let summary = db::summary::campaign(&mut conn, tenant, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    ok(StatusCode::OK, &summary)
 }
 
 /// Start, pause, resume or stop a campaign.

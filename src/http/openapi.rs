@@ -94,6 +94,7 @@ fn rate_limited(openapi: &mut utoipa::openapi::OpenApi) {
         api_keys::list_keys, api_keys::create_key, api_keys::revoke_key,
         campaigns::list_campaigns, campaigns::create_campaign, campaigns::get_campaign,
         campaigns::update_campaign, campaigns::delete_campaign, campaigns::command_campaign,
+        campaigns::campaign_summary,
         contacts::upload_contacts, contacts::list_contacts,
         dnc::list_dnc, dnc::add_dnc, dnc::remove_dnc,
         calls::list_calls, calls::get_call, calls::analyze_call, recordings::get_recording,

@@ -413,3 +413,393 @@ async fn transfer_is_validated_stored_patched_and_removed() {
     assert_eq!(patched["transfer"], serde_json::Value::Null);
     app.stop().await;
 }
+
+/// One call of `contact` as the runtime leaves it: a dial intent moved
+/// through `statuses`, with `agent_v2v` as its agent turns' voice-to-voice
+/// latencies (each followed by a callee turn) and, given `end` (outcome,
+/// the contact's status after it), finished with that outcome and recorded
+/// on the contact.
+#[allow(clippy::too_many_arguments)]
+async fn summary_call(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant: talky_actors::ids::TenantId,
+    campaign: talky_actors::ids::CampaignId,
+    contact: &serde_json::Value,
+    attempt: i32,
+    statuses: &[&str],
+    agent_v2v: &[Option<i32>],
+    end: Option<(&str, &str)>,
+) {
+    use talky::db;
+    use talky_actors::ids::{CallId, ContactId};
+    let contact_id = ContactId(
+        contact["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("contact id"),
+    );
+    let phone = contact["phone"].as_str().expect("phone");
+    let call = db::calls::create_intent(
+        conn,
+        db::calls::NewIntent {
+            tenant,
+            campaign,
+            contact: contact_id,
+            attempt,
+            phone,
+            media_token_hash: None,
+            node: None,
+        },
+    )
+    .await
+    .expect("intent");
+    let call = CallId(call.id);
+    let at = chrono::Utc::now();
+    for status in statuses {
+        db::calls::set_status(conn, tenant, call, status, at)
+            .await
+            .expect("status");
+    }
+    let mut seq = 0;
+    for v2v in agent_v2v {
+        for speaker in ["agent", "user"] {
+            db::calls::insert_turn(
+                conn,
+                &db::calls::CallTurn {
+                    tenant_id: tenant.0,
+                    call_id: call.0,
+                    seq,
+                    speaker: speaker.into(),
+                    text: format!("turn {seq}"),
+                    heard_text: None,
+                    interrupted: false,
+                    started_at: at,
+                    ended_at: Some(at),
+                    stt_ms: None,
+                    llm_first_token_ms: None,
+                    tts_first_audio_ms: None,
+                    first_frame_ms: None,
+                    // The callee's turns carry no latency.
+                    voice_to_voice_ms: if speaker == "agent" { *v2v } else { Some(1) },
+                },
+            )
+            .await
+            .expect("turn");
+            seq += 1;
+        }
+    }
+    if let Some((outcome, contact_status)) = end {
+        db::calls::finish(conn, tenant, call, outcome, None)
+            .await
+            .expect("finish");
+        db::contacts::record_outcome(
+            conn,
+            tenant,
+            campaign,
+            contact_id,
+            outcome,
+            contact_status,
+            None,
+            attempt,
+        )
+        .await
+        .expect("outcome");
+    }
+}
+
+/// The q-quantile as PostgreSQL's `percentile_disc` takes it: the first
+/// value (ascending) whose cumulative share reaches q.
+fn percentile_disc(sorted: &[i64], q: f64) -> Option<i64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    Some(sorted[rank - 1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_counts_what_the_lists_show() {
+    use talky_actors::ids::{CampaignId, TenantId};
+    let app = TestApp::start().await;
+    let (tenant_s, key) = app.tenant("acme").await;
+    let (_, other_key) = app.tenant("other").await;
+    let tenant: TenantId = tenant_s.parse().expect("tenant");
+    let id = app.campaign(&key, "summed").await;
+    let campaign: CampaignId = id.parse().expect("campaign");
+    let summary_path = format!("/api/v1/campaigns/{id}/summary");
+
+    // Empty: every status listed with zero, no latency figures.
+    let (status, empty) = app.get(&summary_path, &key).await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty["state"], "draft");
+    assert_eq!(empty["contacts"]["total"], 0);
+    assert_eq!(
+        empty["contacts"]["by_status"],
+        json!({ "pending": 0, "in_progress": 0, "retry": 0, "completed": 0, "failed": 0, "dnc": 0 })
+    );
+    assert_eq!(empty["calls"]["by_outcome"], json!({}));
+    assert_eq!(empty["latency"]["count"], 0);
+    assert_eq!(empty["latency"]["p50_ms"], serde_json::Value::Null);
+    assert_eq!(
+        empty["latency"]["histogram_ms"]
+            .as_array()
+            .expect("buckets")
+            .len(),
+        9
+    );
+
+    // Six contacts, one of them on the do-not-call list.
+    let (status, _) = app
+        .post("/api/v1/dnc", &key, &json!({ "phone": "+14155550105" }))
+        .await;
+    assert_eq!(status, 201);
+    let (status, report) = app
+        .upload(
+            &format!("/api/v1/campaigns/{id}/contacts"),
+            &key,
+            "text/csv",
+            "phone\n+14155550101\n+14155550102\n+14155550103\n+14155550104\n+14155550105\n+14155550106\n",
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{id}/contacts?limit=100"), &key)
+        .await;
+    let by_phone = |phone: &str| {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|c| c["phone"] == phone)
+            .cloned()
+            .unwrap_or_else(|| panic!("no contact {phone}"))
+    };
+    let mut conn = app.db.conn().await;
+    type Step<'a> = (
+        &'a str,
+        i32,
+        &'a [&'a str],
+        &'a [Option<i32>],
+        Option<(&'a str, &'a str)>,
+    );
+    let script: [Step; 5] = [
+        // A conversation that completed.
+        (
+            "+14155550101",
+            1,
+            &["dialing", "answered", "conversation"],
+            &[Some(200), Some(480)],
+            Some(("completed", "completed")),
+        ),
+        // Busy, then a machine (its voicemail message measured).
+        (
+            "+14155550102",
+            1,
+            &["dialing"],
+            &[],
+            Some(("busy", "retry")),
+        ),
+        (
+            "+14155550102",
+            2,
+            &["dialing", "answered", "machine"],
+            &[Some(900)],
+            Some(("machine", "failed")),
+        ),
+        // A first call still in conversation (values on the buckets'
+        // edges; a greeting without a measured latency).
+        (
+            "+14155550103",
+            1,
+            &["dialing", "answered", "conversation"],
+            &[
+                None,
+                Some(250),
+                Some(251),
+                Some(5000),
+                Some(5001),
+                Some(1200),
+            ],
+            None,
+        ),
+        // Nobody answered.
+        (
+            "+14155550104",
+            1,
+            &["dialing", "ringing"],
+            &[],
+            Some(("no_answer", "retry")),
+        ),
+    ];
+    for (phone, attempt, statuses, v2v, end) in script {
+        summary_call(
+            &mut conn,
+            tenant,
+            campaign,
+            &by_phone(phone),
+            attempt,
+            statuses,
+            v2v,
+            end,
+        )
+        .await;
+    }
+
+    // Another campaign of the tenant: none of its figures count here.
+    let elsewhere = app.campaign(&key, "elsewhere").await;
+    app.upload(
+        &format!("/api/v1/campaigns/{elsewhere}/contacts"),
+        &key,
+        "text/csv",
+        "phone\n+14155550101\n",
+    )
+    .await;
+    let (_, other_page) = app
+        .get(&format!("/api/v1/campaigns/{elsewhere}/contacts"), &key)
+        .await;
+    summary_call(
+        &mut conn,
+        tenant,
+        elsewhere.parse().expect("id"),
+        &other_page["items"][0],
+        1,
+        &["dialing", "answered"],
+        &[Some(7)],
+        Some(("completed", "completed")),
+    )
+    .await;
+
+    let (status, s) = app.get(&summary_path, &key).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["state"], "draft");
+    assert!(
+        s["at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some(),
+        "{s}"
+    );
+
+    // Contacts, as their list shows them.
+    let (_, page) = app
+        .get(&format!("/api/v1/campaigns/{id}/contacts?limit=100"), &key)
+        .await;
+    let contacts = page["items"].as_array().expect("items");
+    assert_eq!(s["contacts"]["total"], contacts.len());
+    assert_eq!(contacts.len(), 6);
+    for status in talky::db::contacts::STATUSES {
+        let n = contacts.iter().filter(|c| c["status"] == status).count();
+        assert_eq!(s["contacts"]["by_status"][status], n, "{status}: {s}");
+    }
+    assert_eq!(s["contacts"]["by_status"]["dnc"], 1);
+
+    // Calls, as their list shows them.
+    let (_, page) = app
+        .get(&format!("/api/v1/calls?campaign_id={id}&limit=100"), &key)
+        .await;
+    let calls = page["items"].as_array().expect("items");
+    assert_eq!(calls.len(), 5);
+    assert_eq!(s["calls"]["total"], calls.len());
+    let distinct = |pick: &dyn Fn(&&serde_json::Value) -> bool| {
+        calls
+            .iter()
+            .filter(pick)
+            .map(|c| c["contact_id"].as_str().expect("contact"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(s["contacts"]["dialled"], distinct(&|_| true));
+    assert_eq!(s["contacts"]["dialled"], 4);
+    assert_eq!(
+        s["calls"]["live"],
+        calls.iter().filter(|c| c["status"] != "finished").count()
+    );
+    assert_eq!(s["calls"]["live"], 1);
+    let mut outcomes = serde_json::Map::new();
+    for c in calls.iter().filter(|c| c["status"] == "finished") {
+        let o = c["outcome"]
+            .as_str()
+            .expect("finished calls have an outcome");
+        let n = outcomes.get(o).and_then(|v| v.as_i64()).unwrap_or(0);
+        outcomes.insert(o.to_string(), json!(n + 1));
+    }
+    assert_eq!(
+        s["calls"]["by_outcome"],
+        serde_json::Value::Object(outcomes)
+    );
+    let answered = |c: &&serde_json::Value| !c["answered_at"].is_null();
+    assert_eq!(s["calls"]["answered_contacts"], distinct(&answered));
+    assert_eq!(s["calls"]["answered_contacts"], 3);
+    assert_eq!(
+        s["calls"]["conversation_contacts"],
+        distinct(&|c| answered(c) && c["outcome"] != "machine" && c["status"] != "machine")
+    );
+    assert_eq!(s["calls"]["conversation_contacts"], 2);
+
+    // Latency, from every call's turns.
+    let mut values = Vec::new();
+    for c in calls {
+        let (status, detail) = app
+            .get(
+                &format!("/api/v1/calls/{}", c["id"].as_str().expect("id")),
+                &key,
+            )
+            .await;
+        assert_eq!(status, 200, "{detail}");
+        for t in detail["turns"].as_array().expect("turns") {
+            if t["speaker"] == "agent"
+                && let Some(v) = t["latency"]["voice_to_voice_ms"].as_i64()
+            {
+                values.push(v);
+            }
+        }
+    }
+    values.sort_unstable();
+    let lat = &s["latency"];
+    assert_eq!(lat["count"], values.len());
+    assert_eq!(values.len(), 8);
+    for (field, q) in [("p50_ms", 0.5), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
+        assert_eq!(
+            lat[field].as_i64(),
+            percentile_disc(&values, q),
+            "{field}: {lat}"
+        );
+    }
+    let buckets = lat["histogram_ms"].as_array().expect("buckets");
+    let mut below = i64::MIN;
+    for b in buckets {
+        let le = b["le"].as_i64();
+        let n = values
+            .iter()
+            .filter(|v| **v > below && le.is_none_or(|le| **v <= le))
+            .count();
+        assert_eq!(b["count"], n, "bucket {b}: {lat}");
+        below = le.unwrap_or(i64::MAX);
+    }
+    assert_eq!(
+        buckets
+            .iter()
+            .map(|b| b["count"].as_i64().expect("count"))
+            .collect::<Vec<_>>(),
+        vec![2, 2, 0, 1, 1, 0, 0, 1, 1],
+        "{lat}"
+    );
+    assert!(buckets.last().expect("open bucket")["le"].is_null());
+
+    // Another tenant's campaign is not found; so are unknown ids; a
+    // malformed id is a bad request (all problem+json, checked by `get`).
+    let (status, _) = app.get(&summary_path, &other_key).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .get(
+            &format!("/api/v1/campaigns/{}/summary", CampaignId::new()),
+            &key,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get("/api/v1/campaigns/not-a-uuid/summary", &key).await;
+    assert_eq!(status, 400);
+    app.stop().await;
+}

@@ -33,6 +33,7 @@ async fn another_tenants_ids_are_404_on_every_route() {
         ("POST", format!("{c}/resume"), None),
         ("POST", format!("{c}/stop"), None),
         ("GET", format!("{c}/contacts"), None),
+        ("GET", format!("{c}/summary"), None),
         (
             "POST",
             format!("{c}/contacts"),

@@ -34,6 +34,7 @@ async fn document_lists_every_route() {
         ("get", "/api/v1/calls/{id}/recording"),
         ("post", "/api/v1/calls/{id}/analyze"),
         ("get", "/api/v1/campaigns/{id}/results"),
+        ("get", "/api/v1/campaigns/{id}/summary"),
         ("get", "/api/v1/webhooks"),
         ("post", "/api/v1/webhooks"),
         ("get", "/api/v1/webhooks/{id}"),

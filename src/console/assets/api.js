@@ -124,22 +124,6 @@ export const patch = (path, body, opts = {}) => request('PATCH', path, { ...opts
 export const del = (path, opts = {}) => request('DELETE', path, opts);
 
 /**
- * Every item of a keyset-paginated list, following `next_cursor`, up to
- * `max` items. Returns {items, complete} (complete: the last page was read).
- */
-export async function all(path, query = {}, max = 5000) {
-  const items = [];
-  let cursor;
-  for (;;) {
-    const page = await get(path, { ...query, limit: Math.min(1000, max), cursor });
-    items.push(...(page.items || []));
-    cursor = page.next_cursor;
-    if (!cursor) return { items, complete: true };
-    if (items.length >= max) return { items, complete: false };
-  }
-}
-
-/**
  * A binary resource fetched with the key (an `<audio>` or a link cannot
  * send an Authorization header), as a Blob.
  */

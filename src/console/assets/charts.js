@@ -77,32 +77,69 @@ export function funnel(steps, { testid = 'funnel' } = {}) {
  * unless given), with the count on each bar and the bin edges below.
  */
 export function histogram(values, { unit = 'ms', binWidth, testid = 'histogram', label } = {}) {
-  const width = 640, height = 220, left = 36, bottom = 36, top = 16, right = 10;
   const vals = values.filter(Number.isFinite);
-  const svg = frame(width, height, label || `Histogram of ${vals.length} values, in ${unit}`, testid);
-  if (!vals.length) {
-    svg.append(s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'chart-empty' }, 'no data yet'));
-    return svg;
-  }
+  label = label || `Histogram of ${vals.length} values, in ${unit}`;
+  if (!vals.length) return binChart([], { unit, testid, label });
   const min = Math.min(...vals), max = Math.max(...vals);
   const bw = binWidth || niceStep((max - min) / 12 || 1);
   const start = Math.floor(min / bw) * bw;
   const n = Math.max(1, Math.ceil((max - start + 1e-9) / bw));
   const counts = new Array(n).fill(0);
   for (const v of vals) counts[Math.min(n - 1, Math.floor((v - start) / bw))]++;
-  const peak = Math.max(...counts);
+  const bins = counts.map((count, i) => {
+    const lo = start + i * bw;
+    return { count, tick: String(fmt(lo)), title: `${fmt(lo)}–${fmt(lo + bw)} ${unit}` };
+  });
+  return binChart(bins, { unit, testid, label });
+}
+
+/**
+ * A histogram from counts already binned, e.g. the summary API's
+ * `histogram_ms`: buckets [{le, count}] in order, `le` the inclusive upper
+ * bound (null: no bound), counts per bucket (not cumulative). Every bucket
+ * gets a bar of the same width whatever its range; the tick under a bar
+ * is its upper bound (`> last` for the open one).
+ */
+export function bucketHistogram(buckets, { unit = 'ms', testid = 'histogram', label } = {}) {
+  const total = buckets.reduce((a, b) => a + b.count, 0);
+  label = label || `Histogram of ${total} values, in ${unit}`;
+  if (!total) return binChart([], { unit, testid, label });
+  let prev = null;
+  const bins = buckets.map((b) => {
+    const tick = b.le === null ? `> ${fmt(prev)}` : `≤ ${fmt(b.le)}`;
+    const title = b.le === null ? `above ${fmt(prev)} ${unit}`
+      : prev === null ? `up to ${fmt(b.le)} ${unit}` : `${fmt(prev)}–${fmt(b.le)} ${unit}`;
+    prev = b.le;
+    return { count: b.count, tick, title };
+  });
+  return binChart(bins, { unit, testid, label, centred: true });
+}
+
+/**
+ * Bars of bins [{count, tick, title}] over an axis, each tick under its
+ * bar's left edge (a bin's lower bound) or, `centred`, its middle; "no
+ * data yet" without bins.
+ */
+function binChart(bins, { unit, testid, label, centred = false }) {
+  const width = 640, height = 220, left = 36, bottom = 36, top = 16, right = 10;
+  const svg = frame(width, height, label, testid);
+  if (!bins.length) {
+    svg.append(s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'chart-empty' }, 'no data yet'));
+    return svg;
+  }
+  const n = bins.length;
+  const peak = Math.max(1, ...bins.map((b) => b.count));
   const plotW = width - left - right, plotH = height - top - bottom;
   const barW = plotW / n;
   svg.append(s('line', { x1: left, y1: top + plotH, x2: width - right, y2: top + plotH, class: 'chart-axis' }));
-  counts.forEach((c, i) => {
-    const h = (plotH * c) / peak;
+  bins.forEach((b, i) => {
+    const h = (plotH * b.count) / peak;
     const x = left + i * barW;
-    const lo = start + i * bw;
     svg.append(s('rect', { x: x + 1, y: top + plotH - h, width: Math.max(1, barW - 2), height: h, class: 'hist-bar', 'data-testid': `${testid}-bar` },
-      s('title', null, `${fmt(lo)}–${fmt(lo + bw)} ${unit}: ${c}`)));
-    if (c) svg.append(s('text', { x: x + barW / 2, y: top + plotH - h - 3, 'text-anchor': 'middle', class: 'chart-value' }, String(c)));
+      s('title', null, `${b.title}: ${b.count}`)));
+    if (b.count) svg.append(s('text', { x: x + barW / 2, y: top + plotH - h - 3, 'text-anchor': 'middle', class: 'chart-value' }, String(b.count)));
     if (n <= 16 || i % Math.ceil(n / 16) === 0) {
-      svg.append(s('text', { x, y: height - bottom + 14, 'text-anchor': 'middle', class: 'chart-tick' }, String(fmt(lo))));
+      svg.append(s('text', { x: centred ? x + barW / 2 : x, y: height - bottom + 14, 'text-anchor': 'middle', class: 'chart-tick' }, b.tick));
     }
   });
   svg.append(s('text', { x: width - right, y: height - 4, 'text-anchor': 'end', class: 'chart-tick' }, unit));

@@ -5,9 +5,9 @@
 
 import { ApiError, del, describe, download, get, request } from '../api.js';
 import { badge, field, fmtDuration, fmtTime, h, heading, mount, notice, shortId, table } from '../dom.js';
-import { funnel, histogram } from '../charts.js';
+import { bucketHistogram, funnel } from '../charts.js';
 import { go } from '../app.js';
-import { progressBar, progressOf } from './campaigns.js';
+import { outcomesText, progressBar, summaryOf } from './campaigns.js';
 
 const COMMANDS = {
   start: { label: 'Start', allowed: ['draft'] },
@@ -111,9 +111,9 @@ export async function overview(el, { id }) {
 
   async function refreshProgress() {
     try {
-      const p = await progressOf(id);
+      const p = await summaryOf(id);
       mount(progressBox, progressBar(p),
-        h('p', null, `Live calls: ${p.live}. `, Object.entries(p.outcomes).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ')));
+        h('p', null, `Live calls: ${p.calls.live}. `, outcomesText(p)));
     } catch (e) {
       mount(progressBox, notice(describe(e), 'error'));
     }
@@ -278,14 +278,11 @@ export function callsTable(items) {
   ], items, { id: 'calls-table' });
 }
 
-/** How many answered calls' turns the histogram reads (one request each). */
-const HISTOGRAM_CALLS = 60;
-
 export async function report(el, { id }) {
   const c = await load(el, id, 'Report');
   if (!c) return;
   const funnelBox = h('div', { class: 'chart-box' }, h('p', { class: 'muted' }, 'Counting…'));
-  const histBox = h('div', { class: 'chart-box' }, h('p', { class: 'muted' }, 'Reading turns…'));
+  const histBox = h('div', { class: 'chart-box' }, h('p', { class: 'muted' }, 'Counting…'));
   const exportMsg = h('p', { role: 'status' });
   const exportBtn = h('button', { type: 'button', id: 'export-csv', testid: 'export-csv' }, 'Download results (CSV)');
   exportBtn.addEventListener('click', async () => {
@@ -309,40 +306,25 @@ export async function report(el, { id }) {
 
   let p;
   try {
-    p = await progressOf(id, 20000);
+    p = await summaryOf(id);
   } catch (e) {
     mount(funnelBox, notice(describe(e), 'error'));
     mount(histBox);
     return;
   }
-  const answered = p.calls.filter((x) => x.answered_at);
-  const contactsWith = (calls) => new Set(calls.map((x) => x.contact_id)).size;
   const steps = [
-    { label: 'Contacts', value: p.contacts.length },
-    { label: 'Dialled', value: p.contacts.filter((x) => x.attempts > 0).length },
-    { label: 'Answered', value: contactsWith(answered) },
-    { label: 'Conversation', value: contactsWith(answered.filter((x) => x.outcome !== 'machine' && x.status !== 'machine')) },
-    { label: 'Completed', value: p.contacts.filter((x) => x.status === 'completed').length },
+    { label: 'Contacts', value: p.contacts.total },
+    { label: 'Dialled', value: p.contacts.dialled },
+    { label: 'Answered', value: p.calls.answered_contacts },
+    { label: 'Conversation', value: p.calls.conversation_contacts },
+    { label: 'Completed', value: p.contacts.by_status.completed || 0 },
   ];
-  mount(funnelBox, funnel(steps, { testid: 'funnel' }), p.complete ? null : h('p', { class: 'muted' }, 'Counted over the first 20,000 contacts and calls.'));
+  mount(funnelBox, funnel(steps, { testid: 'funnel' }));
 
-  const sample = answered.filter((x) => x.status === 'finished').slice(-HISTOGRAM_CALLS);
-  const values = [];
-  for (let i = 0; i < sample.length; i += 4) {
-    const details = await Promise.all(sample.slice(i, i + 4).map((x) => get(`/api/v1/calls/${x.id}`).catch(() => null)));
-    for (const d of details) {
-      for (const t of (d && d.turns) || []) {
-        const v = t.latency && t.latency.voice_to_voice_ms;
-        if (t.speaker === 'agent' && Number.isFinite(v)) values.push(v);
-      }
-    }
-    if (!histBox.isConnected) return;
-  }
-  const sorted = [...values].sort((a, b) => a - b);
-  const pct = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
+  const lat = p.latency;
   mount(histBox,
-    histogram(values, { unit: 'ms', testid: 'v2v-histogram', label: `Voice-to-voice latency of ${values.length} agent replies, in ms` }),
-    h('p', null, values.length
-      ? `${values.length} agent replies in the last ${sample.length} answered calls: p50 ${pct(0.5)} ms, p95 ${pct(0.95)} ms.`
+    bucketHistogram(lat.histogram_ms, { unit: 'ms', testid: 'v2v-histogram', label: `Voice-to-voice latency of ${lat.count} agent replies, in ms` }),
+    h('p', null, lat.count
+      ? `${lat.count} agent replies: p50 ${lat.p50_ms} ms, p95 ${lat.p95_ms} ms, p99 ${lat.p99_ms} ms.`
       : 'No agent replies with a measured latency yet.'));
 }

@@ -1,7 +1,7 @@
 // Campaigns: the list (state, progress, live calls, outcomes) and the
 // create / edit form with the API's validation errors next to each field.
 
-import { ApiError, all, describe, get, patch, post } from '../api.js';
+import { ApiError, describe, get, patch, post } from '../api.js';
 import { badge, field, h, heading, mount, notice } from '../dom.js';
 import { go } from '../app.js';
 
@@ -9,43 +9,38 @@ const STATES = ['', 'draft', 'running', 'paused', 'stopping', 'completed', 'canc
 const CONTACT_STATUSES = ['pending', 'in_progress', 'retry', 'completed', 'failed', 'dnc'];
 const DONE = new Set(['completed', 'failed', 'dnc']);
 
-/** Contacts by status and calls by status/outcome of one campaign. */
-export async function progressOf(id, max = 5000) {
-  const [contacts, calls] = await Promise.all([
-    all(`/api/v1/campaigns/${id}/contacts`, {}, max),
-    all('/api/v1/calls', { campaign_id: id }, max),
-  ]);
-  const byStatus = {};
-  for (const c of contacts.items) byStatus[c.status] = (byStatus[c.status] || 0) + 1;
-  const outcomes = {};
-  let live = 0;
-  for (const c of calls.items) {
-    if (c.status !== 'finished') live++;
-    else if (c.outcome) outcomes[c.outcome] = (outcomes[c.outcome] || 0) + 1;
-  }
-  return {
-    contacts: contacts.items, calls: calls.items, byStatus, outcomes, live,
-    complete: contacts.complete && calls.complete,
-  };
+/**
+ * A campaign's figures, counted by the server (GET .../summary): contacts
+ * by status, calls live and by outcome, the funnel's counts and the
+ * voice-to-voice latency, one request whatever the campaign's size.
+ */
+export function summaryOf(id) {
+  return get(`/api/v1/campaigns/${id}/summary`);
 }
 
-/** A bar of contacts by status, with the count done in words. */
-export function progressBar(p) {
-  const total = Object.values(p.byStatus).reduce((a, b) => a + b, 0);
-  const done = Object.entries(p.byStatus).filter(([k]) => DONE.has(k)).reduce((a, [, v]) => a + v, 0);
-  const more = p.complete ? '' : '+';
-  const bar = h('div', { class: 'progress', role: 'img', 'aria-label': `${done} of ${total}${more} contacts done` });
+/** Finished calls by outcome in words, the commonest first ('' without any). */
+export function outcomesText(summary) {
+  return Object.entries(summary.calls.by_outcome).filter(([, v]) => v)
+    .sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ');
+}
+
+/** A bar of a summary's contacts by status, with the count done in words. */
+export function progressBar(summary) {
+  const byStatus = summary.contacts.by_status;
+  const total = summary.contacts.total;
+  const done = Object.entries(byStatus).filter(([k]) => DONE.has(k)).reduce((a, [, v]) => a + v, 0);
+  const bar = h('div', { class: 'progress', role: 'img', 'aria-label': `${done} of ${total} contacts done` });
   for (const st of CONTACT_STATUSES) {
-    const n = p.byStatus[st] || 0;
+    const n = byStatus[st] || 0;
     if (!n) continue;
     const seg = h('span', { class: ['progress-seg', `contact-${st}`], title: `${st.replace('_', ' ')}: ${n}` });
     seg.style.width = `${(100 * n) / total}%`;
     bar.append(seg);
   }
-  const legend = CONTACT_STATUSES.filter((st) => p.byStatus[st])
-    .map((st) => `${st.replace('_', ' ')} ${p.byStatus[st]}`).join(' · ');
+  const legend = CONTACT_STATUSES.filter((st) => byStatus[st])
+    .map((st) => `${st.replace('_', ' ')} ${byStatus[st]}`).join(' · ');
   return h('div', { class: 'progress-block', testid: 'campaign-progress' },
-    h('div', { class: 'progress-text' }, total ? `${done} of ${total}${more} contacts done` : 'no contacts yet'),
+    h('div', { class: 'progress-text' }, total ? `${done} of ${total} contacts done` : 'no contacts yet'),
     total ? bar : null,
     legend ? h('div', { class: 'progress-legend' }, legend) : null);
 }
@@ -89,15 +84,15 @@ export async function list(el) {
       h('thead', null, h('tr', null, ['Name', 'State', 'Telephony', 'Progress', 'Live calls', 'Outcomes']
         .map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, rows.map((r) => r.tr)))));
-    // Progress row by row, a few at a time (the API's rate limit).
+    // Progress row by row (one summary each), a few at a time (the API's
+    // rate limit).
     for (let i = 0; i < rows.length; i += 3) {
       await Promise.all(rows.slice(i, i + 3).map(async (r) => {
         try {
-          const p = await progressOf(r.c.id, 2000);
+          const p = await summaryOf(r.c.id);
           mount(r.progressCell, progressBar(p));
-          mount(r.liveCell, String(p.live));
-          const o = Object.entries(p.outcomes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(', ');
-          mount(r.outcomeCell, o || '–');
+          mount(r.liveCell, String(p.calls.live));
+          mount(r.outcomeCell, outcomesText(p) || '–');
         } catch (e) {
           mount(r.progressCell, h('span', { class: 'muted' }, describe(e)));
           mount(r.liveCell, '');
