@@ -232,6 +232,14 @@ impl Browser {
             .unwrap_or_else(|e| panic!("set file {} on {css}: {e}", path.display()));
     }
 
+    /// Hands `csv` to the page's contacts file input as `contacts.csv`,
+    /// as the file picker would.
+    pub async fn upload_contacts(&self, csv: &str) {
+        let path = self.scratch_dir().join("contacts.csv");
+        std::fs::write(&path, csv).expect("write csv");
+        self.set_file("#contacts-file", &path).await;
+    }
+
     /// Waits for `css` and scrolls it to the middle of the viewport (before
     /// a screenshot of what lies below the fold).
     pub async fn scroll_to(&self, css: &str) {
@@ -486,13 +494,9 @@ async fn an_operator_signs_in_creates_a_campaign_and_uploads_contacts() {
 
     // A CSV with one bad line (line 3; the header is line 1) through the
     // file input: the import report lists that line.
-    let csv = browser.scratch_dir().join("contacts.csv");
-    std::fs::write(
-        &csv,
-        "phone,name\n+14155550101,Ann\nnot a number,Bad\n+14155550102,Cy\n",
-    )
-    .expect("write csv");
-    browser.set_file("#contacts-file", &csv).await;
+    browser
+        .upload_contacts("phone,name\n+14155550101,Ann\nnot a number,Bad\n+14155550102,Cy\n")
+        .await;
     browser
         .wait_for_text("[data-testid=import-accepted]", "2 accepted")
         .await;
@@ -579,15 +583,11 @@ async fn an_operator_runs_a_campaign_watches_it_live_and_plays_the_recording() {
         .await;
 
     // Contacts, one line of them bad.
-    let csv = browser.scratch_dir().join("contacts.csv");
-    std::fs::write(
-        &csv,
-        format!(
+    browser
+        .upload_contacts(&format!(
             "phone,timezone\n{talker},Europe/London\n0044 bad,Europe/London\n{busy},Europe/London\n"
-        ),
-    )
-    .expect("write csv");
-    browser.set_file("#contacts-file", &csv).await;
+        ))
+        .await;
     browser
         .wait_for_text("[data-testid=import-invalid]", "1 rejected")
         .await;
