@@ -408,6 +408,12 @@ impl Conversation {
     pub fn on(&mut self, input: Input, now: Now) -> Vec<Command> {
         match input {
             Input::Say { text, then } => {
+                // The new line replaces the one playing and what was to
+                // follow it (a machine's beep restarts the voicemail
+                // message: the cut first one must not end the call).
+                if let Some(turn) = self.agent.as_mut() {
+                    turn.then = None;
+                }
                 self.barge_in(now);
                 self.speak_fixed(&text, then, now);
             }

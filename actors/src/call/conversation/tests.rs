@@ -777,3 +777,27 @@ fn the_text_being_spoken_goes_to_live_watchers() {
         ]
     );
 }
+
+#[test]
+fn a_repeated_machine_verdict_restarts_the_message_whole() {
+    // The verdict, then the beep (another `machine` event): the message
+    // starts again after the tone, and the call ends once that one played.
+    let mut core = Core::greeted(config());
+    let message = "Hi, this is Ada from Acme. Please call us back.";
+    for _ in 0..2 {
+        core.on(Input::Say {
+            text: message.into(),
+            then: Some(EndCause::Machine),
+        });
+        core.synthesise();
+        core.run(ms(300));
+        assert_eq!(core.c.take_hangup(), None, "the message was cut");
+    }
+    core.run(Duration::from_secs(5));
+    let records = core.records();
+    let last = records.last().expect("turns");
+    assert_eq!(last.heard_text.as_deref(), Some(message));
+    assert!(!last.interrupted);
+    assert!(records[records.len() - 2].interrupted, "the first was cut");
+    assert_eq!(core.c.take_hangup(), Some(EndCause::Machine));
+}
