@@ -70,6 +70,8 @@ pub trait LoggedCall: Clone {
     fn ended(&self) -> bool;
     /// It, in brief.
     fn brief(&self) -> Self::Brief;
+    /// talky's transfer of it was accepted.
+    fn transfer_accepted(&self) -> bool;
 }
 
 /// Defines an emulator's `CallBrief` (one call in brief, as a stats
@@ -115,6 +117,10 @@ macro_rules! call_brief {
 
             fn ended(&self) -> bool {
                 self.ended
+            }
+
+            fn transfer_accepted(&self) -> bool {
+                self.transfer.is_some()
             }
 
             fn brief(&self) -> CallBrief {
@@ -172,6 +178,18 @@ impl<R: LoggedCall> CallLog<R> {
         let at = lock(&self.index).get(id).copied()?;
         let mut calls = lock(&self.calls);
         calls.get_mut(at).map(|c| f(&mut c.record))
+    }
+
+    /// How a media loop that ended as `closed` (our socket went away) is
+    /// to be counted: a transfer already accepted is the provider's to
+    /// carry out, so talky's socket closing in the same moment (a crash
+    /// right after asking) does not hang up the person's leg.
+    pub(crate) fn closed_or_transferred<S>(&self, id: &str, closed: S, transferred: S) -> S {
+        if self.with_call(id, |r| r.transfer_accepted()) == Some(true) {
+            transferred
+        } else {
+            closed
+        }
     }
 
     /// Appends a call (and counts it created).
@@ -460,6 +478,7 @@ mod tests {
     struct Rec {
         id: String,
         ended: bool,
+        transferred: bool,
     }
 
     impl LoggedCall for Rec {
@@ -473,6 +492,9 @@ mod tests {
         fn brief(&self) -> String {
             self.id.clone()
         }
+        fn transfer_accepted(&self) -> bool {
+            self.transferred
+        }
     }
 
     #[tokio::test]
@@ -483,6 +505,7 @@ mod tests {
                 record: Rec {
                     id: id.into(),
                     ended: false,
+                    transferred: false,
                 },
                 hangup: Arc::new(Notify::new()),
             });
@@ -506,6 +529,11 @@ mod tests {
         );
         assert_eq!(StatsSource(log.clone()).calls(), vec!["a", "b"]);
         assert_eq!(log.records().len(), 2);
+        // A socket closing after an accepted transfer is the transfer's.
+        assert_eq!(log.closed_or_transferred("a", "closed", "moved"), "closed");
+        log.with_call("a", |r| r.transferred = true);
+        assert_eq!(log.closed_or_transferred("a", "closed", "moved"), "moved");
+        assert_eq!(log.closed_or_transferred("c", "closed", "moved"), "closed");
     }
 
     async fn sent(hooks: Vec<u32>, reorder: bool) -> Vec<u32> {

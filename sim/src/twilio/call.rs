@@ -867,6 +867,14 @@ async fn stream_loop(
             }
         }
     };
+    let side = match side {
+        HangUpSide::SocketClosed => {
+            shared
+                .calls
+                .closed_or_transferred(sid, side, HangUpSide::Transferred)
+        }
+        other => other,
+    };
     match side {
         // Gone without a word: no `stop`, no close frame.
         HangUpSide::SocketDropped => {}

@@ -676,6 +676,14 @@ async fn media_loop(
             }
         }
     };
+    let side = match side {
+        HangUpSide::SocketClosed => {
+            shared
+                .calls
+                .closed_or_transferred(uuid, side, HangUpSide::Transferred)
+        }
+        other => other,
+    };
     if side != HangUpSide::SocketClosed {
         let _ = sink.send(Message::Close(None)).await;
         let _ = sink.close().await;

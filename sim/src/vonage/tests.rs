@@ -52,6 +52,8 @@ struct AgentLog {
     spoke: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
     frames_in: u64,
     closed: bool,
+    /// Our side of the media socket, to close it when a test says.
+    out: Option<mpsc::UnboundedSender<Message>>,
 }
 
 /// (Authorization header, raw body).
@@ -122,6 +124,7 @@ async fn agent(socket: WebSocket, script: AgentScript, log: Arc<Mutex<AgentLog>>
     let (sink, mut stream) = socket.split();
     let (say_tx, mut say_rx) = mpsc::unbounded_channel::<String>();
     let (out_tx, writer) = writer(sink);
+    lock(&log).out = Some(out_tx.clone());
     // Speaker: paced real time.
     let lg = log.clone();
     let out = out_tx.clone();
@@ -844,12 +847,8 @@ async fn signed_webhooks_verify_with_talkys_verifier() {
     }
 }
 
-/// A transfer (§1.3) of a connected call: a body the emulator does not
-/// run is refused (400, naming the parameter), the spec's is taken (204):
-/// the target is recorded, the media socket closed, `transfer` posted,
-/// and once the person hangs up, `completed`; the call is over then.
-#[tokio::test]
-async fn a_transfer_is_recorded_and_the_call_goes_to_the_person() {
+/// A call of the `asks_for_human` persona, its media socket up.
+async fn asking_for_a_person() -> (VonageSimHandle, Talky, String) {
     let sim = sim().await;
     let talky = Talky::start(AgentScript {
         greeting: AGENT_LINES[0].into(),
@@ -860,28 +859,40 @@ async fn a_transfer_is_recorded_and_the_call_goes_to_the_person() {
     sim.wait_for(&uuid, Duration::from_secs(20), |r| r.socket_opened)
         .await
         .expect("socket up");
+    (sim, talky, uuid)
+}
+
+/// `PUT /v1/calls/{uuid}` with `body`, as talky's client signs it.
+async fn put_call(sim: &VonageSimHandle, uuid: &str, body: Value) -> reqwest::Response {
     let jwt = AppJwt::from_pem(APP_ID, &Secret::new(PRIVATE_PEM)).expect("jwt");
-    let http = reqwest::Client::new();
-    let url = format!("{}/v1/calls/{uuid}", sim.base_url());
-    let put = |body: Value| {
-        http.put(&url)
-            .bearer_auth(jwt.token(Utc::now()).expect("token"))
-            .json(&body)
-            .send()
-    };
+    reqwest::Client::new()
+        .put(format!("{}/v1/calls/{uuid}", sim.base_url()))
+        .bearer_auth(jwt.token(Utc::now()).expect("token"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// A transfer (§1.3) of a connected call: a body the emulator does not
+/// run is refused (400, naming the parameter), the spec's is taken (204):
+/// the target is recorded, the media socket closed, `transfer` posted,
+/// and once the person hangs up, `completed`; the call is over then.
+#[tokio::test]
+async fn a_transfer_is_recorded_and_the_call_goes_to_the_person() {
+    let (sim, talky, uuid) = asking_for_a_person().await;
+    let put = |body: Value| put_call(&sim, &uuid, body);
     let body = talky::providers::vonage::ncco::transfer_body("+14155550199", "+447700900001")
         .expect("body");
     let mut by_url = serde_json::to_value(&body).expect("json");
     by_url["destination"] = json!({"type": "ncco", "url": ["https://example.com/ncco"]});
-    let r = put(by_url).await.expect("send");
+    let r = put(by_url).await;
     assert_eq!(r.status(), 400);
     let p: Value = r.json().await.expect("json");
     assert_eq!(p["invalid_parameters"][0]["name"], "destination", "{p}");
     assert_eq!(sim.call(&uuid).and_then(|r| r.transfer), None);
 
-    let r = put(serde_json::to_value(&body).expect("json"))
-        .await
-        .expect("send");
+    let r = put(serde_json::to_value(&body).expect("json")).await;
     assert_eq!(r.status(), 204);
     let rec = ended(&sim, &uuid, 30).await;
     assert_eq!(rec.hang_up, Some(HangUpSide::Transferred));
@@ -903,8 +914,26 @@ async fn a_transfer_is_recorded_and_the_call_goes_to_the_person() {
     );
     assert_eq!(transfer.body["uuid"], uuid.as_str());
     // Over: a second transfer finds no call.
-    let r = put(serde_json::to_value(&body).expect("json"))
-        .await
-        .expect("send");
+    let r = put(serde_json::to_value(&body).expect("json")).await;
     assert_eq!(r.status(), 404);
+}
+
+/// talky's socket closing right after the provider accepted its transfer
+/// (a crash just after asking) does not end the person's leg: the call is
+/// counted transferred, not hung up by talky, and goes on to the person.
+#[tokio::test]
+async fn a_socket_closed_after_an_accepted_transfer_leaves_the_call_to_the_person() {
+    let (sim, talky, uuid) = asking_for_a_person().await;
+    let body = talky::providers::vonage::ncco::transfer_body("+14155550199", "+447700900001")
+        .expect("body");
+    let out = lock(&talky.log).out.clone().expect("socket");
+    let r = put_call(&sim, &uuid, serde_json::to_value(&body).expect("json")).await;
+    assert_eq!(r.status(), 204);
+    let _ = out.send(Message::close());
+    let rec = ended(&sim, &uuid, 30).await;
+    eprintln!("DBG {:?} closed={}", rec.hang_up, lock(&talky.log).closed);
+    assert_eq!(rec.hang_up, Some(HangUpSide::Transferred));
+    let statuses = rec.statuses();
+    assert!(statuses.iter().any(|s| s == "transfer"), "{statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("completed"));
 }
