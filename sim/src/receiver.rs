@@ -4,6 +4,7 @@
 //! checks Standard Webhooks signatures with its own HMAC-SHA256, sharing
 //! no code with talky's signer. The demo and the integration tests use it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -50,6 +51,25 @@ impl Received {
             verifies(&key, &self.id, &self.timestamp, &self.body, &self.signature)
         })
     }
+}
+
+/// The `webhook-id`s of the `event_type` events among `received`, by
+/// their `data` field `by` (a call's id, say): how a customer counts what
+/// it got per call.
+pub fn ids_by(
+    received: &[Received],
+    event_type: &str,
+    by: &str,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in received {
+        let body = r.json();
+        if body["type"] == event_type {
+            let key = body["data"][by].as_str().unwrap_or_default().to_string();
+            out.entry(key).or_default().insert(r.id.clone());
+        }
+    }
+    out
 }
 
 /// The HMAC key of an endpoint secret (`whsec_` + base64).

@@ -651,12 +651,15 @@ async fn an_operator_runs_a_campaign_watches_it_live_and_plays_the_recording() {
         .find(|c| c["outcome"] != "busy")
         .unwrap_or_else(|| panic!("the talker's call: {calls:?}"));
     let call_id = call["id"].as_str().expect("call id");
-    browser
-        .goto(&format!("{}/console#/calls/{call_id}", app.base))
-        .await;
-    browser
-        .wait_for_text("#transcript", "Yes, I am interested")
-        .await;
+    let open_call = || async {
+        browser
+            .goto(&format!("{}/console#/calls/{call_id}", app.base))
+            .await;
+        browser
+            .wait_for_text("#transcript", "Yes, I am interested")
+            .await;
+    };
+    open_call().await;
     let audio = browser
         .poll("the recording's duration", Duration::from_secs(60), || async {
             // Not ready yet (409): the page offers a retry; press it.
@@ -710,12 +713,7 @@ async fn an_operator_runs_a_campaign_watches_it_live_and_plays_the_recording() {
     browser.resize(390, 844).await;
     browser.assert_fits_width("the campaign page").await;
     browser.screenshot("phone-campaign").await;
-    browser
-        .goto(&format!("{}/console#/calls/{call_id}", app.base))
-        .await;
-    browser
-        .wait_for_text("#transcript", "Yes, I am interested")
-        .await;
+    open_call().await;
     browser.assert_fits_width("the call page").await;
     browser.screenshot("phone-call").await;
 

@@ -4,12 +4,13 @@
 //! Signatures are verified by the simulated world's receiver
 //! (`talky_sim::receiver`, its own HMAC), never with talky's signer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use talky_sim::llm::agent::AgentScript;
+use talky_sim::receiver::ids_by;
 use talky_sim::vonage::persona::Personas;
 
 use crate::e2e::{campaign_of, finished_calls, persona_for, world_tweaked};
@@ -364,19 +365,6 @@ async fn a_tenant_with_dead_receivers_never_holds_up_another() {
         task.abort();
     }
     app.stop().await;
-}
-
-/// Webhook ids of `event_type` events by the `data` field `by`.
-fn ids_by(received: &[Received], event_type: &str, by: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for r in received {
-        let body = r.json();
-        if body["type"] == event_type {
-            let key = body["data"][by].as_str().unwrap_or_default().to_string();
-            out.entry(key).or_default().insert(r.id.clone());
-        }
-    }
-    out
 }
 
 /// The structured data the campaigns of these tests ask for.

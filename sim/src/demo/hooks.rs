@@ -15,24 +15,6 @@ pub async fn start() -> std::io::Result<Receiver> {
     Receiver::start(|n| if n < FAILED_FIRST { 503 } else { 200 }).await
 }
 
-/// The `webhook-id`s accepted (2xx) for `event_type` events, by the
-/// `data` field `by`.
-pub fn accepted_by(
-    received: &[Received],
-    event_type: &str,
-    by: &str,
-) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for r in received.iter().filter(|r| r.accepted()) {
-        let body = r.json();
-        if body["type"] == event_type {
-            let key = body["data"][by].as_str().unwrap_or_default().to_string();
-            out.entry(key).or_default().insert(r.id.clone());
-        }
-    }
-    out
-}
-
 /// One line per event type: events (distinct ids), requests, refused
 /// requests, events accepted, and whether every signature verified under
 /// `secret`.
@@ -116,7 +98,8 @@ mod tests {
         let ended: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(ended, ["call.ended", "2", "3", "1", "2", "all", "valid"]);
         assert!(lines[1].starts_with("call.analyzed") && lines[1].ends_with("INVALID"));
-        let by = accepted_by(&got, "call.ended", "id");
+        let accepted: Vec<Received> = got.iter().filter(|r| r.accepted()).cloned().collect();
+        let by = crate::receiver::ids_by(&accepted, "call.ended", "id");
         assert_eq!(by.len(), 2);
         assert_eq!(by["a"].len(), 1, "the refused try is not counted");
     }

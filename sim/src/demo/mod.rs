@@ -41,6 +41,7 @@ use crate::deepgram::{DeepgramSim, DeepgramSimConfig};
 use crate::elevenlabs::{ElevenLabsSim, ElevenLabsSimConfig};
 use crate::llm::agent::AgentScript;
 use crate::llm::{LlmSim, LlmSimConfig};
+use crate::receiver::ids_by;
 use crate::twilio::{TwilioSim, TwilioSimConfig};
 use crate::vonage::persona::Personas;
 use crate::vonage::{VonageSim, VonageSimConfig};
@@ -663,10 +664,10 @@ async fn after_the_calls(
             .iter()
             .filter_map(|(id, analysed)| analysed.then_some(id))
             .collect();
-        let received = receiver.received();
-        let ended = hooks::accepted_by(&received, "call.ended", "id");
-        let analyzed = hooks::accepted_by(&received, "call.analyzed", "call_id");
-        let completed = hooks::accepted_by(&received, "campaign.completed", "campaign_id");
+        let accepted = receiver.accepted();
+        let ended = ids_by(&accepted, "call.ended", "id");
+        let analyzed = ids_by(&accepted, "call.analyzed", "call_id");
+        let completed = ids_by(&accepted, "campaign.completed", "campaign_id");
         let events_in = calls
             .iter()
             .all(|c| ended.contains_key(c["id"].as_str().unwrap_or_default()))

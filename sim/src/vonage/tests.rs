@@ -880,7 +880,7 @@ async fn put_call(sim: &VonageSimHandle, uuid: &str, body: Value) -> reqwest::Re
 /// and once the person hangs up, `completed`; the call is over then.
 #[tokio::test]
 async fn a_transfer_is_recorded_and_the_call_goes_to_the_person() {
-    let (sim, talky, uuid) = asking_for_a_person().await;
+    let (sim, _talky, uuid) = asking_for_a_person().await;
     let put = |body: Value| put_call(&sim, &uuid, body);
     let body = talky::providers::vonage::ncco::transfer_body("+14155550199", "+447700900001")
         .expect("body");
