@@ -152,6 +152,7 @@ fn call_template(c: &Campaign) -> CallConfig {
     t.language = c.language.clone();
     t.llm_model = c.llm_model.clone();
     t.max_duration = Duration::from_secs(c.max_call_duration_secs.max(10) as u64);
+    t.ringing_timeout = Duration::from_secs(c.ring_timeout_secs.clamp(15, 120) as u64);
     t.telephony = c.telephony.clone();
     t.transfer = c.transfer();
     t

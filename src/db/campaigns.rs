@@ -71,6 +71,9 @@ pub struct Campaign {
     pub transfer_number: Option<String>,
     /// The line the agent says before the transfer.
     pub transfer_announce: Option<String>,
+    /// How long a call rings before it is given up as unanswered
+    /// (seconds).
+    pub ring_timeout_secs: i32,
 }
 
 impl Campaign {
@@ -202,6 +205,7 @@ pub async fn save(
         campaigns::max_attempts.eq(campaign.max_attempts),
         campaigns::retry_backoff_secs.eq(campaign.retry_backoff_secs),
         campaigns::max_call_duration_secs.eq(campaign.max_call_duration_secs),
+        campaigns::ring_timeout_secs.eq(campaign.ring_timeout_secs),
         campaigns::recording_enabled.eq(campaign.recording_enabled),
         campaigns::telephony.eq(&campaign.telephony),
         campaigns::analysis.eq(&campaign.analysis),

@@ -52,6 +52,7 @@ diesel::table! {
         recording_retention_days -> Nullable<Int4>,
         transfer_number -> Nullable<Text>,
         transfer_announce -> Nullable<Text>,
+        ring_timeout_secs -> Int4,
     }
 }
 

@@ -20,6 +20,7 @@ async fn create_get_patch_delete() {
     );
     assert_eq!(c["max_attempts"], 5);
     assert_eq!(c["max_concurrent_calls"], 10);
+    assert_eq!(c["ring_timeout_secs"], 45, "the default ring time");
     assert_eq!(c["agent"]["language"], "en-US");
     let id = c["id"].as_str().expect("id");
 
@@ -31,7 +32,8 @@ async fn create_get_patch_delete() {
         .patch(
             &format!("/api/v1/campaigns/{id}"),
             &key,
-            &json!({ "name": "summer", "agent": { "greeting": "Hi there" }, "max_concurrent_calls": 50 }),
+            &json!({ "name": "summer", "agent": { "greeting": "Hi there" }, "max_concurrent_calls": 50,
+                     "ring_timeout_secs": 20 }),
         )
         .await;
     assert_eq!(status, 200, "{patched}");
@@ -42,6 +44,7 @@ async fn create_get_patch_delete() {
         c["agent"]["system_prompt"]
     );
     assert_eq!(patched["max_concurrent_calls"], 50);
+    assert_eq!(patched["ring_timeout_secs"], 20);
 
     // Clearing the voicemail message while the action needs it is refused
     // and changes nothing.
@@ -80,7 +83,8 @@ async fn validation_names_every_bad_field() {
                 "max_concurrent_calls": 0,
                 "max_attempts": 1000,
                 "retry_backoff_secs": -1,
-                "max_call_duration_secs": 5
+                "max_call_duration_secs": 5,
+                "ring_timeout_secs": 10
             }),
         )
         .await;
@@ -102,6 +106,7 @@ async fn validation_names_every_bad_field() {
         "max_attempts",
         "retry_backoff_secs",
         "max_call_duration_secs",
+        "ring_timeout_secs",
     ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }

@@ -252,6 +252,9 @@ pub(crate) struct Leg {
     /// Events posted to talky (Vonage webhooks; Twilio status and AMD
     /// callbacks, not the TwiML fetch), duplicates included.
     pub(crate) posted: usize,
+    /// The ring time talky asked for (Vonage `ringing_timer`, Twilio
+    /// `Timeout`), seconds.
+    pub(crate) ring_secs: Option<u64>,
 }
 
 impl World {
@@ -285,6 +288,7 @@ impl World {
                         .collect(),
                     ended: r.ended,
                     posted: r.webhooks.len(),
+                    ring_secs: r.request["ringing_timer"].as_u64(),
                     id: r.uuid,
                     to: r.to.trim_start_matches('+').to_string(),
                     heard: r.heard,
@@ -320,6 +324,8 @@ impl World {
                         )
                         .collect(),
                     ended: r.ended,
+                    ring_secs: talky_sim::twilio::wire::first(&r.request, "Timeout")
+                        .and_then(|t| t.parse().ok()),
                     posted: r
                         .callbacks
                         .iter()
@@ -554,10 +560,19 @@ pub(crate) async fn no_conversation_outcomes(provider: TelephonyProvider) {
     persona_for(&mut personas, "voicemail", machine);
     let world = world(personas).await;
     let app = &world.app;
-    let (id, key) = campaign_with(app, &[busy, none, machine], via(provider)).await;
+    // The unanswered line rings for the campaign's ring time, the
+    // shortest allowed.
+    let (id, key) = campaign_with(app, &[busy, none, machine], |b| {
+        via(provider)(b);
+        b["ring_timeout_secs"] = json!(15);
+    })
+    .await;
     let calls = finished_calls(app, &key, &id, 3).await;
     assert_eq!(calls.len(), 3, "all three calls finished");
     world.assert_carried_by(provider, &calls).await;
+    for leg in world.legs(provider) {
+        assert_eq!(leg.ring_secs, Some(15), "{leg:?}");
+    }
     let outcome = |phone: &str| {
         calls
             .iter()

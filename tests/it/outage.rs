@@ -101,7 +101,7 @@ async fn postgres_gone_while_callees_opt_out_loses_nothing() {
     world.set_env("DATABASE_URL", through(&world.database_url(), &pg));
     world.set_env("TALKY_DATABASE__CONNECT_TIMEOUT_MS", "1000".into());
     let a = world.serve("a").await;
-    let campaign = world.campaign(&a).await;
+    let campaign = world.live_campaign(&a).await;
     world.wait_conversations(&a, &campaign, 3).await;
     pg.cut();
     let cut_at = chrono::Utc::now();
