@@ -13,7 +13,8 @@ use super::children::tts::TTS_AUDIO_CAPACITY;
 use super::config::CallConfig;
 use super::conversation::{Conversation, Input};
 use super::leg::{
-    LegState, adopt_leg, dial, finish, hang_up, resolved, shutdown, telephony, timer, transferred,
+    LegState, adopt_leg, dial, ended_while_transferring, finish, hang_up, resolved, shutdown,
+    telephony, timer, transferred,
 };
 use super::lifecycle::{EndCause, Lifecycle};
 use super::msg::{CallMsg, ChildKind, ReportSink, TimerKind};
@@ -193,7 +194,7 @@ impl<P: CallPorts> Actor for CallActor<P> {
                 state.media_out = None;
                 if state.conv.transferring() {
                     // A transfer ends our stream: its answer decides.
-                    state.leg.ended_while_transferring = true;
+                    ended_while_transferring(&myself, state).await;
                 } else {
                     finish(&myself, state, EndCause::Completed).await;
                 }

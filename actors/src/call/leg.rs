@@ -39,6 +39,11 @@ pub(crate) struct LegState {
     /// provider said `completed` (a transfer closes our stream, maybe
     /// before its REST answer): the transfer's answer decides the outcome.
     pub ended_while_transferring: bool,
+    /// The transfer request went out and its answer was lost (a time-out
+    /// or a reset): the provider may be moving the leg to the person. Our
+    /// stream ending settles it as transferred, else
+    /// [`TimerKind::TransferSettle`] as failed.
+    pub transfer_unsettled: bool,
 }
 
 pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
@@ -125,7 +130,11 @@ pub(super) fn transfer<P: CallPorts>(
                 )
                 .await
             }
-            Err(e) => Err(e),
+            // Never asked of the provider: a failure for sure, whatever
+            // kept the mark from being stored.
+            Err(e) => Err(PortError::Unavailable(format!(
+                "the transfer could not be recorded: {e}"
+            ))),
         };
         let _ = me.cast(CallMsg::Transferred(result));
     });
@@ -135,7 +144,12 @@ pub(super) fn transfer<P: CallPorts>(
 /// over for us (`transferred`: children and media end, the turns so far
 /// are stored) while the provider's leg goes on to the person; never hung
 /// up. Refused: the agent apologises and goes on; if our stream or the
-/// leg already ended meanwhile, the call is over as completed.
+/// leg already ended meanwhile, the call is over as completed. No answer
+/// (the request went out, its outcome is unknown): the provider may be
+/// carrying it out, and Vonage and Twilio end our media stream as they
+/// do; so our stream ended (now or within [`TimerKind::TransferSettle`])
+/// means transferred, else the transfer failed. Either way the leg is
+/// never hung up on the strength of a lost answer.
 pub(super) async fn transferred<P: CallPorts>(
     myself: &ActorRef<CallMsg>,
     state: &mut CallState<P>,
@@ -144,6 +158,24 @@ pub(super) async fn transferred<P: CallPorts>(
     if !state.conv.transferring() {
         return;
     }
+    let stream_ended = state.leg.ended_while_transferring || state.media_out.is_none();
+    let result = match result {
+        Err(PortError::Timeout(why) | PortError::Unknown(why)) => {
+            if stream_ended {
+                tracing::info!(call.id = %state.key.call, why, "the transfer's answer was lost; our stream ended: transferred");
+                Ok(())
+            } else {
+                tracing::warn!(call.id = %state.key.call, why, "the transfer's answer was lost; waiting for our stream to end");
+                state.leg.transfer_unsettled = true;
+                let settle = state.cfg.port_timeout;
+                state.set_timer(myself, TimerKind::TransferSettle, settle);
+                return;
+            }
+        }
+        other => other,
+    };
+    state.leg.transfer_unsettled = false;
+    state.cancel_timer(TimerKind::TransferSettle);
     match result {
         Ok(()) => {
             metrics::counter!(crate::metrics::TRANSFERS, "result" => "accepted").increment(1);
@@ -153,12 +185,25 @@ pub(super) async fn transferred<P: CallPorts>(
         Err(e) => {
             metrics::counter!(crate::metrics::TRANSFERS, "result" => "failed").increment(1);
             tracing::warn!(call.id = %state.key.call, error = %e, "transfer failed");
-            if state.leg.ended_while_transferring || state.media_out.is_none() {
+            if stream_ended {
                 finish(myself, state, EndCause::Completed).await;
             } else {
                 state.drive(myself, Input::TransferFailed(e.to_string()));
             }
         }
+    }
+}
+
+/// Our media stream ended or the provider said `completed` while a
+/// transfer is out: the transfer's answer decides, or has already been
+/// lost, and then this settles it as transferred.
+pub(super) async fn ended_while_transferring<P: CallPorts>(
+    myself: &ActorRef<CallMsg>,
+    state: &mut CallState<P>,
+) {
+    state.leg.ended_while_transferring = true;
+    if state.leg.transfer_unsettled {
+        transferred(myself, state, Err(PortError::Unknown("answer lost".into()))).await;
     }
 }
 
@@ -285,7 +330,7 @@ pub(super) async fn telephony<P: CallPorts>(
         TelephonyEvent::Failed(why) => finish(myself, state, EndCause::Failed(why)).await,
         TelephonyEvent::Cancelled => finish(myself, state, EndCause::Cancelled).await,
         TelephonyEvent::Completed if state.conv.transferring() => {
-            state.leg.ended_while_transferring = true;
+            ended_while_transferring(myself, state).await;
         }
         TelephonyEvent::Completed => {
             // Webhooks can arrive out of order: a `completed` before any
@@ -396,6 +441,12 @@ pub(super) async fn timer<P: CallPorts>(
             state.drive(myself, Input::Timer(kind));
         }
         TimerKind::ResolvePlacement => resolve_placement(myself, state),
+        TimerKind::TransferSettle => {
+            if state.leg.transfer_unsettled {
+                let why = "no answer to the transfer request and our stream still up";
+                transferred(myself, state, Err(PortError::Rejected(why.into()))).await;
+            }
+        }
         TimerKind::CompletedUnanswered => finish(myself, state, EndCause::Completed).await,
     }
 }

@@ -583,6 +583,11 @@ impl Harness {
         lock(&self.store.log).turns.clone()
     }
 
+    /// The outcome the call was finished with, once it was.
+    pub fn outcome(&self) -> Option<String> {
+        lock(&self.store.log).finished.as_ref().map(|f| f.0.clone())
+    }
+
     pub fn frames_heard(&self) -> usize {
         lock(&self.heard).frames.len()
     }

@@ -384,14 +384,7 @@ async fn callee_hanging_up_mid_sentence_finalises_the_call() {
             .as_deref()
             .is_some_and(|t| t.len() < last.text.len())
     );
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("completed")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("completed"));
     assert_eq!(lock(&h.reports).len(), 1);
 }
 
@@ -413,14 +406,7 @@ async fn silence_gets_reprompts_then_a_polite_hang_up() {
     );
     assert_eq!(lock(&h.telephony.log).hung_up.len(), 1);
     wait(11.0).await;
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("no_input")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("no_input"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -445,14 +431,7 @@ async fn max_duration_says_goodbye_and_hangs_up() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.5).await;
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("timeout")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("timeout"));
     let turns = h.turns();
     assert_eq!(
         turns.last().map(|t| t.text.as_str()),
@@ -487,14 +466,7 @@ async fn a_machine_gets_the_voicemail_message() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.5).await;
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("machine")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("machine"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -580,14 +552,7 @@ async fn busy_ends_before_any_media() {
         .expect("cast");
     wait(0.1).await;
     assert!(h.handle.is_finished());
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("busy")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("busy"));
     assert_eq!(
         lock(&h.store.log).statuses,
         ["dialing", "ringing", "finished"]
@@ -643,14 +608,7 @@ async fn ringing_too_long_is_no_answer() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.1).await;
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("no_answer")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("no_answer"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -698,14 +656,7 @@ async fn a_machine_is_hung_up_on_when_the_campaign_says_so() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.1).await;
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("machine")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("machine"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -877,14 +828,7 @@ async fn shutdown_in_conversation_says_the_line_then_hangs_up_as_interrupted() {
         .cast(CallMsg::Telephony(TelephonyEvent::Completed))
         .expect("cast");
     wait(0.5).await;
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("interrupted")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("interrupted"));
     let reports = lock(&h.reports);
     assert_eq!(reports.len(), 1);
     assert_eq!(
@@ -914,14 +858,7 @@ async fn shutdown_before_an_answer_hangs_up_at_once_and_a_finished_call_ignores_
         .expect("cast");
     wait(0.1).await;
     assert!(h.handle.is_finished());
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("interrupted")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("interrupted"));
     assert!(h.turns().is_empty(), "nothing was said");
     let _ = h.call.cast(CallMsg::Shutdown);
     wait(0.1).await;
@@ -1301,14 +1238,7 @@ async fn a_transfer_says_the_announce_then_hands_the_leg_over_without_hanging_up
         lock(&h.telephony.log).hung_up.is_empty(),
         "the leg goes on to the person"
     );
-    assert_eq!(
-        lock(&h.store.log)
-            .finished
-            .as_ref()
-            .map(|f| f.0.clone())
-            .as_deref(),
-        Some("transferred")
-    );
+    assert_eq!(h.outcome().as_deref(), Some("transferred"));
     let turns = h.turns();
     let last = turns.last().expect("turns");
     assert_eq!(last.speaker, Role::Assistant);
@@ -1341,6 +1271,12 @@ async fn a_transfer_says_the_announce_then_hands_the_leg_over_without_hanging_up
 /// for a failed transfer take; the apology's text.
 async fn ask_and_hear_the_apology_time(h: &Harness) -> String {
     ask_for_a_person(h).await;
+    wait_through_the_apology().await
+}
+
+/// Waits as long as the announce and the apology for a failed transfer
+/// take; the apology's text.
+async fn wait_through_the_apology() -> String {
     let failed_text = config().transfer_failed_text;
     wait(
         speech_duration(&format!("Of course. {ANNOUNCE}")).as_secs_f64()
@@ -1393,6 +1329,47 @@ async fn a_refused_transfer_is_apologised_for_and_the_call_goes_on() {
     let requests = lock(&h.llm_requests);
     let (_, last) = requests.last().expect("asked again");
     assert!(!last.tools.iter().any(|t| t.name == "transfer_call"));
+    assert!(lock(&h.store.log).finished.is_none());
+}
+
+/// The transfer request outlives the port time-out (its answer is lost)
+/// and the provider then ends our stream, as it does carrying a transfer
+/// out: the call is transferred, the leg never hung up.
+#[tokio::test(start_paused = true)]
+async fn a_transfer_whose_answer_is_lost_is_settled_by_our_stream_ending() {
+    let mut h = greeted_with(transfer_config()).await;
+    *lock(&h.telephony.transfer_takes) = secs(60.0);
+    ask_for_a_person(&h).await;
+    let port_timeout = config().port_timeout.as_secs_f64();
+    wait(speech_duration(&format!("Of course. {ANNOUNCE}")).as_secs_f64() + port_timeout + 0.5)
+        .await;
+    assert_eq!(lock(&h.telephony.log).transfers.len(), 1);
+    assert!(!h.handle.is_finished(), "the lost answer is not a failure");
+    assert!(
+        !lock(&h.tts_requests)
+            .iter()
+            .any(|(_, t)| config().transfer_failed_text.contains(t.as_str())),
+        "no apology while the transfer may be going on"
+    );
+    h.callee = None;
+    wait(1.0).await;
+    assert!(h.handle.is_finished(), "the actor stopped");
+    assert!(lock(&h.telephony.log).hung_up.is_empty(), "never hung up");
+    assert_eq!(h.outcome().as_deref(), Some("transferred"));
+}
+
+/// The transfer's answer is lost and our stream stays up past the settle
+/// time: the provider did not move the leg; the agent apologises and the
+/// call goes on, its leg not hung up.
+#[tokio::test(start_paused = true)]
+async fn a_transfer_whose_answer_is_lost_and_whose_stream_stays_up_goes_on() {
+    let h = greeted_with(transfer_config()).await;
+    *lock(&h.telephony.transfer_takes) = secs(60.0);
+    let port_timeout = config().port_timeout.as_secs_f64();
+    ask_for_a_person(&h).await;
+    wait(2.0 * port_timeout).await;
+    let failed_text = wait_through_the_apology().await;
+    the_call_goes_on_with_an_apology(&h, &failed_text);
     assert!(lock(&h.store.log).finished.is_none());
 }
 
