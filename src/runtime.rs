@@ -153,6 +153,7 @@ fn call_template(c: &Campaign) -> CallConfig {
     t.llm_model = c.llm_model.clone();
     t.max_duration = Duration::from_secs(c.max_call_duration_secs.max(10) as u64);
     t.ringing_timeout = Duration::from_secs(c.ring_timeout_secs.clamp(15, 120) as u64);
+    t.no_input_timeout = Duration::from_secs(c.reprompt_after_secs.clamp(3, 60) as u64);
     t.telephony = c.telephony.clone();
     t.transfer = c.transfer();
     t

@@ -74,6 +74,8 @@ pub struct Campaign {
     /// How long a call rings before it is given up as unanswered
     /// (seconds).
     pub ring_timeout_secs: i32,
+    /// Callee silence before the agent reprompts (seconds).
+    pub reprompt_after_secs: i32,
 }
 
 impl Campaign {
@@ -206,6 +208,7 @@ pub async fn save(
         campaigns::retry_backoff_secs.eq(campaign.retry_backoff_secs),
         campaigns::max_call_duration_secs.eq(campaign.max_call_duration_secs),
         campaigns::ring_timeout_secs.eq(campaign.ring_timeout_secs),
+        campaigns::reprompt_after_secs.eq(campaign.reprompt_after_secs),
         campaigns::recording_enabled.eq(campaign.recording_enabled),
         campaigns::telephony.eq(&campaign.telephony),
         campaigns::analysis.eq(&campaign.analysis),

@@ -53,6 +53,7 @@ diesel::table! {
         transfer_number -> Nullable<Text>,
         transfer_announce -> Nullable<Text>,
         ring_timeout_secs -> Int4,
+        reprompt_after_secs -> Int4,
     }
 }
 

@@ -48,6 +48,9 @@ pub const DEFAULT_MAX_CALL_DURATION_SECS: i32 = 600;
 /// Default ring time of a campaign's calls, seconds (as before it was a
 /// setting: the call's own default).
 pub const DEFAULT_RING_TIMEOUT_SECS: i32 = 45;
+/// Default callee silence before a reprompt, seconds (the call's own
+/// default before it was a setting).
+pub const DEFAULT_REPROMPT_AFTER_SECS: i32 = 8;
 
 /// A day of the week.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -212,6 +215,11 @@ pub struct CampaignInput {
     /// Telemarketing Sales Rule asks before abandoning a call.
     #[schema(minimum = 15, maximum = 120)]
     pub ring_timeout_secs: Option<i32>,
+    /// Seconds of callee silence before the agent asks again ("Are you
+    /// still there?"), 3 to 60 (default 8); after the second reprompt the
+    /// agent says goodbye and the call ends `no_input`.
+    #[schema(minimum = 3, maximum = 60)]
+    pub reprompt_after_secs: Option<i32>,
     /// On a machine: leave a message or hang up (default `hangup`).
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call (default false).
@@ -293,6 +301,10 @@ pub struct CampaignPatch {
     /// next call).
     #[schema(minimum = 15, maximum = 120)]
     pub ring_timeout_secs: Option<i32>,
+    /// Seconds of callee silence before the agent asks again, 3 to 60
+    /// (from the next call).
+    #[schema(minimum = 3, maximum = 60)]
+    pub reprompt_after_secs: Option<i32>,
     /// On a machine: leave a message or hang up.
     pub voicemail_action: Option<VoicemailAction>,
     /// Record both sides of each call.
@@ -324,6 +336,7 @@ impl CampaignInput {
             retry_backoff_secs,
             max_call_duration_secs,
             ring_timeout_secs,
+            reprompt_after_secs,
             voicemail_action,
             recording_enabled,
             recording_retention_days,
@@ -341,6 +354,7 @@ impl CampaignInput {
             && retry_backoff_secs.is_none()
             && max_call_duration_secs.is_none()
             && ring_timeout_secs.is_none()
+            && reprompt_after_secs.is_none()
             && voicemail_action.is_none()
             && recording_enabled.is_none()
             && telephony.is_none()
@@ -414,6 +428,8 @@ pub struct CampaignView {
     pub max_call_duration_secs: i32,
     /// Seconds a call rings before it is given up as unanswered.
     pub ring_timeout_secs: i32,
+    /// Seconds of callee silence before the agent reprompts.
+    pub reprompt_after_secs: i32,
     /// On a machine.
     pub voicemail_action: String,
     /// Calls are recorded.
@@ -468,6 +484,7 @@ impl From<Campaign> for CampaignView {
             retry_backoff_secs: c.retry_backoff_secs,
             max_call_duration_secs: c.max_call_duration_secs,
             ring_timeout_secs: c.ring_timeout_secs,
+            reprompt_after_secs: c.reprompt_after_secs,
             voicemail_action: c.voicemail_action,
             recording_enabled: c.recording_enabled,
             recording_retention_days: c.recording_retention_days,
@@ -643,6 +660,9 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
     if let Some(v) = input.ring_timeout_secs {
         c.ring_timeout_secs = check.range("ring_timeout_secs", v, 15, 120);
     }
+    if let Some(v) = input.reprompt_after_secs {
+        c.reprompt_after_secs = check.range("reprompt_after_secs", v, 3, 60);
+    }
     if let Some(v) = input.voicemail_action {
         c.voicemail_action = v.as_str().into();
     }
@@ -757,6 +777,7 @@ fn blank_campaign(tenant: TenantId, telephony: Telephony) -> Campaign {
         retry_backoff_secs: DEFAULT_RETRY_BACKOFF_SECS,
         max_call_duration_secs: DEFAULT_MAX_CALL_DURATION_SECS,
         ring_timeout_secs: DEFAULT_RING_TIMEOUT_SECS,
+        reprompt_after_secs: DEFAULT_REPROMPT_AFTER_SECS,
         recording_enabled: false,
         created_at: now,
         updated_at: now,

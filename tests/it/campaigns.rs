@@ -21,6 +21,7 @@ async fn create_get_patch_delete() {
     assert_eq!(c["max_attempts"], 5);
     assert_eq!(c["max_concurrent_calls"], 10);
     assert_eq!(c["ring_timeout_secs"], 45, "the default ring time");
+    assert_eq!(c["reprompt_after_secs"], 8, "the default reprompt time");
     assert_eq!(c["agent"]["language"], "en-US");
     let id = c["id"].as_str().expect("id");
 
@@ -33,7 +34,7 @@ async fn create_get_patch_delete() {
             &format!("/api/v1/campaigns/{id}"),
             &key,
             &json!({ "name": "summer", "agent": { "greeting": "Hi there" }, "max_concurrent_calls": 50,
-                     "ring_timeout_secs": 20 }),
+                     "ring_timeout_secs": 20, "reprompt_after_secs": 5 }),
         )
         .await;
     assert_eq!(status, 200, "{patched}");
@@ -45,6 +46,7 @@ async fn create_get_patch_delete() {
     );
     assert_eq!(patched["max_concurrent_calls"], 50);
     assert_eq!(patched["ring_timeout_secs"], 20);
+    assert_eq!(patched["reprompt_after_secs"], 5);
 
     // Clearing the voicemail message while the action needs it is refused
     // and changes nothing.
@@ -84,7 +86,8 @@ async fn validation_names_every_bad_field() {
                 "max_attempts": 1000,
                 "retry_backoff_secs": -1,
                 "max_call_duration_secs": 5,
-                "ring_timeout_secs": 10
+                "ring_timeout_secs": 10,
+                "reprompt_after_secs": 61
             }),
         )
         .await;
@@ -107,6 +110,7 @@ async fn validation_names_every_bad_field() {
         "retry_backoff_secs",
         "max_call_duration_secs",
         "ring_timeout_secs",
+        "reprompt_after_secs",
     ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }

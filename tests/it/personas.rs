@@ -211,7 +211,12 @@ pub(crate) async fn silent_callee_reprompted(provider: TelephonyProvider) {
     let world = world(personas).await;
     let app = &world.app;
     world._keep.1.set_script(AgentScript);
-    let (id, key) = campaign_with(app, &[silent], via(provider)).await;
+    // The campaign's silence before a reprompt: 4 s (the default is 8).
+    let (id, key) = campaign_with(app, &[silent], |b| {
+        via(provider)(b);
+        b["reprompt_after_secs"] = json!(4);
+    })
+    .await;
     supervisors_see_the_live_call(app, &id, silent, provider).await;
     let calls = finished_calls(app, &key, &id, 1).await;
     world.assert_carried_by(provider, &calls).await;
@@ -228,6 +233,21 @@ pub(crate) async fn silent_callee_reprompted(provider: TelephonyProvider) {
         "two reprompts: {agent:?}"
     );
     assert_eq!(call["outcome"], "no_input", "{call}");
+    // Each agent turn starts the campaign's 4 s after the one before it
+    // ended (a little more: playout of its last frames).
+    let at = |t: &Value, k: &str| {
+        t[k].as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .unwrap_or_else(|| panic!("{k} of {t}"))
+    };
+    let stored = call["turns"].as_array().cloned().unwrap_or_default();
+    for pair in stored.windows(2) {
+        let gap = (at(&pair[1], "started_at") - at(&pair[0], "ended_at")).as_seconds_f64();
+        assert!(
+            (3.5..7.0).contains(&gap),
+            "silence before a reprompt {gap} s: {call}"
+        );
+    }
     let record = sim_call(&world.legs(provider), silent);
     assert_eq!(
         heard(&record).iter().map(|h| words(h)).collect::<Vec<_>>(),

@@ -145,6 +145,7 @@ function summary(c) {
     ['Attempts', `${c.max_attempts}, retry after ${c.retry_backoff_secs} s (doubling)`],
     ['Calls at once', String(c.max_concurrent_calls)],
     ['Rings for', `${c.ring_timeout_secs} s`],
+    ['Reprompts after', `${c.reprompt_after_secs} s of silence`],
     ['On a machine', c.voicemail_action.replace('_', ' ')],
     ['Recording', c.recording_enabled ? `on${c.recording_retention_days ? `, kept ${c.recording_retention_days} days` : ''}` : 'off'],
     ['Analysis', c.analysis ? 'on' : 'off'],

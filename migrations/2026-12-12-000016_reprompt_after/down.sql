@@ -1,0 +1,1 @@
+ALTER TABLE campaigns DROP COLUMN reprompt_after_secs;
