@@ -34,7 +34,8 @@ use talky_actors::ports::{Clock, TokioClock};
 use talky_actors::root::{ChildFactory, RootMsg};
 use talky_actors::tree::{campaign_name, campaign_report_sink};
 
-use crate::db::{self, campaigns::Campaign};
+use crate::db;
+use crate::db::campaigns::{Campaign, REPROMPT_AFTER_SECS, RING_TIMEOUT_SECS};
 use crate::reconcile::{Nodes, Reconciler};
 use crate::store::{PgCampaignStore, PgDialStore};
 
@@ -152,8 +153,9 @@ fn call_template(c: &Campaign) -> CallConfig {
     t.language = c.language.clone();
     t.llm_model = c.llm_model.clone();
     t.max_duration = Duration::from_secs(c.max_call_duration_secs.max(10) as u64);
-    t.ringing_timeout = Duration::from_secs(c.ring_timeout_secs.clamp(15, 120) as u64);
-    t.no_input_timeout = Duration::from_secs(c.reprompt_after_secs.clamp(3, 60) as u64);
+    let secs = |v: i32, (lo, hi): (i32, i32)| Duration::from_secs(v.clamp(lo, hi) as u64);
+    t.ringing_timeout = secs(c.ring_timeout_secs, RING_TIMEOUT_SECS);
+    t.no_input_timeout = secs(c.reprompt_after_secs, REPROMPT_AFTER_SECS);
     t.telephony = c.telephony.clone();
     t.transfer = c.transfer();
     t

@@ -10,6 +10,13 @@ use uuid::Uuid;
 use super::schema::{calls, campaigns};
 use super::{DbError, Page};
 
+/// Bounds of `ring_timeout_secs` (the migration's CHECK): 15 s, as the US
+/// Telemarketing Sales Rule asks before abandoning a call, to Vonage's
+/// longest `ringing_timer`.
+pub const RING_TIMEOUT_SECS: (i32, i32) = (15, 120);
+/// Bounds of `reprompt_after_secs` (the migration's CHECK).
+pub const REPROMPT_AFTER_SECS: (i32, i32) = (3, 60);
+
 /// A stored campaign.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = campaigns)]

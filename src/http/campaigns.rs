@@ -16,7 +16,7 @@ use super::problem::{ApiError, FieldError, Problem};
 use super::{Ctx, PageOf, PageParams, auth, json_body, no_content, ok, query, respond, with_ctx};
 use crate::analysis::settings::AnalysisSettings;
 use crate::db;
-use crate::db::campaigns::{Campaign, TransitionError};
+use crate::db::campaigns::{Campaign, REPROMPT_AFTER_SECS, RING_TIMEOUT_SECS, TransitionError};
 use crate::db::summary::CampaignSummary;
 use crate::providers::telephony::Telephony;
 use crate::redis::notices::What;
@@ -45,12 +45,12 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 pub const DEFAULT_RETRY_BACKOFF_SECS: i32 = 3600;
 /// Default longest call (ten minutes).
 pub const DEFAULT_MAX_CALL_DURATION_SECS: i32 = 600;
-/// Default ring time of a campaign's calls, seconds (as before it was a
-/// setting: the call's own default).
-pub const DEFAULT_RING_TIMEOUT_SECS: i32 = 45;
-/// Default callee silence before a reprompt, seconds (the call's own
-/// default before it was a setting).
-pub const DEFAULT_REPROMPT_AFTER_SECS: i32 = 8;
+/// Default ring time of a campaign's calls, seconds: the call's own.
+pub const DEFAULT_RING_TIMEOUT_SECS: i32 =
+    talky_actors::call::config::DEFAULT_RINGING_TIMEOUT.as_secs() as i32;
+/// Default callee silence before a reprompt, seconds: the call's own.
+pub const DEFAULT_REPROMPT_AFTER_SECS: i32 =
+    talky_actors::call::config::DEFAULT_NO_INPUT_TIMEOUT.as_secs() as i32;
 
 /// A day of the week.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -658,10 +658,12 @@ fn apply(ctx: &Ctx, input: CampaignInput, c: &mut Campaign) -> Result<(), ApiErr
         c.max_call_duration_secs = check.range("max_call_duration_secs", v, 10, 7_200);
     }
     if let Some(v) = input.ring_timeout_secs {
-        c.ring_timeout_secs = check.range("ring_timeout_secs", v, 15, 120);
+        let (lo, hi) = RING_TIMEOUT_SECS;
+        c.ring_timeout_secs = check.range("ring_timeout_secs", v, lo, hi);
     }
     if let Some(v) = input.reprompt_after_secs {
-        c.reprompt_after_secs = check.range("reprompt_after_secs", v, 3, 60);
+        let (lo, hi) = REPROMPT_AFTER_SECS;
+        c.reprompt_after_secs = check.range("reprompt_after_secs", v, lo, hi);
     }
     if let Some(v) = input.voicemail_action {
         c.voicemail_action = v.as_str().into();

@@ -39,11 +39,6 @@ pub(crate) struct LegState {
     /// provider said `completed` (a transfer closes our stream, maybe
     /// before its REST answer): the transfer's answer decides the outcome.
     pub ended_while_transferring: bool,
-    /// The transfer request went out and its answer was lost (a time-out
-    /// or a reset): the provider may be moving the leg to the person. Our
-    /// stream ending settles it as transferred, else
-    /// [`TimerKind::TransferSettle`] as failed.
-    pub transfer_unsettled: bool,
 }
 
 pub(super) fn dial<P: CallPorts>(myself: &ActorRef<CallMsg>, state: &mut CallState<P>) {
@@ -165,8 +160,9 @@ pub(super) async fn transferred<P: CallPorts>(
                 tracing::info!(call.id = %state.key.call, why, "the transfer's answer was lost; our stream ended: transferred");
                 Ok(())
             } else {
+                // Armed, it says the transfer is unsettled: our stream
+                // ending settles it as transferred, its firing as failed.
                 tracing::warn!(call.id = %state.key.call, why, "the transfer's answer was lost; waiting for our stream to end");
-                state.leg.transfer_unsettled = true;
                 let settle = state.cfg.port_timeout;
                 state.set_timer(myself, TimerKind::TransferSettle, settle);
                 return;
@@ -174,7 +170,6 @@ pub(super) async fn transferred<P: CallPorts>(
         }
         other => other,
     };
-    state.leg.transfer_unsettled = false;
     state.cancel_timer(TimerKind::TransferSettle);
     match result {
         Ok(()) => {
@@ -202,7 +197,7 @@ pub(super) async fn ended_while_transferring<P: CallPorts>(
     state: &mut CallState<P>,
 ) {
     state.leg.ended_while_transferring = true;
-    if state.leg.transfer_unsettled {
+    if state.timer_armed(TimerKind::TransferSettle) {
         transferred(myself, state, Err(PortError::Unknown("answer lost".into()))).await;
     }
 }
@@ -442,10 +437,8 @@ pub(super) async fn timer<P: CallPorts>(
         }
         TimerKind::ResolvePlacement => resolve_placement(myself, state),
         TimerKind::TransferSettle => {
-            if state.leg.transfer_unsettled {
-                let why = "no answer to the transfer request and our stream still up";
-                transferred(myself, state, Err(PortError::Rejected(why.into()))).await;
-            }
+            let why = "no answer to the transfer request and our stream still up";
+            transferred(myself, state, Err(PortError::Rejected(why.into()))).await;
         }
         TimerKind::CompletedUnanswered => finish(myself, state, EndCause::Completed).await,
     }

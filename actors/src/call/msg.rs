@@ -133,8 +133,9 @@ pub enum TimerKind {
     /// No event told the id of a leg placed with an unknown outcome: ask
     /// the provider's call list.
     ResolvePlacement,
-    /// A transfer request's answer was lost and our media stream is still
-    /// up: the provider did not carry it out; the call goes on.
+    /// Armed while a transfer request's answer is lost and our media
+    /// stream is up; firing: the provider did not carry it out, the call
+    /// goes on.
     TransferSettle,
 }
 

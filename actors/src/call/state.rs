@@ -163,6 +163,11 @@ impl<P: CallPorts> CallState<P> {
         self.timers.armed.remove(&kind);
     }
 
+    /// Whether a timer of `kind` is set and has not fired.
+    pub(crate) fn timer_armed(&self, kind: TimerKind) -> bool {
+        self.timers.armed.contains_key(&kind)
+    }
+
     pub(crate) fn timer_is_live(&mut self, kind: TimerKind, token: u64) -> bool {
         if self.timers.armed.get(&kind) == Some(&token) {
             self.timers.armed.remove(&kind);

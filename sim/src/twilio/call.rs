@@ -867,13 +867,10 @@ async fn stream_loop(
             }
         }
     };
-    let side = match side {
-        HangUpSide::SocketClosed => {
-            shared
-                .calls
-                .closed_or_transferred(sid, side, HangUpSide::Transferred)
-        }
-        other => other,
+    let side = if side == HangUpSide::SocketClosed && shared.calls.transfer_accepted(sid) {
+        HangUpSide::Transferred
+    } else {
+        side
     };
     match side {
         // Gone without a word: no `stop`, no close frame.

@@ -676,13 +676,10 @@ async fn media_loop(
             }
         }
     };
-    let side = match side {
-        HangUpSide::SocketClosed => {
-            shared
-                .calls
-                .closed_or_transferred(uuid, side, HangUpSide::Transferred)
-        }
-        other => other,
+    let side = if side == HangUpSide::SocketClosed && shared.calls.transfer_accepted(uuid) {
+        HangUpSide::Transferred
+    } else {
+        side
     };
     if side != HangUpSide::SocketClosed {
         let _ = sink.send(Message::Close(None)).await;

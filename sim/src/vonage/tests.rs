@@ -931,7 +931,6 @@ async fn a_socket_closed_after_an_accepted_transfer_leaves_the_call_to_the_perso
     assert_eq!(r.status(), 204);
     let _ = out.send(Message::close());
     let rec = ended(&sim, &uuid, 30).await;
-    eprintln!("DBG {:?} closed={}", rec.hang_up, lock(&talky.log).closed);
     assert_eq!(rec.hang_up, Some(HangUpSide::Transferred));
     let statuses = rec.statuses();
     assert!(statuses.iter().any(|s| s == "transfer"), "{statuses:?}");
